@@ -1,0 +1,3 @@
+//! Krylov subspace methods.
+
+pub mod cg;

@@ -1,0 +1,13 @@
+//! `pdekit-solvers`: PDE discretisations, random fields and sparse linear solvers.
+//!
+//! This crate is a pure library: it takes and returns plain numbers (`ndarray` arrays, `sprs` matrices,
+//! slices) and knows nothing of files, configs or progress bars.
+
+pub mod field;
+pub mod grid;
+pub mod krylov;
+pub mod linalg;
+pub mod problem;
+pub mod rng;
+
+pub use krylov::cg::{CgError, CgInfo, CgParams};
