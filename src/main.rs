@@ -1,1 +1,272 @@
-fn main(){}
+use clap::{Args, Parser, Subcommand};
+use pdekit::config::{ImageFormat, Plan, PlotPlan, Stage};
+use pdekit::data::Dataset;
+use pdekit::pipeline::{self, RunOptions};
+use pdekit::progress::Reporter;
+use pdekit::PdekitError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// pdekit: PDE datasets, solvers and neural operators, driven by TOML configs.
+#[derive(Parser, Debug)]
+#[command(
+    name = "pdekit",
+    version,
+    after_help = "Examples:\n  pdekit run configs/quickstart.toml\n  pdekit run configs/quickstart.toml --dry-run\n  pdekit inspect data/quickstart_darcy.h5\n\nExit codes: 0 success, 1 runtime failure, 2 usage or config error, 130 interrupted (rerun to resume)."
+)]
+struct Cli {
+    /// Print nothing but errors and warnings; no progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every stage of a config (generate, plot, ...), in order.
+    #[command(
+        after_help = "Example:\n  pdekit run configs/quickstart.toml\n  pdekit run configs/quickstart.toml --dry-run   # print the validated plan, run nothing"
+    )]
+    Run {
+        /// The TOML config.
+        config: PathBuf,
+        /// Validate the config, print the plan with all defaults filled in, and exit.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Run only the generate stage of a config: draw and solve samples into an HDF5 dataset.
+    #[command(
+        after_help = "Example:\n  pdekit generate configs/darcy.toml\n\nAn interrupted run (Ctrl-C, kill) resumes from its last checkpoint when rerun."
+    )]
+    Generate {
+        /// The TOML config; it needs a [generate] section.
+        config: PathBuf,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Draw figures: a config's [plot] section, or a dataset given with --data.
+    #[command(
+        after_help = "Examples:\n  pdekit plot configs/quickstart.toml\n  pdekit plot --data data/quickstart_darcy.h5 --out runs/look --samples 6 --format svg"
+    )]
+    Plot(PlotArgs),
+    /// Summarise an HDF5 dataset: layout, arrays, attributes and solver statistics.
+    #[command(after_help = "Example:\n  pdekit inspect data/quickstart_darcy.h5")]
+    Inspect {
+        /// A pdekit dataset, a neuraloperator {x, y} file or a PDEBench Darcy file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct Force {
+    /// Discard existing outputs and partial files and start again.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// A TOML config with a [plot] section.
+    #[arg(conflicts_with = "data", required_unless_present = "data")]
+    config: Option<PathBuf>,
+    /// A dataset to plot instead of a config.
+    #[arg(long, requires = "out")]
+    data: Option<PathBuf>,
+    /// Folder for the figures (with --data).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Number of samples in the panel (with --data).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    samples: u16,
+    /// Image format (with --data).
+    #[arg(long, value_enum, default_value = "png")]
+    format: Format,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    Png,
+    Svg,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // First Ctrl-C: finish the current batch and checkpoint. Second: leave at once; the file
+        // still holds everything up to the last checkpoint.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupt: stopping after the current batch (press Ctrl-C again to stop now)"
+            );
+        });
+    }
+    let reporter = Reporter::new(cli.quiet);
+    match dispatch(cli, reporter, &interrupted) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<(), PdekitError> {
+    match cli.command {
+        Command::Run {
+            config,
+            dry_run,
+            force,
+        } => {
+            let plan = Plan::load(&config)?;
+            if dry_run {
+                let text = format!(
+                    "# validated plan of {}\n{}",
+                    config.display(),
+                    plan.to_toml()
+                );
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+                return Ok(());
+            }
+            pipeline::run(
+                &plan,
+                RunOptions {
+                    force: force.force,
+                    reporter,
+                },
+                interrupted,
+            )
+        }
+        Command::Generate { config, force } => {
+            let plan = Plan::load(&config)?;
+            if !plan.runs(Stage::Generate) && plan.generate.is_none() {
+                return Err(PdekitError::Usage(format!(
+                    "{}: the config has no [generate] section",
+                    config.display()
+                )));
+            }
+            pipeline::generate::run(
+                &plan,
+                RunOptions {
+                    force: force.force,
+                    reporter,
+                },
+                interrupted,
+            )
+            .map(|_| ())
+        }
+        Command::Plot(args) => {
+            let plot = match (args.config, args.data, args.out) {
+                (Some(config), _, _) => {
+                    let plan = Plan::load(&config)?;
+                    plan.plot.ok_or_else(|| {
+                        PdekitError::Usage(format!(
+                            "{}: the config has no [plot] section",
+                            config.display()
+                        ))
+                    })?
+                }
+                (None, Some(data), Some(out)) => PlotPlan {
+                    input: data,
+                    output_dir: out,
+                    samples: usize::from(args.samples),
+                    format: match args.format {
+                        Format::Png => ImageFormat::Png,
+                        Format::Svg => ImageFormat::Svg,
+                    },
+                },
+                _ => {
+                    return Err(PdekitError::Usage(
+                        "plot needs a CONFIG, or --data FILE with --out DIR".into(),
+                    ))
+                }
+            };
+            pipeline::plot::run(&plot, reporter).map(|_| ())
+        }
+        Command::Inspect { file } => inspect(&file),
+    }
+}
+
+fn inspect(path: &std::path::Path) -> Result<(), PdekitError> {
+    use std::fmt::Write as _;
+    let ds = Dataset::open(path)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} with {} samples",
+        path.display(),
+        ds.layout().describe(),
+        ds.len()
+    );
+    let mut attrs = ds.attr_names();
+    attrs.sort();
+    for name in attrs {
+        if let Some(v) = ds.attr(&name) {
+            let first = v.lines().next().unwrap_or_default();
+            let more = v.lines().count() > 1;
+            let _ = writeln!(out, "  @{name} = {first}{}", if more { " …" } else { "" });
+        }
+    }
+    if let Some((x, y)) = ds.grid()? {
+        let _ = writeln!(
+            out,
+            "  grid: {} × {} points on [{}, {}] × [{}, {}]",
+            x.len(),
+            y.len(),
+            x[0],
+            x[x.len() - 1],
+            y[0],
+            y[y.len() - 1]
+        );
+    }
+    for f in ds.fields() {
+        let _ = writeln!(out, "  {:<22} {:?} {}", f.name, f.shape, f.dtype);
+    }
+    if ds.has("stats/iterations") && !ds.is_empty() {
+        let it = ds.read_all("stats/iterations")?;
+        let (lo, hi) = it
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        let _ = writeln!(
+            out,
+            "  solver iterations: min {lo}, mean {:.1}, max {hi}",
+            it.mean().unwrap_or(f64::NAN)
+        );
+    }
+    if ds.has("stats/residual") && !ds.is_empty() {
+        let r = ds.read_all("stats/residual")?;
+        let _ = writeln!(
+            out,
+            "  max relative residual: {:.3e}",
+            r.iter().fold(0.0f64, |a, &v| a.max(v))
+        );
+    }
+    if ds.has("stats/converged") && !ds.is_empty() {
+        let c = ds.read_all("stats/converged")?;
+        let bad = c.iter().filter(|&&v| v == 0.0).count();
+        let _ = writeln!(out, "  converged: {} of {}", c.len() - bad, c.len());
+    }
+    if ds.has("stats/seconds") && !ds.is_empty() {
+        let s = ds.read_all("stats/seconds")?;
+        let _ = writeln!(
+            out,
+            "  solve seconds per sample: mean {:.4}",
+            s.mean().unwrap_or(f64::NAN)
+        );
+    }
+    // A closed pipe (`pdekit inspect f.h5 | head`) is not an error worth reporting.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    Ok(())
+}

@@ -191,7 +191,15 @@ mod tests {
         let sampler = GrfSampler2d::new(n, params).unwrap();
         let fwd = FftPlanner::new().plan_fft_forward(n);
         let samples = 400;
-        let modes = [(1usize, 0usize), (0, 1), (1, 1), (2, 1), (3, 0), (2, 3), (n - 1, 2)];
+        let modes = [
+            (1usize, 0usize),
+            (0, 1),
+            (1, 1),
+            (2, 1),
+            (3, 0),
+            (2, 3),
+            (n - 1, 2),
+        ];
         let mut power = vec![0.0; modes.len()];
         for s in 0..samples {
             let u = sampler.sample(&mut sample_rng(11, s));

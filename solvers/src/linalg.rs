@@ -32,7 +32,11 @@ impl<'a> CsrOperator<'a> {
     /// If the matrix is not square or not in CSR storage: both are construction bugs, not input errors.
     pub fn new(matrix: &'a CsMat<f64>) -> Self {
         assert!(matrix.is_csr(), "CsrOperator needs CSR storage");
-        assert_eq!(matrix.rows(), matrix.cols(), "CsrOperator needs a square matrix");
+        assert_eq!(
+            matrix.rows(),
+            matrix.cols(),
+            "CsrOperator needs a square matrix"
+        );
         Self { matrix }
     }
 }

@@ -180,11 +180,23 @@ mod tests {
         let op = CsrOperator::new(&a);
         let b: Vec<f64> = (0..200).map(|i| (i as f64).cos()).collect();
         let mut x = vec![0.0; 200];
-        let info = cg(&op, &Jacobi::new(&a).unwrap(), &b, &mut x, &CgParams::new(1e-10, 1000)).unwrap();
+        let info = cg(
+            &op,
+            &Jacobi::new(&a).unwrap(),
+            &b,
+            &mut x,
+            &CgParams::new(1e-10, 1000),
+        )
+        .unwrap();
         assert!(info.converged && info.rel_residual <= 1e-10);
         let mut ax = vec![0.0; 200];
         op.apply(&x, &mut ax);
-        let res: f64 = ax.iter().zip(&b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
+        let res: f64 = ax
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f64>()
+            .sqrt();
         assert!(res / norm2(&b) <= 1e-10);
     }
 
@@ -193,7 +205,14 @@ mod tests {
         let a = laplacian_1d(400, |_| 1.0);
         let b = vec![1.0; 400];
         let mut x = vec![0.0; 400];
-        let err = cg(&CsrOperator::new(&a), &Identity, &b, &mut x, &CgParams::new(1e-12, 5)).unwrap_err();
+        let err = cg(
+            &CsrOperator::new(&a),
+            &Identity,
+            &b,
+            &mut x,
+            &CgParams::new(1e-12, 5),
+        )
+        .unwrap_err();
         let info = err.info().expect("no-convergence carries its report");
         assert_eq!(info.iterations, 5);
         assert!(!info.converged && info.rel_residual > 1e-12 && info.rel_residual.is_finite());
@@ -205,7 +224,14 @@ mod tests {
         t.add_triplet(0, 0, 1.0);
         t.add_triplet(1, 1, -1.0);
         let a: CsMat<f64> = t.to_csr();
-        let err = cg(&CsrOperator::new(&a), &Identity, &[0.0, 1.0], &mut [0.0, 0.0], &CgParams::default()).unwrap_err();
+        let err = cg(
+            &CsrOperator::new(&a),
+            &Identity,
+            &[0.0, 1.0],
+            &mut [0.0, 0.0],
+            &CgParams::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, CgError::Breakdown { .. }), "{err}");
     }
 
@@ -214,11 +240,28 @@ mod tests {
         let a = laplacian_1d(3, |_| 1.0);
         let op = CsrOperator::new(&a);
         assert_eq!(
-            cg(&op, &Identity, &[1.0; 2], &mut [0.0; 3], &CgParams::default()).unwrap_err(),
-            CgError::DimensionMismatch { expected: 3, got: 2 }
+            cg(
+                &op,
+                &Identity,
+                &[1.0; 2],
+                &mut [0.0; 3],
+                &CgParams::default()
+            )
+            .unwrap_err(),
+            CgError::DimensionMismatch {
+                expected: 3,
+                got: 2
+            }
         );
         assert_eq!(
-            cg(&op, &Identity, &[1.0, f64::NAN, 0.0], &mut [0.0; 3], &CgParams::default()).unwrap_err(),
+            cg(
+                &op,
+                &Identity,
+                &[1.0, f64::NAN, 0.0],
+                &mut [0.0; 3],
+                &CgParams::default()
+            )
+            .unwrap_err(),
             CgError::NonFinite
         );
     }

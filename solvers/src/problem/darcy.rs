@@ -53,7 +53,11 @@ fn unknowns_per_side(grid: &Grid2d) -> usize {
 
 /// Assembles `−∇·(a∇u) = f` with zero Dirichlet data. `a` and `f` are sampled at the grid's points
 /// (`s × s`); on a vertex grid their boundary values of `f` are unused.
-pub fn assemble(grid: &Grid2d, a: &Array2<f64>, f: &Array2<f64>) -> Result<LinearSystem, DarcyError> {
+pub fn assemble(
+    grid: &Grid2d,
+    a: &Array2<f64>,
+    f: &Array2<f64>,
+) -> Result<LinearSystem, DarcyError> {
     let s = grid.resolution;
     if s < 3 {
         return Err(DarcyError::ResolutionTooSmall { resolution: s });
@@ -254,7 +258,14 @@ mod tests {
         let sys = assemble(&grid, &a, &f).unwrap();
         let mut x = vec![0.0; sys.rhs.len()];
         let op = CsrOperator::new(&sys.matrix);
-        cg(&op, &Jacobi::new(&sys.matrix).unwrap(), &sys.rhs, &mut x, &CgParams::new(1e-11, 20_000)).unwrap();
+        cg(
+            &op,
+            &Jacobi::new(&sys.matrix).unwrap(),
+            &sys.rhs,
+            &mut x,
+            &CgParams::new(1e-11, 20_000),
+        )
+        .unwrap();
         let u = scatter(&grid, &x);
         u.indexed_iter()
             .map(|((i, j), &v)| (v - u_fn(c[i], c[j])).abs())
@@ -267,7 +278,10 @@ mod tests {
         let fine = manufactured_error(Grid2d::new(65, Centring::Vertex));
         let order = (coarse / fine).log2();
         assert!(coarse < 5e-3, "coarse error {coarse}");
-        assert!(order > 1.9 && order < 2.2, "observed order {order} ({coarse} -> {fine})");
+        assert!(
+            order > 1.9 && order < 2.2,
+            "observed order {order} ({coarse} -> {fine})"
+        );
     }
 
     #[test]
@@ -276,19 +290,29 @@ mod tests {
         let fine = manufactured_error(Grid2d::new(64, Centring::Cell));
         let order = (coarse / fine).log2();
         assert!(coarse < 1e-2, "coarse error {coarse}");
-        assert!(order > 1.8 && order < 2.3, "observed order {order} ({coarse} -> {fine})");
+        assert!(
+            order > 1.8 && order < 2.3,
+            "observed order {order} ({coarse} -> {fine})"
+        );
     }
 
     #[test]
     fn darcy_matrix_is_symmetric_with_positive_diagonal() {
         let grid = Grid2d::new(12, Centring::Vertex);
-        let gen = DarcyGenerator::new(DarcyParams { grid, ..Default::default() }).unwrap();
+        let gen = DarcyGenerator::new(DarcyParams {
+            grid,
+            ..Default::default()
+        })
+        .unwrap();
         let a = gen.coefficient(3, 1);
         let sys = assemble(&grid, &a, &Array2::ones((12, 12))).unwrap();
         let m = &sys.matrix;
         for (v, (i, j)) in m.iter() {
             let t = m.get(j, i).copied().unwrap_or(f64::NAN);
-            assert!((v - t).abs() < 1e-9 * v.abs(), "A[{i},{j}] = {v} but A[{j},{i}] = {t}");
+            assert!(
+                (v - t).abs() < 1e-9 * v.abs(),
+                "A[{i},{j}] = {v} but A[{j},{i}] = {t}"
+            );
             if i == j {
                 assert!(*v > 0.0);
             }
@@ -331,12 +355,19 @@ mod tests {
         let grid = Grid2d::new(8, Centring::Cell);
         let a = Array2::from_elem((8, 8), 1.0);
         let f = Array2::from_elem((7, 8), 1.0);
-        assert!(matches!(assemble(&grid, &a, &f), Err(DarcyError::ShapeMismatch { name: "source", .. })));
+        assert!(matches!(
+            assemble(&grid, &a, &f),
+            Err(DarcyError::ShapeMismatch { name: "source", .. })
+        ));
         let mut bad = a.clone();
         bad[[2, 3]] = -1.0;
         assert_eq!(
             assemble(&grid, &bad, &a).unwrap_err(),
-            DarcyError::BadCoefficient { ix: 2, iy: 3, value: -1.0 }
+            DarcyError::BadCoefficient {
+                ix: 2,
+                iy: 3,
+                value: -1.0
+            }
         );
     }
 }

@@ -1,0 +1,230 @@
+//! TOML configs, validated once into typed plans.
+//!
+//! Parsing is two steps, as in linfa: serde reads the file into `Raw…` structs that mirror the TOML
+//! (unknown keys, wrong types and missing keys fail here, with toml's own location), then
+//! [`Plan::check`] turns them into a [`Plan`] whose values are all in range. Every error names the
+//! file, the line and column, the key, and what was expected. Code below the plan trusts it.
+
+mod error;
+mod raw;
+
+pub use error::ConfigError;
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Defaults of every optional key. `configs/README.md` documents the same values.
+pub mod defaults {
+    pub const SEED: u64 = 0;
+    pub const CHECKPOINT_EVERY: u64 = 32;
+    pub const DARCY_RESOLUTION: usize = 64;
+    pub const DARCY_FORCING: f64 = 1.0;
+    pub const GRF_ALPHA: f64 = 2.0;
+    pub const GRF_TAU: f64 = 3.0;
+    pub const THRESHOLD_HIGH: f64 = 12.0;
+    pub const THRESHOLD_LOW: f64 = 3.0;
+    pub const TOLERANCE: f64 = 1e-8;
+    pub const MAX_ITERATIONS: usize = 10_000;
+    pub const PLOT_SAMPLES: usize = 4;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Generate,
+    Plot,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 2] = [Stage::Generate, Stage::Plot];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Generate => "generate",
+            Stage::Plot => "plot",
+        }
+    }
+}
+
+/// What to do with a sample whose solver hit its iteration cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stop the run with an error (the partial file stays, so the run can be resumed).
+    Fail,
+    /// Keep the sample with `converged = 0` in `/stats` and report it at the end.
+    Keep,
+}
+
+/// Floating-point type of the stored fields. Solves always run in f64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Centring {
+    Vertex,
+    Cell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoefficientKind {
+    Threshold,
+    Lognormal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverMethod {
+    Cg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreconditionerKind {
+    Jacobi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Png,
+    Svg,
+}
+
+impl ImageFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Svg => "svg",
+        }
+    }
+}
+
+/// A validated config: everything a run needs, with defaults filled in and paths resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GeneratePlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plot: Option<PlotPlan>,
+    /// The config file and its text, stored in every dataset it produces.
+    #[serde(skip)]
+    pub source_path: PathBuf,
+    #[serde(skip)]
+    pub source_text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GeneratePlan {
+    /// Name of the problem family; always `family.name()`, kept so the plan prints as a config.
+    pub problem: String,
+    pub output: PathBuf,
+    pub samples: u64,
+    pub seed: u64,
+    pub checkpoint_every: u64,
+    pub on_failure: OnFailure,
+    pub precision: Precision,
+    pub solver: SolverPlan,
+    #[serde(flatten)]
+    pub family: ProblemPlan,
+}
+
+/// The problem family and its parameters, printed as the `[generate.<family>]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemPlan {
+    Darcy(DarcyPlan),
+}
+
+impl ProblemPlan {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProblemPlan::Darcy(_) => "darcy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DarcyPlan {
+    pub resolution: usize,
+    pub centring: Centring,
+    pub forcing: f64,
+    pub coefficient: CoefficientPlan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoefficientPlan {
+    pub kind: CoefficientKind,
+    pub alpha: f64,
+    pub tau: f64,
+    /// `None`: the FNO convention τ^(α − d/2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
+    pub high: f64,
+    pub low: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SolverPlan {
+    pub method: SolverMethod,
+    pub preconditioner: PreconditionerKind,
+    pub tolerance: f64,
+    pub max_iterations: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlotPlan {
+    pub input: PathBuf,
+    pub output_dir: PathBuf,
+    pub samples: usize,
+    pub format: ImageFormat,
+}
+
+impl GeneratePlan {
+    /// The part of the plan that decides the samples' content. A partial file is resumed only if
+    /// its stored key equals this one.
+    pub fn content_key(&self) -> String {
+        serde_json::json!({
+            "samples": self.samples,
+            "seed": self.seed,
+            "precision": self.precision,
+            "solver": self.solver,
+            "problem": self.family,
+        })
+        .to_string()
+    }
+}
+
+impl Plan {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates config text; `path` names it in errors and anchors its relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        raw::check(raw, path, text)
+    }
+
+    pub fn runs(&self, stage: Stage) -> bool {
+        self.stages.contains(&stage)
+    }
+
+    /// The plan as TOML, defaults filled in: what `run --dry-run` prints.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render plan: {e}\n"))
+    }
+}

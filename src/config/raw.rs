@@ -1,0 +1,399 @@
+//! The TOML schema as serde reads it, and its validation into a [`Plan`].
+
+use super::*;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    stages: Option<Spanned<Vec<Stage>>>,
+    generate: Option<RawGenerate>,
+    plot: Option<RawPlot>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGenerate {
+    problem: Spanned<String>,
+    output: Spanned<String>,
+    samples: Spanned<u64>,
+    seed: Option<u64>,
+    checkpoint_every: Option<Spanned<u64>>,
+    on_failure: Option<OnFailure>,
+    precision: Option<Precision>,
+    darcy: Option<RawDarcy>,
+    solver: Option<RawSolver>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDarcy {
+    resolution: Option<Spanned<usize>>,
+    centring: Option<Centring>,
+    forcing: Option<Spanned<f64>>,
+    coefficient: Option<RawCoefficient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoefficient {
+    kind: Option<CoefficientKind>,
+    alpha: Option<Spanned<f64>>,
+    tau: Option<Spanned<f64>>,
+    sigma: Option<Spanned<f64>>,
+    high: Option<Spanned<f64>>,
+    low: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSolver {
+    method: Option<SolverMethod>,
+    preconditioner: Option<PreconditionerKind>,
+    tolerance: Option<Spanned<f64>>,
+    max_iterations: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlot {
+    input: Option<Spanned<String>>,
+    output_dir: Spanned<String>,
+    samples: Option<Spanned<usize>>,
+    format: Option<ImageFormat>,
+}
+
+/// Validation context: the file, its text and the folder relative paths resolve against.
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    dir: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn err<T>(&self, at: usize, key: &str, message: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError::at(
+            self.path,
+            self.text,
+            at,
+            Some(key.to_string()),
+            message.into(),
+        ))
+    }
+
+    /// An optional number, defaulted, that must satisfy `ok`; `expected` says what `ok` checks.
+    fn num<T: Copy + std::fmt::Display>(
+        &self,
+        value: &Option<Spanned<T>>,
+        default: T,
+        key: &str,
+        ok: impl Fn(T) -> bool,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) if ok(*v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => self.err(
+                v.span().start,
+                key,
+                format!("expected {expected}, got {}", v.get_ref()),
+            ),
+        }
+    }
+
+    /// `value` resolved against the config's folder, with `.` and `..` removed lexically.
+    fn path(&self, value: &str) -> PathBuf {
+        use std::path::Component;
+        let joined = self.dir.join(value);
+        let mut out = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    let popped = matches!(out.components().next_back(), Some(Component::Normal(_)))
+                        && out.pop();
+                    if !popped {
+                        out.push("..");
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        if out.as_os_str().is_empty() {
+            out.push(".");
+        }
+        out
+    }
+}
+
+fn positive(v: f64) -> bool {
+    v > 0.0 && v.is_finite()
+}
+
+pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, ConfigError> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let cx = Ctx { path, text, dir };
+
+    let generate = raw
+        .generate
+        .as_ref()
+        .map(|g| check_generate(&cx, g))
+        .transpose()?;
+
+    let plot = match &raw.plot {
+        None => None,
+        Some(p_ref) => {
+            let input = match (&p_ref.input, &generate) {
+                (Some(i), _) => cx.path(i.get_ref()),
+                (None, Some(g)) => g.output.clone(),
+                (None, None) => {
+                    return cx.err(
+                        text.find("[plot]").unwrap_or(0),
+                        "plot.input",
+                        "missing key: without a [generate] section, [plot] needs `input`, the dataset to plot",
+                    )
+                }
+            };
+            Some(PlotPlan {
+                input,
+                output_dir: cx.path(p_ref.output_dir.get_ref()),
+                samples: cx.num(
+                    &p_ref.samples,
+                    defaults::PLOT_SAMPLES,
+                    "plot.samples",
+                    |v| (1..=16).contains(&v),
+                    "an integer from 1 to 16",
+                )?,
+                format: p_ref.format.unwrap_or(ImageFormat::Png),
+            })
+        }
+    };
+
+    let stages = match &raw.stages {
+        None => {
+            let mut s = Vec::new();
+            if generate.is_some() {
+                s.push(Stage::Generate);
+            }
+            if plot.is_some() {
+                s.push(Stage::Plot);
+            }
+            if s.is_empty() {
+                return cx.err(
+                    0,
+                    "stages",
+                    "the config has nothing to run: add a [generate] or [plot] section",
+                );
+            }
+            s
+        }
+        Some(list) => {
+            let at = list.span().start;
+            if list.get_ref().is_empty() {
+                return cx.err(
+                    at,
+                    "stages",
+                    "expected at least one of \"generate\", \"plot\"",
+                );
+            }
+            let mut seen = Vec::new();
+            for &stage in list.get_ref() {
+                if seen.contains(&stage) {
+                    return cx.err(
+                        at,
+                        "stages",
+                        format!("stage \"{}\" is listed twice", stage.name()),
+                    );
+                }
+                let present = match stage {
+                    Stage::Generate => generate.is_some(),
+                    Stage::Plot => plot.is_some(),
+                };
+                if !present {
+                    return cx.err(
+                        at,
+                        "stages",
+                        format!(
+                            "stage \"{0}\" is listed but the config has no [{0}] section",
+                            stage.name()
+                        ),
+                    );
+                }
+                seen.push(stage);
+            }
+            // Stages always run in pipeline order, whatever order the list gives.
+            Stage::ALL
+                .iter()
+                .copied()
+                .filter(|s| seen.contains(s))
+                .collect()
+        }
+    };
+
+    Ok(Plan {
+        stages,
+        generate,
+        plot,
+        source_path: path.to_path_buf(),
+        source_text: text.to_string(),
+    })
+}
+
+fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError> {
+    let samples = *r.samples.get_ref();
+    if samples == 0 {
+        return cx.err(
+            r.samples.span().start,
+            "generate.samples",
+            "expected an integer ≥ 1, got 0",
+        );
+    }
+    let output = r.output.get_ref();
+    if output.trim().is_empty() {
+        return cx.err(
+            r.output.span().start,
+            "generate.output",
+            "expected a file path, got an empty string",
+        );
+    }
+    if !output.ends_with(".h5") {
+        return cx.err(
+            r.output.span().start,
+            "generate.output",
+            format!("expected a path ending in .h5, got \"{output}\""),
+        );
+    }
+    let family = match r.problem.get_ref().as_str() {
+        "darcy" => {
+            let empty = RawDarcy::default();
+            let d = r.darcy.as_ref().unwrap_or(&empty);
+            ProblemPlan::Darcy(check_darcy(cx, d)?)
+        }
+        other => {
+            return cx.err(
+                r.problem.span().start,
+                "generate.problem",
+                format!("unknown problem \"{other}\", expected one of: \"darcy\""),
+            )
+        }
+    };
+    let empty = RawSolver::default();
+    let sv = r.solver.as_ref().unwrap_or(&empty);
+    let solver = SolverPlan {
+        method: sv.method.unwrap_or(SolverMethod::Cg),
+        preconditioner: sv.preconditioner.unwrap_or(PreconditionerKind::Jacobi),
+        tolerance: cx.num(
+            &sv.tolerance,
+            defaults::TOLERANCE,
+            "generate.solver.tolerance",
+            |v| v > 0.0 && v < 1.0,
+            "a number in (0, 1)",
+        )?,
+        max_iterations: cx.num(
+            &sv.max_iterations,
+            defaults::MAX_ITERATIONS,
+            "generate.solver.max_iterations",
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+    };
+    Ok(GeneratePlan {
+        problem: family.name().to_string(),
+        solver,
+        family,
+        output: cx.path(output),
+        samples,
+        seed: r.seed.unwrap_or(defaults::SEED),
+        checkpoint_every: cx.num(
+            &r.checkpoint_every,
+            defaults::CHECKPOINT_EVERY,
+            "generate.checkpoint_every",
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        on_failure: r.on_failure.unwrap_or(OnFailure::Fail),
+        precision: r.precision.unwrap_or(Precision::F32),
+    })
+}
+
+fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
+    let c = d.coefficient.as_ref();
+    let empty = RawCoefficient::default();
+    let c = c.unwrap_or(&empty);
+    let kind = c.kind.unwrap_or(CoefficientKind::Threshold);
+    let coefficient = CoefficientPlan {
+        kind,
+        alpha: cx.num(
+            &c.alpha,
+            defaults::GRF_ALPHA,
+            "generate.darcy.coefficient.alpha",
+            |v| v > 1.0 && v.is_finite(),
+            "a number > 1 (the field must be continuous in 2-D)",
+        )?,
+        tau: cx.num(
+            &c.tau,
+            defaults::GRF_TAU,
+            "generate.darcy.coefficient.tau",
+            positive,
+            "a positive number",
+        )?,
+        sigma: match &c.sigma {
+            None => None,
+            Some(_) => Some(cx.num(
+                &c.sigma,
+                1.0,
+                "generate.darcy.coefficient.sigma",
+                positive,
+                "a positive number",
+            )?),
+        },
+        high: cx.num(
+            &c.high,
+            defaults::THRESHOLD_HIGH,
+            "generate.darcy.coefficient.high",
+            positive,
+            "a positive number",
+        )?,
+        low: cx.num(
+            &c.low,
+            defaults::THRESHOLD_LOW,
+            "generate.darcy.coefficient.low",
+            positive,
+            "a positive number",
+        )?,
+    };
+    if kind == CoefficientKind::Lognormal {
+        for (v, k) in [(&c.high, "high"), (&c.low, "low")] {
+            if let Some(v) = v {
+                return cx.err(
+                    v.span().start,
+                    &format!("generate.darcy.coefficient.{k}"),
+                    "only applies to kind = \"threshold\"; a log-normal coefficient is exp(field)",
+                );
+            }
+        }
+    }
+    Ok(DarcyPlan {
+        resolution: cx.num(
+            &d.resolution,
+            defaults::DARCY_RESOLUTION,
+            "generate.darcy.resolution",
+            |v| (3..=8192).contains(&v),
+            "an integer from 3 to 8192",
+        )?,
+        centring: d.centring.unwrap_or(Centring::Vertex),
+        forcing: cx.num(
+            &d.forcing,
+            defaults::DARCY_FORCING,
+            "generate.darcy.forcing",
+            f64::is_finite,
+            "a finite number",
+        )?,
+        coefficient,
+    })
+}

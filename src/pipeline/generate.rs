@@ -1,0 +1,303 @@
+//! The `generate` stage: draws and solves samples in parallel and streams them into a dataset.
+//!
+//! Samples are produced in batches (rayon across the samples of a batch) and appended in index order;
+//! the file is checkpointed every `checkpoint_every` samples, so a killed run resumes from the last
+//! checkpoint. Sample `i` depends only on `(seed, i)`, so a resumed run equals an uninterrupted one.
+
+use super::RunOptions;
+use crate::config::{self, CoefficientKind, GeneratePlan, Plan, Precision, ProblemPlan};
+use crate::data::h5::{partial_path, DatasetWriter, Dtype, FieldSpec, Header};
+use crate::data::{DataError, Dataset, FORMAT_NAME, FORMAT_VERSION};
+use crate::PdekitError;
+use pdekit_solvers::field::{CoefficientTransform, GrfParams};
+use pdekit_solvers::grid::{Centring, Grid2d};
+use pdekit_solvers::problem::darcy::{DarcyGenerator, DarcyParams, DarcySample};
+use pdekit_solvers::CgParams;
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Root attribute holding [`GeneratePlan::content_key`].
+pub const PLAN_KEY_ATTR: &str = "plan_key";
+
+/// What a generate run did.
+#[derive(Debug, Clone)]
+pub struct GenerateReport {
+    pub output: PathBuf,
+    pub samples: u64,
+    /// Samples recovered from an interrupted run.
+    pub resumed: u64,
+    /// True when the output was already complete and nothing was done.
+    pub up_to_date: bool,
+    /// Indices of samples kept with `converged = 0`.
+    pub unconverged: Vec<u64>,
+    pub seconds: f64,
+    pub mean_iterations: f64,
+    pub max_residual: f64,
+}
+
+fn darcy_params(d: &config::DarcyPlan, solver: &config::SolverPlan) -> DarcyParams {
+    let mut p = DarcyParams::default();
+    p.grid = Grid2d::new(
+        d.resolution,
+        match d.centring {
+            config::Centring::Vertex => Centring::Vertex,
+            config::Centring::Cell => Centring::Cell,
+        },
+    );
+    p.field = GrfParams::new(d.coefficient.alpha, d.coefficient.tau, d.coefficient.sigma);
+    p.transform = match d.coefficient.kind {
+        CoefficientKind::Threshold => CoefficientTransform::Threshold {
+            high: d.coefficient.high,
+            low: d.coefficient.low,
+        },
+        CoefficientKind::Lognormal => CoefficientTransform::LogNormal,
+    };
+    p.forcing = d.forcing;
+    p.solver = CgParams::new(solver.tolerance, solver.max_iterations);
+    p
+}
+
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The file layout of a generate plan.
+pub fn header(plan: &Plan, g: &GeneratePlan) -> Header {
+    let ProblemPlan::Darcy(d) = &g.family;
+    let grid = darcy_params(d, &g.solver).grid;
+    let s = d.resolution;
+    let field_dtype = match g.precision {
+        Precision::F32 => Dtype::F32,
+        Precision::F64 => Dtype::F64,
+    };
+    let plan_toml = toml::to_string_pretty(g).unwrap_or_default();
+    let attrs = vec![
+        ("format", FORMAT_NAME.to_string()),
+        ("format_version", FORMAT_VERSION.to_string()),
+        ("pdekit_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("problem", g.problem.clone()),
+        ("config", plan.source_text.clone()),
+        ("plan", plan_toml),
+        (PLAN_KEY_ATTR, g.content_key()),
+        ("seed", g.seed.to_string()),
+        ("samples", g.samples.to_string()),
+        ("created", now_utc()),
+    ];
+    let spec = |path: &str, dtype, frame: Vec<usize>| FieldSpec {
+        path: path.into(),
+        dtype,
+        frame,
+    };
+    Header {
+        attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        arrays: vec![
+            ("grid/x".into(), grid.coords()),
+            ("grid/y".into(), grid.coords()),
+        ],
+        fields: vec![
+            spec("inputs/coefficient", field_dtype, vec![s, s]),
+            spec("outputs/solution", field_dtype, vec![s, s]),
+            spec("params/index", Dtype::U64, vec![]),
+            spec("stats/iterations", Dtype::U32, vec![]),
+            spec("stats/residual", Dtype::F64, vec![]),
+            spec("stats/converged", Dtype::U8, vec![]),
+            spec("stats/seconds", Dtype::F64, vec![]),
+        ],
+    }
+}
+
+/// Runs the generate stage of `plan`.
+pub fn run(
+    plan: &Plan,
+    opts: RunOptions,
+    interrupted: &AtomicBool,
+) -> Result<GenerateReport, PdekitError> {
+    let g = plan.generate.as_ref().ok_or_else(|| {
+        PdekitError::Usage(format!(
+            "{}: the config has no [generate] section",
+            plan.source_path.display()
+        ))
+    })?;
+    let rep = opts.reporter;
+    let started = Instant::now();
+    let header = header(plan, g);
+
+    if opts.force {
+        let partial = partial_path(&g.output);
+        if partial.exists() {
+            std::fs::remove_file(&partial).map_err(|e| DataError::Io {
+                path: partial,
+                message: e.to_string(),
+            })?;
+        }
+    } else if g.output.exists() {
+        if let Ok(ds) = Dataset::open(&g.output) {
+            if ds.attr(PLAN_KEY_ATTR).as_deref() == Some(g.content_key().as_str())
+                && ds.len() as u64 == g.samples
+            {
+                rep.info(format!(
+                    "{} is up to date ({} samples); use --force to regenerate",
+                    g.output.display(),
+                    ds.len()
+                ));
+                return Ok(GenerateReport {
+                    output: g.output.clone(),
+                    samples: g.samples,
+                    resumed: 0,
+                    up_to_date: true,
+                    unconverged: Vec::new(),
+                    seconds: 0.0,
+                    mean_iterations: f64::NAN,
+                    max_residual: f64::NAN,
+                });
+            }
+        }
+        rep.info(format!(
+            "{} exists but was made by another plan; regenerating it",
+            g.output.display()
+        ));
+    }
+
+    let mut writer = match DatasetWriter::resume(&g.output, &header, PLAN_KEY_ATTR) {
+        // A partial file killed before its first checkpoint holds nothing to recover.
+        Err(DataError::Corrupt { path, message }) => {
+            rep.warn(format!(
+                "{}: cannot recover samples ({message}); starting again",
+                path.display()
+            ));
+            DatasetWriter::create(&g.output, &header)?
+        }
+        Err(e) => return Err(e.into()),
+        Ok(Some(w)) => {
+            rep.info(format!(
+                "resuming {}: {} of {} samples already done",
+                w.partial_path().display(),
+                w.len(),
+                g.samples
+            ));
+            w
+        }
+        Ok(None) => DatasetWriter::create(&g.output, &header)?,
+    };
+    let resumed = writer.len();
+
+    let ProblemPlan::Darcy(d) = &g.family;
+    let generator = DarcyGenerator::new(darcy_params(d, &g.solver))?;
+    let tolerance = g.solver.tolerance;
+    let batch = (g.checkpoint_every as usize).max(4 * rayon::current_num_threads()) as u64;
+    let bar = rep.bar(g.samples, "generate", "samples");
+    bar.set_position(resumed);
+
+    let mut unconverged = Vec::new();
+    let mut iterations_sum = 0.0;
+    let mut max_residual: f64 = 0.0;
+    let mut solved = 0u64;
+    let mut next = resumed;
+    while next < g.samples {
+        if interrupted.load(Ordering::SeqCst) {
+            writer.checkpoint()?;
+            bar.abandon();
+            return Err(PdekitError::Interrupted {
+                done: writer.len(),
+                total: g.samples,
+                partial: writer.partial_path().to_path_buf(),
+            });
+        }
+        let end = (next + batch).min(g.samples);
+        let results: Vec<Result<DarcySample, _>> = (next..end)
+            .into_par_iter()
+            .map(|i| {
+                let r = generator.generate(g.seed, i);
+                bar.inc(1);
+                r
+            })
+            .collect();
+        for result in results {
+            let sample = result?;
+            if !sample.info.converged {
+                if g.on_failure == config::OnFailure::Fail {
+                    writer.checkpoint()?;
+                    bar.abandon();
+                    return Err(PdekitError::NotConverged {
+                        index: sample.index,
+                        residual: sample.info.rel_residual,
+                        iterations: sample.info.iterations,
+                        tolerance,
+                        kept: writer.len(),
+                        partial: writer.partial_path().to_path_buf(),
+                    });
+                }
+                unconverged.push(sample.index);
+            }
+            let info = sample.info;
+            writer.append(&[
+                sample.coefficient.as_slice().expect("standard layout"),
+                sample.solution.as_slice().expect("standard layout"),
+                &[sample.index as f64],
+                &[info.iterations as f64],
+                &[info.rel_residual],
+                &[f64::from(u8::from(info.converged))],
+                &[sample.seconds],
+            ])?;
+            iterations_sum += info.iterations as f64;
+            max_residual = max_residual.max(info.rel_residual);
+            solved += 1;
+            if writer.len() % g.checkpoint_every == 0 {
+                writer.checkpoint()?;
+            }
+        }
+        next = end;
+    }
+    bar.finish_and_clear();
+    let output = writer.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let report = GenerateReport {
+        output,
+        samples: g.samples,
+        resumed,
+        up_to_date: false,
+        unconverged,
+        seconds,
+        mean_iterations: iterations_sum / solved.max(1) as f64,
+        max_residual,
+    };
+    rep.info(format!(
+        "generated {} samples into {} in {:.2} s ({:.1} samples/s{}); CG iterations: mean {:.1}; max relative residual {:.2e}",
+        solved,
+        report.output.display(),
+        seconds,
+        solved as f64 / seconds,
+        if resumed > 0 { format!(", {resumed} recovered from an interrupted run") } else { String::new() },
+        report.mean_iterations,
+        report.max_residual,
+    ));
+    if !report.unconverged.is_empty() {
+        rep.warn(format!(
+            "{} samples did not converge and are stored with converged = 0: indices {:?}",
+            report.unconverged.len(),
+            report.unconverged
+        ));
+    }
+    Ok(report)
+}

@@ -1,0 +1,318 @@
+//! Figures: heatmap panels of dataset samples and solver charts, as PNG or SVG.
+//!
+//! Text uses DejaVu Sans embedded in the binary (the `dejavu` crate through plotters' `ab_glyph`
+//! backend), so no system font library is needed. Files are drawn under a temporary name and renamed
+//! when complete.
+
+mod colormap;
+
+use crate::config::ImageFormat;
+use ndarray::ArrayView2;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+pub use colormap::viridis;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct PlotError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Both registrations use the same embedded font; failure means the font bytes are corrupt,
+        // which the plot tests would catch.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// One heatmap of a panel.
+pub struct Heatmap<'a> {
+    pub title: String,
+    pub values: ArrayView2<'a, f64>,
+}
+
+/// A scatter series of a chart.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+}
+
+/// Something that can draw itself on any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+/// Renders `figure` into `path` (PNG or SVG by `format`) through a temporary file.
+fn render(
+    path: &Path,
+    format: ImageFormat,
+    size: (u32, u32),
+    figure: &impl Figure,
+) -> Result<PathBuf, PlotError> {
+    register_fonts();
+    let err = |message: String| PlotError {
+        path: path.to_path_buf(),
+        message,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create folder: {e}")))?;
+    }
+    let ext = format.extension();
+    let tmp = path.with_extension(format!("partial.{ext}"));
+    match format {
+        ImageFormat::Png => {
+            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+            figure.draw(&root).map_err(&err)?;
+            root.present().map_err(|e| err(e.to_string()))?;
+        }
+        ImageFormat::Svg => {
+            let root = SVGBackend::new(&tmp, size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+            figure.draw(&root).map_err(&err)?;
+            root.present().map_err(|e| err(e.to_string()))?;
+        }
+    }
+    std::fs::rename(&tmp, path)
+        .map_err(|e| err(format!("cannot rename {}: {e}", tmp.display())))?;
+    Ok(path.to_path_buf())
+}
+
+/// A grid of heatmaps, `cols` per row, each with its own colour bar, under a caption.
+pub fn heatmap_panel(
+    path: &Path,
+    format: ImageFormat,
+    caption: &str,
+    cols: usize,
+    maps: &[Heatmap],
+) -> Result<PathBuf, PlotError> {
+    let cols = cols.max(1);
+    let rows = maps.len().div_ceil(cols);
+    let size = (420 * cols as u32, 340 * rows as u32 + 50);
+    render(
+        path,
+        format,
+        size,
+        &Panel {
+            caption,
+            cols,
+            rows,
+            maps,
+        },
+    )
+}
+
+struct Panel<'a, 'b> {
+    caption: &'a str,
+    cols: usize,
+    rows: usize,
+    maps: &'a [Heatmap<'b>],
+}
+
+impl Figure for Panel<'_, '_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (title, body) = root.split_vertically(50);
+        title
+            .titled(self.caption, ("sans-serif", 24).into_font())
+            .map_err(|e| e.to_string())?;
+        let cells = body.split_evenly((self.rows, self.cols));
+        for (cell, map) in cells.iter().zip(self.maps) {
+            draw_heatmap(cell, map)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    map: &Heatmap,
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (nx, ny) = map.values.dim();
+    let (lo, hi) = map
+        .values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let (w, _) = area.dim_in_pixel();
+    let (main, bar) = area.split_horizontally(w.saturating_sub(95));
+
+    let mut chart = ChartBuilder::on(&main)
+        .caption(&map.title, ("sans-serif", 17).into_font())
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(5)
+        .y_labels(5)
+        .x_label_formatter(&|v| format!("{}", *v as usize))
+        .y_label_formatter(&|v| format!("{}", *v as usize))
+        .label_style(("sans-serif", 12).into_font())
+        .draw()
+        .map_err(e)?;
+    // Array index [ix, iy]: x to the right, y upwards.
+    chart
+        .draw_series(map.values.indexed_iter().map(|((i, j), &v)| {
+            let c = viridis((v - lo) / span);
+            Rectangle::new(
+                [(i as f64, j as f64), (i as f64 + 1.0, j as f64 + 1.0)],
+                c.filled(),
+            )
+        }))
+        .map_err(e)?;
+
+    let mut cb = ChartBuilder::on(&bar)
+        .margin_top(34)
+        .margin_bottom(36)
+        .margin_left(4)
+        .right_y_label_area_size(66)
+        .build_cartesian_2d(0.0..1.0, lo..lo + span)
+        .map_err(e)?;
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_label_formatter(&|v| format_tick(*v, span))
+        .label_style(("sans-serif", 12).into_font())
+        .draw()
+        .map_err(e)?;
+    let steps = 64;
+    cb.draw_series((0..steps).map(|k| {
+        let a = lo + span * k as f64 / steps as f64;
+        let b = lo + span * (k + 1) as f64 / steps as f64;
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            viridis((k as f64 + 0.5) / steps as f64).filled(),
+        )
+    }))
+    .map_err(e)?;
+    Ok(())
+}
+
+/// A tick label with as many digits as the axis range `span` needs.
+fn format_tick(v: f64, span: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs().max(span.abs());
+    if !(1e-2..1e5).contains(&a) {
+        format!("{v:.1e}")
+    } else {
+        let digits = (2 - span.abs().log10().floor() as i64).clamp(0, 4) as usize;
+        format!("{v:.digits$}")
+    }
+}
+
+/// A scatter chart of one or more series.
+pub fn scatter_chart(
+    path: &Path,
+    format: ImageFormat,
+    caption: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<PathBuf, PlotError> {
+    render(
+        path,
+        format,
+        (900, 500),
+        &Scatter {
+            caption,
+            x_label,
+            y_label,
+            series,
+        },
+    )
+}
+
+struct Scatter<'a> {
+    caption: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    series: &'a [Series],
+}
+
+impl Figure for Scatter<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (mut x0, mut x1, mut y0, mut y1) = (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        );
+        for &(x, y) in self.series.iter().flat_map(|s| s.points.iter()) {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let pad_x = ((x1 - x0) * 0.03).max(0.5);
+        // Headroom above the data keeps the legend clear of the points.
+        let y_top = y1 * 1.25 + 1.0;
+        let _ = y0;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.caption, ("sans-serif", 22).into_font())
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x0 - pad_x)..(x1 + pad_x), 0.0..y_top)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .axis_desc_style(("sans-serif", 16).into_font())
+            .label_style(("sans-serif", 13).into_font())
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format_tick(*v, y_top))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for s in self.series {
+            let color = s.color;
+            chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+                )
+                .map_err(|e| e.to_string())?
+                .label(&s.label)
+                .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14).into_font())
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! End-to-end tests of the `pdekit` binary: exit codes, error messages, outputs on disk.
+
+mod common;
+
+use common::*;
+use pdekit::data::Dataset;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Asserts a config error: exit code 2, and a message naming the file, line, column and key.
+fn assert_config_error(text: &str, line: usize, key: &str, expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "bad.toml", text);
+    let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "stderr: {err}");
+    assert!(
+        err.contains(&format!("bad.toml:{line}:")),
+        "no file:line in: {err}"
+    );
+    assert!(
+        err.contains(&format!("key `{key}`")),
+        "no key `{key}` in: {err}"
+    );
+    assert!(err.contains(expect), "no '{expect}' in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn misspelled_key_is_a_config_error_listing_allowed_keys() {
+    let text = "[generate]\nproblem = \"darcy\"\noutput = \"d.h5\"\nsamples = 4\n\n[generate.darcy]\nresolutoin = 32\n";
+    assert_config_error(
+        text,
+        7,
+        "generate.darcy.resolutoin",
+        "expected one of `resolution`, `centring`",
+    );
+}
+
+#[test]
+fn wrong_type_is_a_config_error() {
+    let text = "[generate]\nproblem = \"darcy\"\noutput = \"d.h5\"\nsamples = \"many\"\n";
+    assert_config_error(text, 4, "generate.samples", "invalid type: string \"many\"");
+}
+
+#[test]
+fn out_of_range_values_are_config_errors() {
+    let base = "[generate]\nproblem = \"darcy\"\noutput = \"d.h5\"\n";
+    assert_config_error(
+        &format!("{base}samples = 0\n"),
+        4,
+        "generate.samples",
+        "expected an integer ≥ 1, got 0",
+    );
+    assert_config_error(
+        &format!("{base}samples = 4\n[generate.darcy]\nresolution = 2\n"),
+        6,
+        "generate.darcy.resolution",
+        "expected an integer from 3 to 8192, got 2",
+    );
+    assert_config_error(
+        &format!("{base}samples = 4\n[generate.solver]\ntolerance = 0.0\n"),
+        6,
+        "generate.solver.tolerance",
+        "expected a number in (0, 1)",
+    );
+    assert_config_error(
+        &format!("{base}samples = 4\n[generate.darcy.coefficient]\ntau = -3.0\n"),
+        6,
+        "generate.darcy.coefficient.tau",
+        "expected a positive number, got -3",
+    );
+}
+
+#[test]
+fn missing_key_and_unknown_problem_are_config_errors() {
+    assert_config_error(
+        "[generate]\nproblem = \"darcy\"\nsamples = 3\n",
+        1,
+        "generate.output",
+        "missing field `output`",
+    );
+    assert_config_error(
+        "[generate]\nproblem = \"burgers2\"\noutput = \"d.h5\"\nsamples = 3\n",
+        2,
+        "generate.problem",
+        "unknown problem \"burgers2\"",
+    );
+}
+
+#[test]
+fn missing_config_file_and_bad_usage_exit_2() {
+    let (code, _, err) = run(&["run", "/nonexistent/pdekit.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/pdekit.toml"), "{err}");
+    let (code, _, _) = run(&["frobnicate"]);
+    assert_eq!(code, 2);
+    let (code, out, _) = run(&["run", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Example"), "help shows an example: {out}");
+}
+
+#[test]
+fn dry_run_prints_the_plan_with_defaults_and_resolved_paths_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "sub/c.toml",
+        &darcy_config("../data/d.h5", 5, 16, ""),
+    );
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let want = dir.path().join("data/d.h5");
+    assert!(
+        out.contains(&format!("output = \"{}\"", want.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("tolerance = ")
+            && out.contains("max_iterations = 10000")
+            && out.contains("alpha = 2.0"),
+        "{out}"
+    );
+    assert!(!want.exists() && !dir.path().join("data").exists());
+}
+
+/// Every shipped config validates, and runs end to end at a small size.
+#[test]
+fn shipped_configs_run_at_small_size() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ran = 0;
+    for entry in std::fs::read_dir(root.join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (code, _, err) = run(&["run", path.to_str().unwrap(), "--dry-run"]);
+        assert_eq!(code, 0, "{}: {err}", path.display());
+        // Same config, 6 samples at 16×16, in a scratch copy of the configs folder.
+        let small: String = text
+            .lines()
+            .map(|l| {
+                let key = l.split('=').next().unwrap_or("").trim();
+                match key {
+                    "samples" if !l.contains("output") => "samples = 6".to_string(),
+                    "resolution" => "resolution = 16".to_string(),
+                    _ => l.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let dir = tempfile::tempdir().unwrap();
+        let copy = write(
+            dir.path(),
+            &format!("configs/{}", path.file_name().unwrap().to_str().unwrap()),
+            &small,
+        );
+        let (code, out, err) = run(&["run", copy.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{}: {out}{err}", path.display());
+        ran += 1;
+    }
+    assert!(ran >= 1);
+}
+
+#[test]
+fn generate_plot_inspect_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[plot]\noutput_dir = \"figs\"\nsamples = 3\nformat = \"svg\"\n",
+        darcy_config("d.h5", 10, 24, "")
+    );
+    let cfg = write(dir.path(), "c.toml", &text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("generated 10 samples"), "{out}");
+    let data = dir.path().join("d.h5");
+    let ds = Dataset::open(&data).unwrap();
+    assert_eq!(ds.len(), 10);
+    assert_eq!(ds.attr("format").as_deref(), Some("pdekit-dataset"));
+    assert_eq!(ds.attr("config").as_deref(), Some(text.as_str()));
+    let conv = ds.read_all("stats/converged").unwrap();
+    assert!(conv.iter().all(|&c| c == 1.0));
+    let res = ds.read_all("stats/residual").unwrap();
+    assert!(res.iter().all(|&r| r > 0.0 && r <= 1e-8), "{res:?}");
+    for f in ["samples.svg", "iterations.svg"] {
+        let svg = std::fs::read_to_string(dir.path().join("figs").join(f)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("sample"), "{f}");
+    }
+    assert!(!dir.path().join("figs/samples.partial.svg").exists());
+
+    // PNG through the one-off form of `plot`.
+    let figs = dir.path().join("png");
+    let (code, _, err) = run(&[
+        "plot",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        figs.to_str().unwrap(),
+        "--samples",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let png = std::fs::read(figs.join("samples.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    let (code, out, _) = run(&["inspect", data.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("pdekit dataset with 10 samples")
+            && out.contains("outputs/solution")
+            && out.contains("[10, 24, 24]"),
+        "{out}"
+    );
+    assert!(out.contains("converged: 10 of 10"), "{out}");
+
+    // A second run finds the dataset up to date; a changed plan regenerates it.
+    let (code, out, _) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("up to date"), "{out}");
+    std::fs::write(&cfg, text.replace("samples = 10", "samples = 12")).unwrap();
+    let (code, out, _) = run(&["generate", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("regenerating"), "{out}");
+    assert_eq!(Dataset::open(&data).unwrap().len(), 12);
+}
+
+#[test]
+fn unconverged_samples_fail_the_run_or_are_kept_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let capped = "[generate.solver]\nmax_iterations = 3\n";
+    let cfg = write(
+        dir.path(),
+        "f.toml",
+        &darcy_config("f.h5", 4, 16, "")
+            .replace("[generate.darcy]", &format!("{capped}[generate.darcy]")),
+    );
+    let (code, _, err) = run(&["generate", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("sample 0 did not converge") && err.contains("after 3 iterations"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("f.h5").exists(),
+        "no final file for a failed run"
+    );
+
+    let keep = darcy_config("k.h5", 4, 16, "on_failure = \"keep\"")
+        .replace("[generate.darcy]", &format!("{capped}[generate.darcy]"));
+    let cfg = write(dir.path(), "k.toml", &keep);
+    let (code, _, err) = run(&["generate", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("4 samples did not converge"), "{err}");
+    let ds = Dataset::open(&dir.path().join("k.h5")).unwrap();
+    assert!(ds
+        .read_all("stats/converged")
+        .unwrap()
+        .iter()
+        .all(|&c| c == 0.0));
+    assert!(ds
+        .read_all("stats/iterations")
+        .unwrap()
+        .iter()
+        .all(|&c| c == 3.0));
+    assert!(ds
+        .read_all("stats/residual")
+        .unwrap()
+        .iter()
+        .all(|&r| r > 1e-8));
+}
+
+#[test]
+fn inspect_reports_missing_and_corrupt_files_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = write(dir.path(), "junk.h5", "not an hdf5 file at all");
+    let (code, _, err) = run(&["inspect", junk.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("junk.h5") && err.contains("not a readable HDF5 file"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["inspect", dir.path().join("gone.h5").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("gone.h5: no such file"), "{err}");
+}
+
+/// kill -9 in the middle of a generation; rerunning the same command completes a dataset whose
+/// content equals an uninterrupted run's.
+#[test]
+fn killed_generation_resumes_to_the_same_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 4000;
+    let a = write(dir.path(), "a/c.toml", &darcy_config("d.h5", n, 24, ""));
+    let b = write(dir.path(), "b/c.toml", &darcy_config("d.h5", n, 24, ""));
+    let partial = dir.path().join("a/d.partial.h5");
+
+    let mut child = pdekit()
+        .args(["generate", a.to_str().unwrap(), "--quiet"])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // Wait until at least one checkpoint is on disk, then kill without warning.
+    loop {
+        let ready = Dataset::open(&partial)
+            .map(|d| d.len() >= 16)
+            .unwrap_or(false);
+        if ready || start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let final_a = dir.path().join("a/d.h5");
+    if final_a.exists() {
+        panic!("the run finished before it could be interrupted; make it longer");
+    }
+    let recovered = Dataset::open(&partial).unwrap().len();
+    assert!(recovered >= 16 && (recovered as u64) < n, "{recovered}");
+
+    let (code, out, err) = run(&["generate", a.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("resuming"), "{out}");
+    let (code, _, err) = run(&["generate", b.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!partial.exists());
+    assert_same_content(&final_a, &dir.path().join("b/d.h5"));
+}

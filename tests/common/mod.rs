@@ -1,0 +1,69 @@
+#![allow(dead_code)]
+
+use pdekit::data::Dataset;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn pdekit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pdekit"))
+}
+
+/// Runs the binary with `args`, returning exit code, stdout and stderr.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out: Output = pdekit().args(args).output().expect("pdekit binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small Darcy generate config writing to `output` (relative to the config's folder).
+pub fn darcy_config(output: &str, samples: u64, resolution: usize, extra: &str) -> String {
+    format!(
+        "[generate]\nproblem = \"darcy\"\noutput = \"{output}\"\nsamples = {samples}\nseed = 3\ncheckpoint_every = 8\n{extra}\n[generate.darcy]\nresolution = {resolution}\n"
+    )
+}
+
+/// Fields whose content must not depend on how the run was split (all but the timings).
+pub const CONTENT_FIELDS: [&str; 6] = [
+    "inputs/coefficient",
+    "outputs/solution",
+    "params/index",
+    "stats/iterations",
+    "stats/residual",
+    "stats/converged",
+];
+
+pub fn assert_same_content(a: &Path, b: &Path) {
+    let (da, db) = (Dataset::open(a).unwrap(), Dataset::open(b).unwrap());
+    assert_eq!(da.len(), db.len(), "sample counts differ");
+    for f in CONTENT_FIELDS {
+        let (x, y) = (da.read_all(f).unwrap(), db.read_all(f).unwrap());
+        assert_eq!(x.shape(), y.shape(), "{f} shapes differ");
+        assert!(
+            x == y,
+            "{f} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+    let n = da.len();
+    let index = da.read_all("params/index").unwrap();
+    let expect: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    assert_eq!(
+        index.iter().copied().collect::<Vec<_>>(),
+        expect,
+        "samples missing or duplicated"
+    );
+}

@@ -1,0 +1,345 @@
+//! The dataset module: HDF5 round trips, partial reads, crash recovery and foreign layouts.
+
+mod common;
+
+use common::*;
+use pdekit::config::Plan;
+use pdekit::data::h5::{DatasetWriter, Dtype, FieldSpec, Header};
+use pdekit::data::{DataError, Dataset, Layout};
+use pdekit::pipeline::{generate, RunOptions};
+use pdekit::progress::Reporter;
+use pdekit_solvers::grid::{Centring, Grid2d};
+use pdekit_solvers::problem::darcy::assemble;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+fn opts() -> RunOptions {
+    RunOptions {
+        force: false,
+        reporter: Reporter::silent(),
+    }
+}
+
+fn header(fields: Vec<FieldSpec>) -> Header {
+    Header {
+        attrs: vec![
+            ("format".into(), "pdekit-dataset".into()),
+            ("note".into(), "round trip".into()),
+        ],
+        arrays: vec![
+            ("grid/x".into(), vec![0.0, 0.5, 1.0]),
+            ("grid/y".into(), vec![0.0, 1.0]),
+        ],
+        fields,
+    }
+}
+
+fn spec(path: &str, dtype: Dtype, frame: Vec<usize>) -> FieldSpec {
+    FieldSpec {
+        path: path.into(),
+        dtype,
+        frame,
+    }
+}
+
+#[test]
+fn dataset_write_read_round_trip_preserves_values_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("rt.h5");
+    let h = header(vec![
+        spec("inputs/a", Dtype::F64, vec![3, 2]),
+        spec("outputs/b", Dtype::F32, vec![3, 2]),
+        spec("stats/n", Dtype::U32, vec![]),
+        spec("stats/ok", Dtype::U8, vec![]),
+        spec("params/id", Dtype::U64, vec![]),
+    ]);
+    let mut w = DatasetWriter::create(&target, &h).unwrap();
+    assert!(
+        w.partial_path().exists(),
+        "samples accumulate in the partial file"
+    );
+    assert!(
+        !target.exists(),
+        "the final name appears only when complete"
+    );
+    for i in 0..10u32 {
+        let a: Vec<f64> = (0..6).map(|k| i as f64 + k as f64 / 7.0).collect();
+        let b: Vec<f64> = a.iter().map(|v| -v).collect();
+        w.append(&[
+            &a,
+            &b,
+            &[f64::from(i * 3)],
+            &[f64::from(i % 2)],
+            &[1e12 + f64::from(i)],
+        ])
+        .unwrap();
+    }
+    let out = w.finish().unwrap();
+    assert_eq!(out, target);
+    assert!(!dir.path().join("rt.partial.h5").exists());
+
+    let ds = Dataset::open(&target).unwrap();
+    assert_eq!(ds.layout(), Layout::Pdekit);
+    assert_eq!(ds.len(), 10);
+    assert_eq!(ds.attr("note").as_deref(), Some("round trip"));
+    assert_eq!(
+        ds.grid().unwrap(),
+        Some((vec![0.0, 0.5, 1.0], vec![0.0, 1.0]))
+    );
+    let a = ds.read_all("inputs/a").unwrap();
+    assert_eq!(a.shape(), &[10, 3, 2]);
+    assert_eq!(a[[4, 2, 1]], 4.0 + 5.0 / 7.0);
+    let b = ds.read_all("outputs/b").unwrap();
+    assert_eq!(
+        b[[4, 2, 1]],
+        -((4.0 + 5.0 / 7.0) as f32) as f64,
+        "f32 storage rounds once"
+    );
+    assert_eq!(ds.field("outputs/b").unwrap().dtype, "f32");
+    assert_eq!(ds.read_all("stats/n").unwrap()[[9]], 27.0);
+    assert_eq!(ds.read_all("stats/ok").unwrap()[[3]], 1.0);
+    assert_eq!(ds.read_all("params/id").unwrap()[[9]], 1e12 + 9.0);
+}
+
+#[test]
+fn dataset_partial_reads_match_slices_of_full_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("p.h5");
+    let h = header(vec![spec("outputs/u", Dtype::F64, vec![4, 4])]);
+    let mut w = DatasetWriter::create(&target, &h).unwrap();
+    for i in 0..25 {
+        let v: Vec<f64> = (0..16).map(|k| (i * 16 + k) as f64).collect();
+        w.append(&[&v]).unwrap();
+    }
+    w.finish().unwrap();
+    let ds = Dataset::open(&target).unwrap();
+    let all = ds.read_all("outputs/u").unwrap();
+    let part = ds.read("outputs/u", 7..12).unwrap();
+    assert_eq!(part.shape(), &[5, 4, 4]);
+    assert_eq!(part, all.slice(ndarray::s![7..12, .., ..]).into_dyn());
+    assert_eq!(
+        ds.sample("outputs/u", 24).unwrap()[[3, 3]],
+        (24 * 16 + 15) as f64
+    );
+    assert!(matches!(
+        ds.read("outputs/u", 20..26),
+        Err(DataError::Range { len: 25, .. })
+    ));
+    assert!(matches!(
+        ds.read("outputs/nope", 0..1),
+        Err(DataError::NoField { .. })
+    ));
+}
+
+#[test]
+fn writer_rejects_wrongly_sized_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = header(vec![spec("outputs/u", Dtype::F64, vec![2, 2])]);
+    let mut w = DatasetWriter::create(&dir.path().join("s.h5"), &h).unwrap();
+    let err = w.append(&[&[1.0, 2.0, 3.0]]).unwrap_err();
+    assert!(err.to_string().contains("outputs/u"), "{err}");
+    assert!(w.append(&[&[1.0; 4], &[1.0]]).is_err());
+}
+
+/// A crash between checkpoints (the writer vanishes without closing) loses only the samples after
+/// the last checkpoint, and rerunning the plan completes a dataset identical to an uninterrupted run.
+#[test]
+fn resume_after_simulated_crash_matches_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let full_cfg = write(
+        dir.path(),
+        "full/c.toml",
+        &darcy_config("full.h5", 40, 12, ""),
+    );
+    let crash_cfg = write(
+        dir.path(),
+        "crash/c.toml",
+        &darcy_config("crash.h5", 40, 12, ""),
+    );
+    let stop = AtomicBool::new(false);
+    let full_plan = Plan::load(&full_cfg).unwrap();
+    generate::run(&full_plan, opts(), &stop).unwrap();
+    let full = dir.path().join("full/full.h5");
+
+    // Replay the first 20 samples into the crash run's partial file, checkpointing after 16, then
+    // drop the writer without closing it.
+    let crash_plan = Plan::load(&crash_cfg).unwrap();
+    let g = crash_plan.generate.as_ref().unwrap();
+    let h = generate::header(&crash_plan, g);
+    let src = Dataset::open(&full).unwrap();
+    let mut w = DatasetWriter::create(&g.output, &h).unwrap();
+    for i in 0..20 {
+        let rows: Vec<Vec<f64>> = h
+            .fields
+            .iter()
+            .map(|f| src.sample(&f.path, i).unwrap().iter().copied().collect())
+            .collect();
+        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+        w.append(&refs).unwrap();
+        if i == 15 {
+            w.checkpoint().unwrap();
+        }
+    }
+    std::mem::forget(w);
+    drop(src);
+
+    let report = generate::run(&crash_plan, opts(), &stop).unwrap();
+    assert!(report.resumed >= 16, "recovered {} samples", report.resumed);
+    assert_same_content(&full, &dir.path().join("crash/crash.h5"));
+}
+
+#[test]
+fn partial_file_of_another_plan_is_not_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "c.toml", &darcy_config("d.h5", 12, 10, ""));
+    let plan = Plan::load(&cfg).unwrap();
+    let g = plan.generate.as_ref().unwrap();
+    // A partial file left by a run with another seed.
+    let other = write(
+        dir.path(),
+        "o.toml",
+        &darcy_config("d.h5", 12, 10, "").replace("seed = 3", "seed = 4"),
+    );
+    let other_plan = Plan::load(&other).unwrap();
+    let mut w = DatasetWriter::create(
+        &g.output,
+        &generate::header(&other_plan, other_plan.generate.as_ref().unwrap()),
+    )
+    .unwrap();
+    w.checkpoint().unwrap();
+    drop(w);
+    let err = generate::run(&plan, opts(), &AtomicBool::new(false)).unwrap_err();
+    assert!(
+        err.to_string().contains("different plan") && err.to_string().contains("--force"),
+        "{err}"
+    );
+    let forced = RunOptions {
+        force: true,
+        ..opts()
+    };
+    let report = generate::run(&plan, forced, &AtomicBool::new(false)).unwrap();
+    assert_eq!(report.resumed, 0);
+    assert_eq!(Dataset::open(&g.output).unwrap().len(), 12);
+}
+
+/// The stored solution satisfies the discrete equations to the recorded residual, which meets the
+/// tolerance: recomputed here from the stored coefficient (f64 storage, so nothing is rounded).
+#[test]
+fn stored_solutions_satisfy_the_equations_to_the_recorded_residual() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &darcy_config(
+            "d.h5",
+            6,
+            20,
+            "precision = \"f64\"\n[generate.solver]\ntolerance = 1e-9",
+        ),
+    );
+    let plan = Plan::load(&cfg).unwrap();
+    generate::run(&plan, opts(), &AtomicBool::new(false)).unwrap();
+    let ds = Dataset::open(&dir.path().join("d.h5")).unwrap();
+    let grid = Grid2d::new(20, Centring::Vertex);
+    let residuals = ds.read_all("stats/residual").unwrap();
+    for i in 0..ds.len() {
+        let a = ds
+            .sample("inputs/coefficient", i)
+            .unwrap()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap();
+        let u = ds
+            .sample("outputs/solution", i)
+            .unwrap()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap();
+        let sys = assemble(&grid, &a, &ndarray::Array2::ones((20, 20))).unwrap();
+        let x: Vec<f64> = u.slice(ndarray::s![1..19, 1..19]).iter().copied().collect();
+        let mut ax = vec![0.0; x.len()];
+        pdekit_solvers::linalg::csr_matvec(&sys.matrix, &x, &mut ax);
+        let r: f64 = ax
+            .iter()
+            .zip(&sys.rhs)
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let rel = r / sys.rhs.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(rel <= 1e-9, "sample {i}: recomputed residual {rel}");
+        assert!(
+            (rel - residuals[[i]]).abs() <= 1e-12 + 1e-3 * rel,
+            "sample {i}: stored {} vs recomputed {rel}",
+            residuals[[i]]
+        );
+        assert!(a.iter().all(|&v| v == 12.0 || v == 3.0));
+    }
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn reads_neuraloperator_files_written_by_h5py() {
+    for name in ["neuraloperator_bool.h5", "neuraloperator_f32.h5"] {
+        let ds = Dataset::open(&fixture(name)).unwrap();
+        assert_eq!(ds.layout(), Layout::NeuralOperator);
+        assert_eq!(ds.len(), 3);
+        let y = ds.read_all("outputs/y").unwrap();
+        assert_eq!(y.shape(), &[3, 5, 5]);
+        let want = 2.0 + 3.0 / 10.0 + 4.0 / 100.0;
+        assert!(
+            (y[[2, 3, 4]] - want).abs() < 1e-6,
+            "{name}: y = {}",
+            y[[2, 3, 4]]
+        );
+        let x = ds.read("inputs/x", 1..2).unwrap();
+        if name.contains("bool") {
+            // x[n, i, j] = (i + j + n) even
+            assert_eq!(x[[0, 1, 0]], 1.0);
+            assert_eq!(x[[0, 1, 1]], 0.0);
+        }
+    }
+}
+
+#[test]
+fn reads_pdebench_darcy_files_written_by_h5py() {
+    let ds = Dataset::open(&fixture("pdebench_darcy.h5")).unwrap();
+    assert_eq!(ds.layout(), Layout::PdeBench);
+    let nu = ds.read_all("inputs/coefficient").unwrap();
+    let u = ds.read_all("outputs/solution").unwrap();
+    assert_eq!(u.shape(), &[2, 6, 6], "the singleton time axis is dropped");
+    assert_eq!(nu[[1, 2, 3]], 1.0 + 1.0 + 6.0);
+    assert_eq!(u[[1, 2, 3]], 1.0 - 2.0 + 6.0);
+    let (x, _) = ds.grid().unwrap().unwrap();
+    assert_eq!(x.len(), 6);
+    assert!((x[5] - 1.0).abs() < 1e-7);
+}
+
+#[test]
+fn missing_and_corrupt_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.h5");
+    let err = Dataset::open(&missing).err().unwrap();
+    assert!(matches!(err, DataError::Missing { .. }) && err.to_string().contains("none.h5"));
+    let junk = write(dir.path(), "junk.h5", "this is not HDF5");
+    let err = Dataset::open(&junk).err().unwrap();
+    assert!(
+        err.to_string().contains("junk.h5") && err.to_string().contains("not a readable HDF5 file"),
+        "{err}"
+    );
+    // A valid HDF5 file of an unknown layout names what it found.
+    let h = Header {
+        attrs: vec![],
+        arrays: vec![("other/z".into(), vec![1.0])],
+        fields: vec![],
+    };
+    let w = DatasetWriter::create(&dir.path().join("odd.h5"), &h).unwrap();
+    let odd = w.finish().unwrap();
+    let err = Dataset::open(&odd).err().unwrap();
+    assert!(
+        matches!(err, DataError::UnknownLayout { .. }) && err.to_string().contains("other/z"),
+        "{err}"
+    );
+}
