@@ -16,13 +16,20 @@ pub trait LinearOperator: Sync {
 /// A preconditioner `z = M⁻¹ r`.
 pub trait Preconditioner: Sync {
     fn apply(&self, r: &[f64], z: &mut [f64]);
+
+    /// `z = M⁻¹ r` and returns `r·z`; implementations fuse the two passes where they can.
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> f64 {
+        self.apply(r, z);
+        dot(r, z)
+    }
 }
 
 /// A CSR matrix as a linear operator; the mat-vec runs over row blocks in parallel when the matrix
-/// is large enough to pay for it.
+/// is large enough to pay for it, unless built with [`CsrOperator::serial`].
 #[derive(Debug, Clone)]
 pub struct CsrOperator<'a> {
     matrix: &'a CsMat<f64>,
+    parallel: bool,
 }
 
 impl<'a> CsrOperator<'a> {
@@ -37,7 +44,19 @@ impl<'a> CsrOperator<'a> {
             matrix.cols(),
             "CsrOperator needs a square matrix"
         );
-        Self { matrix }
+        Self {
+            matrix,
+            parallel: true,
+        }
+    }
+
+    /// Like [`CsrOperator::new`], but the mat-vec never spawns work: for callers that already run
+    /// one solve per thread, where nested parallelism would only add overhead.
+    pub fn serial(matrix: &'a CsMat<f64>) -> Self {
+        Self {
+            parallel: false,
+            ..Self::new(matrix)
+        }
     }
 }
 
@@ -47,12 +66,19 @@ impl LinearOperator for CsrOperator<'_> {
     }
 
     fn apply(&self, x: &[f64], y: &mut [f64]) {
-        csr_matvec(self.matrix, x, y);
+        if self.parallel {
+            csr_matvec(self.matrix, x, y);
+        } else {
+            csr_matvec_serial(self.matrix, x, y);
+        }
     }
 }
 
 /// `y = A x` for a CSR matrix, in parallel over row blocks for large matrices.
 pub fn csr_matvec(a: &CsMat<f64>, x: &[f64], y: &mut [f64]) {
+    if y.len() < 2 * ROWS_PER_TASK {
+        return csr_matvec_serial(a, x, y);
+    }
     let indptr = a.indptr();
     let indptr = indptr.raw_storage();
     let indices = a.indices();
@@ -65,7 +91,7 @@ pub fn csr_matvec(a: &CsMat<f64>, x: &[f64], y: &mut [f64]) {
             .map(|(&j, &v)| v * x[j])
             .sum()
     };
-    if y.len() >= 2 * ROWS_PER_TASK {
+    {
         y.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(c, chunk)| {
@@ -74,10 +100,21 @@ pub fn csr_matvec(a: &CsMat<f64>, x: &[f64], y: &mut [f64]) {
                     *yi = row(base + k);
                 }
             });
-    } else {
-        for (i, yi) in y.iter_mut().enumerate() {
-            *yi = row(i);
-        }
+    }
+}
+
+/// `y = A x` for a CSR matrix on the calling thread.
+pub fn csr_matvec_serial(a: &CsMat<f64>, x: &[f64], y: &mut [f64]) {
+    let indptr = a.indptr();
+    let indptr = indptr.raw_storage();
+    let (indices, data) = (a.indices(), a.data());
+    for (i, yi) in y.iter_mut().enumerate() {
+        let (lo, hi) = (indptr[i], indptr[i + 1]);
+        *yi = indices[lo..hi]
+            .iter()
+            .zip(&data[lo..hi])
+            .map(|(&j, &v)| v * x[j])
+            .sum();
     }
 }
 
@@ -114,6 +151,15 @@ impl Preconditioner for Jacobi {
         for ((zi, ri), di) in z.iter_mut().zip(r).zip(&self.inv_diag) {
             *zi = ri * di;
         }
+    }
+
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> f64 {
+        let mut rz = 0.0;
+        for ((zi, ri), di) in z.iter_mut().zip(r).zip(&self.inv_diag) {
+            *zi = ri * di;
+            rz += ri * *zi;
+        }
+        rz
     }
 }
 

@@ -221,7 +221,7 @@ fn format_tick(v: f64, span: f64) -> String {
     if !(1e-2..1e5).contains(&a) {
         format!("{v:.1e}")
     } else {
-        let digits = (2 - span.abs().log10().floor() as i64).clamp(0, 4) as usize;
+        let digits = (1 - span.abs().log10().floor() as i64).clamp(0, 4) as usize;
         format!("{v:.digits$}")
     }
 }

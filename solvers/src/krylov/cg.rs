@@ -98,9 +98,8 @@ pub fn cg<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
     // The recurrence residual drifts from the true one; a candidate answer is confirmed against A.
     let mut r_norm = norm2(&r);
     if r_norm > target {
-        precond.apply(&r, &mut z);
+        let mut rz = precond.apply_dot(&r, &mut z);
         p.copy_from_slice(&z);
-        let mut rz = dot(&r, &z);
         while iterations < params.max_iter {
             a.apply(&p, &mut ap);
             let curvature = dot(&p, &ap);
@@ -111,12 +110,14 @@ pub fn cg<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
                 });
             }
             let alpha = rz / curvature;
+            let mut rr = 0.0;
             for i in 0..n {
                 x[i] += alpha * p[i];
                 r[i] -= alpha * ap[i];
+                rr += r[i] * r[i];
             }
             iterations += 1;
-            r_norm = norm2(&r);
+            r_norm = rr.sqrt();
             if r_norm <= target {
                 true_residual(a, b, x, &mut r);
                 r_norm = norm2(&r);
@@ -124,8 +125,7 @@ pub fn cg<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
                     break;
                 }
             }
-            precond.apply(&r, &mut z);
-            let rz_new = dot(&r, &z);
+            let rz_new = precond.apply_dot(&r, &mut z);
             let beta = rz_new / rz;
             rz = rz_new;
             for i in 0..n {

@@ -11,7 +11,7 @@ use crate::krylov::cg::{cg, CgError, CgInfo, CgParams};
 use crate::linalg::{BadDiagonal, CsrOperator, Jacobi};
 use crate::rng::sample_rng;
 use ndarray::Array2;
-use sprs::TriMat;
+use sprs::CsMat;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -81,22 +81,39 @@ pub fn assemble(
         Centring::Vertex => 1,
         Centring::Cell => 0,
     };
-    let mut t = TriMat::with_capacity((m * m, m * m), 5 * m * m);
-    let mut rhs = vec![0.0; m * m];
+    // Rows are built in order with their columns sorted (up, left, centre, right, down), so the CSR
+    // arrays are written directly, without a triplet sort.
+    let n = m * m;
+    let mut indptr = Vec::with_capacity(n + 1);
+    let mut indices = Vec::with_capacity(5 * n);
+    let mut data = Vec::with_capacity(5 * n);
+    let mut rhs = vec![0.0; n];
+    indptr.push(0);
     for p in 0..m {
         for q in 0..m {
             let (i, j) = (p + off, q + off);
             let row = p * m + q;
             let here = a[[i, j]];
             let mut diag = 0.0;
-            for (dp, dq) in [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)] {
+            let mut diag_at = 0;
+            for (k, (dp, dq)) in [(-1i64, 0i64), (0, -1), (0, 1), (1, 0)]
+                .into_iter()
+                .enumerate()
+            {
+                if k == 2 {
+                    // The centre sits between left and right; its value is known after the loop.
+                    diag_at = data.len();
+                    indices.push(row);
+                    data.push(0.0);
+                }
                 let (np, nq) = (p as i64 + dp, q as i64 + dq);
                 let inside = np >= 0 && nq >= 0 && (np as usize) < m && (nq as usize) < m;
                 if inside {
                     let (ni, nj) = (np as usize + off, nq as usize + off);
                     let w = harmonic(here, a[[ni, nj]]) * inv_h2;
                     diag += w;
-                    t.add_triplet(row, np as usize * m + nq as usize, -w);
+                    indices.push(np as usize * m + nq as usize);
+                    data.push(-w);
                 } else {
                     diag += match grid.centring {
                         // The boundary vertex is a full spacing away; its value is zero.
@@ -109,12 +126,13 @@ pub fn assemble(
                     };
                 }
             }
-            t.add_triplet(row, row, diag);
+            data[diag_at] = diag;
+            indptr.push(data.len());
             rhs[row] = f[[i, j]];
         }
     }
     Ok(LinearSystem {
-        matrix: t.to_csr(),
+        matrix: CsMat::new((n, n), indptr, indices, data),
         rhs,
     })
 }
@@ -214,8 +232,9 @@ impl DarcyGenerator {
         let system = assemble(grid, &coefficient, &f)?;
         let precond = Jacobi::new(&system.matrix)?;
         let mut x = vec![0.0; system.rhs.len()];
+        // Callers run one sample per thread, so the solve itself stays on this thread.
         let info = match cg(
-            &CsrOperator::new(&system.matrix),
+            &CsrOperator::serial(&system.matrix),
             &precond,
             &system.rhs,
             &mut x,

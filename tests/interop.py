@@ -1,0 +1,112 @@
+"""Interop check run by .ci/run: pdekit datasets read correctly in h5py, and h5py files in pdekit.
+
+Usage: python tests/interop.py PATH/TO/pdekit
+Needs h5py and numpy. Prints one line per check and a closing "N passed, M failed" line.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+PDEKIT = os.path.abspath(sys.argv[1])
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(f"{'ok  ' if cond else 'FAIL'} {name}{'' if cond else ': ' + str(detail)}")
+
+
+def pdekit(*args):
+    return subprocess.run([PDEKIT, *args], capture_output=True, text=True)
+
+
+def darcy_residual(a, u, f=1.0):
+    """||b - A u|| / ||b|| for the vertex-centred flux-form 5-point operator with harmonic face means."""
+    s = a.shape[0]
+    h2 = (1.0 / (s - 1)) ** 2
+    harm = lambda p, q: 2 * p * q / (p + q)
+    c = a[1:-1, 1:-1]
+    au = np.zeros_like(c)
+    for di, dj in [(-1, 0), (1, 0), (0, -1), (0, 1)]:
+        nb_a = a[1 + di : s - 1 + di, 1 + dj : s - 1 + dj]
+        nb_u = u[1 + di : s - 1 + di, 1 + dj : s - 1 + dj]
+        au += harm(c, nb_a) * (u[1:-1, 1:-1] - nb_u) / h2
+    b = np.full_like(c, f)
+    return np.linalg.norm(b - au) / np.linalg.norm(b)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    s, n, tol = 20, 6, 1e-9
+    config = f"""[generate]
+problem = "darcy"
+output = "d.h5"
+samples = {n}
+seed = 11
+precision = "f64"
+
+[generate.darcy]
+resolution = {s}
+
+[generate.solver]
+tolerance = {tol}
+"""
+    cfg = os.path.join(tmp, "c.toml")
+    with open(cfg, "w") as fh:
+        fh.write(config)
+    r = pdekit("generate", cfg, "--quiet")
+    check("pdekit generate exits 0", r.returncode == 0, r.stderr)
+
+    with h5py.File(os.path.join(tmp, "d.h5"), "r") as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        check("root attrs", attrs.get("format") == "pdekit-dataset" and attrs.get("problem") == "darcy"
+              and attrs.get("seed") == "11" and attrs.get("format_version") == "1", attrs)
+        check("config text stored verbatim", attrs.get("config") == config)
+        a, u = f["inputs/coefficient"], f["outputs/solution"]
+        check("field shapes", a.shape == (n, s, s) and u.shape == (n, s, s), (a.shape, u.shape))
+        check("field dtypes", a.dtype == np.float64 and u.dtype == np.float64, (a.dtype, u.dtype))
+        check("one sample per chunk, deflate", a.chunks == (1, s, s) and a.compression == "gzip", (a.chunks, a.compression))
+        check("stats dtypes", f["stats/iterations"].dtype == np.uint32 and f["stats/converged"].dtype == np.uint8
+              and f["stats/residual"].dtype == np.float64 and f["params/index"].dtype == np.uint64)
+        check("params/index is 0..N-1", np.array_equal(f["params/index"][:], np.arange(n)))
+        check("grid", np.allclose(f["grid/x"][:], np.linspace(0, 1, s)) and f["grid/y"].shape == (s,))
+        A, U = a[:], u[:]
+        check("coefficients are thresholded to {3, 12}", set(np.unique(A)) <= {3.0, 12.0}, np.unique(A))
+        check("zero Dirichlet boundary", np.all(U[:, 0, :] == 0) and np.all(U[:, :, -1] == 0))
+        stored = f["stats/residual"][:]
+        recomputed = np.array([darcy_residual(A[i], U[i]) for i in range(n)])
+        check("stored residual <= tolerance", np.all(stored <= tol), stored)
+        check("residual recomputed by numpy matches /stats", np.allclose(recomputed, stored, rtol=1e-3, atol=1e-13),
+              (recomputed, stored))
+        check("all converged", np.all(f["stats/converged"][:] == 1))
+
+    # Files written by h5py, read by pdekit.
+    m, r_ = 3, 8
+    x = np.random.default_rng(0).random((m, r_, r_))
+    no = os.path.join(tmp, "no.h5")
+    with h5py.File(no, "w") as f:
+        f["x"] = x > 0.5
+        f["y"] = x.astype(np.float32)
+    r = pdekit("inspect", no)
+    check("pdekit reads an h5py neuraloperator file", r.returncode == 0 and "neuraloperator" in r.stdout
+          and "[3, 8, 8]" in r.stdout and "with 3 samples" in r.stdout, r.stdout + r.stderr)
+    pb = os.path.join(tmp, "pb.h5")
+    with h5py.File(pb, "w") as f:
+        f["nu"] = x
+        f["tensor"] = x[:, None, :, :]
+        f["x-coordinate"] = np.linspace(0, 1, r_)
+        f["y-coordinate"] = np.linspace(0, 1, r_)
+    r = pdekit("inspect", pb)
+    check("pdekit reads an h5py PDEBench Darcy file", r.returncode == 0 and "PDEBench" in r.stdout
+          and "outputs/solution       [3, 8, 8]" in r.stdout, r.stdout + r.stderr)
+    out = os.path.join(tmp, "figs")
+    r = pdekit("plot", "--data", pb, "--out", out)
+    check("pdekit plots an h5py file", r.returncode == 0 and os.path.exists(os.path.join(out, "samples.png")), r.stderr)
+
+passed = sum(results)
+failed = len(results) - passed
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
