@@ -1,5 +1,5 @@
 use clap::{Args, Parser, Subcommand};
-use pdekit::config::{ImageFormat, Plan, PlotPlan, Stage};
+use pdekit::config::{ImageFormat, Plan, PlotPlan};
 use pdekit::data::Dataset;
 use pdekit::pipeline::{self, RunOptions};
 use pdekit::progress::Reporter;
@@ -151,21 +151,11 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
         }
         Command::Generate { config, force } => {
             let plan = Plan::load(&config)?;
-            if !plan.runs(Stage::Generate) && plan.generate.is_none() {
-                return Err(PdekitError::Usage(format!(
-                    "{}: the config has no [generate] section",
-                    config.display()
-                )));
-            }
-            pipeline::generate::run(
-                &plan,
-                RunOptions {
-                    force: force.force,
-                    reporter,
-                },
-                interrupted,
-            )
-            .map(|_| ())
+            let opts = RunOptions {
+                force: force.force,
+                reporter,
+            };
+            pipeline::generate::run(&plan, opts, interrupted).map(|_| ())
         }
         Command::Plot(args) => {
             let plot = match (args.config, args.data, args.out) {

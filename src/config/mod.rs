@@ -219,10 +219,6 @@ impl Plan {
         raw::check(raw, path, text)
     }
 
-    pub fn runs(&self, stage: Stage) -> bool {
-        self.stages.contains(&stage)
-    }
-
     /// The plan as TOML, defaults filled in: what `run --dry-run` prints.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render plan: {e}\n"))

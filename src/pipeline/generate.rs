@@ -161,6 +161,12 @@ pub fn run(
                     g.output.display(),
                     ds.len()
                 ));
+                // A partial file beside a complete dataset of the same plan is left over from an
+                // interrupted --force run; it holds nothing the complete file lacks.
+                let partial = partial_path(&g.output);
+                if partial.exists() && std::fs::remove_file(&partial).is_ok() {
+                    rep.info(format!("removed the leftover {}", partial.display()));
+                }
                 return Ok(GenerateReport {
                     output: g.output.clone(),
                     samples: g.samples,
