@@ -304,6 +304,15 @@ fn reads_neuraloperator_files_written_by_h5py() {
 }
 
 #[test]
+fn reads_big_endian_floats_written_by_h5py() {
+    let ds = Dataset::open(&fixture("neuraloperator_bigendian.h5")).unwrap();
+    let x = ds.read_all("inputs/x").unwrap();
+    let y = ds.read_all("outputs/y").unwrap();
+    assert_eq!(x[[1, 0, 1]], 5.5);
+    assert_eq!(y[[2, 1, 1]], 11.25);
+}
+
+#[test]
 fn reads_pdebench_darcy_files_written_by_h5py() {
     let ds = Dataset::open(&fixture("pdebench_darcy.h5")).unwrap();
     assert_eq!(ds.layout(), Layout::PdeBench);

@@ -3,6 +3,8 @@
 Values follow closed formulas, so tests/dataset.rs checks them without Python:
   neuraloperator_bool.h5: x[n, i, j] = (i + j + n) % 2 == 0 (bool), y[n, i, j] = n + i / 10 + j / 100 (f64)
   neuraloperator_f32.h5:  x = y = the f64 formula above, stored as float32
+  neuraloperator_bigendian.h5: x = arange(12).reshape(3, 2, 2) + 0.5 as big-endian f32, y = the same + 0.25
+                          as big-endian f64 (a reader that ignores byte order gets garbage)
   pdebench_darcy.h5:      nu[n, i, j] = 1 + n + i * j (f32), tensor[n, 0, i, j] = n - i + 2 j (f32),
                           x-coordinate = y-coordinate = linspace(0, 1, 6)
 Run: python tests/make_fixtures.py (needs h5py and numpy).
@@ -24,6 +26,9 @@ with h5py.File(os.path.join(out, "neuraloperator_bool.h5"), "w") as f:
 with h5py.File(os.path.join(out, "neuraloperator_f32.h5"), "w") as f:
     f["x"] = y.astype(np.float32)
     f["y"] = y.astype(np.float32)
+with h5py.File(os.path.join(out, "neuraloperator_bigendian.h5"), "w") as f:
+    f["x"] = np.arange(12, dtype=">f4").reshape(3, 2, 2) + 0.5
+    f["y"] = np.arange(12, dtype=">f8").reshape(3, 2, 2) + 0.25
 b, s = 2, 6
 B, I, J = np.meshgrid(np.arange(b), np.arange(s), np.arange(s), indexing="ij")
 with h5py.File(os.path.join(out, "pdebench_darcy.h5"), "w") as f:

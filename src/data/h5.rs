@@ -430,6 +430,19 @@ fn describe(dt: &DatatypeMessage) -> String {
     }
 }
 
+/// Reads a hyperslab stored as `T` and converts each element with `to_f64`.
+fn read_converted<T: rust_hdf5::H5Type>(
+    ds: &rust_hdf5::H5Dataset,
+    starts: &[usize],
+    counts: &[usize],
+    to_f64: impl Fn(T) -> f64,
+) -> Result<Vec<f64>, String> {
+    let values = ds
+        .read_slice::<T>(starts, counts)
+        .map_err(|e| e.to_string())?;
+    Ok(values.into_iter().map(to_f64).collect())
+}
+
 /// Reads a hyperslab of any numeric or boolean dataset and converts it to f64.
 fn read_as_f64(
     ds: &rust_hdf5::H5Dataset,
@@ -475,64 +488,21 @@ fn read_as_f64(
                 return Err("big-endian integers are not supported".into());
             }
             match (size, signed) {
-                (1, false) => ds
-                    .read_slice::<u8>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-                (1, true) => ds
-                    .read_slice::<i8>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-                (2, false) => ds
-                    .read_slice::<u16>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-                (2, true) => ds
-                    .read_slice::<i16>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-                (4, false) => ds
-                    .read_slice::<u32>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-                (4, true) => ds
-                    .read_slice::<i32>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-                (8, false) => ds
-                    .read_slice::<u64>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(|x| x as f64)
-                    .collect(),
-                (8, true) => ds
-                    .read_slice::<i64>(starts, counts)
-                    .map_err(e)?
-                    .into_iter()
-                    .map(|x| x as f64)
-                    .collect(),
+                (1, false) => read_converted::<u8>(ds, starts, counts, f64::from)?,
+                (1, true) => read_converted::<i8>(ds, starts, counts, f64::from)?,
+                (2, false) => read_converted::<u16>(ds, starts, counts, f64::from)?,
+                (2, true) => read_converted::<i16>(ds, starts, counts, f64::from)?,
+                (4, false) => read_converted::<u32>(ds, starts, counts, f64::from)?,
+                (4, true) => read_converted::<i32>(ds, starts, counts, f64::from)?,
+                (8, false) => read_converted::<u64>(ds, starts, counts, |x| x as f64)?,
+                (8, true) => read_converted::<i64>(ds, starts, counts, |x| x as f64)?,
                 _ => return Err(format!("unsupported integer size {size}")),
             }
         }
         // h5py stores numpy bools as a 1-byte enum {FALSE = 0, TRUE = 1}.
-        DatatypeMessage::Enum { .. } if ds.element_size() == 1 => ds
-            .read_slice::<u8>(starts, counts)
-            .map_err(e)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
+        DatatypeMessage::Enum { .. } if ds.element_size() == 1 => {
+            read_converted::<u8>(ds, starts, counts, f64::from)?
+        }
         other => return Err(format!("unsupported element type {}", describe(other))),
     })
 }
