@@ -8,6 +8,7 @@ pub mod grid;
 pub mod krylov;
 pub mod linalg;
 pub mod problem;
+pub mod relax;
 pub mod rng;
 
 pub use krylov::cg::{CgError, CgInfo, CgParams};

@@ -1,0 +1,14 @@
+//! Relaxation methods and the online learners that pick their parameter ω.
+//!
+//! - [`sor`]: SOR and SSOR as solvers, and SSOR as a preconditioner for CG, each taking ω per solve.
+//! - [`policy`]: the [`policy::OmegaPolicy`] trait and its learners (Tsallis-INF, binned contextual
+//!   Tsallis-INF, Chebyshev regression with inverse-gap weighting), all reproducible from a seed.
+//! - [`sequence`]: the test sequences of "Learning to Relax" (Khodak et al., ICLR 2024): shifted
+//!   Laplacians and a Crank–Nicolson heat equation with time-varying diffusivity.
+//! - [`experiment`]: runs policies and the baselines (ω = 1, best fixed ω in hindsight,
+//!   instance-optimal ω) over a sequence and reports iteration counts.
+
+pub mod experiment;
+pub mod policy;
+pub mod sequence;
+pub mod sor;
