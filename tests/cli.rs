@@ -136,7 +136,8 @@ fn shipped_configs_run_at_small_size() {
         let text = std::fs::read_to_string(&path).unwrap();
         let (code, _, err) = run(&["run", path.to_str().unwrap(), "--dry-run"]);
         assert_eq!(code, 0, "{}: {err}", path.display());
-        // Same config, 6 samples at 16×16, in a scratch copy of the configs folder.
+        // Same config at a small size (6 samples at 16×16, short sequences, one repeat), in a
+        // scratch copy of the configs folder.
         let small: String = text
             .lines()
             .map(|l| {
@@ -144,6 +145,10 @@ fn shipped_configs_run_at_small_size() {
                 match key {
                     "samples" if !l.contains("output") => "samples = 6".to_string(),
                     "resolution" => "resolution = 16".to_string(),
+                    "instances" => "instances = 60".to_string(),
+                    "steps" => "steps = 20".to_string(),
+                    "repeats" => "repeats = 1".to_string(),
+                    "grid" => "grid = 6".to_string(),
                     _ => l.to_string(),
                 }
             })
@@ -325,4 +330,73 @@ fn killed_generation_resumes_to_the_same_dataset() {
     assert_eq!(code, 0, "{err}");
     assert!(!partial.exists());
     assert_same_content(&final_a, &dir.path().join("b/d.h5"));
+}
+
+#[test]
+fn relax_stage_writes_report_and_figures_with_consistent_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[relax]\nsequence = \"shifted_laplacian\"\noutput_dir = \"out\"\nrepeats = 2\n\n[relax.arms]\ncount = 6\n\n[relax.shifted_laplacian]\ngrid = 6\ninstances = 80\n";
+    let cfg = write(dir.path(), "r.toml", text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Tsallis-INF") && out.contains("instance-optimal"),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/learned_sor.json")).unwrap(),
+    )
+    .unwrap();
+    let summary = json["summary"].as_array().unwrap();
+    assert_eq!(
+        summary.len(),
+        6,
+        "3 learners + ω = 1, best fixed, instance-optimal"
+    );
+    let mean = |name: &str| {
+        summary
+            .iter()
+            .find(|s| s["policy"].as_str().unwrap().starts_with(name))
+            .unwrap()["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(mean("instance-optimal") <= mean("best fixed"));
+    assert!(mean("best fixed") <= mean("fixed ω = 1.00"));
+    assert_eq!(json["runs"].as_array().unwrap().len(), 2);
+    let learner = &json["runs"][0]["learners"][0];
+    assert_eq!(learner["costs"].as_array().unwrap().len(), 80);
+    let probs: f64 = learner["final_probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
+    assert!((probs - 1.0).abs() < 1e-9);
+    for f in ["cumulative.png", "omega.png", "probabilities.png"] {
+        assert!(dir.path().join("out").join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn relax_config_errors_name_the_key() {
+    let base = "[relax]\nsequence = \"shifted_laplacian\"\noutput_dir = \"out\"\n";
+    assert_config_error(
+        &format!("{base}\n[relax.arms]\nmin = 1.5\nmax = 1.2\n"),
+        7,
+        "relax.arms.max",
+        "expected a value ≥ relax.arms.min",
+    );
+    assert_config_error(
+        &format!("{base}\n[relax.heat]\nsteps = 10\n"),
+        5,
+        "relax.heat",
+        "does not apply",
+    );
+    assert_config_error(
+        &format!("{base}learners = [\"ucb\"]\n"),
+        4,
+        "relax.learners",
+        "unknown variant `ucb`",
+    );
 }

@@ -26,6 +26,22 @@ pub mod defaults {
     pub const TOLERANCE: f64 = 1e-8;
     pub const MAX_ITERATIONS: usize = 10_000;
     pub const PLOT_SAMPLES: usize = 4;
+    pub const RELAX_SEED: u64 = 0;
+    pub const RELAX_REPEATS: u64 = 1;
+    pub const RELAX_TOLERANCE: f64 = 1e-8;
+    pub const RELAX_MAX_ITERATIONS: usize = 5000;
+    pub const RELAX_BINS: usize = 5;
+    pub const RELAX_DEGREE: usize = 3;
+    pub const RELAX_LOSS_SCALE: f64 = 1000.0;
+    pub const RELAX_LEARNING_RATE: f64 = 2.0;
+    pub const RELAX_GAMMA0: f64 = 10.0;
+    pub const ARMS_MIN: f64 = 1.0;
+    pub const ARMS_MAX: f64 = 1.95;
+    pub const ARMS_COUNT: usize = 20;
+    pub const LAPLACIAN_GRID: usize = 10;
+    pub const LAPLACIAN_INSTANCES: usize = 5000;
+    pub const HEAT_GRID: usize = 32;
+    pub const HEAT_STEPS: usize = 1000;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -33,15 +49,17 @@ pub mod defaults {
 pub enum Stage {
     Generate,
     Plot,
+    Relax,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 2] = [Stage::Generate, Stage::Plot];
+    pub const ALL: [Stage; 3] = [Stage::Generate, Stage::Plot, Stage::Relax];
 
     pub fn name(self) -> &'static str {
         match self {
             Stage::Generate => "generate",
             Stage::Plot => "plot",
+            Stage::Relax => "relax",
         }
     }
 }
@@ -114,6 +132,8 @@ pub struct Plan {
     pub generate: Option<GeneratePlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plot: Option<PlotPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relax: Option<RelaxPlan>,
     /// The config file and its text, stored in every dataset it produces.
     #[serde(skip)]
     pub source_path: PathBuf,
@@ -185,6 +205,75 @@ pub struct PlotPlan {
     pub output_dir: PathBuf,
     pub samples: usize,
     pub format: ImageFormat,
+}
+
+/// A learned-relaxation experiment: policies choosing ω over a sequence of systems.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelaxPlan {
+    pub sequence: RelaxSequenceKind,
+    pub output_dir: PathBuf,
+    pub seed: u64,
+    /// Independent runs with seeds `seed, seed + 1, …`; the summary averages over them.
+    pub repeats: u64,
+    pub tolerance: f64,
+    pub max_iterations: usize,
+    pub learners: Vec<LearnerName>,
+    /// Learners see the loss `min(iterations, loss_scale)/loss_scale`.
+    pub loss_scale: f64,
+    /// c in the Tsallis-INF learning rate η_t = c/√t.
+    pub learning_rate: f64,
+    /// γ₀ in the Chebyshev learner's inverse-gap weight γ = γ₀√t.
+    pub gamma0: f64,
+    pub bins: usize,
+    pub degree: usize,
+    pub format: ImageFormat,
+    pub arms: ArmsPlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shifted_laplacian: Option<ShiftedLaplacianPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heat: Option<HeatPlan>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelaxSequenceKind {
+    ShiftedLaplacian,
+    Heat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LearnerName {
+    Tsallis,
+    Binned,
+    Chebyshev,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variance {
+    High,
+    Low,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArmsPlan {
+    pub min: f64,
+    pub max: f64,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShiftedLaplacianPlan {
+    pub grid: usize,
+    pub instances: usize,
+    pub variance: Variance,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeatPlan {
+    pub grid: usize,
+    pub steps: usize,
 }
 
 impl GeneratePlan {

@@ -10,6 +10,51 @@ pub(super) struct RawConfig {
     stages: Option<Spanned<Vec<Stage>>>,
     generate: Option<RawGenerate>,
     plot: Option<RawPlot>,
+    relax: Option<RawRelax>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelax {
+    sequence: RelaxSequenceKind,
+    output_dir: Spanned<String>,
+    seed: Option<u64>,
+    repeats: Option<Spanned<u64>>,
+    tolerance: Option<Spanned<f64>>,
+    max_iterations: Option<Spanned<usize>>,
+    learners: Option<Vec<LearnerName>>,
+    loss_scale: Option<Spanned<f64>>,
+    learning_rate: Option<Spanned<f64>>,
+    gamma0: Option<Spanned<f64>>,
+    bins: Option<Spanned<usize>>,
+    degree: Option<Spanned<usize>>,
+    format: Option<ImageFormat>,
+    arms: Option<RawArms>,
+    shifted_laplacian: Option<RawShiftedLaplacian>,
+    heat: Option<RawHeat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArms {
+    min: Option<Spanned<f64>>,
+    max: Option<Spanned<f64>>,
+    count: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShiftedLaplacian {
+    grid: Option<Spanned<usize>>,
+    instances: Option<Spanned<usize>>,
+    variance: Option<Variance>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeat {
+    grid: Option<Spanned<usize>>,
+    steps: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +219,12 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         }
     };
 
+    let relax = raw
+        .relax
+        .as_ref()
+        .map(|r| check_relax(&cx, r, text))
+        .transpose()?;
+
     let stages = match &raw.stages {
         None => {
             let mut s = Vec::new();
@@ -183,11 +234,14 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
             if plot.is_some() {
                 s.push(Stage::Plot);
             }
+            if relax.is_some() {
+                s.push(Stage::Relax);
+            }
             if s.is_empty() {
                 return cx.err(
                     0,
                     "stages",
-                    "the config has nothing to run: add a [generate] or [plot] section",
+                    "the config has nothing to run: add a [generate], [plot] or [relax] section",
                 );
             }
             s
@@ -213,6 +267,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
                 let present = match stage {
                     Stage::Generate => generate.is_some(),
                     Stage::Plot => plot.is_some(),
+                    Stage::Relax => relax.is_some(),
                 };
                 if !present {
                     return cx.err(
@@ -239,6 +294,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         stages,
         generate,
         plot,
+        relax,
         source_path: path.to_path_buf(),
         source_text: text.to_string(),
     })
@@ -395,5 +451,176 @@ fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
             "a finite number",
         )?,
         coefficient,
+    })
+}
+
+fn check_relax(cx: &Ctx, r: &RawRelax, text: &str) -> Result<RelaxPlan, ConfigError> {
+    let d = defaults::RELAX_MAX_ITERATIONS;
+    let empty_arms = RawArms::default();
+    let a = r.arms.as_ref().unwrap_or(&empty_arms);
+    let arms = ArmsPlan {
+        min: cx.num(
+            &a.min,
+            defaults::ARMS_MIN,
+            "relax.arms.min",
+            |v| v > 0.0 && v < 2.0,
+            "a number in (0, 2)",
+        )?,
+        max: cx.num(
+            &a.max,
+            defaults::ARMS_MAX,
+            "relax.arms.max",
+            |v| v > 0.0 && v < 2.0,
+            "a number in (0, 2)",
+        )?,
+        count: cx.num(
+            &a.count,
+            defaults::ARMS_COUNT,
+            "relax.arms.count",
+            |v| (1..=200).contains(&v),
+            "an integer from 1 to 200",
+        )?,
+    };
+    if arms.max < arms.min {
+        let at = a.max.as_ref().map_or(0, |v| v.span().start);
+        return cx.err(
+            at,
+            "relax.arms.max",
+            format!(
+                "expected a value ≥ relax.arms.min = {}, got {}",
+                arms.min, arms.max
+            ),
+        );
+    }
+    let learners = r.learners.clone().unwrap_or_else(|| {
+        vec![
+            LearnerName::Tsallis,
+            LearnerName::Binned,
+            LearnerName::Chebyshev,
+        ]
+    });
+    let (shifted_laplacian, heat) = match r.sequence {
+        RelaxSequenceKind::ShiftedLaplacian => {
+            let empty = RawShiftedLaplacian::default();
+            let s = r.shifted_laplacian.as_ref().unwrap_or(&empty);
+            let plan = ShiftedLaplacianPlan {
+                grid: cx.num(
+                    &s.grid,
+                    defaults::LAPLACIAN_GRID,
+                    "relax.shifted_laplacian.grid",
+                    |v| (2..=1000).contains(&v),
+                    "an integer from 2 to 1000",
+                )?,
+                instances: cx.num(
+                    &s.instances,
+                    defaults::LAPLACIAN_INSTANCES,
+                    "relax.shifted_laplacian.instances",
+                    |v| v >= 4,
+                    "an integer ≥ 4",
+                )?,
+                variance: s.variance.unwrap_or(Variance::High),
+            };
+            (Some(plan), None)
+        }
+        RelaxSequenceKind::Heat => {
+            let empty = RawHeat::default();
+            let h = r.heat.as_ref().unwrap_or(&empty);
+            let plan = HeatPlan {
+                grid: cx.num(
+                    &h.grid,
+                    defaults::HEAT_GRID,
+                    "relax.heat.grid",
+                    |v| (2..=1000).contains(&v),
+                    "an integer from 2 to 1000",
+                )?,
+                steps: cx.num(
+                    &h.steps,
+                    defaults::HEAT_STEPS,
+                    "relax.heat.steps",
+                    |v| v >= 4,
+                    "an integer ≥ 4",
+                )?,
+            };
+            (None, Some(plan))
+        }
+    };
+    // A table for the other sequence would be silently ignored: say so instead.
+    let stray = match r.sequence {
+        RelaxSequenceKind::ShiftedLaplacian => r.heat.is_some().then_some("heat"),
+        RelaxSequenceKind::Heat => r.shifted_laplacian.is_some().then_some("shifted_laplacian"),
+    };
+    if let Some(name) = stray {
+        let at = text.find(&format!("[relax.{name}]")).unwrap_or(0);
+        return cx.err(
+            at,
+            &format!("relax.{name}"),
+            "this table does not apply to the chosen `relax.sequence`",
+        );
+    }
+    Ok(RelaxPlan {
+        sequence: r.sequence,
+        output_dir: cx.path(r.output_dir.get_ref()),
+        seed: r.seed.unwrap_or(defaults::RELAX_SEED),
+        repeats: cx.num(
+            &r.repeats,
+            defaults::RELAX_REPEATS,
+            "relax.repeats",
+            |v| (1..=1000).contains(&v),
+            "an integer from 1 to 1000",
+        )?,
+        tolerance: cx.num(
+            &r.tolerance,
+            defaults::RELAX_TOLERANCE,
+            "relax.tolerance",
+            |v| v > 0.0 && v < 1.0,
+            "a number in (0, 1)",
+        )?,
+        max_iterations: cx.num(
+            &r.max_iterations,
+            d,
+            "relax.max_iterations",
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        learners,
+        loss_scale: cx.num(
+            &r.loss_scale,
+            defaults::RELAX_LOSS_SCALE,
+            "relax.loss_scale",
+            |v| v >= 1.0 && v.is_finite(),
+            "a number ≥ 1",
+        )?,
+        learning_rate: cx.num(
+            &r.learning_rate,
+            defaults::RELAX_LEARNING_RATE,
+            "relax.learning_rate",
+            positive,
+            "a positive number",
+        )?,
+        gamma0: cx.num(
+            &r.gamma0,
+            defaults::RELAX_GAMMA0,
+            "relax.gamma0",
+            positive,
+            "a positive number",
+        )?,
+        bins: cx.num(
+            &r.bins,
+            defaults::RELAX_BINS,
+            "relax.bins",
+            |v| (1..=100).contains(&v),
+            "an integer from 1 to 100",
+        )?,
+        degree: cx.num(
+            &r.degree,
+            defaults::RELAX_DEGREE,
+            "relax.degree",
+            |v| v <= 7,
+            "an integer from 0 to 7",
+        )?,
+        format: r.format.unwrap_or(ImageFormat::Png),
+        arms,
+        shifted_laplacian,
+        heat,
     })
 }

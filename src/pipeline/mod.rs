@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod plot;
+pub mod relax;
 
 use crate::config::{Plan, Stage};
 use crate::progress::Reporter;
@@ -26,6 +27,11 @@ pub fn run(plan: &Plan, opts: RunOptions, interrupted: &AtomicBool) -> Result<()
             Stage::Plot => {
                 if let Some(p) = &plan.plot {
                     plot::run(p, opts.reporter)?;
+                }
+            }
+            Stage::Relax => {
+                if let Some(r) = &plan.relax {
+                    relax::run(r, opts.reporter)?;
                 }
             }
         }

@@ -316,3 +316,127 @@ impl Figure for Scatter<'_> {
         Ok(())
     }
 }
+
+/// A polyline series of a line chart.
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+    /// Draw markers at the points instead of a connected line.
+    pub markers: bool,
+}
+
+/// A chart of lines (or marker series) sharing axes.
+pub fn line_chart(
+    path: &Path,
+    format: ImageFormat,
+    caption: &str,
+    x_label: &str,
+    y_label: &str,
+    lines: &[Line],
+) -> Result<PathBuf, PlotError> {
+    render(
+        path,
+        format,
+        (900, 540),
+        &Lines {
+            caption,
+            x_label,
+            y_label,
+            lines,
+        },
+    )
+}
+
+struct Lines<'a> {
+    caption: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    lines: &'a [Line],
+}
+
+impl Figure for Lines<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (mut x0, mut x1, mut y0, mut y1) = (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        );
+        for &(x, y) in self.lines.iter().flat_map(|l| l.points.iter()) {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        let y_lo = y0.min(0.0);
+        let y_hi = if y1 > y_lo {
+            y1 + 0.08 * (y1 - y_lo)
+        } else {
+            y_lo + 1.0
+        };
+        let span_x = x1 - x0;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.caption, ("sans-serif", 22).into_font())
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, y_lo..y_hi)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .axis_desc_style(("sans-serif", 16).into_font())
+            .label_style(("sans-serif", 13).into_font())
+            .x_label_formatter(&|v| format_tick(*v, span_x))
+            .y_label_formatter(&|v| format_tick(*v, y_hi - y_lo))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for l in self.lines {
+            let color = l.color;
+            let anno = if l.markers {
+                chart
+                    .draw_series(l.points.iter().map(|&p| Circle::new(p, 2, color.filled())))
+                    .map_err(|e| e.to_string())?
+            } else {
+                chart
+                    .draw_series(LineSeries::new(
+                        l.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
+            };
+            anno.label(&l.label).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 3), (x + 16, y + 3)], color.filled())
+            });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14).into_font())
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Distinct colours for chart series (matplotlib's tab10).
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];

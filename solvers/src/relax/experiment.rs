@@ -18,18 +18,25 @@ pub enum LearnerKind {
 pub struct ExperimentParams {
     /// The ω grid every policy chooses from.
     pub arms: Vec<f64>,
-    /// Iteration count that normalises costs to losses in [0, 1] (the solver's cap).
-    pub cap: f64,
+    /// Learners see the loss `min(cost, loss_scale)/loss_scale` in [0, 1].
+    pub loss_scale: f64,
+    /// c in the Tsallis-INF learning rate η_t = c/√t.
+    pub tsallis_rate: f64,
+    /// γ₀ in the Chebyshev learner's inverse-gap weight γ = γ₀√t.
+    pub gamma0: f64,
     pub learners: Vec<LearnerKind>,
     /// Seed of the learners' own randomness.
     pub seed: u64,
 }
 
 impl ExperimentParams {
-    pub fn new(arms: Vec<f64>, cap: f64, learners: Vec<LearnerKind>, seed: u64) -> Self {
+    /// Paper defaults for the learners (η_t = 2/√t, γ₀ = 10); costs normalised by `loss_scale`.
+    pub fn new(arms: Vec<f64>, loss_scale: f64, learners: Vec<LearnerKind>, seed: u64) -> Self {
         Self {
             arms,
-            cap,
+            loss_scale,
+            tsallis_rate: super::policy::TSALLIS_RATE,
+            gamma0: 10.0,
             learners,
             seed,
         }
@@ -81,21 +88,27 @@ pub struct ExperimentReport {
 
 fn learner(
     kind: LearnerKind,
-    arms: &[f64],
-    cap: f64,
+    p: &ExperimentParams,
     range: (f64, f64),
     seed: u64,
 ) -> Box<dyn OmegaPolicy> {
+    let arms = p.arms.clone();
     match kind {
-        LearnerKind::Tsallis => Box::new(TsallisInf::new(arms.to_vec(), cap, seed)),
-        LearnerKind::Binned { bins } => {
-            Box::new(BinnedTsallisInf::new(arms.to_vec(), cap, range, bins, seed))
-        }
+        LearnerKind::Tsallis => Box::new(TsallisInf::new(arms, p.loss_scale, p.tsallis_rate, seed)),
+        LearnerKind::Binned { bins } => Box::new(BinnedTsallisInf::new(
+            arms,
+            p.loss_scale,
+            p.tsallis_rate,
+            range,
+            bins,
+            seed,
+        )),
         LearnerKind::Chebyshev { degree } => Box::new(ChebyshevRegression::new(
-            arms.to_vec(),
-            cap,
+            arms,
+            p.loss_scale,
             range,
             degree,
+            p.gamma0,
             seed,
         )),
     }
@@ -140,15 +153,7 @@ pub fn run_experiment<S: RelaxSequence>(
         .learners
         .iter()
         .enumerate()
-        .map(|(i, &k)| {
-            learner(
-                k,
-                arms,
-                params.cap,
-                range,
-                params.seed.wrapping_add(i as u64),
-            )
-        })
+        .map(|(i, &k)| learner(k, params, range, params.seed.wrapping_add(i as u64)))
         .collect();
 
     let (fixed, instance_optimal, learner_traces) = if seq.stateless() {

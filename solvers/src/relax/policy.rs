@@ -46,12 +46,13 @@ impl OmegaPolicy for FixedOmega {
     fn observe(&mut self, _: f64) {}
 }
 
-/// ½-Tsallis-INF (Zimmert & Seldin 2021) over a grid of arms, learning rate η_t = 2/√t, with
-/// importance-weighted loss estimates of the loss `min(cost, cap)/cap`.
+/// ½-Tsallis-INF (Zimmert & Seldin 2021) over a grid of arms, learning rate η_t = c/√t (c = 2 in
+/// the paper), with importance-weighted estimates of the loss `min(cost, scale)/scale`.
 #[derive(Debug, Clone)]
 pub struct TsallisInf {
     arms: Vec<f64>,
     cap: f64,
+    rate: f64,
     /// Cumulative estimated losses L̂.
     cum_loss: Vec<f64>,
     probs: Vec<f64>,
@@ -60,12 +61,17 @@ pub struct TsallisInf {
     rng: ChaCha8Rng,
 }
 
+/// The learning-rate constant c of η_t = c/√t in Zimmert & Seldin's Tsallis-INF.
+pub const TSALLIS_RATE: f64 = 2.0;
+
 impl TsallisInf {
-    pub fn new(arms: Vec<f64>, cap: f64, seed: u64) -> Self {
+    /// A learner over `arms`; costs are normalised by `scale` (and clipped to it), η_t = rate/√t.
+    pub fn new(arms: Vec<f64>, scale: f64, rate: f64, seed: u64) -> Self {
         let k = arms.len();
         Self {
             arms,
-            cap,
+            cap: scale,
+            rate,
             cum_loss: vec![0.0; k],
             probs: vec![1.0 / k as f64; k],
             t: 0,
@@ -125,7 +131,7 @@ impl OmegaPolicy for TsallisInf {
 
     fn choose(&mut self, _: f64) -> f64 {
         self.t += 1;
-        let eta = 2.0 / (self.t as f64).sqrt();
+        let eta = self.rate / (self.t as f64).sqrt();
         self.update_probabilities(eta);
         let i = self.sample();
         self.last = Some(i);
@@ -153,12 +159,20 @@ pub struct BinnedTsallisInf {
 }
 
 impl BinnedTsallisInf {
-    pub fn new(arms: Vec<f64>, cap: f64, range: (f64, f64), bins: usize, seed: u64) -> Self {
+    pub fn new(
+        arms: Vec<f64>,
+        scale: f64,
+        rate: f64,
+        range: (f64, f64),
+        bins: usize,
+        seed: u64,
+    ) -> Self {
         let bins = (0..bins)
             .map(|b| {
                 TsallisInf::new(
                     arms.clone(),
-                    cap,
+                    scale,
+                    rate,
                     seed.wrapping_mul(1000).wrapping_add(b as u64),
                 )
             })
@@ -205,7 +219,7 @@ impl OmegaPolicy for BinnedTsallisInf {
 /// Contextual regression: for each arm, the loss is modelled as a Chebyshev series of degree `d` in
 /// the context (ridge least squares on that arm's observations); arms are drawn by inverse-gap
 /// weighting (SquareCB, Foster & Rakhlin 2020): `p_a = 1/(K + γ (ŷ_a − ŷ_best))`, the rest on the
-/// best arm, with `γ = γ₀ √t`.
+/// best arm, with `γ = γ₀ √t`. Losses are `min(cost, scale)/scale`.
 #[derive(Debug, Clone)]
 pub struct ChebyshevRegression {
     arms: Vec<f64>,
@@ -224,7 +238,14 @@ pub struct ChebyshevRegression {
 }
 
 impl ChebyshevRegression {
-    pub fn new(arms: Vec<f64>, cap: f64, range: (f64, f64), degree: usize, seed: u64) -> Self {
+    pub fn new(
+        arms: Vec<f64>,
+        scale: f64,
+        range: (f64, f64),
+        degree: usize,
+        gamma0: f64,
+        seed: u64,
+    ) -> Self {
         let k = arms.len();
         let m = degree + 1;
         let ridge = 1e-3;
@@ -236,10 +257,10 @@ impl ChebyshevRegression {
         }
         Self {
             arms,
-            cap,
+            cap: scale,
             range,
             degree,
-            gamma0: 10.0,
+            gamma0,
             ridge,
             gram,
             moment: vec![vec![0.0; m]; k],
@@ -368,7 +389,7 @@ mod tests {
     fn tsallis_inf_concentrates_on_the_best_arm_of_a_synthetic_bandit() {
         let means = [0.7, 0.5, 0.3, 0.6, 0.65];
         let arms: Vec<f64> = (0..means.len()).map(|i| i as f64).collect();
-        let mut learner = TsallisInf::new(arms, 1.0, 4);
+        let mut learner = TsallisInf::new(arms, 1.0, TSALLIS_RATE, 4);
         let mut env = ChaCha8Rng::seed_from_u64(9);
         let mut picks_best_late = 0;
         for t in 0..20_000 {
@@ -399,7 +420,7 @@ mod tests {
     #[test]
     fn binned_learners_choose_different_arms_in_bins_whose_best_arms_differ() {
         let arms = vec![1.0, 1.5, 1.9];
-        let mut learner = BinnedTsallisInf::new(arms, 100.0, (0.0, 1.0), 2, 3);
+        let mut learner = BinnedTsallisInf::new(arms, 100.0, TSALLIS_RATE, (0.0, 1.0), 2, 3);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..20_000 {
             let c: f64 = rng.gen();
@@ -419,7 +440,7 @@ mod tests {
     #[test]
     fn chebyshev_regression_learns_a_context_dependent_best_arm() {
         let arms = vec![1.0, 1.5, 1.9];
-        let mut learner = ChebyshevRegression::new(arms, 100.0, (0.0, 1.0), 2, 5);
+        let mut learner = ChebyshevRegression::new(arms, 100.0, (0.0, 1.0), 2, 10.0, 5);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut late_regret = 0.0;
         for t in 0..5_000 {
