@@ -375,7 +375,12 @@ impl Figure for Lines<'_> {
         if x1 <= x0 {
             x1 = x0 + 1.0;
         }
-        let y_lo = y0.min(0.0);
+        // Start at zero when the data reach near it (counts, probabilities); otherwise frame the data.
+        let y_lo = if y0 >= 0.0 && y0 <= 0.3 * y1 {
+            0.0
+        } else {
+            y0 - 0.05 * (y1 - y0).max(1e-9)
+        };
         let y_hi = if y1 > y_lo {
             y1 + 0.08 * (y1 - y_lo)
         } else {
