@@ -400,3 +400,41 @@ fn relax_config_errors_name_the_key() {
         "unknown variant `ucb`",
     );
 }
+
+/// The same config gives the same dataset whatever the thread count, a learned SSOR ω included.
+#[test]
+fn generation_is_identical_for_one_and_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[generate.solver]\npreconditioner = \"ssor\"\nomega = \"learned\"";
+    let mut files = Vec::new();
+    for threads in ["1", "2"] {
+        let cfg = write(
+            dir.path(),
+            &format!("t{threads}/c.toml"),
+            &darcy_config("d.h5", 30, 16, extra),
+        );
+        let out = pdekit()
+            .args(["generate", cfg.to_str().unwrap(), "--quiet"])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        files.push(dir.path().join(format!("t{threads}/d.h5")));
+    }
+    assert_same_content(&files[0], &files[1]);
+    let (a, b) = (
+        Dataset::open(&files[0]).unwrap(),
+        Dataset::open(&files[1]).unwrap(),
+    );
+    let omegas = a.read_all("stats/omega").unwrap();
+    assert_eq!(omegas, b.read_all("stats/omega").unwrap());
+    assert!(omegas.iter().all(|&w| (1.0..=1.95).contains(&w)));
+    assert!(
+        omegas.iter().any(|&w| w != omegas[[0]]),
+        "the learner explores"
+    );
+}

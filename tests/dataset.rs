@@ -143,18 +143,18 @@ fn writer_rejects_wrongly_sized_samples() {
 
 /// A crash between checkpoints (the writer vanishes without closing) loses only the samples after
 /// the last checkpoint, and rerunning the plan completes a dataset identical to an uninterrupted run.
-#[test]
-fn resume_after_simulated_crash_matches_uninterrupted_run() {
+/// With a learned SSOR ω the learner is replayed from the recorded costs, so its later choices match.
+fn resume_after_simulated_crash(extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     let full_cfg = write(
         dir.path(),
         "full/c.toml",
-        &darcy_config("full.h5", 40, 12, ""),
+        &darcy_config("full.h5", 40, 12, extra),
     );
     let crash_cfg = write(
         dir.path(),
         "crash/c.toml",
-        &darcy_config("crash.h5", 40, 12, ""),
+        &darcy_config("crash.h5", 40, 12, extra),
     );
     let stop = AtomicBool::new(false);
     let full_plan = Plan::load(&full_cfg).unwrap();
@@ -185,7 +185,30 @@ fn resume_after_simulated_crash_matches_uninterrupted_run() {
 
     let report = generate::run(&crash_plan, opts(), &stop).unwrap();
     assert!(report.resumed >= 16, "recovered {} samples", report.resumed);
-    assert_same_content(&full, &dir.path().join("crash/crash.h5"));
+    let crashed = dir.path().join("crash/crash.h5");
+    assert_same_content(&full, &crashed);
+    let (a, b) = (
+        Dataset::open(&full).unwrap(),
+        Dataset::open(&crashed).unwrap(),
+    );
+    if a.has("stats/omega") {
+        assert_eq!(
+            a.read_all("stats/omega").unwrap(),
+            b.read_all("stats/omega").unwrap()
+        );
+    }
+}
+
+#[test]
+fn resume_after_simulated_crash_matches_uninterrupted_run() {
+    resume_after_simulated_crash("");
+}
+
+#[test]
+fn resume_with_a_learned_omega_replays_the_learner() {
+    resume_after_simulated_crash(
+        "[generate.solver]\npreconditioner = \"ssor\"\nomega = \"learned\"",
+    );
 }
 
 #[test]

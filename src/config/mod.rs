@@ -106,6 +106,23 @@ pub enum SolverMethod {
 #[serde(rename_all = "lowercase")]
 pub enum PreconditionerKind {
     Jacobi,
+    Ssor,
+}
+
+/// The SSOR relaxation parameter: fixed, or chosen per sample by a Tsallis-INF learner.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OmegaPlan {
+    Fixed(f64),
+    Learned,
+}
+
+impl Serialize for OmegaPlan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OmegaPlan::Fixed(w) => s.serialize_f64(*w),
+            OmegaPlan::Learned => s.serialize_str("learned"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -195,6 +212,9 @@ pub struct CoefficientPlan {
 pub struct SolverPlan {
     pub method: SolverMethod,
     pub preconditioner: PreconditionerKind,
+    /// Only with `preconditioner = "ssor"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omega: Option<OmegaPlan>,
     pub tolerance: f64,
     pub max_iterations: usize,
 }

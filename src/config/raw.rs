@@ -96,8 +96,17 @@ struct RawCoefficient {
 struct RawSolver {
     method: Option<SolverMethod>,
     preconditioner: Option<PreconditionerKind>,
+    omega: Option<Spanned<RawOmega>>,
     tolerance: Option<Spanned<f64>>,
     max_iterations: Option<Spanned<usize>>,
+}
+
+/// `omega = 1.5` or `omega = "learned"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawOmega {
+    Number(f64),
+    Word(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,9 +349,40 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
     };
     let empty = RawSolver::default();
     let sv = r.solver.as_ref().unwrap_or(&empty);
+    let preconditioner = sv.preconditioner.unwrap_or(PreconditionerKind::Jacobi);
+    let omega = match (&sv.omega, preconditioner) {
+        (None, PreconditionerKind::Ssor) => Some(OmegaPlan::Learned),
+        (None, PreconditionerKind::Jacobi) => None,
+        (Some(w), PreconditionerKind::Jacobi) => {
+            return cx.err(
+                w.span().start,
+                "generate.solver.omega",
+                "only applies to preconditioner = \"ssor\"",
+            )
+        }
+        (Some(w), PreconditionerKind::Ssor) => Some(match w.get_ref() {
+            RawOmega::Number(v) if *v > 0.0 && *v < 2.0 => OmegaPlan::Fixed(*v),
+            RawOmega::Word(word) if word == "learned" => OmegaPlan::Learned,
+            RawOmega::Number(v) => {
+                return cx.err(
+                    w.span().start,
+                    "generate.solver.omega",
+                    format!("expected a number in (0, 2) or \"learned\", got {v}"),
+                )
+            }
+            RawOmega::Word(word) => {
+                return cx.err(
+                    w.span().start,
+                    "generate.solver.omega",
+                    format!("expected a number in (0, 2) or \"learned\", got \"{word}\""),
+                )
+            }
+        }),
+    };
     let solver = SolverPlan {
         method: sv.method.unwrap_or(SolverMethod::Cg),
-        preconditioner: sv.preconditioner.unwrap_or(PreconditionerKind::Jacobi),
+        preconditioner,
+        omega,
         tolerance: cx.num(
             &sv.tolerance,
             defaults::TOLERANCE,

@@ -171,11 +171,13 @@ impl DatasetWriter {
     /// continues after them. Returns `None` when there is no partial file.
     ///
     /// `key_attr` names the root attribute that must be equal in the old file and `header`, so
-    /// that a partial file of another plan is never continued.
+    /// that a partial file of another plan is never continued. Only a multiple of `align` samples
+    /// is kept (the rest are made again), for callers that work in batches of that size.
     pub fn resume(
         target: &Path,
         header: &Header,
         key_attr: &str,
+        align: u64,
     ) -> Result<Option<Self>, DataError> {
         let partial = partial_path(target);
         if !partial.exists() {
@@ -217,6 +219,7 @@ impl DatasetWriter {
             done = done.min(ds.shape().first().copied().unwrap_or(0) as u64);
             handles.push(ds);
         }
+        done -= done % align.max(1);
         let fresh = target.with_extension("recovering.h5");
         let mut w = Self::create_at(&fresh, target, &header)?;
         let mut rows: Vec<Vec<f64>> = vec![Vec::new(); handles.len()];

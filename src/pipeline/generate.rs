@@ -5,13 +5,19 @@
 //! checkpoint. Sample `i` depends only on `(seed, i)`, so a resumed run equals an uninterrupted one.
 
 use super::RunOptions;
-use crate::config::{self, CoefficientKind, GeneratePlan, Plan, Precision, ProblemPlan};
+use crate::config::{
+    self, CoefficientKind, GeneratePlan, OmegaPlan, Plan, Precision, PreconditionerKind,
+    ProblemPlan,
+};
 use crate::data::h5::{partial_path, DatasetWriter, Dtype, FieldSpec, Header};
 use crate::data::{DataError, Dataset, FORMAT_NAME, FORMAT_VERSION};
 use crate::PdekitError;
 use pdekit_solvers::field::{CoefficientTransform, GrfParams};
 use pdekit_solvers::grid::{Centring, Grid2d};
-use pdekit_solvers::problem::darcy::{DarcyGenerator, DarcyParams, DarcySample};
+use pdekit_solvers::problem::darcy::{
+    DarcyGenerator, DarcyParams, DarcyPreconditioner, DarcySample,
+};
+use pdekit_solvers::relax::policy::{linspace, OmegaPolicy, TsallisInf};
 use pdekit_solvers::CgParams;
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -56,7 +62,24 @@ fn darcy_params(d: &config::DarcyPlan, solver: &config::SolverPlan) -> DarcyPara
     };
     p.forcing = d.forcing;
     p.solver = CgParams::new(solver.tolerance, solver.max_iterations);
+    p.preconditioner = match (solver.preconditioner, solver.omega) {
+        (PreconditionerKind::Ssor, Some(OmegaPlan::Fixed(w))) => DarcyPreconditioner::Ssor(w),
+        // A learned ω is chosen per sample by the generate loop.
+        (PreconditionerKind::Ssor, _) => DarcyPreconditioner::Ssor(1.0),
+        (PreconditionerKind::Jacobi, _) => DarcyPreconditioner::Jacobi,
+    };
     p
+}
+
+/// The learner behind `omega = "learned"`: Tsallis-INF over ω ∈ {1.0, 1.05, …, 1.95}, seeded by the
+/// run's seed, with the rate that met the learned-SOR targets (see configs/learned_sor_high.toml).
+fn omega_learner(seed: u64) -> TsallisInf {
+    TsallisInf::new(
+        linspace(1.0, 1.95, 20),
+        config::defaults::RELAX_LOSS_SCALE,
+        16.0,
+        seed,
+    )
 }
 
 fn now_utc() -> String {
@@ -123,8 +146,55 @@ pub fn header(plan: &Plan, g: &GeneratePlan) -> Header {
             spec("stats/residual", Dtype::F64, vec![]),
             spec("stats/converged", Dtype::U8, vec![]),
             spec("stats/seconds", Dtype::F64, vec![]),
-        ],
+        ]
+        .into_iter()
+        .chain(uses_ssor(g).then(|| spec("stats/omega", Dtype::F64, vec![])))
+        .collect(),
     }
+}
+
+fn uses_ssor(g: &GeneratePlan) -> bool {
+    g.solver.preconditioner == PreconditionerKind::Ssor
+}
+
+/// Brings a fresh learner to the state it had after the first `done` samples of the interrupted run
+/// (a whole number of batches): each batch's choices are replayed, then its recorded costs
+/// observed, as the generate loop does, so the continued run equals an uninterrupted one.
+fn replay_learner(
+    learner: &mut TsallisInf,
+    writer: &DatasetWriter,
+    done: u64,
+    batch: u64,
+) -> Result<(), PdekitError> {
+    if done == 0 {
+        return Ok(());
+    }
+    let ds = Dataset::open(writer.partial_path())?;
+    let iterations = ds.read("stats/iterations", 0..done as usize)?;
+    let omegas = ds.read("stats/omega", 0..done as usize)?;
+    let contiguous = "arrays read from a file are contiguous";
+    let iterations = iterations.as_slice().expect(contiguous);
+    let omegas = omegas.as_slice().expect(contiguous);
+    let b = batch as usize;
+    for (start, (costs, stored)) in (0..)
+        .step_by(b)
+        .zip(iterations.chunks(b).zip(omegas.chunks(b)))
+    {
+        for (k, &w) in stored.iter().enumerate() {
+            let chosen = learner.choose(0.0);
+            if chosen != w {
+                return Err(PdekitError::Usage(format!(
+                    "{}: cannot replay the ω learner: sample {} was solved with ω = {w}, the replay chose {chosen}; rerun with --force",
+                    writer.partial_path().display(),
+                    start + k
+                )));
+            }
+        }
+        for &c in costs {
+            learner.observe(c);
+        }
+    }
+    Ok(())
 }
 
 /// Runs the generate stage of `plan`.
@@ -185,7 +255,17 @@ pub fn run(
         ));
     }
 
-    let mut writer = match DatasetWriter::resume(&g.output, &header, PLAN_KEY_ATTR) {
+    let learned = g.solver.omega == Some(OmegaPlan::Learned);
+    // A learner decides a batch's ω before its solves and learns after them, so batches are fixed
+    // at checkpoint_every samples (not the thread count) for the run to be reproducible, and a
+    // resumed run restarts on a batch boundary.
+    let batch = if learned {
+        g.checkpoint_every
+    } else {
+        (g.checkpoint_every as usize).max(4 * rayon::current_num_threads()) as u64
+    };
+    let align = if learned { batch } else { 1 };
+    let mut writer = match DatasetWriter::resume(&g.output, &header, PLAN_KEY_ATTR, align) {
         // A partial file killed before its first checkpoint holds nothing to recover.
         Err(DataError::Corrupt { path, message }) => {
             rep.warn(format!(
@@ -211,7 +291,10 @@ pub fn run(
     let ProblemPlan::Darcy(d) = &g.family;
     let generator = DarcyGenerator::new(darcy_params(d, &g.solver))?;
     let tolerance = g.solver.tolerance;
-    let batch = (g.checkpoint_every as usize).max(4 * rayon::current_num_threads()) as u64;
+    let mut learner = learned.then(|| omega_learner(g.seed));
+    if let Some(learner) = learner.as_mut() {
+        replay_learner(learner, &writer, resumed, batch)?;
+    }
     let bar = rep.bar(g.samples, "generate", "samples");
     bar.set_position(resumed);
 
@@ -231,16 +314,27 @@ pub fn run(
             });
         }
         let end = (next + batch).min(g.samples);
-        let results: Vec<Result<DarcySample, _>> = (next..end)
-            .into_par_iter()
-            .map(|i| {
-                let r = generator.generate(g.seed, i);
+        let omegas: Vec<Option<f64>> = (next..end)
+            .map(|_| learner.as_mut().map(|l| l.choose(0.0)))
+            .collect();
+        let results: Vec<Result<DarcySample, _>> = omegas
+            .par_iter()
+            .enumerate()
+            .map(|(k, omega)| {
+                let i = next + k as u64;
+                let r = match omega {
+                    Some(w) => generator.generate_with(g.seed, i, DarcyPreconditioner::Ssor(*w)),
+                    None => generator.generate(g.seed, i),
+                };
                 bar.inc(1);
                 r
             })
             .collect();
-        for result in results {
+        for (result, omega) in results.into_iter().zip(omegas) {
             let sample = result?;
+            if let Some(l) = learner.as_mut() {
+                l.observe(sample.info.iterations as f64);
+            }
             if !sample.info.converged {
                 if g.on_failure == config::OnFailure::Fail {
                     writer.checkpoint()?;
@@ -257,15 +351,25 @@ pub fn run(
                 unconverged.push(sample.index);
             }
             let info = sample.info;
-            writer.append(&[
+            let omega = match (omega, generator.params().preconditioner) {
+                (Some(w), _) | (None, DarcyPreconditioner::Ssor(w)) => Some(w),
+                (None, DarcyPreconditioner::Jacobi) => None,
+            };
+            let mut row: Vec<&[f64]> = vec![
                 sample.coefficient.as_slice().expect("standard layout"),
                 sample.solution.as_slice().expect("standard layout"),
-                &[sample.index as f64],
-                &[info.iterations as f64],
-                &[info.rel_residual],
-                &[f64::from(u8::from(info.converged))],
-                &[sample.seconds],
-            ])?;
+            ];
+            let scalars = [
+                sample.index as f64,
+                info.iterations as f64,
+                info.rel_residual,
+                f64::from(u8::from(info.converged)),
+                sample.seconds,
+                omega.unwrap_or(f64::NAN),
+            ];
+            let n_scalars = if omega.is_some() { 6 } else { 5 };
+            row.extend(scalars[..n_scalars].chunks(1));
+            writer.append(&row)?;
             iterations_sum += info.iterations as f64;
             max_residual = max_residual.max(info.rel_residual);
             solved += 1;

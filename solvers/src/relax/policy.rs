@@ -5,13 +5,15 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
 
 /// Chooses ω for each instance of a sequence and learns from the cost it then pays.
 pub trait OmegaPolicy: Send {
     fn name(&self) -> String;
     /// ω for the next instance, given its context (ignored by non-contextual policies).
     fn choose(&mut self, context: f64) -> f64;
-    /// The cost (iterations) of the instance just solved with the last chosen ω.
+    /// The cost (iterations) of the oldest choice not yet observed. Feedback may be delayed: a
+    /// caller can choose ω for several instances, solve them, then observe their costs in order.
     fn observe(&mut self, cost: f64);
     /// The current sampling distribution over the arms, where the policy has one (for the last
     /// context seen, for contextual policies).
@@ -57,7 +59,8 @@ pub struct TsallisInf {
     cum_loss: Vec<f64>,
     probs: Vec<f64>,
     t: u64,
-    last: Option<usize>,
+    /// Choices awaiting their cost: the arm and its probability when chosen.
+    pending: VecDeque<(usize, f64)>,
     rng: ChaCha8Rng,
 }
 
@@ -75,7 +78,7 @@ impl TsallisInf {
             cum_loss: vec![0.0; k],
             probs: vec![1.0 / k as f64; k],
             t: 0,
-            last: None,
+            pending: VecDeque::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
@@ -134,14 +137,14 @@ impl OmegaPolicy for TsallisInf {
         let eta = self.rate / (self.t as f64).sqrt();
         self.update_probabilities(eta);
         let i = self.sample();
-        self.last = Some(i);
+        self.pending.push_back((i, self.probs[i]));
         self.arms[i]
     }
 
     fn observe(&mut self, cost: f64) {
-        if let Some(i) = self.last.take() {
+        if let Some((i, p)) = self.pending.pop_front() {
             let loss = cost.min(self.cap) / self.cap;
-            self.cum_loss[i] += loss / self.probs[i];
+            self.cum_loss[i] += loss / p;
         }
     }
 
@@ -156,6 +159,8 @@ pub struct BinnedTsallisInf {
     range: (f64, f64),
     bins: Vec<TsallisInf>,
     last_bin: usize,
+    /// Bins of the choices awaiting their cost.
+    pending: VecDeque<usize>,
 }
 
 impl BinnedTsallisInf {
@@ -181,6 +186,7 @@ impl BinnedTsallisInf {
             range,
             bins,
             last_bin: 0,
+            pending: VecDeque::new(),
         }
     }
 
@@ -204,11 +210,14 @@ impl OmegaPolicy for BinnedTsallisInf {
 
     fn choose(&mut self, context: f64) -> f64 {
         self.last_bin = self.bin_of(context);
+        self.pending.push_back(self.last_bin);
         self.bins[self.last_bin].choose(context)
     }
 
     fn observe(&mut self, cost: f64) {
-        self.bins[self.last_bin].observe(cost);
+        if let Some(b) = self.pending.pop_front() {
+            self.bins[b].observe(cost);
+        }
     }
 
     fn probabilities(&self) -> Option<Vec<f64>> {
@@ -233,7 +242,8 @@ pub struct ChebyshevRegression {
     moment: Vec<Vec<f64>>,
     probs: Vec<f64>,
     t: u64,
-    last: Option<(usize, Vec<f64>)>,
+    /// Choices awaiting their cost: the arm and the context features.
+    pending: VecDeque<(usize, Vec<f64>)>,
     rng: ChaCha8Rng,
 }
 
@@ -266,7 +276,7 @@ impl ChebyshevRegression {
             moment: vec![vec![0.0; m]; k],
             probs: vec![1.0 / k as f64; k],
             t: 0,
-            last: None,
+            pending: VecDeque::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
@@ -356,12 +366,12 @@ impl OmegaPolicy for ChebyshevRegression {
                 break;
             }
         }
-        self.last = Some((choice, phi));
+        self.pending.push_back((choice, phi));
         self.arms[choice]
     }
 
     fn observe(&mut self, cost: f64) {
-        if let Some((a, phi)) = self.last.take() {
+        if let Some((a, phi)) = self.pending.pop_front() {
             let loss = cost.min(self.cap) / self.cap;
             let m = phi.len();
             for i in 0..m {
@@ -463,6 +473,23 @@ mod tests {
             "mean late regret {}",
             late_regret / 1000.0
         );
+    }
+
+    /// Choosing a batch before observing it charges each cost to the arm that earned it.
+    #[test]
+    fn delayed_feedback_is_matched_to_its_choices_in_order() {
+        let arms = vec![0.0, 1.0, 2.0];
+        let mut learner = TsallisInf::new(arms, 10.0, TSALLIS_RATE, 1);
+        for _ in 0..3000 {
+            let batch: Vec<f64> = (0..4).map(|_| learner.choose(0.0)).collect();
+            // Arm 1 costs 1, the others 9.
+            for w in batch {
+                learner.observe(if w == 1.0 { 1.0 } else { 9.0 });
+            }
+        }
+        let p = learner.probabilities().unwrap();
+        assert!(p[1] > 0.9, "{p:?}");
+        assert!(learner.pending.is_empty());
     }
 
     #[test]
