@@ -2,7 +2,7 @@
 
 use crate::config::PlotPlan;
 use crate::data::Dataset;
-use crate::plot::{heatmap_panel, scatter_chart, Heatmap, Series};
+use crate::plot::{heatmap_panel, line_chart, Heatmap, Line};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Ix2;
@@ -79,21 +79,23 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 bad.push((i as f64, it))
             }
         }
-        let mut series = vec![Series {
+        let mut series = vec![Line {
             label: format!("converged ({})", ok.len()),
             points: ok,
             color: RGBColor(31, 119, 180),
+            markers: true,
         }];
         if !bad.is_empty() {
-            series.push(Series {
+            series.push(Line {
                 label: format!("not converged ({})", bad.len()),
                 points: bad,
                 color: RGBColor(214, 39, 40),
+                markers: true,
             });
         }
         let path = plan.output_dir.join(format!("iterations.{ext}"));
         written.push(
-            scatter_chart(
+            line_chart(
                 &path,
                 plan.format,
                 &format!("{stem}: solver iterations per sample"),

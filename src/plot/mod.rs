@@ -42,13 +42,6 @@ pub struct Heatmap<'a> {
     pub values: ArrayView2<'a, f64>,
 }
 
-/// A scatter series of a chart.
-pub struct Series {
-    pub label: String,
-    pub points: Vec<(f64, f64)>,
-    pub color: RGBColor,
-}
-
 /// Something that can draw itself on any plotters backend.
 trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
@@ -223,97 +216,6 @@ fn format_tick(v: f64, span: f64) -> String {
     } else {
         let digits = (1 - span.abs().log10().floor() as i64).clamp(0, 4) as usize;
         format!("{v:.digits$}")
-    }
-}
-
-/// A scatter chart of one or more series.
-pub fn scatter_chart(
-    path: &Path,
-    format: ImageFormat,
-    caption: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-) -> Result<PathBuf, PlotError> {
-    render(
-        path,
-        format,
-        (900, 500),
-        &Scatter {
-            caption,
-            x_label,
-            y_label,
-            series,
-        },
-    )
-}
-
-struct Scatter<'a> {
-    caption: &'a str,
-    x_label: &'a str,
-    y_label: &'a str,
-    series: &'a [Series],
-}
-
-impl Figure for Scatter<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let (mut x0, mut x1, mut y0, mut y1) = (
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        );
-        for &(x, y) in self.series.iter().flat_map(|s| s.points.iter()) {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-        if !x0.is_finite() {
-            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-        }
-        let pad_x = ((x1 - x0) * 0.03).max(0.5);
-        // Headroom above the data keeps the legend clear of the points.
-        let y_top = y1 * 1.25 + 1.0;
-        let _ = y0;
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.caption, ("sans-serif", 22).into_font())
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d((x0 - pad_x)..(x1 + pad_x), 0.0..y_top)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(self.x_label)
-            .y_desc(self.y_label)
-            .axis_desc_style(("sans-serif", 16).into_font())
-            .label_style(("sans-serif", 13).into_font())
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format_tick(*v, y_top))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for s in self.series {
-            let color = s.color;
-            chart
-                .draw_series(
-                    s.points
-                        .iter()
-                        .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
-                )
-                .map_err(|e| e.to_string())?
-                .label(&s.label)
-                .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14).into_font())
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        Ok(())
     }
 }
 
