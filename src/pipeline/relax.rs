@@ -50,7 +50,7 @@ pub fn run(plan: &RelaxPlan, rep: Reporter) -> Result<Vec<PolicySummary>, Pdekit
     let (steps, solves_per_step) = match plan.sequence {
         RelaxSequenceKind::ShiftedLaplacian => (
             plan.shifted_laplacian.as_ref().map_or(0, |s| s.instances),
-            arms.len(),
+            arms.len() + 1,
         ),
         RelaxSequenceKind::Heat => (
             plan.heat.as_ref().map_or(0, |h| h.steps),
@@ -160,6 +160,11 @@ fn summarise(reports: &[ExperimentReport]) -> Vec<PolicySummary> {
         &r.fixed[r.best_fixed]
     });
     push("instance-optimal".into(), &|r| &r.instance_optimal);
+    if reports.iter().all(|r| r.model_optimal.is_some()) {
+        push("model-optimal ω* (Young)".into(), &|r| {
+            r.model_optimal.as_ref().expect("checked")
+        });
+    }
     out
 }
 
@@ -194,6 +199,7 @@ fn write_json(
                 // Full traces only for the first run, to keep the file small.
                 "learners": r.learners.iter().map(|t| if i == 0 { trace_json(t) } else { json!({"name": t.name, "mean": t.mean(), "last_quarter_mean": t.last_quarter_mean()}) }).collect::<Vec<_>>(),
                 "instance_optimal": if i == 0 { trace_json(&r.instance_optimal) } else { json!({"mean": r.instance_optimal.mean()}) },
+                "model_optimal": r.model_optimal.as_ref().map(|m| if i == 0 { trace_json(m) } else { json!({"mean": m.mean()}) }),
                 "contexts": if i == 0 { json!(r.contexts) } else { json!(null) },
             })
         })

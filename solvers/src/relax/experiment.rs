@@ -83,6 +83,8 @@ pub struct ExperimentReport {
     pub best_fixed: usize,
     /// The oracle that takes the cheapest arm on every instance.
     pub instance_optimal: Trace,
+    /// The theoretically optimal ω of each instance (off the arm grid), where the sequence has one.
+    pub model_optimal: Option<Trace>,
     pub learners: Vec<Trace>,
 }
 
@@ -275,14 +277,51 @@ pub fn run_experiment<S: RelaxSequence>(
     let best_fixed = (0..fixed.len())
         .min_by_key(|&a| fixed[a].total())
         .unwrap_or(0);
+    let model_optimal = model_optimal_trace(seq)?;
+    if model_optimal.is_some() {
+        progress(t_len);
+    }
     Ok(ExperimentReport {
         arms: arms.clone(),
         contexts,
         fixed,
         best_fixed,
         instance_optimal,
+        model_optimal,
         learners: learner_traces,
     })
+}
+
+/// Solves every instance with its theoretical ω*, along one trajectory; `None` when the sequence
+/// has no theory for some instance.
+fn model_optimal_trace<S: RelaxSequence>(seq: &S) -> Result<Option<Trace>, StepError> {
+    let omegas: Option<Vec<f64>> = (0..seq.len()).map(|t| seq.model_optimal_omega(t)).collect();
+    let Some(omegas) = omegas else {
+        return Ok(None);
+    };
+    let outcomes: Vec<StepOutcome> = if seq.stateless() {
+        let state = seq.initial_state();
+        omegas
+            .par_iter()
+            .enumerate()
+            .map(|(t, &w)| seq.solve(t, &state, w).map(|(o, _)| o))
+            .collect::<Result<_, _>>()?
+    } else {
+        let mut state = seq.initial_state();
+        let mut out = Vec::with_capacity(omegas.len());
+        for (t, &w) in omegas.iter().enumerate() {
+            let (o, next) = seq.solve(t, &state, w)?;
+            out.push(o);
+            state = next;
+        }
+        out
+    };
+    Ok(Some(trace(
+        "model-optimal ω*".into(),
+        omegas,
+        &outcomes.iter().collect::<Vec<_>>(),
+        None,
+    )))
 }
 
 #[cfg(test)]
@@ -302,6 +341,17 @@ mod tests {
             assert_eq!(r.instance_optimal.costs[t], best);
         }
         assert!(r.fixed[r.best_fixed].total() <= r.fixed.iter().map(Trace::total).min().unwrap());
+        // Young's ω* per instance is at least as good as any arm of this coarse grid.
+        let theory = r
+            .model_optimal
+            .as_ref()
+            .expect("the shifted Laplacian has a theory");
+        assert!(
+            theory.total() <= r.fixed[r.best_fixed].total(),
+            "{} vs {}",
+            theory.total(),
+            r.fixed[r.best_fixed].total()
+        );
         assert_eq!(r.learners[0].costs.len(), 60);
         // Each learner cost is the tabulated cost of the arm it chose.
         for t in 0..seq.len() {

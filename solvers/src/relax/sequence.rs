@@ -82,6 +82,10 @@ pub trait RelaxSequence: Sync {
         state: &Self::State,
         omega: f64,
     ) -> Result<(StepOutcome, Self::State), StepError>;
+    /// The theoretically optimal ω for instance `t`, where theory gives one.
+    fn model_optimal_omega(&self, _t: usize) -> Option<f64> {
+        None
+    }
 }
 
 /// How much the shift of the shifted-Laplacian sequence varies.
@@ -162,6 +166,13 @@ impl RelaxSequence for ShiftedLaplacianSequence {
 
     fn stateless(&self) -> bool {
         true
+    }
+
+    /// Young's ω* = 2/(1 + √(1 − ρ²)) with the Jacobi spectral radius ρ = 4 cos(π/(m+1)) / (4 + c_t)
+    /// of the consistently ordered matrix `L + c_t I`.
+    fn model_optimal_omega(&self, t: usize) -> Option<f64> {
+        let rho = 4.0 * (std::f64::consts::PI / (self.m + 1) as f64).cos() / (4.0 + self.shifts[t]);
+        Some(super::sor::optimal_omega(rho))
     }
 
     fn solve(&self, t: usize, _: &(), omega: f64) -> Result<(StepOutcome, ()), StepError> {
