@@ -350,8 +350,8 @@ fn relax_stage_writes_report_and_figures_with_consistent_baselines() {
     let summary = json["summary"].as_array().unwrap();
     assert_eq!(
         summary.len(),
-        6,
-        "3 learners + ω = 1, best fixed, instance-optimal"
+        7,
+        "3 learners + ω = 1, best fixed, instance-optimal, Young's ω*"
     );
     let mean = |name: &str| {
         summary
@@ -362,6 +362,10 @@ fn relax_stage_writes_report_and_figures_with_consistent_baselines() {
             .unwrap()
     };
     assert!(mean("instance-optimal") <= mean("best fixed"));
+    assert!(
+        mean("model-optimal") <= mean("best fixed"),
+        "Young's ω* per instance beats any one ω"
+    );
     assert!(mean("best fixed") <= mean("fixed ω = 1.00"));
     assert_eq!(json["runs"].as_array().unwrap().len(), 2);
     let learner = &json["runs"][0]["learners"][0];
