@@ -16,6 +16,8 @@ pub enum PdekitError {
     Data(#[from] DataError),
     #[error("{0}")]
     Darcy(#[from] DarcyError),
+    #[error("relax: {0}")]
+    Relax(#[from] pdekit_solvers::relax::sequence::StepError),
     #[error("sample {index} did not converge: relative residual {residual:.3e} after {iterations} iterations (tolerance {tolerance:.1e}).\n{kept} samples before it are saved in {}; raise generate.solver.max_iterations, or set generate.on_failure = \"keep\" to record such samples with converged = 0", partial.display())]
     NotConverged {
         index: u64,

@@ -183,11 +183,14 @@ fn replay_learner(
         for (k, &w) in stored.iter().enumerate() {
             let chosen = learner.choose(0.0);
             if chosen != w {
-                return Err(PdekitError::Usage(format!(
-                    "{}: cannot replay the ω learner: sample {} was solved with ω = {w}, the replay chose {chosen}; rerun with --force",
-                    writer.partial_path().display(),
-                    start + k
-                )));
+                return Err(DataError::Corrupt {
+                    path: writer.partial_path().to_path_buf(),
+                    message: format!(
+                        "cannot replay the ω learner: sample {} was solved with ω = {w}, the replay chose {chosen}; rerun with --force",
+                        start + k
+                    ),
+                }
+                .into());
             }
         }
         for &c in costs {

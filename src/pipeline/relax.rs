@@ -5,6 +5,7 @@
 //! consecutive seeds, and writes a JSON report and plots of the first run.
 
 use crate::config::{LearnerName, RelaxPlan, RelaxSequenceKind, Variance};
+use crate::data::DataError;
 use crate::plot::{line_chart, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -92,8 +93,7 @@ pub fn run(plan: &RelaxPlan, rep: Reporter) -> Result<Vec<PolicySummary>, Pdekit
                 let seq = HeatSequence::new(h.grid, h.steps, plan.tolerance, cap);
                 run_experiment(&seq, &params, &progress)
             }
-        }
-        .map_err(|e| PdekitError::Usage(format!("relax: {e}")))?;
+        }?;
         reports.push(report);
     }
     bar.finish_and_clear();
@@ -101,7 +101,7 @@ pub fn run(plan: &RelaxPlan, rep: Reporter) -> Result<Vec<PolicySummary>, Pdekit
     let summaries = summarise(&reports);
     let seconds = started.elapsed().as_secs_f64();
     let first = &reports[0];
-    std::fs::create_dir_all(&plan.output_dir).map_err(|e| PdekitError::Plot {
+    std::fs::create_dir_all(&plan.output_dir).map_err(|e| DataError::Io {
         path: plan.output_dir.clone(),
         message: e.to_string(),
     })?;
@@ -218,14 +218,14 @@ fn write_json(
         })).collect::<Vec<_>>(),
         "runs": runs,
     });
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| PdekitError::Usage(e.to_string()))?;
-    let tmp = path.with_extension("partial.json");
-    let io = |e: std::io::Error| PdekitError::Plot {
+    let io = |message: String| DataError::Io {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message,
     };
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| io(e.to_string()))?;
+    let tmp = path.with_extension("partial.json");
+    std::fs::write(&tmp, text).map_err(|e| io(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(e.to_string()).into())
 }
 
 fn cumulative(costs: &[usize]) -> Vec<(f64, f64)> {
