@@ -124,7 +124,7 @@ pub struct Jacobi {
     inv_diag: Vec<f64>,
 }
 
-/// A zero or non-finite diagonal entry makes Jacobi undefined.
+/// A zero or non-finite diagonal entry makes Jacobi (and SOR) undefined.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("Jacobi preconditioner: diagonal entry {row} is {value}; it must be non-zero and finite")]
 pub struct BadDiagonal {
@@ -132,16 +132,31 @@ pub struct BadDiagonal {
     pub value: f64,
 }
 
-impl Jacobi {
-    pub fn new(a: &CsMat<f64>) -> Result<Self, BadDiagonal> {
-        let mut inv_diag = vec![0.0; a.rows()];
-        for (row, d) in inv_diag.iter_mut().enumerate() {
+/// The diagonal of a CSR matrix, each entry checked to be non-zero and finite.
+pub fn diagonal(a: &CsMat<f64>) -> Result<Vec<f64>, BadDiagonal> {
+    (0..a.rows())
+        .map(|row| {
             let value = a.get(row, row).copied().unwrap_or(0.0);
             if value == 0.0 || !value.is_finite() {
-                return Err(BadDiagonal { row, value });
+                Err(BadDiagonal { row, value })
+            } else {
+                Ok(value)
             }
-            *d = 1.0 / value;
-        }
+        })
+        .collect()
+}
+
+/// `r = b − A x`.
+pub fn residual<A: LinearOperator + ?Sized>(a: &A, b: &[f64], x: &[f64], r: &mut [f64]) {
+    a.apply(x, r);
+    for (ri, bi) in r.iter_mut().zip(b) {
+        *ri = bi - *ri;
+    }
+}
+
+impl Jacobi {
+    pub fn new(a: &CsMat<f64>) -> Result<Self, BadDiagonal> {
+        let inv_diag = diagonal(a)?.into_iter().map(|d| 1.0 / d).collect();
         Ok(Self { inv_diag })
     }
 }

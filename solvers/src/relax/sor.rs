@@ -1,6 +1,6 @@
 //! SOR and SSOR sweeps on CSR matrices.
 
-use crate::linalg::{norm2, Preconditioner};
+use crate::linalg::{self, norm2, BadDiagonal, CsrOperator, Preconditioner};
 use sprs::CsMat;
 use thiserror::Error;
 
@@ -65,16 +65,8 @@ pub enum SorError {
     },
 }
 
-/// The diagonal of a CSR matrix and the position of each diagonal entry in its row.
 fn diagonal(a: &CsMat<f64>) -> Result<Vec<f64>, SorError> {
-    let mut d = vec![0.0; a.rows()];
-    for (row, v) in d.iter_mut().enumerate() {
-        *v = a.get(row, row).copied().unwrap_or(0.0);
-        if *v == 0.0 || !v.is_finite() {
-            return Err(SorError::ZeroDiagonal { row, value: *v });
-        }
-    }
-    Ok(d)
+    linalg::diagonal(a).map_err(|BadDiagonal { row, value }| SorError::ZeroDiagonal { row, value })
 }
 
 fn check(a: &CsMat<f64>, b: &[f64], x: &[f64], omega: f64) -> Result<Vec<f64>, SorError> {
@@ -120,10 +112,7 @@ fn pass(
 }
 
 fn rel_residual(a: &CsMat<f64>, b: &[f64], x: &[f64], r: &mut [f64], b_norm: f64) -> f64 {
-    crate::linalg::csr_matvec_serial(a, x, r);
-    for (ri, bi) in r.iter_mut().zip(b) {
-        *ri = bi - *ri;
-    }
+    linalg::residual(&CsrOperator::serial(a), b, x, r);
     norm2(r) / b_norm
 }
 
