@@ -11,4 +11,4 @@ pub mod problem;
 pub mod relax;
 pub mod rng;
 
-pub use krylov::cg::{CgError, CgInfo, CgParams};
+pub use krylov::{SolveError, SolveInfo, SolveParams};

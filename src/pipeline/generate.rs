@@ -18,7 +18,7 @@ use pdekit_solvers::problem::darcy::{
     DarcyGenerator, DarcyParams, DarcyPreconditioner, DarcySample,
 };
 use pdekit_solvers::relax::policy::{linspace, OmegaPolicy, TsallisInf};
-use pdekit_solvers::CgParams;
+use pdekit_solvers::SolveParams;
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,7 +61,7 @@ fn darcy_params(d: &config::DarcyPlan, solver: &config::SolverPlan) -> DarcyPara
         CoefficientKind::Lognormal => CoefficientTransform::LogNormal,
     };
     p.forcing = d.forcing;
-    p.solver = CgParams::new(solver.tolerance, solver.max_iterations);
+    p.solver = SolveParams::new(solver.tolerance, solver.max_iterations);
     p.preconditioner = match (solver.preconditioner, solver.omega) {
         (PreconditionerKind::Ssor, Some(OmegaPlan::Fixed(w))) => DarcyPreconditioner::Ssor(w),
         // A learned ω is chosen per sample by the generate loop.

@@ -1,112 +1,51 @@
 //! Preconditioned conjugate gradients for symmetric positive definite systems.
 
+use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{dot, norm2, residual, LinearOperator, Preconditioner};
-use thiserror::Error;
 
-/// Parameters of [`cg`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub struct CgParams {
-    /// Stop when the true relative residual ‖b − Ax‖/‖b‖ is at most this.
-    pub rtol: f64,
-    /// Give up after this many iterations.
-    pub max_iter: usize,
-}
-
-impl Default for CgParams {
-    fn default() -> Self {
-        Self {
-            rtol: 1e-8,
-            max_iter: 10_000,
-        }
-    }
-}
-
-impl CgParams {
-    pub fn new(rtol: f64, max_iter: usize) -> Self {
-        Self { rtol, max_iter }
-    }
-}
-
-/// What a CG solve did.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CgInfo {
-    pub iterations: usize,
-    /// True relative residual ‖b − Ax‖/‖b‖ of the returned x, recomputed from A (not the recurrence).
-    pub rel_residual: f64,
-    pub converged: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum CgError {
-    #[error("CG did not converge: relative residual {:.3e} after {} iterations (tolerance {rtol:.1e})", info.rel_residual, info.iterations)]
-    NoConvergence { info: CgInfo, rtol: f64 },
-    #[error("CG broke down at iteration {iteration}: p·Ap = {curvature:.3e}; the matrix or preconditioner is not positive definite")]
-    Breakdown { iteration: usize, curvature: f64 },
-    #[error("CG: vector lengths {got} do not match the operator dimension {expected}")]
-    DimensionMismatch { expected: usize, got: usize },
-    #[error("CG: the right-hand side or initial guess contains NaN or infinity")]
-    NonFinite,
-}
-
-impl CgError {
-    /// The solve report, for the errors that have one.
-    pub fn info(&self) -> Option<CgInfo> {
-        match self {
-            CgError::NoConvergence { info, .. } => Some(*info),
-            _ => None,
-        }
-    }
-}
+const METHOD: &str = "CG";
 
 /// Solves `A x = b` by preconditioned CG, starting from the `x` passed in.
 ///
-/// On [`CgError::NoConvergence`], `x` holds the last iterate and the error carries its true residual.
+/// On [`SolveError::NoConvergence`], `x` holds the last iterate and the error carries its true
+/// residual.
 pub fn cg<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
     a: &A,
     precond: &M,
     b: &[f64],
     x: &mut [f64],
-    params: &CgParams,
-) -> Result<CgInfo, CgError> {
-    let n = a.dim();
-    if b.len() != n || x.len() != n {
-        return Err(CgError::DimensionMismatch {
-            expected: n,
-            got: if b.len() != n { b.len() } else { x.len() },
-        });
-    }
-    if b.iter().chain(x.iter()).any(|v| !v.is_finite()) {
-        return Err(CgError::NonFinite);
-    }
-    let b_norm = norm2(b);
+    params: &SolveParams,
+) -> Result<SolveInfo, SolveError> {
+    let b_norm = check_inputs(METHOD, a, b, x)?;
     if b_norm == 0.0 {
-        x.fill(0.0);
-        return Ok(CgInfo {
-            iterations: 0,
-            rel_residual: 0.0,
-            converged: true,
-        });
+        return Ok(zero_rhs(x));
     }
+    let n = a.dim();
+    let mut info = SolveInfo::default();
     let mut r = vec![0.0; n];
     let mut z = vec![0.0; n];
     let mut p = vec![0.0; n];
     let mut ap = vec![0.0; n];
     residual(a, b, x, &mut r);
+    info.matvecs += 1;
     let target = params.rtol * b_norm;
-    let mut iterations = 0;
     // The recurrence residual drifts from the true one; a candidate answer is confirmed against A.
     let mut r_norm = norm2(&r);
     if r_norm > target {
         let mut rz = precond.apply_dot(&r, &mut z);
+        info.precond_applies += 1;
         p.copy_from_slice(&z);
-        while iterations < params.max_iter {
+        while info.iterations < params.max_iter {
             a.apply(&p, &mut ap);
+            info.matvecs += 1;
             let curvature = dot(&p, &ap);
             if curvature <= 0.0 || !curvature.is_finite() {
-                return Err(CgError::Breakdown {
-                    iteration: iterations,
-                    curvature,
+                return Err(SolveError::Breakdown {
+                    method: METHOD,
+                    iteration: info.iterations,
+                    quantity: "p·Ap",
+                    value: curvature,
+                    hint: "; the matrix or preconditioner is not positive definite",
                 });
             }
             let alpha = rz / curvature;
@@ -116,16 +55,21 @@ pub fn cg<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
                 r[i] -= alpha * ap[i];
                 rr += r[i] * r[i];
             }
-            iterations += 1;
+            info.iterations += 1;
             r_norm = rr.sqrt();
+            if params.history {
+                info.history.push(r_norm / b_norm);
+            }
             if r_norm <= target {
                 residual(a, b, x, &mut r);
+                info.matvecs += 1;
                 r_norm = norm2(&r);
                 if r_norm <= target {
                     break;
                 }
             }
             let rz_new = precond.apply_dot(&r, &mut z);
+            info.precond_applies += 1;
             let beta = rz_new / rz;
             rz = rz_new;
             for i in 0..n {
@@ -133,25 +77,13 @@ pub fn cg<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
             }
         }
     }
-    residual(a, b, x, &mut r);
-    let info = CgInfo {
-        iterations,
-        rel_residual: norm2(&r) / b_norm,
-        converged: norm2(&r) <= target,
-    };
-    if info.converged {
-        Ok(info)
-    } else {
-        Err(CgError::NoConvergence {
-            info,
-            rtol: params.rtol,
-        })
-    }
+    finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::krylov::SolveParams;
     use crate::linalg::{CsrOperator, Identity, Jacobi};
     use sprs::{CsMat, TriMat};
 
@@ -178,7 +110,7 @@ mod tests {
             &Jacobi::new(&a).unwrap(),
             &b,
             &mut x,
-            &CgParams::new(1e-10, 1000),
+            &SolveParams::new(1e-10, 1000),
         )
         .unwrap();
         assert!(info.converged && info.rel_residual <= 1e-10);
@@ -203,7 +135,7 @@ mod tests {
             &Identity,
             &b,
             &mut x,
-            &CgParams::new(1e-12, 5),
+            &SolveParams::new(1e-12, 5),
         )
         .unwrap_err();
         let info = err.info().expect("no-convergence carries its report");
@@ -222,10 +154,10 @@ mod tests {
             &Identity,
             &[0.0, 1.0],
             &mut [0.0, 0.0],
-            &CgParams::default(),
+            &SolveParams::default(),
         )
         .unwrap_err();
-        assert!(matches!(err, CgError::Breakdown { .. }), "{err}");
+        assert!(matches!(err, SolveError::Breakdown { .. }), "{err}");
     }
 
     #[test]
@@ -238,10 +170,11 @@ mod tests {
                 &Identity,
                 &[1.0; 2],
                 &mut [0.0; 3],
-                &CgParams::default()
+                &SolveParams::default()
             )
             .unwrap_err(),
-            CgError::DimensionMismatch {
+            SolveError::DimensionMismatch {
+                method: METHOD,
                 expected: 3,
                 got: 2
             }
@@ -252,10 +185,10 @@ mod tests {
                 &Identity,
                 &[1.0, f64::NAN, 0.0],
                 &mut [0.0; 3],
-                &CgParams::default()
+                &SolveParams::default()
             )
             .unwrap_err(),
-            CgError::NonFinite
+            SolveError::NonFinite { method: METHOD }
         );
     }
 }

@@ -7,7 +7,7 @@
 use super::LinearSystem;
 use crate::field::{CoefficientTransform, FieldError, GrfParams, GrfSampler2d};
 use crate::grid::{Centring, Grid2d};
-use crate::krylov::cg::{cg, CgError, CgInfo, CgParams};
+use crate::krylov::{cg, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{BadDiagonal, CsrOperator, Jacobi, Preconditioner};
 use crate::relax::sor::{SorError, SsorPreconditioner};
 use crate::rng::sample_rng;
@@ -38,7 +38,7 @@ pub enum DarcyError {
     Solver {
         index: u64,
         #[source]
-        source: CgError,
+        source: SolveError,
     },
 }
 
@@ -164,7 +164,7 @@ pub struct DarcyParams {
     pub transform: CoefficientTransform,
     /// Constant source term f.
     pub forcing: f64,
-    pub solver: CgParams,
+    pub solver: SolveParams,
     pub preconditioner: DarcyPreconditioner,
 }
 
@@ -187,7 +187,7 @@ impl Default for DarcyParams {
                 low: 3.0,
             },
             forcing: 1.0,
-            solver: CgParams::default(),
+            solver: SolveParams::default(),
             preconditioner: DarcyPreconditioner::Jacobi,
         }
     }
@@ -200,7 +200,7 @@ pub struct DarcySample {
     pub coefficient: Array2<f64>,
     pub solution: Array2<f64>,
     /// The solver's report; `converged` is false when it hit its iteration cap.
-    pub info: CgInfo,
+    pub info: SolveInfo,
     /// Wall time of assembly and solve.
     pub seconds: f64,
 }
@@ -269,7 +269,7 @@ impl DarcyGenerator {
             &self.params.solver,
         ) {
             Ok(info) => info,
-            Err(CgError::NoConvergence { info, .. }) => info,
+            Err(SolveError::NoConvergence { info, .. }) => *info,
             Err(source) => return Err(DarcyError::Solver { index, source }),
         };
         Ok(DarcySample {
@@ -310,7 +310,7 @@ mod tests {
             &Jacobi::new(&sys.matrix).unwrap(),
             &sys.rhs,
             &mut x,
-            &CgParams::new(1e-11, 20_000),
+            &SolveParams::new(1e-11, 20_000),
         )
         .unwrap();
         let u = scatter(&grid, &x);
@@ -370,7 +370,7 @@ mod tests {
     fn darcy_sample_residual_meets_tolerance_and_is_reproducible() {
         let params = DarcyParams {
             grid: Grid2d::new(24, Centring::Vertex),
-            solver: CgParams::new(1e-9, 5000),
+            solver: SolveParams::new(1e-9, 5000),
             ..Default::default()
         };
         let gen = DarcyGenerator::new(params).unwrap();
@@ -388,7 +388,7 @@ mod tests {
     fn ssor_preconditioned_samples_match_jacobi_samples_in_fewer_iterations() {
         let params = DarcyParams {
             grid: Grid2d::new(32, Centring::Vertex),
-            solver: CgParams::new(1e-10, 5000),
+            solver: SolveParams::new(1e-10, 5000),
             ..Default::default()
         };
         let gen = DarcyGenerator::new(params).unwrap();
@@ -417,7 +417,7 @@ mod tests {
     fn darcy_iteration_cap_is_reported_not_hidden() {
         let params = DarcyParams {
             grid: Grid2d::new(32, Centring::Vertex),
-            solver: CgParams::new(1e-12, 3),
+            solver: SolveParams::new(1e-12, 3),
             ..Default::default()
         };
         let sample = DarcyGenerator::new(params).unwrap().generate(0, 0).unwrap();

@@ -1,7 +1,7 @@
 //! Sequences of related linear systems for learning ω.
 
 use super::sor::{sor, SorError, SorInfo, SorParams, SsorPreconditioner};
-use crate::krylov::cg::{cg, CgError, CgParams};
+use crate::krylov::{cg, SolveError, SolveParams};
 use crate::linalg::CsrOperator;
 use crate::rng::sample_rng;
 use rand::Rng;
@@ -57,7 +57,7 @@ pub enum StepError {
     #[error(transparent)]
     Sor(#[from] SorError),
     #[error(transparent)]
-    Cg(#[from] CgError),
+    Cg(#[from] SolveError),
 }
 
 /// A sequence of systems solved one after another with an ω chosen per instance.
@@ -294,10 +294,10 @@ impl RelaxSequence for HeatSequence {
             &pre,
             &b,
             &mut x,
-            &CgParams::new(self.rtol, self.max_iter),
+            &SolveParams::new(self.rtol, self.max_iter),
         ) {
             Ok(info) => info,
-            Err(CgError::NoConvergence { info, .. }) => info,
+            Err(SolveError::NoConvergence { info, .. }) => *info,
             Err(e) => return Err(e.into()),
         };
         Ok((

@@ -246,7 +246,7 @@ pub fn optimal_omega(jacobi_radius: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::krylov::cg::{cg, CgParams};
+    use crate::krylov::{cg, SolveParams};
     use crate::linalg::{CsrOperator, Identity};
     use crate::relax::sequence::laplacian_2d;
 
@@ -315,9 +315,9 @@ mod tests {
         assert!((lhs - rhs_).abs() < 1e-12 * lhs.abs().max(1.0));
         let op = CsrOperator::new(&a);
         let mut x = vec![0.0; m * m];
-        let plain = cg(&op, &Identity, &u, &mut x, &CgParams::new(1e-8, 1000)).unwrap();
+        let plain = cg(&op, &Identity, &u, &mut x, &SolveParams::new(1e-8, 1000)).unwrap();
         let mut y = vec![0.0; m * m];
-        let pre = cg(&op, &p, &u, &mut y, &CgParams::new(1e-8, 1000)).unwrap();
+        let pre = cg(&op, &p, &u, &mut y, &SolveParams::new(1e-8, 1000)).unwrap();
         assert!(
             pre.iterations * 2 < plain.iterations,
             "{} vs {}",

@@ -1,0 +1,199 @@
+//! Small dense helpers for the recycling methods: tall-skinny QR of vector blocks, combinations of
+//! vector blocks, and the harmonic Ritz and Ritz problems (a few dozen unknowns, via nalgebra).
+
+use crate::linalg::{axpy, dot, norm2};
+use nalgebra::{Complex, DMatrix, DVector};
+
+/// Orthonormalises `cols` in place by modified Gram–Schmidt (run twice for stability) and returns
+/// R with `old cols = Q·R`; `None` if the block is numerically rank-deficient.
+pub fn thin_qr(cols: &mut [Vec<f64>]) -> Option<DMatrix<f64>> {
+    let k = cols.len();
+    let mut r = DMatrix::zeros(k, k);
+    for j in 0..k {
+        let (done, rest) = cols.split_at_mut(j);
+        let cj = &mut rest[0];
+        let before = norm2(cj);
+        for _ in 0..2 {
+            for (i, q) in done.iter().enumerate() {
+                let c = dot(cj, q);
+                r[(i, j)] += c;
+                axpy(-c, q, cj);
+            }
+        }
+        let nrm = norm2(cj);
+        if nrm <= 1e-12 * before || !nrm.is_finite() {
+            return None;
+        }
+        r[(j, j)] = nrm;
+        cj.iter_mut().for_each(|v| *v /= nrm);
+    }
+    Some(r)
+}
+
+/// `block · coeffs`: column j of the result is Σᵢ coeffs[i, j]·block[i].
+pub fn combine(block: &[&[f64]], coeffs: &DMatrix<f64>) -> Vec<Vec<f64>> {
+    let n = block.first().map_or(0, |v| v.len());
+    (0..coeffs.ncols())
+        .map(|j| {
+            let mut out = vec![0.0; n];
+            for (i, v) in block.iter().enumerate() {
+                let c = coeffs[(i, j)];
+                if c != 0.0 {
+                    axpy(c, v, &mut out);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// `cols ← cols · R⁻¹` for upper-triangular R.
+pub fn right_solve_upper(cols: &mut [Vec<f64>], r: &DMatrix<f64>) {
+    for j in 0..cols.len() {
+        let (done, rest) = cols.split_at_mut(j);
+        let cj = &mut rest[0];
+        for (i, ui) in done.iter().enumerate() {
+            axpy(-r[(i, j)], ui, cj);
+        }
+        let d = r[(j, j)];
+        cj.iter_mut().for_each(|v| *v /= d);
+    }
+}
+
+/// Harmonic Ritz vectors for GCRO-DR: the `k` eigenvectors of `Gᵀ G z = θ Gᵀ VW z` with the
+/// smallest |θ|, returned as the columns of a real m×k' matrix (a complex pair contributes its real
+/// and imaginary parts, so k' may be k + 1). `None` if the small problem is singular.
+pub fn harmonic_ritz(g: &DMatrix<f64>, vw: &DMatrix<f64>, k: usize) -> Option<DMatrix<f64>> {
+    let m = g.ncols();
+    let k = k.min(m);
+    if k == 0 {
+        return None;
+    }
+    // θ small ⇔ μ = 1/θ large in (GᵀG)⁻¹ Gᵀ VW z = μ z; GᵀG is SPD, so this side is the stable one.
+    let gtg = g.transpose() * g;
+    let chol = gtg.cholesky()?;
+    let n_mat = chol.solve(&(g.transpose() * vw));
+    let eig = n_mat.complex_eigenvalues();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| eig[b].norm().total_cmp(&eig[a].norm()));
+    let nc: DMatrix<Complex<f64>> = n_mat.map(|v| Complex::new(v, 0.0));
+    let mut vectors: Vec<DVector<f64>> = Vec::with_capacity(k + 1);
+    let mut taken: Vec<Complex<f64>> = Vec::new();
+    for &idx in &order {
+        if vectors.len() >= k {
+            break;
+        }
+        let mu = eig[idx];
+        let scale = mu.norm().max(1e-300);
+        // The conjugate of a pair already taken adds nothing new.
+        if taken
+            .iter()
+            .any(|t| (t.conj() - mu).norm() <= 1e-10 * scale)
+        {
+            continue;
+        }
+        taken.push(mu);
+        let z = inverse_iteration(&nc, mu)?;
+        let re = z.map(|c| c.re);
+        vectors.push(re);
+        if mu.im.abs() > 1e-10 * scale {
+            vectors.push(z.map(|c| c.im));
+        }
+    }
+    let cols = vectors.len();
+    Some(DMatrix::from_fn(m, cols, |i, j| vectors[j][i]))
+}
+
+/// An eigenvector of `a` for the eigenvalue nearest `mu`, by shifted inverse iteration.
+fn inverse_iteration(a: &DMatrix<Complex<f64>>, mu: Complex<f64>) -> Option<DVector<Complex<f64>>> {
+    let m = a.nrows();
+    let scale = a.norm().max(1e-300);
+    for perturb in [1e-10, 1e-7, 1e-4] {
+        let shift = mu + Complex::new(perturb * scale, perturb * scale * 0.5);
+        let shifted = a - DMatrix::from_diagonal_element(m, m, shift);
+        let lu = shifted.lu();
+        let mut z = DVector::from_fn(m, |i, _| Complex::new(1.0 + 0.1 * i as f64, 0.0));
+        let mut ok = true;
+        for _ in 0..3 {
+            match lu.solve(&z) {
+                Some(next) => {
+                    let nrm = next.norm();
+                    if !nrm.is_finite() || nrm == 0.0 {
+                        ok = false;
+                        break;
+                    }
+                    z = next / Complex::new(nrm, 0.0);
+                }
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            return Some(z);
+        }
+    }
+    None
+}
+
+/// Ritz vectors of a symmetric matrix restricted to span(Q) for orthonormal Q with `aq = A·Q`:
+/// the coefficients (columns) of the `k` smallest Ritz values.
+pub fn smallest_ritz(q: &[Vec<f64>], aq: &[Vec<f64>], k: usize) -> DMatrix<f64> {
+    let s = q.len();
+    let mut t = DMatrix::zeros(s, s);
+    for i in 0..s {
+        for j in 0..=i {
+            let v = 0.5 * (dot(&q[i], &aq[j]) + dot(&q[j], &aq[i]));
+            t[(i, j)] = v;
+            t[(j, i)] = v;
+        }
+    }
+    let eig = t.symmetric_eigen();
+    let mut order: Vec<usize> = (0..s).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+    let k = k.min(s);
+    DMatrix::from_fn(s, k, |i, j| eig.eigenvectors[(i, order[j])])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thin_qr_reconstructs_block() {
+        let cols: Vec<Vec<f64>> = (0..3)
+            .map(|j| {
+                (0..10)
+                    .map(|i| ((i * (j + 2)) as f64).sin() + j as f64)
+                    .collect()
+            })
+            .collect();
+        let mut q = cols.clone();
+        let r = thin_qr(&mut q).unwrap();
+        for j in 0..3 {
+            for i in 0..3 {
+                assert!((dot(&q[i], &q[j]) - f64::from(i == j)).abs() < 1e-13);
+            }
+            let refs: Vec<&[f64]> = q.iter().map(|v| v.as_slice()).collect();
+            let back = combine(&refs, &r);
+            for (x, y) in back[j].iter().zip(&cols[j]) {
+                assert!((x - y).abs() < 1e-12);
+            }
+        }
+        let mut dependent = vec![cols[0].clone(), cols[0].iter().map(|v| 2.0 * v).collect()];
+        assert!(thin_qr(&mut dependent).is_none());
+    }
+
+    #[test]
+    fn harmonic_ritz_of_square_problem_finds_smallest_eigenvectors() {
+        // With G square and VW = I the problem is Gᵀ G z = θ Gᵀ z, i.e. G z = θ z.
+        let g = DMatrix::from_diagonal(&DVector::from_vec(vec![5.0, 0.5, 3.0, 0.1]));
+        let p = harmonic_ritz(&g, &DMatrix::identity(4, 4), 2).unwrap();
+        assert_eq!(p.ncols(), 2);
+        // The span is that of e₁ and e₃ (eigenvalues 0.5 and 0.1).
+        for j in 0..2 {
+            assert!(p[(0, j)].abs() < 1e-8 && p[(2, j)].abs() < 1e-8);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Recycled (deflated) CG for sequences of SPD systems (Saad, Yeung, Erhel and Guyomarc'h 2000).
+//!
+//! A deflation space W of approximate eigenvectors for the smallest eigenvalues is kept between
+//! solves. Each solve starts from the Galerkin projection onto W and keeps its search directions
+//! A-orthogonal to W, so CG no longer spends iterations on those eigenvalues. After a solve, W is
+//! refreshed by Rayleigh–Ritz on span(W, first search directions) — the smallest Ritz vectors.
+
+use super::dense::{combine, smallest_ritz, thin_qr};
+use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
+use crate::linalg::{axpy, dot, norm2, residual, LinearOperator, Preconditioner};
+use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
+
+const METHOD: &str = "recycled CG";
+
+/// Parameters of [`RecycledCg`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RecycledCgParams {
+    /// Deflation vectors kept between solves.
+    pub recycle: usize,
+    /// Search directions of each solve kept for the Rayleigh–Ritz update.
+    pub stored_directions: usize,
+}
+
+impl Default for RecycledCgParams {
+    fn default() -> Self {
+        Self {
+            recycle: 20,
+            stored_directions: 40,
+        }
+    }
+}
+
+impl RecycledCgParams {
+    pub fn new(recycle: usize) -> Self {
+        Self {
+            recycle,
+            stored_directions: (4 * recycle).max(40),
+        }
+    }
+}
+
+/// A deflated CG solver whose deflation space persists from one [`RecycledCg::solve`] to the next.
+#[derive(Debug, Clone)]
+pub struct RecycledCg {
+    params: RecycledCgParams,
+    w: Vec<Vec<f64>>,
+}
+
+impl RecycledCg {
+    pub fn new(params: RecycledCgParams) -> Self {
+        Self {
+            params,
+            w: Vec::new(),
+        }
+    }
+
+    pub fn recycle_dim(&self) -> usize {
+        self.w.len()
+    }
+
+    pub fn reset(&mut self) {
+        self.w.clear();
+    }
+
+    /// Solves the SPD system `A x = b` from the `x` passed in, then updates the deflation space.
+    pub fn solve<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
+        &mut self,
+        a: &A,
+        precond: &M,
+        b: &[f64],
+        x: &mut [f64],
+        params: &SolveParams,
+    ) -> Result<SolveInfo, SolveError> {
+        let b_norm = check_inputs(METHOD, a, b, x)?;
+        if b_norm == 0.0 {
+            return Ok(zero_rhs(x));
+        }
+        let n = a.dim();
+        if self.w.first().is_some_and(|w| w.len() != n) {
+            self.w.clear();
+        }
+        let mut info = SolveInfo::default();
+        let mut w = std::mem::take(&mut self.w);
+        let mut aw: Vec<Vec<f64>> = w
+            .iter()
+            .map(|wi| {
+                let mut out = vec![0.0; n];
+                a.apply(wi, &mut out);
+                out
+            })
+            .collect();
+        info.matvecs += w.len();
+        // The Galerkin matrix WᵀAW; if it is not SPD any more (the matrix changed too much, or
+        // W became dependent), the space is dropped and the solve is plain CG.
+        let mut gram = gram_cholesky(&w, &aw);
+        if gram.is_none() {
+            w.clear();
+            aw.clear();
+        }
+        let mut r = vec![0.0; n];
+        residual(a, b, x, &mut r);
+        info.matvecs += 1;
+        // x ← x + W (WᵀAW)⁻¹ Wᵀ r makes r ⟂ W.
+        if let Some(chol) = &gram {
+            let mu = chol.solve(&DVector::from_iterator(
+                w.len(),
+                w.iter().map(|wi| dot(wi, &r)),
+            ));
+            for ((wi, awi), m) in w.iter().zip(&aw).zip(mu.iter()) {
+                axpy(*m, wi, x);
+                axpy(-*m, awi, &mut r);
+            }
+        }
+        let target = params.rtol * b_norm;
+        let store = self.params.stored_directions;
+        let mut kept_p: Vec<Vec<f64>> = Vec::with_capacity(store);
+        let mut kept_ap: Vec<Vec<f64>> = Vec::with_capacity(store);
+        let mut z = vec![0.0; n];
+        let mut p = vec![0.0; n];
+        let mut ap = vec![0.0; n];
+        let mut r_norm = norm2(&r);
+        if r_norm > target {
+            let mut rz = precond.apply_dot(&r, &mut z);
+            info.precond_applies += 1;
+            p.copy_from_slice(&z);
+            deflate(&mut p, &z, &w, &aw, gram.as_ref());
+            while info.iterations < params.max_iter {
+                a.apply(&p, &mut ap);
+                info.matvecs += 1;
+                let curvature = dot(&p, &ap);
+                if curvature <= 0.0 || !curvature.is_finite() {
+                    return Err(SolveError::Breakdown {
+                        method: METHOD,
+                        iteration: info.iterations,
+                        quantity: "p·Ap",
+                        value: curvature,
+                        hint: "; the matrix or preconditioner is not positive definite",
+                    });
+                }
+                if kept_p.len() < store {
+                    kept_p.push(p.clone());
+                    kept_ap.push(ap.clone());
+                }
+                let alpha = rz / curvature;
+                let mut rr = 0.0;
+                for i in 0..n {
+                    x[i] += alpha * p[i];
+                    r[i] -= alpha * ap[i];
+                    rr += r[i] * r[i];
+                }
+                info.iterations += 1;
+                r_norm = rr.sqrt();
+                if params.history {
+                    info.history.push(r_norm / b_norm);
+                }
+                if r_norm <= target {
+                    residual(a, b, x, &mut r);
+                    info.matvecs += 1;
+                    r_norm = norm2(&r);
+                    if r_norm <= target {
+                        break;
+                    }
+                }
+                let rz_new = precond.apply_dot(&r, &mut z);
+                info.precond_applies += 1;
+                let beta = rz_new / rz;
+                rz = rz_new;
+                for i in 0..n {
+                    p[i] = z[i] + beta * p[i];
+                }
+                deflate(&mut p, &z, &w, &aw, gram.as_ref());
+            }
+        }
+        // Rayleigh–Ritz on span(W, P): orthonormalise, carrying A·(same combinations) along.
+        let k = self.params.recycle;
+        if k > 0 {
+            let mut basis: Vec<Vec<f64>> = w.into_iter().chain(kept_p).collect();
+            let abasis: Vec<Vec<f64>> = aw.into_iter().chain(kept_ap).collect();
+            let mut keep = select_independent(&mut basis);
+            let abasis: Vec<Vec<f64>> = keep.iter().map(|&i| abasis[i].clone()).collect();
+            let mut q: Vec<Vec<f64>> = keep.drain(..).map(|i| basis[i].clone()).collect();
+            if let Some(rr) = thin_qr(&mut q) {
+                // A·Q = (A·basis)·R⁻¹.
+                let mut aq = abasis;
+                super::dense::right_solve_upper(&mut aq, &rr);
+                let coeffs = smallest_ritz(&q, &aq, k);
+                let q_refs: Vec<&[f64]> = q.iter().map(|v| v.as_slice()).collect();
+                self.w = combine(&q_refs, &coeffs);
+            }
+        }
+        gram.take();
+        finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
+    }
+}
+
+fn gram_cholesky(w: &[Vec<f64>], aw: &[Vec<f64>]) -> Option<Cholesky<f64, Dyn>> {
+    if w.is_empty() {
+        return None;
+    }
+    let k = w.len();
+    let g = DMatrix::from_fn(k, k, |i, j| 0.5 * (dot(&w[i], &aw[j]) + dot(&w[j], &aw[i])));
+    g.cholesky()
+}
+
+/// p ← p − W (WᵀAW)⁻¹ (AW)ᵀ z, keeping p A-orthogonal to W.
+fn deflate(
+    p: &mut [f64],
+    z: &[f64],
+    w: &[Vec<f64>],
+    aw: &[Vec<f64>],
+    gram: Option<&Cholesky<f64, Dyn>>,
+) {
+    if let Some(chol) = gram {
+        let mu = chol.solve(&DVector::from_iterator(
+            w.len(),
+            aw.iter().map(|awi| dot(awi, z)),
+        ));
+        for (wi, m) in w.iter().zip(mu.iter()) {
+            axpy(-*m, wi, p);
+        }
+    }
+}
+
+/// Indices of a numerically independent subset of `cols` (greedy, by Gram–Schmidt on copies).
+fn select_independent(cols: &mut [Vec<f64>]) -> Vec<usize> {
+    let mut q: Vec<Vec<f64>> = Vec::new();
+    let mut keep = Vec::new();
+    for (i, c) in cols.iter().enumerate() {
+        let mut v = c.clone();
+        let before = norm2(&v);
+        if before == 0.0 || !before.is_finite() {
+            continue;
+        }
+        for _ in 0..2 {
+            for qi in &q {
+                let s = dot(&v, qi);
+                axpy(-s, qi, &mut v);
+            }
+        }
+        let after = norm2(&v);
+        if after > 1e-8 * before {
+            v.iter_mut().for_each(|x| *x /= after);
+            q.push(v);
+            keep.push(i);
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::krylov::cg::cg;
+    use crate::krylov::test_matrices::{convection_diffusion, rhs, true_rel_residual};
+    use crate::linalg::{CsrOperator, Jacobi};
+
+    #[test]
+    fn recycled_cg_converges_and_reduces_iterations_on_a_sequence() {
+        let params = SolveParams::new(1e-9, 5000);
+        let mut solver = RecycledCg::new(RecycledCgParams::new(8));
+        let (mut plain, mut recycled) = (0, 0);
+        for s in 0..6 {
+            let a = convection_diffusion(30, 0.002 * s as f64, 0.0);
+            let b = rhs(a.rows(), s as f64);
+            let jac = Jacobi::new(&a).unwrap();
+            let mut x = vec![0.0; a.rows()];
+            plain += cg(&CsrOperator::new(&a), &jac, &b, &mut x, &params)
+                .unwrap()
+                .iterations;
+            let mut x = vec![0.0; a.rows()];
+            let info = solver
+                .solve(&CsrOperator::new(&a), &jac, &b, &mut x, &params)
+                .unwrap();
+            assert!(info.rel_residual <= 1e-9);
+            assert!(true_rel_residual(&a, &b, &x) <= 1e-9);
+            recycled += info.iterations;
+        }
+        assert_eq!(solver.recycle_dim(), 8);
+        assert!(
+            (recycled as f64) < 0.8 * plain as f64,
+            "recycled {recycled} vs plain {plain}"
+        );
+    }
+}
