@@ -7,8 +7,10 @@ pub mod field;
 pub mod grid;
 pub mod krylov;
 pub mod linalg;
+pub mod precond;
 pub mod problem;
 pub mod relax;
 pub mod rng;
+pub mod sequence;
 
 pub use krylov::{SolveError, SolveInfo, SolveParams};

@@ -1,0 +1,8 @@
+//! Preconditioners beyond Jacobi (in [`crate::linalg`]) and SSOR (in [`crate::relax`]): ILU(0) and
+//! smoothed-aggregation AMG.
+
+pub mod amg;
+pub mod ilu;
+
+pub use amg::{Amg, AmgError, AmgInfo, AmgParams, Smoother};
+pub use ilu::{Ilu0, IluError};

@@ -1,0 +1,386 @@
+//! Solving sequences of related systems: a solver that keeps its state (recycle space, previous
+//! solution) from one system to the next, orderings that put similar systems next to each other,
+//! and a driver that solves a set of systems in a chosen order.
+
+pub mod order;
+
+pub use order::{low_modes, order, tour_length, Ordering};
+
+use crate::krylov::{
+    bicgstab, cg, fgmres, gmres, GcroDr, GcroDrParams, GmresParams, RecycledCg, RecycledCgParams,
+    SolveError, SolveInfo, SolveParams,
+};
+use crate::linalg::{BadDiagonal, CsrOperator, Identity, Jacobi, Preconditioner};
+use crate::precond::{Amg, AmgError, AmgParams, Ilu0, IluError};
+use crate::relax::sor::{SorError, SsorPreconditioner};
+use sprs::CsMat;
+use std::time::Instant;
+use thiserror::Error;
+
+/// The iterative method applied to each system.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    Cg,
+    Gmres {
+        restart: usize,
+    },
+    Fgmres {
+        restart: usize,
+    },
+    Bicgstab,
+    /// GCRO-DR(restart, recycle), recycle space carried from system to system.
+    GcroDr {
+        restart: usize,
+        recycle: usize,
+    },
+    /// Deflated CG, deflation space carried from system to system.
+    RecycledCg {
+        recycle: usize,
+    },
+    /// Smoothed-aggregation AMG V-cycles as the solver (the preconditioner setting is ignored).
+    Amg,
+}
+
+impl Method {
+    /// A short name for tables, e.g. `gcrodr(40,20)`.
+    pub fn label(&self) -> String {
+        match self {
+            Method::Cg => "cg".into(),
+            Method::Gmres { restart } => format!("gmres({restart})"),
+            Method::Fgmres { restart } => format!("fgmres({restart})"),
+            Method::Bicgstab => "bicgstab".into(),
+            Method::GcroDr { restart, recycle } => format!("gcrodr({restart},{recycle})"),
+            Method::RecycledCg { recycle } => format!("rcg({recycle})"),
+            Method::Amg => "amg".into(),
+        }
+    }
+
+    /// Whether the method keeps state between systems.
+    pub fn recycles(&self) -> bool {
+        matches!(
+            self,
+            Method::GcroDr { recycle, .. } | Method::RecycledCg { recycle } if *recycle > 0
+        )
+    }
+}
+
+/// The preconditioner built for each system.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum PrecondKind {
+    #[default]
+    None,
+    Jacobi,
+    Ilu0,
+    Ssor {
+        omega: f64,
+    },
+    Amg,
+}
+
+impl PrecondKind {
+    pub fn label(&self) -> String {
+        match self {
+            PrecondKind::None => "none".into(),
+            PrecondKind::Jacobi => "jacobi".into(),
+            PrecondKind::Ilu0 => "ilu0".into(),
+            PrecondKind::Ssor { omega } => format!("ssor({omega})"),
+            PrecondKind::Amg => "amg".into(),
+        }
+    }
+}
+
+/// Everything that defines how each system of a sequence is solved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct SolverSpec {
+    pub method: Method,
+    pub precond: PrecondKind,
+    pub params: SolveParams,
+    /// Start each solve from the previous system's solution instead of zero.
+    pub warm_start: bool,
+    pub amg: AmgParams,
+    /// Mat-vecs over row blocks in parallel; off when the caller runs one solve per thread.
+    pub parallel: bool,
+}
+
+impl SolverSpec {
+    pub fn new(method: Method, precond: PrecondKind, params: SolveParams) -> Self {
+        Self {
+            method,
+            precond,
+            params,
+            warm_start: false,
+            amg: AmgParams::default(),
+            parallel: true,
+        }
+    }
+
+    pub fn with_warm_start(self, warm_start: bool) -> Self {
+        Self { warm_start, ..self }
+    }
+
+    pub fn with_parallel(self, parallel: bool) -> Self {
+        Self { parallel, ..self }
+    }
+
+    /// `method+precond`, e.g. `gcrodr(40,20)+ilu0`.
+    pub fn label(&self) -> String {
+        let mut s = self.method.label();
+        if self.method != Method::Amg && self.precond != PrecondKind::None {
+            s.push('+');
+            s.push_str(&self.precond.label());
+        }
+        if self.warm_start {
+            s.push_str("+warm");
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SequenceError {
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    #[error("preconditioner: {0}")]
+    Diagonal(#[from] BadDiagonal),
+    #[error("preconditioner: {0}")]
+    Ilu(#[from] IluError),
+    #[error("preconditioner: {0}")]
+    Amg(#[from] AmgError),
+    #[error("preconditioner: {0}")]
+    Ssor(#[from] SorError),
+}
+
+impl SequenceError {
+    /// The solve report, when the failure is a solve that did not converge.
+    pub fn info(&self) -> Option<&SolveInfo> {
+        match self {
+            SequenceError::Solve(e) => e.info(),
+            _ => None,
+        }
+    }
+}
+
+/// One solved system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemReport {
+    pub info: SolveInfo,
+    /// Preconditioner construction (AMG hierarchy, ILU factors, ...).
+    pub setup_seconds: f64,
+    pub solve_seconds: f64,
+}
+
+/// A solver for one system after another, keeping recycle spaces and the previous solution.
+#[derive(Debug)]
+pub struct SequenceSolver {
+    spec: SolverSpec,
+    gcrodr: Option<GcroDr>,
+    rcg: Option<RecycledCg>,
+    previous: Option<Vec<f64>>,
+}
+
+impl SequenceSolver {
+    pub fn new(spec: SolverSpec) -> Result<Self, SequenceError> {
+        let gcrodr = match spec.method {
+            Method::GcroDr { restart, recycle } => {
+                Some(GcroDr::new(GcroDrParams::new(restart, recycle))?)
+            }
+            _ => None,
+        };
+        let rcg = match spec.method {
+            Method::RecycledCg { recycle } => Some(RecycledCg::new(RecycledCgParams::new(recycle))),
+            _ => None,
+        };
+        if let Method::Gmres { restart } | Method::Fgmres { restart } = spec.method {
+            if restart == 0 {
+                return Err(SolveError::BadParams {
+                    method: "GMRES",
+                    reason: "restart must be at least 1".into(),
+                }
+                .into());
+            }
+        }
+        spec.amg.validate().map_err(SequenceError::from)?;
+        Ok(Self {
+            spec,
+            gcrodr,
+            rcg,
+            previous: None,
+        })
+    }
+
+    pub fn spec(&self) -> &SolverSpec {
+        &self.spec
+    }
+
+    /// Forgets recycle spaces and the previous solution.
+    pub fn reset(&mut self) {
+        if let Some(g) = &mut self.gcrodr {
+            g.reset();
+        }
+        if let Some(r) = &mut self.rcg {
+            r.reset();
+        }
+        self.previous = None;
+    }
+
+    /// Solves `a x = b` into `x` with the spec's preconditioner.
+    pub fn solve(
+        &mut self,
+        a: &CsMat<f64>,
+        b: &[f64],
+        x: &mut [f64],
+    ) -> Result<SystemReport, SequenceError> {
+        self.solve_with(a, b, x, self.spec.precond)
+    }
+
+    /// [`SequenceSolver::solve`] with another preconditioner for this system (e.g. an SSOR ω
+    /// chosen per system by a learner).
+    pub fn solve_with(
+        &mut self,
+        a: &CsMat<f64>,
+        b: &[f64],
+        x: &mut [f64],
+        precond: PrecondKind,
+    ) -> Result<SystemReport, SequenceError> {
+        let start = Instant::now();
+        if self.spec.warm_start {
+            match &self.previous {
+                Some(p) if p.len() == x.len() => x.copy_from_slice(p),
+                _ => x.fill(0.0),
+            }
+        }
+        let op = if self.spec.parallel {
+            CsrOperator::new(a)
+        } else {
+            CsrOperator::serial(a)
+        };
+        let params = &self.spec.params;
+        let (result, setup_seconds, solved) = if self.spec.method == Method::Amg {
+            let amg = Amg::new(a, self.spec.amg)?;
+            let setup_seconds = start.elapsed().as_secs_f64();
+            let solved = Instant::now();
+            (amg.solve(&op, b, x, params), setup_seconds, solved)
+        } else {
+            let m: Box<dyn Preconditioner> = match precond {
+                PrecondKind::None => Box::new(Identity),
+                PrecondKind::Jacobi => Box::new(Jacobi::new(a)?),
+                PrecondKind::Ilu0 => Box::new(Ilu0::new(a)?),
+                PrecondKind::Ssor { omega } => Box::new(SsorPreconditioner::new(a, omega)?),
+                PrecondKind::Amg => Box::new(Amg::new(a, self.spec.amg)?),
+            };
+            let setup_seconds = start.elapsed().as_secs_f64();
+            let solved = Instant::now();
+            let m = m.as_ref();
+            let result = match self.spec.method {
+                Method::Cg => cg(&op, m, b, x, params),
+                Method::Gmres { restart } => {
+                    gmres(&op, m, b, x, params, &GmresParams::new(restart))
+                }
+                Method::Fgmres { restart } => {
+                    fgmres(&op, m, b, x, params, &GmresParams::new(restart))
+                }
+                Method::Bicgstab => bicgstab(&op, m, b, x, params),
+                Method::GcroDr { .. } => self
+                    .gcrodr
+                    .as_mut()
+                    .expect("built in new")
+                    .solve(&op, m, b, x, params),
+                Method::RecycledCg { .. } => self
+                    .rcg
+                    .as_mut()
+                    .expect("built in new")
+                    .solve(&op, m, b, x, params),
+                Method::Amg => unreachable!("handled above"),
+            };
+            (result, setup_seconds, solved)
+        };
+        let solve_seconds = solved.elapsed().as_secs_f64();
+        if self.spec.warm_start {
+            self.previous = Some(x.to_vec());
+        }
+        let info = result?;
+        Ok(SystemReport {
+            info,
+            setup_seconds,
+            solve_seconds,
+        })
+    }
+}
+
+/// A system's solution and its report (or why it failed).
+pub type Solved = (Vec<f64>, Result<SystemReport, SequenceError>);
+
+/// Solves `systems` one after another in `order` with one [`SequenceSolver`], and returns each
+/// system's solution and report in the *original* order.
+pub fn solve_sequence(
+    systems: &[(&CsMat<f64>, &[f64])],
+    order: &[usize],
+    spec: SolverSpec,
+) -> Result<Vec<Solved>, SequenceError> {
+    let mut solver = SequenceSolver::new(spec)?;
+    let mut out: Vec<Option<Solved>> = (0..systems.len()).map(|_| None).collect();
+    for &i in order {
+        let (a, b) = systems[i];
+        let mut x = vec![0.0; b.len()];
+        let report = solver.solve(a, b, &mut x);
+        out[i] = Some((x, report));
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("order is a permutation of the systems"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::krylov::test_matrices::{convection_diffusion, rhs, true_rel_residual};
+
+    #[test]
+    fn every_method_and_preconditioner_solves_an_spd_sequence_in_original_order() {
+        let mats: Vec<CsMat<f64>> = (0..4)
+            .map(|s| convection_diffusion(20, 0.01 * (3 - s) as f64, 0.0))
+            .collect();
+        let rhss: Vec<Vec<f64>> = (0..4).map(|s| rhs(400, s as f64)).collect();
+        let systems: Vec<(&CsMat<f64>, &[f64])> = mats
+            .iter()
+            .zip(&rhss)
+            .map(|(a, b)| (a, b.as_slice()))
+            .collect();
+        let params = SolveParams::new(1e-9, 5000);
+        let methods = [
+            Method::Cg,
+            Method::Gmres { restart: 30 },
+            Method::Fgmres { restart: 30 },
+            Method::Bicgstab,
+            Method::GcroDr {
+                restart: 30,
+                recycle: 10,
+            },
+            Method::RecycledCg { recycle: 8 },
+            Method::Amg,
+        ];
+        let preconds = [
+            PrecondKind::None,
+            PrecondKind::Jacobi,
+            PrecondKind::Ilu0,
+            PrecondKind::Ssor { omega: 1.5 },
+            PrecondKind::Amg,
+        ];
+        for method in methods {
+            for precond in preconds {
+                let spec = SolverSpec::new(method, precond, params).with_warm_start(true);
+                let out = solve_sequence(&systems, &[3, 1, 0, 2], spec).unwrap();
+                for (i, (x, report)) in out.iter().enumerate() {
+                    let report = report
+                        .as_ref()
+                        .unwrap_or_else(|e| panic!("{}: {e}", spec.label()));
+                    assert!(report.info.converged);
+                    let res = true_rel_residual(&mats[i], &rhss[i], x);
+                    assert!(res <= 1e-9, "{} system {i}: {res}", spec.label());
+                }
+            }
+        }
+    }
+}
