@@ -16,6 +16,16 @@ use std::path::{Path, PathBuf};
 /// Defaults of every optional key. `configs/README.md` documents the same values.
 pub mod defaults {
     pub const SEED: u64 = 0;
+    pub const RESTART: usize = 40;
+    pub const GCRODR_RECYCLE: usize = 20;
+    pub const RCG_RECYCLE: usize = 10;
+    pub const BENCH_SYSTEMS: usize = 20;
+    pub const BENCH_THREADS: usize = 1;
+    pub const BENCH_ALPHA: f64 = 2.5;
+    pub const BENCH_TAU: f64 = 7.0;
+    pub const HELMHOLTZ_WAVENUMBER: f64 = 20.0;
+    pub const BENCH_OUTPUT_DIR: &str = "bench/results";
+    pub const BENCH_EXPORT_DIR: &str = "data/bench";
     pub const CHECKPOINT_EVERY: u64 = 32;
     pub const DARCY_RESOLUTION: usize = 64;
     pub const DARCY_FORCING: f64 = 1.0;
@@ -100,13 +110,121 @@ pub enum CoefficientKind {
 #[serde(rename_all = "lowercase")]
 pub enum SolverMethod {
     Cg,
+    Gmres,
+    Fgmres,
+    Bicgstab,
+    Gcrodr,
+    Rcg,
+    Amg,
+}
+
+impl SolverMethod {
+    pub fn takes_restart(self) -> bool {
+        matches!(self, Self::Gmres | Self::Fgmres | Self::Gcrodr)
+    }
+
+    pub fn takes_recycle(self) -> bool {
+        matches!(self, Self::Gcrodr | Self::Rcg)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PreconditionerKind {
+    None,
     Jacobi,
     Ssor,
+    Ilu0,
+    Amg,
+}
+
+/// How the systems of a sequence are ordered before a recycling solver visits them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderingName {
+    Natural,
+    Greedy,
+    PcaHilbert,
+}
+
+impl OrderingName {
+    pub fn to_solver(self) -> pdekit_solvers::sequence::Ordering {
+        use pdekit_solvers::sequence::Ordering;
+        match self {
+            Self::Natural => Ordering::Natural,
+            Self::Greedy => Ordering::Greedy,
+            Self::PcaHilbert => Ordering::PcaHilbert,
+        }
+    }
+}
+
+/// A solver method and its preconditioner, as `[generate.solver]` and each
+/// `[[solver_bench.methods]]` entry give them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodPlan {
+    pub method: SolverMethod,
+    pub preconditioner: PreconditionerKind,
+    /// Only with `preconditioner = "ssor"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omega: Option<OmegaPlan>,
+    /// GMRES, FGMRES and GCRO-DR: vectors per cycle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<usize>,
+    /// GCRO-DR and recycled CG: vectors carried from system to system.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycle: Option<usize>,
+    /// Start each solve from the previous system's solution.
+    pub warm_start: bool,
+}
+
+impl MethodPlan {
+    /// Whether solves depend on the systems solved before (recycle spaces or warm starts).
+    pub fn carries_state(&self) -> bool {
+        self.warm_start || self.recycle.is_some_and(|k| k > 0)
+    }
+
+    /// The solver layer's description; `omega` stands in for a learned ω.
+    pub fn spec(
+        &self,
+        tolerance: f64,
+        max_iterations: usize,
+        learned_omega: f64,
+    ) -> pdekit_solvers::sequence::SolverSpec {
+        use pdekit_solvers::sequence::{Method, PrecondKind, SolverSpec};
+        let restart = self.restart.unwrap_or(defaults::RESTART);
+        let method = match self.method {
+            SolverMethod::Cg => Method::Cg,
+            SolverMethod::Gmres => Method::Gmres { restart },
+            SolverMethod::Fgmres => Method::Fgmres { restart },
+            SolverMethod::Bicgstab => Method::Bicgstab,
+            SolverMethod::Gcrodr => Method::GcroDr {
+                restart,
+                recycle: self.recycle.unwrap_or(defaults::GCRODR_RECYCLE),
+            },
+            SolverMethod::Rcg => Method::RecycledCg {
+                recycle: self.recycle.unwrap_or(defaults::RCG_RECYCLE),
+            },
+            SolverMethod::Amg => Method::Amg,
+        };
+        let precond = match self.preconditioner {
+            PreconditionerKind::None => PrecondKind::None,
+            PreconditionerKind::Jacobi => PrecondKind::Jacobi,
+            PreconditionerKind::Ilu0 => PrecondKind::Ilu0,
+            PreconditionerKind::Amg => PrecondKind::Amg,
+            PreconditionerKind::Ssor => PrecondKind::Ssor {
+                omega: match self.omega {
+                    Some(OmegaPlan::Fixed(w)) => w,
+                    _ => learned_omega,
+                },
+            },
+        };
+        SolverSpec::new(
+            method,
+            precond,
+            pdekit_solvers::SolveParams::new(tolerance, max_iterations),
+        )
+        .with_warm_start(self.warm_start)
+    }
 }
 
 /// The SSOR relaxation parameter: fixed, or chosen per sample by a Tsallis-INF learner.
@@ -151,6 +269,8 @@ pub struct Plan {
     pub plot: Option<PlotPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relax: Option<RelaxPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solver_bench: Option<SolverBenchPlan>,
     /// The config file and its text, stored in every dataset it produces.
     #[serde(skip)]
     pub source_path: PathBuf,
@@ -210,13 +330,62 @@ pub struct CoefficientPlan {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SolverPlan {
-    pub method: SolverMethod,
-    pub preconditioner: PreconditionerKind,
-    /// Only with `preconditioner = "ssor"`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub omega: Option<OmegaPlan>,
+    #[serde(flatten)]
+    pub method: MethodPlan,
     pub tolerance: f64,
     pub max_iterations: usize,
+    /// Only for methods that carry state: the order the samples are solved in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<OrderingName>,
+    /// Only for methods that carry state: contiguous pieces of the sorted order solved in
+    /// parallel, each with its own recycle space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chains: Option<usize>,
+}
+
+/// A solver benchmark: one sequence of systems solved by several methods.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SolverBenchPlan {
+    pub problem: BenchProblem,
+    /// Interior points per side; the systems have grid² unknowns.
+    pub grid: usize,
+    pub systems: usize,
+    pub seed: u64,
+    pub tolerance: f64,
+    pub max_iterations: usize,
+    /// Order for methods that carry state (a method's own `ordering` overrides it).
+    pub ordering: OrderingName,
+    /// Rayon threads for every method (scipy and pyamg run on one).
+    pub threads: usize,
+    pub alpha: f64,
+    pub tau: f64,
+    /// Helmholtz: mean wavenumber k₀.
+    pub wavenumber: f64,
+    pub output_dir: PathBuf,
+    /// Where `--peers` writes the systems as MatrixMarket files.
+    pub export_dir: PathBuf,
+    pub methods: Vec<BenchMethodPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchMethodPlan {
+    #[serde(flatten)]
+    pub method: MethodPlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<OrderingName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchProblem {
+    /// −∇·(K∇u) = 1, flux form, K = exp(GRF).
+    DarcyFlux,
+    /// The SKR paper's A = L·diag(K), K = exp(GRF).
+    DarcyPaper,
+    /// −Δu = f with f a GRF: one matrix, many right-hand sides.
+    Poisson,
+    /// −Δu − k(x)²u = 1 with k = k₀(1 + ¼·tanh(GRF)).
+    Helmholtz,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

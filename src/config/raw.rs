@@ -11,6 +11,38 @@ pub(super) struct RawConfig {
     generate: Option<RawGenerate>,
     plot: Option<RawPlot>,
     relax: Option<RawRelax>,
+    solver_bench: Option<RawSolverBench>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSolverBench {
+    problem: BenchProblem,
+    grid: Spanned<usize>,
+    systems: Option<Spanned<usize>>,
+    seed: Option<u64>,
+    tolerance: Option<Spanned<f64>>,
+    max_iterations: Option<Spanned<usize>>,
+    ordering: Option<OrderingName>,
+    threads: Option<Spanned<usize>>,
+    alpha: Option<Spanned<f64>>,
+    tau: Option<Spanned<f64>>,
+    wavenumber: Option<Spanned<f64>>,
+    output_dir: Option<Spanned<String>>,
+    export_dir: Option<Spanned<String>>,
+    methods: Spanned<Vec<RawBenchMethod>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBenchMethod {
+    method: SolverMethod,
+    preconditioner: Option<Spanned<PreconditionerKind>>,
+    omega: Option<Spanned<RawOmega>>,
+    restart: Option<Spanned<usize>>,
+    recycle: Option<Spanned<usize>>,
+    warm_start: Option<bool>,
+    ordering: Option<OrderingName>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,10 +127,155 @@ struct RawCoefficient {
 #[serde(deny_unknown_fields)]
 struct RawSolver {
     method: Option<SolverMethod>,
-    preconditioner: Option<PreconditionerKind>,
+    preconditioner: Option<Spanned<PreconditionerKind>>,
     omega: Option<Spanned<RawOmega>>,
+    restart: Option<Spanned<usize>>,
+    recycle: Option<Spanned<usize>>,
+    warm_start: Option<bool>,
+    ordering: Option<OrderingName>,
+    chains: Option<Spanned<usize>>,
     tolerance: Option<Spanned<f64>>,
     max_iterations: Option<Spanned<usize>>,
+}
+
+/// The method keys shared by `[generate.solver]` and `[[solver_bench.methods]]`.
+struct MethodFields<'a> {
+    /// `generate.solver` or `solver_bench.methods[i]`, for error messages.
+    prefix: String,
+    /// Where the table starts, for errors about keys that are missing.
+    at: usize,
+    method: SolverMethod,
+    preconditioner: &'a Option<Spanned<PreconditionerKind>>,
+    omega: &'a Option<Spanned<RawOmega>>,
+    restart: &'a Option<Spanned<usize>>,
+    recycle: &'a Option<Spanned<usize>>,
+    warm_start: Option<bool>,
+    /// `omega = "learned"` (and SSOR without omega) is allowed: only in [generate.solver].
+    learned_allowed: bool,
+}
+
+fn check_method(cx: &Ctx, f: MethodFields) -> Result<MethodPlan, ConfigError> {
+    let key = |k: &str| format!("{}.{k}", f.prefix);
+    let method = f.method;
+    let default_precond = match method {
+        SolverMethod::Amg => PreconditionerKind::None,
+        _ if f.learned_allowed => PreconditionerKind::Jacobi,
+        _ => PreconditionerKind::None,
+    };
+    let preconditioner = f
+        .preconditioner
+        .as_ref()
+        .map_or(default_precond, |p| *p.get_ref());
+    if let (SolverMethod::Amg, Some(p)) = (method, f.preconditioner) {
+        if *p.get_ref() != PreconditionerKind::None {
+            return cx.err(
+                p.span().start,
+                &key("preconditioner"),
+                "method = \"amg\" is AMG V-cycles as the solver; use method = \"cg\" with preconditioner = \"amg\" for AMG-preconditioned CG",
+            );
+        }
+    }
+    let omega = match (f.omega, preconditioner) {
+        (None, PreconditionerKind::Ssor) if f.learned_allowed => Some(OmegaPlan::Learned),
+        (None, PreconditionerKind::Ssor) => {
+            return cx.err(
+                f.at,
+                &key("omega"),
+                "missing key: preconditioner = \"ssor\" needs omega, a number in (0, 2)",
+            )
+        }
+        (None, _) => None,
+        (Some(w), PreconditionerKind::Ssor) => Some(match w.get_ref() {
+            RawOmega::Number(v) if *v > 0.0 && *v < 2.0 => OmegaPlan::Fixed(*v),
+            RawOmega::Word(word) if word == "learned" && f.learned_allowed => OmegaPlan::Learned,
+            other => {
+                let got = match other {
+                    RawOmega::Number(v) => v.to_string(),
+                    RawOmega::Word(word) => format!("\"{word}\""),
+                };
+                let expected = if f.learned_allowed {
+                    "a number in (0, 2) or \"learned\""
+                } else {
+                    "a number in (0, 2)"
+                };
+                return cx.err(
+                    w.span().start,
+                    &key("omega"),
+                    format!("expected {expected}, got {got}"),
+                );
+            }
+        }),
+        (Some(w), _) => {
+            return cx.err(
+                w.span().start,
+                &key("omega"),
+                "only applies to preconditioner = \"ssor\"",
+            )
+        }
+    };
+    let restart = match f.restart {
+        None => None,
+        Some(r) if !method.takes_restart() => {
+            return cx.err(
+                r.span().start,
+                &key("restart"),
+                "only applies to method = \"gmres\", \"fgmres\" or \"gcrodr\"",
+            )
+        }
+        Some(_) => Some(cx.num(
+            f.restart,
+            defaults::RESTART,
+            &key("restart"),
+            |v| (1..=1000).contains(&v),
+            "an integer from 1 to 1000",
+        )?),
+    };
+    let recycle = match f.recycle {
+        None => None,
+        Some(r) if !method.takes_recycle() => {
+            return cx.err(
+                r.span().start,
+                &key("recycle"),
+                "only applies to method = \"gcrodr\" or \"rcg\"",
+            )
+        }
+        Some(r) => {
+            let k = *r.get_ref();
+            let limit = restart.unwrap_or(defaults::RESTART);
+            if method == SolverMethod::Gcrodr && k >= limit {
+                return cx.err(
+                    r.span().start,
+                    &key("recycle"),
+                    format!("expected an integer below restart ({limit}), got {k}"),
+                );
+            }
+            if k > 200 {
+                return cx.err(
+                    r.span().start,
+                    &key("recycle"),
+                    format!("expected an integer from 0 to 200, got {k}"),
+                );
+            }
+            Some(k)
+        }
+    };
+    // Defaults are written out so the plan shows what runs.
+    let restart = restart.or(method.takes_restart().then_some(defaults::RESTART));
+    let recycle = recycle.or(match method {
+        SolverMethod::Gcrodr => {
+            Some(defaults::GCRODR_RECYCLE.min(restart.unwrap_or(defaults::RESTART) - 1))
+        }
+        SolverMethod::Rcg => Some(defaults::RCG_RECYCLE),
+        _ => None,
+    });
+    Ok(MethodPlan {
+        method,
+        preconditioner,
+        omega,
+        restart,
+        recycle,
+        warm_start: f.warm_start.unwrap_or(false),
+    })
 }
 
 /// `omega = 1.5` or `omega = "learned"`.
@@ -234,6 +411,12 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         .map(|r| check_relax(&cx, r, text))
         .transpose()?;
 
+    let solver_bench = raw
+        .solver_bench
+        .as_ref()
+        .map(|r| check_solver_bench(&cx, r))
+        .transpose()?;
+
     let stages = match &raw.stages {
         None => {
             let mut s = Vec::new();
@@ -246,7 +429,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
             if relax.is_some() {
                 s.push(Stage::Relax);
             }
-            if s.is_empty() {
+            if s.is_empty() && solver_bench.is_none() {
                 return cx.err(
                     0,
                     "stages",
@@ -304,6 +487,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         generate,
         plot,
         relax,
+        solver_bench,
         source_path: path.to_path_buf(),
         source_text: text.to_string(),
     })
@@ -349,40 +533,51 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
     };
     let empty = RawSolver::default();
     let sv = r.solver.as_ref().unwrap_or(&empty);
-    let preconditioner = sv.preconditioner.unwrap_or(PreconditionerKind::Jacobi);
-    let omega = match (&sv.omega, preconditioner) {
-        (None, PreconditionerKind::Ssor) => Some(OmegaPlan::Learned),
-        (None, PreconditionerKind::Jacobi) => None,
-        (Some(w), PreconditionerKind::Jacobi) => {
+    let method = check_method(
+        cx,
+        MethodFields {
+            prefix: "generate.solver".into(),
+            at: cx.text.find("[generate.solver]").unwrap_or(0),
+            method: sv.method.unwrap_or(SolverMethod::Cg),
+            preconditioner: &sv.preconditioner,
+            omega: &sv.omega,
+            restart: &sv.restart,
+            recycle: &sv.recycle,
+            warm_start: sv.warm_start,
+            learned_allowed: true,
+        },
+    )?;
+    let stateful = method.carries_state();
+    if stateful && method.omega == Some(OmegaPlan::Learned) {
+        return cx.err(
+            sv.omega.as_ref().map_or(0, |w| w.span().start),
+            "generate.solver.omega",
+            "a learned ω needs a method that solves each sample on its own; with recycling or warm starts, give a number in (0, 2)",
+        );
+    }
+    if !stateful {
+        if let Some(c) = &sv.chains {
             return cx.err(
-                w.span().start,
-                "generate.solver.omega",
-                "only applies to preconditioner = \"ssor\"",
-            )
+                c.span().start,
+                "generate.solver.chains",
+                "only applies to methods that carry state between samples (gcrodr, rcg, or warm_start = true)",
+            );
         }
-        (Some(w), PreconditionerKind::Ssor) => Some(match w.get_ref() {
-            RawOmega::Number(v) if *v > 0.0 && *v < 2.0 => OmegaPlan::Fixed(*v),
-            RawOmega::Word(word) if word == "learned" => OmegaPlan::Learned,
-            RawOmega::Number(v) => {
-                return cx.err(
-                    w.span().start,
-                    "generate.solver.omega",
-                    format!("expected a number in (0, 2) or \"learned\", got {v}"),
-                )
-            }
-            RawOmega::Word(word) => {
-                return cx.err(
-                    w.span().start,
-                    "generate.solver.omega",
-                    format!("expected a number in (0, 2) or \"learned\", got \"{word}\""),
-                )
-            }
-        }),
-    };
+    }
     let solver = SolverPlan {
-        method: sv.method.unwrap_or(SolverMethod::Cg),
-        preconditioner,
-        omega,
+        method,
+        ordering: stateful.then(|| sv.ordering.unwrap_or(OrderingName::Greedy)),
+        chains: if stateful {
+            Some(cx.num(
+                &sv.chains,
+                rayon::current_num_threads(),
+                "generate.solver.chains",
+                |v| v >= 1,
+                "an integer ≥ 1",
+            )?)
+        } else {
+            None
+        },
         tolerance: cx.num(
             &sv.tolerance,
             defaults::TOLERANCE,
@@ -414,6 +609,117 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
         )?,
         on_failure: r.on_failure.unwrap_or(OnFailure::Fail),
         precision: r.precision.unwrap_or(Precision::F32),
+    })
+}
+
+fn check_solver_bench(cx: &Ctx, r: &RawSolverBench) -> Result<SolverBenchPlan, ConfigError> {
+    let p = "solver_bench";
+    let methods = r.methods.get_ref();
+    if methods.is_empty() {
+        return cx.err(
+            r.methods.span().start,
+            "solver_bench.methods",
+            "expected at least one [[solver_bench.methods]] entry",
+        );
+    }
+    let table_at = |i: usize| {
+        cx.text
+            .match_indices("[[solver_bench.methods]]")
+            .nth(i)
+            .map_or(r.methods.span().start, |(at, _)| at)
+    };
+    let methods = methods
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            Ok(BenchMethodPlan {
+                method: check_method(
+                    cx,
+                    MethodFields {
+                        prefix: format!("{p}.methods[{i}]"),
+                        at: table_at(i),
+                        method: m.method,
+                        preconditioner: &m.preconditioner,
+                        omega: &m.omega,
+                        restart: &m.restart,
+                        recycle: &m.recycle,
+                        warm_start: m.warm_start,
+                        learned_allowed: false,
+                    },
+                )?,
+                ordering: m.ordering,
+            })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    Ok(SolverBenchPlan {
+        problem: r.problem,
+        grid: cx.num(
+            &Some(r.grid.clone()),
+            0,
+            "solver_bench.grid",
+            |v| (4..=4096).contains(&v),
+            "an integer from 4 to 4096",
+        )?,
+        systems: cx.num(
+            &r.systems,
+            defaults::BENCH_SYSTEMS,
+            "solver_bench.systems",
+            |v| (1..=100_000).contains(&v),
+            "an integer from 1 to 100000",
+        )?,
+        seed: r.seed.unwrap_or(defaults::SEED),
+        tolerance: cx.num(
+            &r.tolerance,
+            defaults::TOLERANCE,
+            "solver_bench.tolerance",
+            |v| v > 0.0 && v < 1.0,
+            "a number in (0, 1)",
+        )?,
+        max_iterations: cx.num(
+            &r.max_iterations,
+            defaults::MAX_ITERATIONS,
+            "solver_bench.max_iterations",
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        ordering: r.ordering.unwrap_or(OrderingName::Greedy),
+        threads: cx.num(
+            &r.threads,
+            defaults::BENCH_THREADS,
+            "solver_bench.threads",
+            |v| (1..=1024).contains(&v),
+            "an integer from 1 to 1024",
+        )?,
+        alpha: cx.num(
+            &r.alpha,
+            defaults::BENCH_ALPHA,
+            "solver_bench.alpha",
+            |v| v > 1.0 && v.is_finite(),
+            "a number > 1",
+        )?,
+        tau: cx.num(
+            &r.tau,
+            defaults::BENCH_TAU,
+            "solver_bench.tau",
+            positive,
+            "a positive number",
+        )?,
+        wavenumber: cx.num(
+            &r.wavenumber,
+            defaults::HELMHOLTZ_WAVENUMBER,
+            "solver_bench.wavenumber",
+            |v| v >= 0.0 && v.is_finite(),
+            "a number ≥ 0",
+        )?,
+        output_dir: r.output_dir.as_ref().map_or_else(
+            || PathBuf::from(defaults::BENCH_OUTPUT_DIR),
+            |d| cx.path(d.get_ref()),
+        ),
+        export_dir: r.export_dir.as_ref().map_or_else(
+            || PathBuf::from(defaults::BENCH_EXPORT_DIR),
+            |d| cx.path(d.get_ref()),
+        ),
+        methods,
     })
 }
 

@@ -14,11 +14,9 @@ use crate::data::{DataError, Dataset, FORMAT_NAME, FORMAT_VERSION};
 use crate::PdekitError;
 use pdekit_solvers::field::{CoefficientTransform, GrfParams};
 use pdekit_solvers::grid::{Centring, Grid2d};
-use pdekit_solvers::problem::darcy::{
-    DarcyGenerator, DarcyParams, DarcyPreconditioner, DarcySample,
-};
+use pdekit_solvers::problem::darcy::{DarcyError, DarcyGenerator, DarcyParams, DarcySample};
 use pdekit_solvers::relax::policy::{linspace, OmegaPolicy, TsallisInf};
-use pdekit_solvers::SolveParams;
+use pdekit_solvers::sequence::{self, PrecondKind, SequenceSolver};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,13 +59,12 @@ fn darcy_params(d: &config::DarcyPlan, solver: &config::SolverPlan) -> DarcyPara
         CoefficientKind::Lognormal => CoefficientTransform::LogNormal,
     };
     p.forcing = d.forcing;
-    p.solver = SolveParams::new(solver.tolerance, solver.max_iterations);
-    p.preconditioner = match (solver.preconditioner, solver.omega) {
-        (PreconditionerKind::Ssor, Some(OmegaPlan::Fixed(w))) => DarcyPreconditioner::Ssor(w),
-        // A learned ω is chosen per sample by the generate loop.
-        (PreconditionerKind::Ssor, _) => DarcyPreconditioner::Ssor(1.0),
-        (PreconditionerKind::Jacobi, _) => DarcyPreconditioner::Jacobi,
-    };
+    // One solve per thread: the mat-vecs stay serial. A learned ω is chosen per sample by the
+    // generate loop; 1.0 only stands in for it here.
+    p.solver = solver
+        .method
+        .spec(solver.tolerance, solver.max_iterations, 1.0)
+        .with_parallel(false);
     p
 }
 
@@ -143,6 +140,7 @@ pub fn header(plan: &Plan, g: &GeneratePlan) -> Header {
             spec("outputs/solution", field_dtype, vec![s, s]),
             spec("params/index", Dtype::U64, vec![]),
             spec("stats/iterations", Dtype::U32, vec![]),
+            spec("stats/matvecs", Dtype::U32, vec![]),
             spec("stats/residual", Dtype::F64, vec![]),
             spec("stats/converged", Dtype::U8, vec![]),
             spec("stats/seconds", Dtype::F64, vec![]),
@@ -154,7 +152,7 @@ pub fn header(plan: &Plan, g: &GeneratePlan) -> Header {
 }
 
 fn uses_ssor(g: &GeneratePlan) -> bool {
-    g.solver.preconditioner == PreconditionerKind::Ssor
+    g.solver.method.preconditioner == PreconditionerKind::Ssor
 }
 
 /// Brings a fresh learner to the state it had after the first `done` samples of the interrupted run
@@ -198,6 +196,99 @@ fn replay_learner(
         }
     }
     Ok(())
+}
+
+/// Fourier modes per axis kept as a sample's features for ordering (|k| ≤ 6: 182 numbers). The
+/// Euclidean distance between these is the L2 distance between the low-pass-filtered fields
+/// (Parseval), so the greedy tour follows the SKR paper's field distance without holding every
+/// field in memory.
+const ORDER_MODES: usize = 6;
+
+/// Splits a solve order into `chains` contiguous pieces and interleaves them into rounds: round r
+/// holds the r-th sample of every chain that has one, as `(chain, sample)`. Rows are written round
+/// by round, so a dataset's row order depends only on the plan, not on the thread count.
+fn chain_schedule(order: &[usize], chains: usize) -> (Vec<Vec<(usize, u64)>>, usize) {
+    let chains = chains.clamp(1, order.len().max(1));
+    let base = order.len() / chains;
+    let extra = order.len() % chains;
+    let mut pieces = Vec::with_capacity(chains);
+    let mut start = 0;
+    for c in 0..chains {
+        let len = base + usize::from(c < extra);
+        pieces.push(&order[start..start + len]);
+        start += len;
+    }
+    let longest = pieces.iter().map(|p| p.len()).max().unwrap_or(0);
+    let rounds = (0..longest)
+        .map(|r| {
+            pieces
+                .iter()
+                .enumerate()
+                .filter_map(|(c, p)| p.get(r).map(|&i| (c, i as u64)))
+                .collect()
+        })
+        .collect();
+    (rounds, chains)
+}
+
+/// Appends solved samples as rows and keeps the run's statistics.
+struct RowSink<'a> {
+    writer: &'a mut DatasetWriter,
+    g: &'a GeneratePlan,
+    unconverged: Vec<u64>,
+    iterations_sum: f64,
+    max_residual: f64,
+    solved: u64,
+}
+
+impl RowSink<'_> {
+    fn record(
+        &mut self,
+        sample: DarcySample,
+        omega: Option<f64>,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(), PdekitError> {
+        let g = self.g;
+        let info = &sample.info;
+        if !info.converged {
+            if g.on_failure == config::OnFailure::Fail {
+                self.writer.checkpoint()?;
+                bar.abandon();
+                return Err(PdekitError::NotConverged {
+                    index: sample.index,
+                    residual: info.rel_residual,
+                    iterations: info.iterations,
+                    tolerance: g.solver.tolerance,
+                    kept: self.writer.len(),
+                    partial: self.writer.partial_path().to_path_buf(),
+                });
+            }
+            self.unconverged.push(sample.index);
+        }
+        let mut row: Vec<&[f64]> = vec![
+            sample.coefficient.as_slice().expect("standard layout"),
+            sample.solution.as_slice().expect("standard layout"),
+        ];
+        let scalars = [
+            sample.index as f64,
+            info.iterations as f64,
+            info.matvecs as f64,
+            info.rel_residual,
+            f64::from(u8::from(info.converged)),
+            sample.seconds,
+            omega.unwrap_or(f64::NAN),
+        ];
+        let n_scalars = if uses_ssor(g) { 7 } else { 6 };
+        row.extend(scalars[..n_scalars].chunks(1));
+        self.writer.append(&row)?;
+        self.iterations_sum += info.iterations as f64;
+        self.max_residual = self.max_residual.max(info.rel_residual);
+        self.solved += 1;
+        if self.writer.len() % g.checkpoint_every == 0 {
+            self.writer.checkpoint()?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs the generate stage of `plan`.
@@ -258,7 +349,7 @@ pub fn run(
         ));
     }
 
-    let learned = g.solver.omega == Some(OmegaPlan::Learned);
+    let learned = g.solver.method.omega == Some(OmegaPlan::Learned);
     // A learner decides a batch's ω before its solves and learns after them, so batches are fixed
     // at checkpoint_every samples (not the thread count) for the run to be reproducible, and a
     // resumed run restarts on a batch boundary.
@@ -293,95 +384,146 @@ pub fn run(
 
     let ProblemPlan::Darcy(d) = &g.family;
     let generator = DarcyGenerator::new(darcy_params(d, &g.solver))?;
-    let tolerance = g.solver.tolerance;
     let mut learner = learned.then(|| omega_learner(g.seed));
     if let Some(learner) = learner.as_mut() {
         replay_learner(learner, &writer, resumed, batch)?;
     }
-    let bar = rep.bar(g.samples, "generate", "samples");
-    bar.set_position(resumed);
-
-    let mut unconverged = Vec::new();
-    let mut iterations_sum = 0.0;
-    let mut max_residual: f64 = 0.0;
-    let mut solved = 0u64;
-    let mut next = resumed;
-    while next < g.samples {
-        if interrupted.load(Ordering::SeqCst) {
-            writer.checkpoint()?;
-            bar.abandon();
-            return Err(PdekitError::Interrupted {
-                done: writer.len(),
-                total: g.samples,
-                partial: writer.partial_path().to_path_buf(),
-            });
-        }
-        let end = (next + batch).min(g.samples);
-        let omegas: Vec<Option<f64>> = (next..end)
-            .map(|_| learner.as_mut().map(|l| l.choose(0.0)))
-            .collect();
-        let results: Vec<Result<DarcySample, _>> = omegas
-            .par_iter()
-            .enumerate()
-            .map(|(k, omega)| {
-                let i = next + k as u64;
-                let r = match omega {
-                    Some(w) => generator.generate_with(g.seed, i, DarcyPreconditioner::Ssor(*w)),
-                    None => generator.generate(g.seed, i),
-                };
+    let fixed_omega = match g.solver.method.omega {
+        Some(OmegaPlan::Fixed(w)) => Some(w),
+        _ => None,
+    };
+    let mut rows = RowSink {
+        writer: &mut writer,
+        g,
+        unconverged: Vec::new(),
+        iterations_sum: 0.0,
+        max_residual: 0.0,
+        solved: 0,
+    };
+    let chained = g.solver.method.carries_state();
+    // In chain mode the rows are stored in solve order (see `chain_schedule`).
+    let schedule = if chained {
+        let chains = g.solver.chains.unwrap_or(1);
+        let ordering = g.solver.ordering.unwrap_or(config::OrderingName::Natural);
+        let bar = rep.bar(g.samples, "sort", "fields");
+        let features: Vec<Vec<f64>> = (0..g.samples)
+            .into_par_iter()
+            .map(|i| {
+                let f = sequence::low_modes(generator.coefficient(g.seed, i).view(), ORDER_MODES);
                 bar.inc(1);
-                r
+                f
             })
             .collect();
-        for (result, omega) in results.into_iter().zip(omegas) {
-            let sample = result?;
-            if let Some(l) = learner.as_mut() {
-                l.observe(sample.info.iterations as f64);
+        bar.finish_and_clear();
+        let order = sequence::order(&features, ordering.to_solver());
+        Some(chain_schedule(&order, chains))
+    } else {
+        None
+    };
+    let bar = rep.bar(g.samples, "generate", "samples");
+    bar.set_position(resumed);
+    let mut next = resumed;
+    if let Some((rounds, n_chains)) = schedule {
+        let spec = generator.params().solver;
+        let mut solvers = (0..n_chains)
+            .map(|_| SequenceSolver::new(spec))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| DarcyError::Solver {
+                index: 0,
+                source: Box::new(e),
+            })?;
+        let mut done = 0u64;
+        for round in &rounds {
+            let len = round.len() as u64;
+            // Rounds wholly inside the recovered rows were solved by the interrupted run; the
+            // chains restart with empty recycle spaces after them.
+            if done + len <= resumed {
+                done += len;
+                continue;
             }
-            if !sample.info.converged {
-                if g.on_failure == config::OnFailure::Fail {
-                    writer.checkpoint()?;
-                    bar.abandon();
-                    return Err(PdekitError::NotConverged {
-                        index: sample.index,
-                        residual: sample.info.rel_residual,
-                        iterations: sample.info.iterations,
-                        tolerance,
-                        kept: writer.len(),
-                        partial: writer.partial_path().to_path_buf(),
-                    });
-                }
-                unconverged.push(sample.index);
+            if interrupted.load(Ordering::SeqCst) {
+                rows.writer.checkpoint()?;
+                bar.abandon();
+                return Err(PdekitError::Interrupted {
+                    done: rows.writer.len(),
+                    total: g.samples,
+                    partial: rows.writer.partial_path().to_path_buf(),
+                });
             }
-            let info = sample.info;
-            let omega = match (omega, generator.params().preconditioner) {
-                (Some(w), _) | (None, DarcyPreconditioner::Ssor(w)) => Some(w),
-                (None, DarcyPreconditioner::Jacobi) => None,
-            };
-            let mut row: Vec<&[f64]> = vec![
-                sample.coefficient.as_slice().expect("standard layout"),
-                sample.solution.as_slice().expect("standard layout"),
-            ];
-            let scalars = [
-                sample.index as f64,
-                info.iterations as f64,
-                info.rel_residual,
-                f64::from(u8::from(info.converged)),
-                sample.seconds,
-                omega.unwrap_or(f64::NAN),
-            ];
-            let n_scalars = if omega.is_some() { 6 } else { 5 };
-            row.extend(scalars[..n_scalars].chunks(1));
-            writer.append(&row)?;
-            iterations_sum += info.iterations as f64;
-            max_residual = max_residual.max(info.rel_residual);
-            solved += 1;
-            if writer.len() % g.checkpoint_every == 0 {
-                writer.checkpoint()?;
+            debug_assert!(round.iter().enumerate().all(|(k, &(c, _))| k == c));
+            let skip = resumed.saturating_sub(done) as usize;
+            let results: Vec<Result<DarcySample, DarcyError>> = solvers
+                .par_iter_mut()
+                .zip(round.par_iter())
+                .skip(skip)
+                .map(|(solver, &(_, i))| {
+                    let r = generator.generate_with(g.seed, i, solver, spec.precond);
+                    bar.inc(1);
+                    r
+                })
+                .collect();
+            for result in results {
+                rows.record(result?, fixed_omega, &bar)?;
             }
+            done += len;
         }
-        next = end;
+    } else {
+        while next < g.samples {
+            if interrupted.load(Ordering::SeqCst) {
+                rows.writer.checkpoint()?;
+                bar.abandon();
+                return Err(PdekitError::Interrupted {
+                    done: rows.writer.len(),
+                    total: g.samples,
+                    partial: rows.writer.partial_path().to_path_buf(),
+                });
+            }
+            let end = (next + batch).min(g.samples);
+            let omegas: Vec<Option<f64>> = (next..end)
+                .map(|_| learner.as_mut().map(|l| l.choose(0.0)))
+                .collect();
+            let results: Vec<Result<DarcySample, DarcyError>> = omegas
+                .par_iter()
+                .enumerate()
+                .map(|(k, omega)| {
+                    let i = next + k as u64;
+                    let r = match omega {
+                        Some(w) => SequenceSolver::new(generator.params().solver)
+                            .map_err(|e| DarcyError::Solver {
+                                index: i,
+                                source: Box::new(e),
+                            })
+                            .and_then(|mut solver| {
+                                generator.generate_with(
+                                    g.seed,
+                                    i,
+                                    &mut solver,
+                                    PrecondKind::Ssor { omega: *w },
+                                )
+                            }),
+                        None => generator.generate(g.seed, i),
+                    };
+                    bar.inc(1);
+                    r
+                })
+                .collect();
+            for (result, omega) in results.into_iter().zip(omegas) {
+                let sample = result?;
+                if let Some(l) = learner.as_mut() {
+                    l.observe(sample.info.iterations as f64);
+                }
+                rows.record(sample, omega.or(fixed_omega), &bar)?;
+            }
+            next = end;
+        }
     }
+    let RowSink {
+        unconverged,
+        iterations_sum,
+        max_residual,
+        solved,
+        ..
+    } = rows;
     bar.finish_and_clear();
     let output = writer.finish()?;
     let seconds = started.elapsed().as_secs_f64();
@@ -396,12 +538,13 @@ pub fn run(
         max_residual,
     };
     rep.info(format!(
-        "generated {} samples into {} in {:.2} s ({:.1} samples/s{}); CG iterations: mean {:.1}; max relative residual {:.2e}",
+        "generated {} samples into {} in {:.2} s ({:.1} samples/s{}); {} iterations: mean {:.1}; max relative residual {:.2e}",
         solved,
         report.output.display(),
         seconds,
         solved as f64 / seconds,
         if resumed > 0 { format!(", {resumed} recovered from an interrupted run") } else { String::new() },
+        generator.params().solver.label(),
         report.mean_iterations,
         report.max_residual,
     ));

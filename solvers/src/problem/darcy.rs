@@ -7,10 +7,9 @@
 use super::LinearSystem;
 use crate::field::{CoefficientTransform, FieldError, GrfParams, GrfSampler2d};
 use crate::grid::{Centring, Grid2d};
-use crate::krylov::{cg, SolveError, SolveInfo, SolveParams};
-use crate::linalg::{BadDiagonal, CsrOperator, Jacobi, Preconditioner};
-use crate::relax::sor::{SorError, SsorPreconditioner};
+use crate::krylov::{SolveInfo, SolveParams};
 use crate::rng::sample_rng;
+use crate::sequence::{Method, PrecondKind, SequenceError, SequenceSolver, SolverSpec};
 use ndarray::Array2;
 use sprs::CsMat;
 use std::time::Instant;
@@ -30,15 +29,11 @@ pub enum DarcyError {
     BadCoefficient { ix: usize, iy: usize, value: f64 },
     #[error(transparent)]
     Field(#[from] FieldError),
-    #[error(transparent)]
-    Precond(#[from] BadDiagonal),
-    #[error(transparent)]
-    Ssor(#[from] SorError),
     #[error("Darcy sample {index}: {source}")]
     Solver {
         index: u64,
         #[source]
-        source: SolveError,
+        source: Box<SequenceError>,
     },
 }
 
@@ -155,6 +150,33 @@ pub fn scatter(grid: &Grid2d, x: &[f64]) -> Array2<f64> {
     u
 }
 
+/// The SKR paper's Darcy matrix, `A = L·diag(K)` with L the five-point Laplacian (Dirichlet, no
+/// 1/h²) on the `m × m` interior grid where `K` is sampled, and the constant source `f` scaled by
+/// h². Non-symmetric; it is the form of the SKR benchmarks, not a flux-conservative discretisation
+/// (use [`assemble`] for that).
+pub fn assemble_paper_form(k: &Array2<f64>, f: f64) -> Result<LinearSystem, DarcyError> {
+    let m = k.nrows();
+    if k.ncols() != m {
+        return Err(DarcyError::ShapeMismatch {
+            name: "coefficient",
+            expected: (m, m),
+            got: k.dim(),
+        });
+    }
+    if let Some(((ix, iy), &value)) = k
+        .indexed_iter()
+        .find(|(_, v)| !(**v > 0.0 && v.is_finite()))
+    {
+        return Err(DarcyError::BadCoefficient { ix, iy, value });
+    }
+    let kv: Vec<f64> = k.iter().copied().collect();
+    let h = 1.0 / (m + 1) as f64;
+    Ok(LinearSystem {
+        matrix: super::laplacian_2d_with(m, |_| 0.0, |j| kv[j]),
+        rhs: vec![f * h * h; m * m],
+    })
+}
+
 /// Parameters of a random Darcy problem family.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -164,16 +186,8 @@ pub struct DarcyParams {
     pub transform: CoefficientTransform,
     /// Constant source term f.
     pub forcing: f64,
-    pub solver: SolveParams,
-    pub preconditioner: DarcyPreconditioner,
-}
-
-/// The preconditioner of the CG solve.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum DarcyPreconditioner {
-    Jacobi,
-    /// SSOR with this ω in (0, 2).
-    Ssor(f64),
+    /// Method, preconditioner and stopping rule of each solve.
+    pub solver: SolverSpec,
 }
 
 impl Default for DarcyParams {
@@ -187,8 +201,7 @@ impl Default for DarcyParams {
                 low: 3.0,
             },
             forcing: 1.0,
-            solver: SolveParams::default(),
-            preconditioner: DarcyPreconditioner::Jacobi,
+            solver: SolverSpec::new(Method::Cg, PrecondKind::Jacobi, SolveParams::default()),
         }
     }
 }
@@ -234,48 +247,59 @@ impl DarcyGenerator {
         a
     }
 
-    /// Draws and solves sample `index`. A solve that hits its iteration cap is returned with
-    /// `info.converged == false`; other solver failures are errors.
-    pub fn generate(&self, seed: u64, index: u64) -> Result<DarcySample, DarcyError> {
-        self.generate_with(seed, index, self.params.preconditioner)
+    /// The coefficient and the assembled system of sample `index`.
+    pub fn system(&self, seed: u64, index: u64) -> Result<(Array2<f64>, LinearSystem), DarcyError> {
+        let coefficient = self.coefficient(seed, index);
+        let s = self.params.grid.resolution;
+        let f = Array2::from_elem((s, s), self.params.forcing);
+        let system = assemble(&self.params.grid, &coefficient, &f)?;
+        Ok((coefficient, system))
     }
 
-    /// [`DarcyGenerator::generate`] with another preconditioner, e.g. an SSOR ω chosen per sample.
+    /// Draws and solves sample `index` on its own (no recycling, no warm start). A solve that hits
+    /// its iteration cap is returned with `info.converged == false`; other solver failures are
+    /// errors.
+    pub fn generate(&self, seed: u64, index: u64) -> Result<DarcySample, DarcyError> {
+        let spec = self
+            .params
+            .solver
+            .with_parallel(false)
+            .with_warm_start(false);
+        let mut solver = SequenceSolver::new(spec).map_err(|source| DarcyError::Solver {
+            index,
+            source: Box::new(source),
+        })?;
+        self.generate_with(seed, index, &mut solver, spec.precond)
+    }
+
+    /// Draws sample `index` and solves it with `solver` (which may carry a recycle space from the
+    /// samples it solved before) and `precond` (e.g. an SSOR ω chosen per sample by a learner).
     pub fn generate_with(
         &self,
         seed: u64,
         index: u64,
-        preconditioner: DarcyPreconditioner,
+        solver: &mut SequenceSolver,
+        precond: PrecondKind,
     ) -> Result<DarcySample, DarcyError> {
         let start = Instant::now();
-        let coefficient = self.coefficient(seed, index);
-        let grid = &self.params.grid;
-        let s = grid.resolution;
-        let f = Array2::from_elem((s, s), self.params.forcing);
-        let system = assemble(grid, &coefficient, &f)?;
-        let precond: Box<dyn Preconditioner> = match preconditioner {
-            DarcyPreconditioner::Jacobi => Box::new(Jacobi::new(&system.matrix)?),
-            DarcyPreconditioner::Ssor(omega) => {
-                Box::new(SsorPreconditioner::new(&system.matrix, omega)?)
-            }
-        };
+        let (coefficient, system) = self.system(seed, index)?;
         let mut x = vec![0.0; system.rhs.len()];
-        // Callers run one sample per thread, so the solve itself stays on this thread.
-        let info = match cg(
-            &CsrOperator::serial(&system.matrix),
-            precond.as_ref(),
-            &system.rhs,
-            &mut x,
-            &self.params.solver,
-        ) {
-            Ok(info) => info,
-            Err(SolveError::NoConvergence { info, .. }) => *info,
-            Err(source) => return Err(DarcyError::Solver { index, source }),
+        let info = match solver.solve_with(&system.matrix, &system.rhs, &mut x, precond) {
+            Ok(report) => report.info,
+            Err(e) => match e.info() {
+                Some(info) => info.clone(),
+                None => {
+                    return Err(DarcyError::Solver {
+                        index,
+                        source: Box::new(e),
+                    })
+                }
+            },
         };
         Ok(DarcySample {
             index,
             coefficient,
-            solution: scatter(grid, &x),
+            solution: scatter(&self.params.grid, &x),
             info,
             seconds: start.elapsed().as_secs_f64(),
         })
@@ -285,6 +309,8 @@ impl DarcyGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::krylov::cg;
+    use crate::linalg::{CsrOperator, Jacobi};
     use std::f64::consts::PI;
 
     /// Max-norm error against u = sin(πx) sin(πy) with a = 1 + ½ sin(2πx) cos(2πy).
@@ -370,7 +396,11 @@ mod tests {
     fn darcy_sample_residual_meets_tolerance_and_is_reproducible() {
         let params = DarcyParams {
             grid: Grid2d::new(24, Centring::Vertex),
-            solver: SolveParams::new(1e-9, 5000),
+            solver: SolverSpec::new(
+                Method::Cg,
+                PrecondKind::Jacobi,
+                SolveParams::new(1e-9, 5000),
+            ),
             ..Default::default()
         };
         let gen = DarcyGenerator::new(params).unwrap();
@@ -388,13 +418,18 @@ mod tests {
     fn ssor_preconditioned_samples_match_jacobi_samples_in_fewer_iterations() {
         let params = DarcyParams {
             grid: Grid2d::new(32, Centring::Vertex),
-            solver: SolveParams::new(1e-10, 5000),
+            solver: SolverSpec::new(
+                Method::Cg,
+                PrecondKind::Jacobi,
+                SolveParams::new(1e-10, 5000),
+            ),
             ..Default::default()
         };
         let gen = DarcyGenerator::new(params).unwrap();
         let j = gen.generate(1, 2).unwrap();
+        let mut solver = SequenceSolver::new(gen.params().solver).unwrap();
         let s = gen
-            .generate_with(1, 2, DarcyPreconditioner::Ssor(1.5))
+            .generate_with(1, 2, &mut solver, PrecondKind::Ssor { omega: 1.5 })
             .unwrap();
         assert!(s.info.converged && s.info.rel_residual <= 1e-10);
         let diff = (&j.solution - &s.solution)
@@ -417,13 +452,47 @@ mod tests {
     fn darcy_iteration_cap_is_reported_not_hidden() {
         let params = DarcyParams {
             grid: Grid2d::new(32, Centring::Vertex),
-            solver: SolveParams::new(1e-12, 3),
+            solver: SolverSpec::new(Method::Cg, PrecondKind::Jacobi, SolveParams::new(1e-12, 3)),
             ..Default::default()
         };
         let sample = DarcyGenerator::new(params).unwrap().generate(0, 0).unwrap();
         assert!(!sample.info.converged);
         assert_eq!(sample.info.iterations, 3);
         assert!(sample.info.rel_residual > 1e-12);
+    }
+
+    #[test]
+    fn recycled_gcrodr_solves_a_darcy_chain_with_fewer_iterations_than_fresh_solves() {
+        let params = DarcyParams {
+            grid: Grid2d::new(34, Centring::Vertex),
+            transform: CoefficientTransform::LogNormal,
+            solver: SolverSpec::new(
+                Method::GcroDr {
+                    restart: 30,
+                    recycle: 10,
+                },
+                PrecondKind::None,
+                SolveParams::new(1e-8, 20_000),
+            ),
+            ..Default::default()
+        };
+        let gen = DarcyGenerator::new(params).unwrap();
+        let mut chain = SequenceSolver::new(gen.params().solver).unwrap();
+        let (mut fresh, mut recycled) = (0, 0);
+        for i in 0..5 {
+            let alone = gen.generate(3, i).unwrap();
+            let along = gen
+                .generate_with(3, i, &mut chain, PrecondKind::None)
+                .unwrap();
+            assert!(alone.info.converged && along.info.converged);
+            assert!(along.info.rel_residual <= 1e-8);
+            fresh += alone.info.matvecs;
+            recycled += along.info.matvecs;
+        }
+        assert!(
+            (recycled as f64) < 0.8 * fresh as f64,
+            "recycled {recycled} vs fresh {fresh} mat-vecs"
+        );
     }
 
     #[test]

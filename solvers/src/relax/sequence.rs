@@ -8,40 +8,7 @@ use rand::Rng;
 use rand_distr::{Beta, Distribution, StandardNormal};
 use sprs::CsMat;
 
-/// The `m × m` five-point Laplacian stencil (4 on the diagonal, −1 to each neighbour, no 1/h²)
-/// plus `shift · I`, on an `m²` grid with Dirichlet boundaries.
-pub fn laplacian_2d(m: usize, shift: f64) -> CsMat<f64> {
-    let n = m * m;
-    let mut indptr = Vec::with_capacity(n + 1);
-    let mut indices = Vec::with_capacity(5 * n);
-    let mut data = Vec::with_capacity(5 * n);
-    indptr.push(0);
-    for p in 0..m {
-        for q in 0..m {
-            let row = p * m + q;
-            if p > 0 {
-                indices.push(row - m);
-                data.push(-1.0);
-            }
-            if q > 0 {
-                indices.push(row - 1);
-                data.push(-1.0);
-            }
-            indices.push(row);
-            data.push(4.0 + shift);
-            if q + 1 < m {
-                indices.push(row + 1);
-                data.push(-1.0);
-            }
-            if p + 1 < m {
-                indices.push(row + m);
-                data.push(-1.0);
-            }
-            indptr.push(data.len());
-        }
-    }
-    CsMat::new((n, n), indptr, indices, data)
-}
+pub use crate::problem::laplacian_2d;
 
 /// Outcome of solving one instance of a sequence with a given ω.
 #[derive(Debug, Clone, PartialEq)]
