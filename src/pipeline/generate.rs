@@ -284,7 +284,7 @@ impl RowSink<'_> {
         self.iterations_sum += info.iterations as f64;
         self.max_residual = self.max_residual.max(info.rel_residual);
         self.solved += 1;
-        if self.writer.len() % g.checkpoint_every == 0 {
+        if self.writer.len().is_multiple_of(g.checkpoint_every) {
             self.writer.checkpoint()?;
         }
         Ok(())
