@@ -54,11 +54,29 @@ enum Command {
         after_help = "Examples:\n  pdekit plot configs/quickstart.toml\n  pdekit plot --data data/quickstart_darcy.h5 --out runs/look --samples 6 --format svg"
     )]
     Plot(PlotArgs),
+    /// Benchmarks; results go to bench/results/ as JSON (with machine, commit and command) and a chart.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Summarise an HDF5 dataset: layout, arrays, attributes and solver statistics.
     #[command(after_help = "Example:\n  pdekit inspect data/quickstart_darcy.h5")]
     Inspect {
         /// A pdekit dataset, a neuraloperator {x, y} file or a PDEBench Darcy file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Solve one sequence of systems with every method of a config's [solver_bench] section.
+    #[command(
+        after_help = "Examples:\n  pdekit bench solvers configs/bench/skr_darcy_paper.toml\n  pdekit bench solvers configs/bench/darcy_flux_128.toml --peers   # also scipy/pyamg, side by side\n\n--peers exports the systems as MatrixMarket files and runs bench/peers/solvers_scipy.py with\nPYTHON (default: bench/peers/.venv/bin/python if it exists, else python3); see bench/peers/README.md."
+    )]
+    Solvers {
+        /// A TOML config with a [solver_bench] section.
+        config: PathBuf,
+        /// Also run the scipy/pyamg peers on the same systems, with this Python.
+        #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "")]
+        peers: Option<PathBuf>,
     },
 }
 
@@ -186,6 +204,30 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             pipeline::plot::run(&plot, reporter).map(|_| ())
         }
         Command::Inspect { file } => inspect(&file),
+        Command::Bench(BenchCommand::Solvers { config, peers }) => {
+            let plan = Plan::load(&config)?;
+            let python = peers.map(|p| {
+                if p.as_os_str().is_empty() {
+                    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("bench/peers/.venv/bin/python");
+                    if venv.exists() {
+                        venv
+                    } else {
+                        PathBuf::from("python3")
+                    }
+                } else {
+                    p
+                }
+            });
+            let outcome = pdekit::bench::solvers::run(&plan, &reporter, python.as_deref())?;
+            reporter.info(format!(
+                "\n{}\nwrote {} and {}",
+                outcome.table,
+                outcome.json.display(),
+                outcome.chart.display()
+            ));
+            Ok(())
+        }
     }
 }
 

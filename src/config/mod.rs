@@ -138,6 +138,13 @@ pub enum PreconditionerKind {
     Amg,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecycleUpdateName {
+    Cycle,
+    System,
+}
+
 /// How the systems of a sequence are ordered before a recycling solver visits them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -173,6 +180,9 @@ pub struct MethodPlan {
     /// GCRO-DR and recycled CG: vectors carried from system to system.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recycle: Option<usize>,
+    /// GCRO-DR: recompute the recycle space after every cycle or once per system.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycle_update: Option<RecycleUpdateName>,
     /// Start each solve from the previous system's solution.
     pub warm_start: bool,
 }
@@ -190,6 +200,7 @@ impl MethodPlan {
         max_iterations: usize,
         learned_omega: f64,
     ) -> pdekit_solvers::sequence::SolverSpec {
+        use pdekit_solvers::krylov::RecycleUpdate;
         use pdekit_solvers::sequence::{Method, PrecondKind, SolverSpec};
         let restart = self.restart.unwrap_or(defaults::RESTART);
         let method = match self.method {
@@ -200,6 +211,10 @@ impl MethodPlan {
             SolverMethod::Gcrodr => Method::GcroDr {
                 restart,
                 recycle: self.recycle.unwrap_or(defaults::GCRODR_RECYCLE),
+                update: match self.recycle_update {
+                    Some(RecycleUpdateName::System) => RecycleUpdate::PerSystem,
+                    _ => RecycleUpdate::EveryCycle,
+                },
             },
             SolverMethod::Rcg => Method::RecycledCg {
                 recycle: self.recycle.unwrap_or(defaults::RCG_RECYCLE),
@@ -373,6 +388,9 @@ pub struct BenchMethodPlan {
     pub method: MethodPlan,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ordering: Option<OrderingName>,
+    /// Forget the recycle space (and previous solution) before every system: the same method
+    /// started fresh, to measure what recycling itself buys.
+    pub fresh: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -41,8 +41,10 @@ struct RawBenchMethod {
     omega: Option<Spanned<RawOmega>>,
     restart: Option<Spanned<usize>>,
     recycle: Option<Spanned<usize>>,
+    recycle_update: Option<Spanned<RecycleUpdateName>>,
     warm_start: Option<bool>,
     ordering: Option<OrderingName>,
+    fresh: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +133,7 @@ struct RawSolver {
     omega: Option<Spanned<RawOmega>>,
     restart: Option<Spanned<usize>>,
     recycle: Option<Spanned<usize>>,
+    recycle_update: Option<Spanned<RecycleUpdateName>>,
     warm_start: Option<bool>,
     ordering: Option<OrderingName>,
     chains: Option<Spanned<usize>>,
@@ -149,6 +152,7 @@ struct MethodFields<'a> {
     omega: &'a Option<Spanned<RawOmega>>,
     restart: &'a Option<Spanned<usize>>,
     recycle: &'a Option<Spanned<usize>>,
+    recycle_update: &'a Option<Spanned<RecycleUpdateName>>,
     warm_start: Option<bool>,
     /// `omega = "learned"` (and SSOR without omega) is allowed: only in [generate.solver].
     learned_allowed: bool,
@@ -259,6 +263,18 @@ fn check_method(cx: &Ctx, f: MethodFields) -> Result<MethodPlan, ConfigError> {
             Some(k)
         }
     };
+    let recycle_update = match (f.recycle_update, method) {
+        (Some(u), SolverMethod::Gcrodr) => Some(*u.get_ref()),
+        (Some(u), _) => {
+            return cx.err(
+                u.span().start,
+                &key("recycle_update"),
+                "only applies to method = \"gcrodr\"",
+            )
+        }
+        (None, SolverMethod::Gcrodr) => Some(RecycleUpdateName::Cycle),
+        (None, _) => None,
+    };
     // Defaults are written out so the plan shows what runs.
     let restart = restart.or(method.takes_restart().then_some(defaults::RESTART));
     let recycle = recycle.or(match method {
@@ -274,6 +290,7 @@ fn check_method(cx: &Ctx, f: MethodFields) -> Result<MethodPlan, ConfigError> {
         omega,
         restart,
         recycle,
+        recycle_update,
         warm_start: f.warm_start.unwrap_or(false),
     })
 }
@@ -543,6 +560,7 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
             omega: &sv.omega,
             restart: &sv.restart,
             recycle: &sv.recycle,
+            recycle_update: &sv.recycle_update,
             warm_start: sv.warm_start,
             learned_allowed: true,
         },
@@ -643,11 +661,13 @@ fn check_solver_bench(cx: &Ctx, r: &RawSolverBench) -> Result<SolverBenchPlan, C
                         omega: &m.omega,
                         restart: &m.restart,
                         recycle: &m.recycle,
+                        recycle_update: &m.recycle_update,
                         warm_start: m.warm_start,
                         learned_allowed: false,
                     },
                 )?,
                 ordering: m.ordering,
+                fresh: m.fresh.unwrap_or(false),
             })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;

@@ -79,29 +79,6 @@ fn omega_learner(seed: u64) -> TsallisInf {
     )
 }
 
-fn now_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// The file layout of a generate plan.
 pub fn header(plan: &Plan, g: &GeneratePlan) -> Header {
     let ProblemPlan::Darcy(d) = &g.family;
@@ -122,7 +99,7 @@ pub fn header(plan: &Plan, g: &GeneratePlan) -> Header {
         (PLAN_KEY_ATTR, g.content_key()),
         ("seed", g.seed.to_string()),
         ("samples", g.samples.to_string()),
-        ("created", now_utc()),
+        ("created", crate::meta::now_utc()),
     ];
     let spec = |path: &str, dtype, frame: Vec<usize>| FieldSpec {
         path: path.into(),

@@ -19,6 +19,13 @@ pub struct RunOptions {
 
 /// Runs every stage of the plan in order.
 pub fn run(plan: &Plan, opts: RunOptions, interrupted: &AtomicBool) -> Result<(), PdekitError> {
+    if plan.stages.is_empty() {
+        return Err(PdekitError::Usage(format!(
+            "{}: nothing to run; a config with only [solver_bench] runs with `pdekit bench solvers {}`",
+            plan.source_path.display(),
+            plan.source_path.display()
+        )));
+    }
     for &stage in &plan.stages {
         match stage {
             Stage::Generate => {

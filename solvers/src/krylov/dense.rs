@@ -30,21 +30,29 @@ pub fn thin_qr(cols: &mut [Vec<f64>]) -> Option<DMatrix<f64>> {
     Some(r)
 }
 
-/// `block · coeffs`: column j of the result is Σᵢ coeffs[i, j]·block[i].
+/// Rows per block in [`combine`]: the inputs' and outputs' slices of one block stay in L1/L2.
+const COMBINE_ROWS: usize = 512;
+
+/// `block · coeffs`: column j of the result is Σᵢ coeffs[i, j]·block[i]. Computed block of rows
+/// by block of rows, so each input is read from memory once rather than once per output.
 pub fn combine(block: &[&[f64]], coeffs: &DMatrix<f64>) -> Vec<Vec<f64>> {
     let n = block.first().map_or(0, |v| v.len());
-    (0..coeffs.ncols())
-        .map(|j| {
-            let mut out = vec![0.0; n];
+    let mut out = vec![vec![0.0; n]; coeffs.ncols()];
+    let mut start = 0;
+    while start < n {
+        let end = (start + COMBINE_ROWS).min(n);
+        for (j, o) in out.iter_mut().enumerate() {
+            let o = &mut o[start..end];
             for (i, v) in block.iter().enumerate() {
                 let c = coeffs[(i, j)];
                 if c != 0.0 {
-                    axpy(c, v, &mut out);
+                    axpy(c, &v[start..end], o);
                 }
             }
-            out
-        })
-        .collect()
+        }
+        start = end;
+    }
+    out
 }
 
 /// `cols ← cols · R⁻¹` for upper-triangular R.

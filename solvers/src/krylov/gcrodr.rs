@@ -25,6 +25,19 @@ pub struct GcroDrParams {
     /// Harmonic Ritz vectors kept (the k); 0 gives plain GMRES(m).
     pub recycle: usize,
     pub orthogonalization: Orthogonalization,
+    pub update: RecycleUpdate,
+}
+
+/// When the recycle space is recomputed from harmonic Ritz vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecycleUpdate {
+    /// After every cycle, as in Parks et al. Each update costs about 2·m·k vector operations.
+    #[default]
+    EveryCycle,
+    /// After the first cycle of a solve that starts without one, and after the last cycle of each
+    /// solve; the cycles in between keep U and C fixed. Cheaper per iteration when the systems of a
+    /// sequence are close enough that the carried space is already good.
+    PerSystem,
 }
 
 impl Default for GcroDrParams {
@@ -34,6 +47,7 @@ impl Default for GcroDrParams {
             restart: 40,
             recycle: 20,
             orthogonalization: Orthogonalization::Mgs,
+            update: RecycleUpdate::EveryCycle,
         }
     }
 }
@@ -45,6 +59,10 @@ impl GcroDrParams {
             recycle,
             ..Self::default()
         }
+    }
+
+    pub fn with_update(self, update: RecycleUpdate) -> Self {
+        Self { update, ..self }
     }
 
     pub fn validate(&self) -> Result<(), SolveError> {
@@ -241,8 +259,14 @@ impl GcroDr {
             residual(a, b, x, &mut r);
             info.matvecs += 1;
 
-            // New recycle space from this cycle's harmonic Ritz vectors.
-            if k_max > 0 && !lucky && j >= 1 {
+            // New recycle space from this cycle's harmonic Ritz vectors: after every cycle, or
+            // only when there is none yet and when the solve is done.
+            let done = norm2(&r) <= target || info.iterations >= params.max_iter;
+            let refresh = match self.params.update {
+                RecycleUpdate::EveryCycle => true,
+                RecycleUpdate::PerSystem => c.is_empty() || done,
+            };
+            if k_max > 0 && !lucky && j >= 1 && refresh {
                 let rows = k + j + 1;
                 let g_hat = DMatrix::from_fn(rows, cycle_cols, |row, col| cols[col][row]);
                 // V̂ᵀŴ with V̂ = [C, V_{j+1}] and Ŵ = [Ũ, V_j]; CᵀV = 0 by construction.

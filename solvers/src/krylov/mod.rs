@@ -13,7 +13,7 @@ pub mod rcg;
 
 pub use bicgstab::bicgstab;
 pub use cg::cg;
-pub use gcrodr::{GcroDr, GcroDrParams};
+pub use gcrodr::{GcroDr, GcroDrParams, RecycleUpdate};
 pub use gmres::{fgmres, gmres, GmresParams, PrecondSide};
 pub use rcg::{RecycledCg, RecycledCgParams};
 

@@ -470,6 +470,7 @@ mod tests {
                 Method::GcroDr {
                     restart: 30,
                     recycle: 10,
+                    update: crate::krylov::RecycleUpdate::EveryCycle,
                 },
                 PrecondKind::None,
                 SolveParams::new(1e-8, 20_000),

@@ -7,8 +7,8 @@ pub mod order;
 pub use order::{low_modes, order, tour_length, Ordering};
 
 use crate::krylov::{
-    bicgstab, cg, fgmres, gmres, GcroDr, GcroDrParams, GmresParams, RecycledCg, RecycledCgParams,
-    SolveError, SolveInfo, SolveParams,
+    bicgstab, cg, fgmres, gmres, GcroDr, GcroDrParams, GmresParams, RecycleUpdate, RecycledCg,
+    RecycledCgParams, SolveError, SolveInfo, SolveParams,
 };
 use crate::linalg::{BadDiagonal, CsrOperator, Identity, Jacobi, Preconditioner};
 use crate::precond::{Amg, AmgError, AmgParams, Ilu0, IluError};
@@ -32,6 +32,7 @@ pub enum Method {
     GcroDr {
         restart: usize,
         recycle: usize,
+        update: RecycleUpdate,
     },
     /// Deflated CG, deflation space carried from system to system.
     RecycledCg {
@@ -49,7 +50,16 @@ impl Method {
             Method::Gmres { restart } => format!("gmres({restart})"),
             Method::Fgmres { restart } => format!("fgmres({restart})"),
             Method::Bicgstab => "bicgstab".into(),
-            Method::GcroDr { restart, recycle } => format!("gcrodr({restart},{recycle})"),
+            Method::GcroDr {
+                restart,
+                recycle,
+                update: RecycleUpdate::EveryCycle,
+            } => format!("gcrodr({restart},{recycle})"),
+            Method::GcroDr {
+                restart,
+                recycle,
+                update: RecycleUpdate::PerSystem,
+            } => format!("gcrodr({restart},{recycle},per-system)"),
             Method::RecycledCg { recycle } => format!("rcg({recycle})"),
             Method::Amg => "amg".into(),
         }
@@ -182,9 +192,13 @@ pub struct SequenceSolver {
 impl SequenceSolver {
     pub fn new(spec: SolverSpec) -> Result<Self, SequenceError> {
         let gcrodr = match spec.method {
-            Method::GcroDr { restart, recycle } => {
-                Some(GcroDr::new(GcroDrParams::new(restart, recycle))?)
-            }
+            Method::GcroDr {
+                restart,
+                recycle,
+                update,
+            } => Some(GcroDr::new(
+                GcroDrParams::new(restart, recycle).with_update(update),
+            )?),
             _ => None,
         };
         let rcg = match spec.method {
@@ -357,6 +371,12 @@ mod tests {
             Method::GcroDr {
                 restart: 30,
                 recycle: 10,
+                update: RecycleUpdate::EveryCycle,
+            },
+            Method::GcroDr {
+                restart: 30,
+                recycle: 10,
+                update: RecycleUpdate::PerSystem,
             },
             Method::RecycledCg { recycle: 8 },
             Method::Amg,
