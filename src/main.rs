@@ -75,7 +75,7 @@ enum BenchCommand {
         /// A TOML config with a [solver_bench] section.
         config: PathBuf,
         /// Also run the scipy/pyamg peers on the same systems, with this Python.
-        #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "")]
+        #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "auto")]
         peers: Option<PathBuf>,
     },
 }
@@ -207,7 +207,7 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
         Command::Bench(BenchCommand::Solvers { config, peers }) => {
             let plan = Plan::load(&config)?;
             let python = peers.map(|p| {
-                if p.as_os_str().is_empty() {
+                if p.as_os_str() == "auto" {
                     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                         .join("bench/peers/.venv/bin/python");
                     if venv.exists() {

@@ -431,6 +431,10 @@ fn table(rows: &[MethodRow], peers: Option<&serde_json::Value>) -> String {
         for m in methods {
             let f = |k: &str| m.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
             let label = m.get("label").and_then(|v| v.as_str()).unwrap_or("?");
+            if let Some(e) = m.get("error").and_then(|v| v.as_str()) {
+                let _ = writeln!(t, "| {label} | | failed: {e} | | | | |");
+                continue;
+            }
             let converged = f("converged") as usize;
             let systems = f("systems") as usize;
             let _ = writeln!(

@@ -34,20 +34,65 @@ pub fn thin_qr(cols: &mut [Vec<f64>]) -> Option<DMatrix<f64>> {
 const COMBINE_ROWS: usize = 512;
 
 /// `block · coeffs`: column j of the result is Σᵢ coeffs[i, j]·block[i]. Computed block of rows
-/// by block of rows, so each input is read from memory once rather than once per output.
+/// by block of rows, four outputs at a time, so each input element is loaded once per four
+/// multiply-adds and the outputs stay in L1.
 pub fn combine(block: &[&[f64]], coeffs: &DMatrix<f64>) -> Vec<Vec<f64>> {
     let n = block.first().map_or(0, |v| v.len());
-    let mut out = vec![vec![0.0; n]; coeffs.ncols()];
+    let cols = coeffs.ncols();
+    let mut out = vec![vec![0.0; n]; cols];
     let mut start = 0;
     while start < n {
         let end = (start + COMBINE_ROWS).min(n);
-        for (j, o) in out.iter_mut().enumerate() {
-            let o = &mut o[start..end];
-            for (i, v) in block.iter().enumerate() {
-                let c = coeffs[(i, j)];
-                if c != 0.0 {
-                    axpy(c, &v[start..end], o);
+        for (g, group) in out.chunks_mut(4).enumerate() {
+            let j0 = 4 * g;
+            match group {
+                [o0, o1, o2, o3] => {
+                    let (o0, o1, o2, o3) = (
+                        &mut o0[start..end],
+                        &mut o1[start..end],
+                        &mut o2[start..end],
+                        &mut o3[start..end],
+                    );
+                    for (i, v) in block.iter().enumerate() {
+                        let c = [
+                            coeffs[(i, j0)],
+                            coeffs[(i, j0 + 1)],
+                            coeffs[(i, j0 + 2)],
+                            coeffs[(i, j0 + 3)],
+                        ];
+                        for (t, &x) in v[start..end].iter().enumerate() {
+                            o0[t] += c[0] * x;
+                            o1[t] += c[1] * x;
+                            o2[t] += c[2] * x;
+                            o3[t] += c[3] * x;
+                        }
+                    }
                 }
+                rest => {
+                    for (dj, o) in rest.iter_mut().enumerate() {
+                        let o = &mut o[start..end];
+                        for (i, v) in block.iter().enumerate() {
+                            axpy(coeffs[(i, j0 + dj)], &v[start..end], o);
+                        }
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// `aᵢ·bⱼ` for every pair, block of rows by block of rows so each vector is read once.
+pub fn cross_dots(a: &[&[f64]], b: &[&[f64]]) -> DMatrix<f64> {
+    let n = a.first().map_or(0, |v| v.len());
+    let mut out = DMatrix::zeros(a.len(), b.len());
+    let mut start = 0;
+    while start < n {
+        let end = (start + COMBINE_ROWS).min(n);
+        for (i, ai) in a.iter().enumerate() {
+            for (j, bj) in b.iter().enumerate() {
+                out[(i, j)] += dot(&ai[start..end], &bj[start..end]);
             }
         }
         start = end;
@@ -143,25 +188,6 @@ fn inverse_iteration(a: &DMatrix<Complex<f64>>, mu: Complex<f64>) -> Option<DVec
         }
     }
     None
-}
-
-/// Ritz vectors of a symmetric matrix restricted to span(Q) for orthonormal Q with `aq = A·Q`:
-/// the coefficients (columns) of the `k` smallest Ritz values.
-pub fn smallest_ritz(q: &[Vec<f64>], aq: &[Vec<f64>], k: usize) -> DMatrix<f64> {
-    let s = q.len();
-    let mut t = DMatrix::zeros(s, s);
-    for i in 0..s {
-        for j in 0..=i {
-            let v = 0.5 * (dot(&q[i], &aq[j]) + dot(&q[j], &aq[i]));
-            t[(i, j)] = v;
-            t[(j, i)] = v;
-        }
-    }
-    let eig = t.symmetric_eigen();
-    let mut order: Vec<usize> = (0..s).collect();
-    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
-    let k = k.min(s);
-    DMatrix::from_fn(s, k, |i, j| eig.eigenvectors[(i, order[j])])
 }
 
 #[cfg(test)]

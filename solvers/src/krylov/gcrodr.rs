@@ -8,7 +8,7 @@
 //!
 //! With k = 0 every cycle is a GMRES(m) cycle, and the iterates match [`super::gmres`].
 
-use super::dense::{combine, harmonic_ritz, right_solve_upper, thin_qr};
+use super::dense::{combine, cross_dots, harmonic_ritz, right_solve_upper, thin_qr};
 use super::gmres::{givens_step, orthogonalize, solve_upper, Orthogonalization};
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{axpy, dot, norm2, residual, LinearOperator, Preconditioner};
@@ -186,6 +186,8 @@ impl GcroDr {
         }
         project(&mut op, &u, &c, &mut r, x, &mut info);
         let mut r_norm = norm2(&r);
+        // CᵀU when it is known without dot products (after a harmonic Ritz update).
+        let mut ctu: Option<DMatrix<f64>> = None;
 
         let mut w = vec![0.0; n];
         while r_norm > target && info.iterations < params.max_iter {
@@ -271,45 +273,58 @@ impl GcroDr {
                 let g_hat = DMatrix::from_fn(rows, cycle_cols, |row, col| cols[col][row]);
                 // V̂ᵀŴ with V̂ = [C, V_{j+1}] and Ŵ = [Ũ, V_j]; CᵀV = 0 by construction.
                 let mut vw = DMatrix::zeros(rows, cycle_cols);
-                for col in 0..k {
-                    for (row, ci) in c.iter().enumerate() {
-                        vw[(row, col)] = dot(ci, &u[col]) * scale[col];
-                    }
-                    for (row, vi) in v.iter().enumerate() {
-                        vw[(k + row, col)] = dot(vi, &u[col]) * scale[col];
+                if k > 0 {
+                    // CᵀŨ is known from the last update's small matrices; after a change of
+                    // system it costs k² dot products once.
+                    let ctu = ctu
+                        .take()
+                        .unwrap_or_else(|| cross_dots(&refs(&c), &refs(&u)));
+                    let vtu = cross_dots(&refs(&v), &refs(&u));
+                    for col in 0..k {
+                        for row in 0..k {
+                            vw[(row, col)] = ctu[(row, col)] * scale[col];
+                        }
+                        for row in 0..v.len() {
+                            vw[(k + row, col)] = vtu[(row, col)] * scale[col];
+                        }
                     }
                 }
                 for col in 0..j {
                     vw[(k + col, k + col)] = 1.0;
                 }
                 if let Some(p) = harmonic_ritz(&g_hat, &vw, k_max) {
-                    let scaled_u: Vec<Vec<f64>> = u
-                        .iter()
-                        .zip(&scale)
-                        .map(|(ui, s)| ui.iter().map(|x| x * s).collect())
-                        .collect();
-                    let w_hat: Vec<&[f64]> = scaled_u
-                        .iter()
-                        .chain(v.iter().take(j))
-                        .map(|x| x.as_slice())
-                        .collect();
-                    let mut new_u = combine(&w_hat, &p);
                     let gp = &g_hat * &p;
-                    // QR of Ĝ·P: C = V̂·Q, U = Ỹ·R⁻¹.
+                    // QR of Ĝ·P: C = V̂·Q and U = Ŵ·P·R⁻¹, with Ŵ = [U·diag(scale), V_j]; the
+                    // scaling and R⁻¹ go into the small coefficient matrix, so each new block is
+                    // one pass over the old vectors.
                     let mut gp_cols: Vec<Vec<f64>> = (0..gp.ncols())
                         .map(|col| gp.column(col).iter().copied().collect())
                         .collect();
-                    if let Some(rr) = thin_qr(&mut gp_cols) {
+                    let v_hat_len = k + (j + 1).min(v.len());
+                    if let Some(rr) = thin_qr(&mut gp_cols).filter(|_| v_hat_len == rows) {
                         let qm =
                             DMatrix::from_fn(rows, gp_cols.len(), |row, col| gp_cols[col][row]);
-                        let v_hat: Vec<&[f64]> = c
-                            .iter()
-                            .chain(v.iter().take(j + 1))
-                            .map(|x| x.as_slice())
-                            .collect();
-                        if v_hat.len() == rows {
-                            right_solve_upper(&mut new_u, &rr);
-                            c = combine(&v_hat, &qm);
+                        if let Some(r_inv) = rr.try_inverse() {
+                            let p_r = &p * &r_inv;
+                            let mut coeffs = p_r.clone();
+                            for (i, s) in scale.iter().enumerate() {
+                                coeffs.row_mut(i).scale_mut(*s);
+                            }
+                            let w_hat: Vec<&[f64]> = u
+                                .iter()
+                                .chain(v.iter().take(j))
+                                .map(|x| x.as_slice())
+                                .collect();
+                            let new_u = combine(&w_hat, &coeffs);
+                            let v_hat: Vec<&[f64]> = c
+                                .iter()
+                                .chain(v.iter().take(j + 1))
+                                .map(|x| x.as_slice())
+                                .collect();
+                            let new_c = combine(&v_hat, &qm);
+                            // C_newᵀ U_new = Qᵀ (V̂ᵀŴ) P R⁻¹.
+                            ctu = Some(qm.transpose() * &vw * &p_r);
+                            c = new_c;
                             u = new_u;
                         }
                     }
@@ -331,6 +346,10 @@ impl GcroDr {
         self.u = u;
         finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
     }
+}
+
+fn refs(block: &[Vec<f64>]) -> Vec<&[f64]> {
+    block.iter().map(|v| v.as_slice()).collect()
 }
 
 /// Removes the residual's component in range(C): x ← x + M⁻¹ U Cᵀ r, r ← r − C Cᵀ r.

@@ -5,7 +5,7 @@
 //! A-orthogonal to W, so CG no longer spends iterations on those eigenvalues. After a solve, W is
 //! refreshed by Rayleigh–Ritz on span(W, first search directions) — the smallest Ritz vectors.
 
-use super::dense::{combine, smallest_ritz, thin_qr};
+use super::dense::combine;
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{axpy, dot, norm2, residual, LinearOperator, Preconditioner};
 use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
@@ -115,7 +115,7 @@ impl RecycledCg {
         let target = params.rtol * b_norm;
         let store = self.params.stored_directions;
         let mut kept_p: Vec<Vec<f64>> = Vec::with_capacity(store);
-        let mut kept_ap: Vec<Vec<f64>> = Vec::with_capacity(store);
+        let mut kept_curvature: Vec<f64> = Vec::with_capacity(store);
         let mut z = vec![0.0; n];
         let mut p = vec![0.0; n];
         let mut ap = vec![0.0; n];
@@ -140,7 +140,7 @@ impl RecycledCg {
                 }
                 if kept_p.len() < store {
                     kept_p.push(p.clone());
-                    kept_ap.push(ap.clone());
+                    kept_curvature.push(curvature);
                 }
                 let alpha = rz / curvature;
                 let mut rr = 0.0;
@@ -172,22 +172,45 @@ impl RecycledCg {
                 deflate(&mut p, &z, &w, &aw, gram.as_ref());
             }
         }
-        // Rayleigh–Ritz on span(W, P): orthonormalise, carrying A·(same combinations) along.
+        // Rayleigh–Ritz on span(W, P). The search directions are A-conjugate to each other and
+        // to W, so ZᵀAZ = diag(WᵀAW, pᵢᵀApᵢ) is known already; only ZᵀZ costs dot products.
         let k = self.params.recycle;
-        if k > 0 {
-            let mut basis: Vec<Vec<f64>> = w.into_iter().chain(kept_p).collect();
-            let abasis: Vec<Vec<f64>> = aw.into_iter().chain(kept_ap).collect();
-            let mut keep = select_independent(&mut basis);
-            let abasis: Vec<Vec<f64>> = keep.iter().map(|&i| abasis[i].clone()).collect();
-            let mut q: Vec<Vec<f64>> = keep.drain(..).map(|i| basis[i].clone()).collect();
-            if let Some(rr) = thin_qr(&mut q) {
-                // A·Q = (A·basis)·R⁻¹.
-                let mut aq = abasis;
-                super::dense::right_solve_upper(&mut aq, &rr);
-                let coeffs = smallest_ritz(&q, &aq, k);
-                let q_refs: Vec<&[f64]> = q.iter().map(|v| v.as_slice()).collect();
-                self.w = combine(&q_refs, &coeffs);
+        if k > 0 && !kept_p.is_empty() {
+            let kw = w.len();
+            let z: Vec<&[f64]> = w
+                .iter()
+                .chain(kept_p.iter())
+                .map(|v| v.as_slice())
+                .collect();
+            let s = z.len();
+            let mut za = DMatrix::zeros(s, s);
+            for i in 0..kw {
+                for j in 0..kw {
+                    za[(i, j)] = 0.5 * (dot(&w[i], &aw[j]) + dot(&w[j], &aw[i]));
+                }
             }
+            for (i, c) in kept_curvature.iter().enumerate() {
+                za[(kw + i, kw + i)] = *c;
+            }
+            let mut zz = DMatrix::zeros(s, s);
+            for i in 0..s {
+                for j in 0..=i {
+                    let v = dot(z[i], z[j]);
+                    zz[(i, j)] = v;
+                    zz[(j, i)] = v;
+                }
+            }
+            if let Some(coeffs) = smallest_generalized(&za, &zz, k) {
+                self.w = combine(&z, &coeffs);
+                for v in &mut self.w {
+                    let nrm = norm2(v);
+                    if nrm > 0.0 {
+                        v.iter_mut().for_each(|x| *x /= nrm);
+                    }
+                }
+            }
+        } else {
+            self.w = w;
         }
         gram.take();
         finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
@@ -222,30 +245,21 @@ fn deflate(
     }
 }
 
-/// Indices of a numerically independent subset of `cols` (greedy, by Gram–Schmidt on copies).
-fn select_independent(cols: &mut [Vec<f64>]) -> Vec<usize> {
-    let mut q: Vec<Vec<f64>> = Vec::new();
-    let mut keep = Vec::new();
-    for (i, c) in cols.iter().enumerate() {
-        let mut v = c.clone();
-        let before = norm2(&v);
-        if before == 0.0 || !before.is_finite() {
-            continue;
-        }
-        for _ in 0..2 {
-            for qi in &q {
-                let s = dot(&v, qi);
-                axpy(-s, qi, &mut v);
-            }
-        }
-        let after = norm2(&v);
-        if after > 1e-8 * before {
-            v.iter_mut().for_each(|x| *x /= after);
-            q.push(v);
-            keep.push(i);
-        }
-    }
-    keep
+/// The `k` eigenvectors with the smallest θ of `G y = θ F y` (G SPD, F symmetric positive
+/// semi-definite), through the better-conditioned `F y = μ G y` with μ = 1/θ largest.
+fn smallest_generalized(g: &DMatrix<f64>, f: &DMatrix<f64>, k: usize) -> Option<DMatrix<f64>> {
+    let l = g.clone().cholesky()?.unpack();
+    let l_inv = l.clone().try_inverse()?;
+    let m = &l_inv * f * l_inv.transpose();
+    let m = (&m + m.transpose()) * 0.5;
+    let eig = m.symmetric_eigen();
+    let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    let k = k.min(order.len());
+    // y = L⁻ᵀ u.
+    let y =
+        l_inv.transpose() * DMatrix::from_fn(g.nrows(), k, |i, j| eig.eigenvectors[(i, order[j])]);
+    y.iter().all(|v| v.is_finite()).then_some(y)
 }
 
 #[cfg(test)]

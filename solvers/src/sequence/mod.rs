@@ -352,6 +352,42 @@ mod tests {
     use crate::krylov::test_matrices::{convection_diffusion, rhs, true_rel_residual};
 
     #[test]
+    fn a_method_that_cannot_converge_reports_its_last_true_residual() {
+        let a = convection_diffusion(24, 0.0, 0.1);
+        let b = rhs(a.rows(), 0.5);
+        for method in [
+            Method::Cg,
+            Method::Gmres { restart: 10 },
+            Method::Fgmres { restart: 10 },
+            Method::Bicgstab,
+            Method::GcroDr {
+                restart: 10,
+                recycle: 4,
+                update: RecycleUpdate::EveryCycle,
+            },
+            Method::RecycledCg { recycle: 4 },
+            Method::Amg,
+        ] {
+            let spec = SolverSpec::new(method, PrecondKind::None, SolveParams::new(1e-14, 3));
+            let mut solver = SequenceSolver::new(spec).unwrap();
+            let mut x = vec![0.0; a.rows()];
+            let err = solver.solve(&a, &b, &mut x).unwrap_err();
+            let info = err
+                .info()
+                .unwrap_or_else(|| panic!("{}: {err}", spec.label()));
+            assert!(!info.converged && info.iterations <= 3, "{}", spec.label());
+            let truth = true_rel_residual(&a, &b, &x);
+            assert!(
+                (info.rel_residual - truth).abs() <= 1e-12 * truth.max(1.0),
+                "{}: reported {} true {truth}",
+                spec.label(),
+                info.rel_residual
+            );
+            assert!(err.to_string().contains("did not converge"), "{err}");
+        }
+    }
+
+    #[test]
     fn every_method_and_preconditioner_solves_an_spd_sequence_in_original_order() {
         let mats: Vec<CsMat<f64>> = (0..4)
             .map(|s| convection_diffusion(20, 0.01 * (3 - s) as f64, 0.0))
