@@ -277,6 +277,14 @@ fn inspect(path: &std::path::Path) -> Result<(), PdekitError> {
             it.mean().unwrap_or(f64::NAN)
         );
     }
+    if ds.has("stats/matvecs") && !ds.is_empty() {
+        let mv = ds.read_all("stats/matvecs")?;
+        let _ = writeln!(
+            out,
+            "  mat-vecs per sample: mean {:.1}",
+            mv.mean().unwrap_or(f64::NAN)
+        );
+    }
     if ds.has("stats/residual") && !ds.is_empty() {
         let r = ds.read_all("stats/residual")?;
         let _ = writeln!(

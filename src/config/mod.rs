@@ -19,6 +19,7 @@ pub mod defaults {
     pub const RESTART: usize = 40;
     pub const GCRODR_RECYCLE: usize = 20;
     pub const RCG_RECYCLE: usize = 10;
+    pub const GREEDY_MAX_SAMPLES: u64 = 5000;
     pub const BENCH_SYSTEMS: usize = 20;
     pub const BENCH_THREADS: usize = 1;
     pub const BENCH_ALPHA: f64 = 2.5;

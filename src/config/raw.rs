@@ -584,7 +584,16 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
     }
     let solver = SolverPlan {
         method,
-        ordering: stateful.then(|| sv.ordering.unwrap_or(OrderingName::Greedy)),
+        // The greedy tour is O(N²); past a few thousand samples the PCA + Hilbert order is the
+        // one that finishes.
+        ordering: stateful.then(|| {
+            sv.ordering
+                .unwrap_or(if samples <= defaults::GREEDY_MAX_SAMPLES {
+                    OrderingName::Greedy
+                } else {
+                    OrderingName::PcaHilbert
+                })
+        }),
         chains: if stateful {
             Some(cx.num(
                 &sv.chains,
