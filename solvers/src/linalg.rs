@@ -169,12 +169,24 @@ impl Preconditioner for Jacobi {
     }
 
     fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> f64 {
-        let mut rz = 0.0;
-        for ((zi, ri), di) in z.iter_mut().zip(r).zip(&self.inv_diag) {
-            *zi = ri * di;
-            rz += ri * *zi;
+        let mut acc = [0.0f64; 8];
+        let n = r.len() / 8 * 8;
+        for ((zc, rc), dc) in z[..n]
+            .chunks_exact_mut(8)
+            .zip(r[..n].chunks_exact(8))
+            .zip(self.inv_diag[..n].chunks_exact(8))
+        {
+            for k in 0..8 {
+                zc[k] = rc[k] * dc[k];
+                acc[k] += rc[k] * zc[k];
+            }
         }
-        rz
+        let mut tail = 0.0;
+        for i in n..r.len() {
+            z[i] = r[i] * self.inv_diag[i];
+            tail += r[i] * z[i];
+        }
+        sum8(&acc) + tail
     }
 }
 
@@ -202,11 +214,41 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
         }
     }
     let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    sum8(&acc) + tail
 }
 
 pub fn norm2(a: &[f64]) -> f64 {
     dot(a, a).sqrt()
+}
+
+fn sum8(acc: &[f64; 8]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// The CG step `x += α·p`, `r −= α·Ap` in one pass, returning ‖r‖² (eight partial sums, as in
+/// [`dot`]).
+pub fn cg_step(x: &mut [f64], r: &mut [f64], p: &[f64], ap: &[f64], alpha: f64) -> f64 {
+    let n = x.len() / 8 * 8;
+    let mut acc = [0.0f64; 8];
+    for (((xc, rc), pc), ac) in x[..n]
+        .chunks_exact_mut(8)
+        .zip(r[..n].chunks_exact_mut(8))
+        .zip(p[..n].chunks_exact(8))
+        .zip(ap[..n].chunks_exact(8))
+    {
+        for k in 0..8 {
+            xc[k] += alpha * pc[k];
+            rc[k] -= alpha * ac[k];
+            acc[k] += rc[k] * rc[k];
+        }
+    }
+    let mut tail = 0.0;
+    for i in n..x.len() {
+        x[i] += alpha * p[i];
+        r[i] -= alpha * ap[i];
+        tail += r[i] * r[i];
+    }
+    sum8(&acc) + tail
 }
 
 /// `y += alpha·x`.

@@ -1,7 +1,7 @@
 //! BiCGStab (van der Vorst 1992) with right preconditioning.
 
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
-use crate::linalg::{dot, norm2, residual, LinearOperator, Preconditioner};
+use crate::linalg::{cg_step, dot, norm2, residual, LinearOperator, Preconditioner};
 
 const METHOD: &str = "BiCGStab";
 
@@ -84,12 +84,7 @@ pub fn bicgstab<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
         if omega == 0.0 {
             return Err(breakdown(info.iterations, "ω", omega));
         }
-        let mut rr = 0.0;
-        for i in 0..n {
-            x[i] += omega * s_hat[i];
-            r[i] -= omega * t[i];
-            rr += r[i] * r[i];
-        }
+        let rr = cg_step(x, &mut r, &s_hat, &t, omega);
         r_norm = rr.sqrt();
         if params.history {
             info.history.push(r_norm / b_norm);

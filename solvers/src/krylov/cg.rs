@@ -1,7 +1,7 @@
 //! Preconditioned conjugate gradients for symmetric positive definite systems.
 
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
-use crate::linalg::{dot, norm2, residual, LinearOperator, Preconditioner};
+use crate::linalg::{cg_step, dot, norm2, residual, LinearOperator, Preconditioner};
 
 const METHOD: &str = "CG";
 
@@ -20,64 +20,95 @@ pub fn cg<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
     if b_norm == 0.0 {
         return Ok(zero_rhs(x));
     }
-    let n = a.dim();
     let mut info = SolveInfo::default();
-    let mut r = vec![0.0; n];
+    let mut r = vec![0.0; a.dim()];
+    residual(a, b, x, &mut r);
+    info.matvecs += 1;
+    cg_iterate(
+        METHOD,
+        a,
+        precond,
+        b,
+        x,
+        &mut r,
+        params,
+        &mut info,
+        |_, _| {},
+        |_, _| {},
+    )?;
+    finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
+}
+
+/// The preconditioned CG iteration from `x` with residual `r = b − Ax`, shared by [`cg`] and
+/// recycled CG. `deflate(p, z)` adjusts each new search direction (recycled CG keeps it
+/// A-orthogonal to its deflation space); `keep(p, pᵀAp)` sees each direction as it is used.
+/// Returns with `x` and `r` at the last iterate; the caller confirms the residual.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cg_iterate<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
+    method: &'static str,
+    a: &A,
+    precond: &M,
+    b: &[f64],
+    x: &mut [f64],
+    r: &mut [f64],
+    params: &SolveParams,
+    info: &mut SolveInfo,
+    mut deflate: impl FnMut(&mut [f64], &[f64]),
+    mut keep: impl FnMut(&[f64], f64),
+) -> Result<(), SolveError> {
+    let n = a.dim();
+    let b_norm = norm2(b);
+    let target = params.rtol * b_norm;
+    // The recurrence residual drifts from the true one; a candidate answer is confirmed against A.
+    if norm2(r) <= target {
+        return Ok(());
+    }
     let mut z = vec![0.0; n];
     let mut p = vec![0.0; n];
     let mut ap = vec![0.0; n];
-    residual(a, b, x, &mut r);
-    info.matvecs += 1;
-    let target = params.rtol * b_norm;
-    // The recurrence residual drifts from the true one; a candidate answer is confirmed against A.
-    let mut r_norm = norm2(&r);
-    if r_norm > target {
-        let mut rz = precond.apply_dot(&r, &mut z);
-        info.precond_applies += 1;
-        p.copy_from_slice(&z);
-        while info.iterations < params.max_iter {
-            a.apply(&p, &mut ap);
+    let mut rz = precond.apply_dot(r, &mut z);
+    info.precond_applies += 1;
+    p.copy_from_slice(&z);
+    deflate(&mut p, &z);
+    while info.iterations < params.max_iter {
+        a.apply(&p, &mut ap);
+        info.matvecs += 1;
+        let curvature = dot(&p, &ap);
+        if curvature <= 0.0 || !curvature.is_finite() {
+            return Err(SolveError::Breakdown {
+                method,
+                iteration: info.iterations,
+                quantity: "p·Ap",
+                value: curvature,
+                hint: "; the matrix or preconditioner is not positive definite",
+            });
+        }
+        keep(&p, curvature);
+        let alpha = rz / curvature;
+        let rr = cg_step(x, r, &p, &ap, alpha);
+        info.iterations += 1;
+        let mut r_norm = rr.sqrt();
+        if params.history {
+            info.history.push(r_norm / b_norm);
+        }
+        if r_norm <= target {
+            residual(a, b, x, r);
             info.matvecs += 1;
-            let curvature = dot(&p, &ap);
-            if curvature <= 0.0 || !curvature.is_finite() {
-                return Err(SolveError::Breakdown {
-                    method: METHOD,
-                    iteration: info.iterations,
-                    quantity: "p·Ap",
-                    value: curvature,
-                    hint: "; the matrix or preconditioner is not positive definite",
-                });
-            }
-            let alpha = rz / curvature;
-            let mut rr = 0.0;
-            for i in 0..n {
-                x[i] += alpha * p[i];
-                r[i] -= alpha * ap[i];
-                rr += r[i] * r[i];
-            }
-            info.iterations += 1;
-            r_norm = rr.sqrt();
-            if params.history {
-                info.history.push(r_norm / b_norm);
-            }
+            r_norm = norm2(r);
             if r_norm <= target {
-                residual(a, b, x, &mut r);
-                info.matvecs += 1;
-                r_norm = norm2(&r);
-                if r_norm <= target {
-                    break;
-                }
-            }
-            let rz_new = precond.apply_dot(&r, &mut z);
-            info.precond_applies += 1;
-            let beta = rz_new / rz;
-            rz = rz_new;
-            for i in 0..n {
-                p[i] = z[i] + beta * p[i];
+                break;
             }
         }
+        let rz_new = precond.apply_dot(r, &mut z);
+        info.precond_applies += 1;
+        let beta = rz_new / rz;
+        rz = rz_new;
+        for i in 0..n {
+            p[i] = z[i] + beta * p[i];
+        }
+        deflate(&mut p, &z);
     }
-    finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
+    Ok(())
 }
 
 #[cfg(test)]

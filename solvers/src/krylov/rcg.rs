@@ -5,6 +5,7 @@
 //! A-orthogonal to W, so CG no longer spends iterations on those eigenvalues. After a solve, W is
 //! refreshed by Rayleigh–Ritz on span(W, first search directions) — the smallest Ritz vectors.
 
+use super::cg::cg_iterate;
 use super::dense::combine;
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{axpy, dot, norm2, residual, LinearOperator, Preconditioner};
@@ -93,7 +94,7 @@ impl RecycledCg {
         info.matvecs += w.len();
         // The Galerkin matrix WᵀAW; if it is not SPD any more (the matrix changed too much, or
         // W became dependent), the space is dropped and the solve is plain CG.
-        let mut gram = gram_cholesky(&w, &aw);
+        let gram = gram_cholesky(&w, &aw);
         if gram.is_none() {
             w.clear();
             aw.clear();
@@ -112,66 +113,26 @@ impl RecycledCg {
                 axpy(-*m, awi, &mut r);
             }
         }
-        let target = params.rtol * b_norm;
         let store = self.params.stored_directions;
         let mut kept_p: Vec<Vec<f64>> = Vec::with_capacity(store);
         let mut kept_curvature: Vec<f64> = Vec::with_capacity(store);
-        let mut z = vec![0.0; n];
-        let mut p = vec![0.0; n];
-        let mut ap = vec![0.0; n];
-        let mut r_norm = norm2(&r);
-        if r_norm > target {
-            let mut rz = precond.apply_dot(&r, &mut z);
-            info.precond_applies += 1;
-            p.copy_from_slice(&z);
-            deflate(&mut p, &z, &w, &aw, gram.as_ref());
-            while info.iterations < params.max_iter {
-                a.apply(&p, &mut ap);
-                info.matvecs += 1;
-                let curvature = dot(&p, &ap);
-                if curvature <= 0.0 || !curvature.is_finite() {
-                    return Err(SolveError::Breakdown {
-                        method: METHOD,
-                        iteration: info.iterations,
-                        quantity: "p·Ap",
-                        value: curvature,
-                        hint: "; the matrix or preconditioner is not positive definite",
-                    });
-                }
+        cg_iterate(
+            METHOD,
+            a,
+            precond,
+            b,
+            x,
+            &mut r,
+            params,
+            &mut info,
+            |p, z| deflate(p, z, &w, &aw, gram.as_ref()),
+            |p, curvature| {
                 if kept_p.len() < store {
-                    kept_p.push(p.clone());
+                    kept_p.push(p.to_vec());
                     kept_curvature.push(curvature);
                 }
-                let alpha = rz / curvature;
-                let mut rr = 0.0;
-                for i in 0..n {
-                    x[i] += alpha * p[i];
-                    r[i] -= alpha * ap[i];
-                    rr += r[i] * r[i];
-                }
-                info.iterations += 1;
-                r_norm = rr.sqrt();
-                if params.history {
-                    info.history.push(r_norm / b_norm);
-                }
-                if r_norm <= target {
-                    residual(a, b, x, &mut r);
-                    info.matvecs += 1;
-                    r_norm = norm2(&r);
-                    if r_norm <= target {
-                        break;
-                    }
-                }
-                let rz_new = precond.apply_dot(&r, &mut z);
-                info.precond_applies += 1;
-                let beta = rz_new / rz;
-                rz = rz_new;
-                for i in 0..n {
-                    p[i] = z[i] + beta * p[i];
-                }
-                deflate(&mut p, &z, &w, &aw, gram.as_ref());
-            }
-        }
+            },
+        )?;
         // Rayleigh–Ritz on span(W, P). The search directions are A-conjugate to each other and
         // to W, so ZᵀAZ = diag(WᵀAW, pᵢᵀApᵢ) is known already; only ZᵀZ costs dot products.
         let k = self.params.recycle;
@@ -212,7 +173,6 @@ impl RecycledCg {
         } else {
             self.w = w;
         }
-        gram.take();
         finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
     }
 }
