@@ -10,7 +10,8 @@
 
 use crate::krylov::{check_inputs, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{
-    csr_matvec_serial, diagonal, norm2, residual, BadDiagonal, LinearOperator, Preconditioner,
+    csr_matvec_serial, diagonal, norm2, residual, BadDiagonal, Csr32, LinearOperator,
+    Preconditioner,
 };
 use nalgebra::{DMatrix, DVector, Dyn, LU};
 use sprs::CsMat;
@@ -98,11 +99,15 @@ pub struct AmgInfo {
     pub operator_complexity: f64,
 }
 
+/// One level of the hierarchy, its matrices in the compact form the cycle reads.
 struct Level {
-    a: CsMat<f64>,
+    a: Csr32<'static>,
     inv_diag: Vec<f64>,
-    p: CsMat<f64>,
-    r: CsMat<f64>,
+    p: Csr32<'static>,
+    r: Csr32<'static>,
+    /// Rows of A and columns of P (the next level's size).
+    rows: usize,
+    coarse_rows: usize,
 }
 
 /// Scratch vectors for one V-cycle: per level the residual, and the coarse right-hand side and
@@ -137,6 +142,7 @@ impl Amg {
             return Err(AmgError::BadMatrix);
         }
         let mut levels = Vec::new();
+        let mut infos = Vec::new();
         let mut current = a.clone();
         while current.rows() > params.max_coarse && levels.len() + 1 < params.max_levels {
             let diag = diagonal(&current)?;
@@ -151,10 +157,16 @@ impl Amg {
             let ap = &current * &p;
             let coarse = &r * &ap;
             levels.push(Level {
-                a: current,
+                a: Csr32::owned(&current),
                 inv_diag: diag.iter().map(|d| 1.0 / d).collect(),
-                p,
-                r,
+                p: Csr32::owned(&p),
+                r: Csr32::owned(&r),
+                rows: current.rows(),
+                coarse_rows: n_agg,
+            });
+            infos.push(LevelInfo {
+                rows: current.rows(),
+                nonzeros: current.nnz(),
             });
             current = coarse;
         }
@@ -167,13 +179,6 @@ impl Amg {
         if !coarse.is_invertible() {
             return Err(AmgError::SingularCoarse { rows });
         }
-        let mut infos: Vec<LevelInfo> = levels
-            .iter()
-            .map(|l| LevelInfo {
-                rows: l.a.rows(),
-                nonzeros: l.a.nnz(),
-            })
-            .collect();
         infos.push(LevelInfo {
             rows,
             nonzeros: current.nnz(),
@@ -198,8 +203,8 @@ impl Amg {
     }
 
     fn new_work(&self) -> Work {
-        let sizes: Vec<usize> = self.levels.iter().map(|l| l.a.rows()).collect();
-        let coarse_sizes: Vec<usize> = self.levels.iter().map(|l| l.p.cols()).collect();
+        let sizes: Vec<usize> = self.levels.iter().map(|l| l.rows).collect();
+        let coarse_sizes: Vec<usize> = self.levels.iter().map(|l| l.coarse_rows).collect();
         Work {
             res: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             rhs: coarse_sizes.iter().map(|&n| vec![0.0; n]).collect(),
@@ -237,11 +242,11 @@ impl Amg {
         for _ in 0..self.params.sweeps {
             smooth(level, b, x, &mut res, self.params.smoother);
         }
-        residual_serial(&level.a, b, x, &mut res);
-        csr_matvec_serial(&level.r, &res, &mut rhs);
+        level.a.residual_serial(b, x, &mut res);
+        level.r.matvec_serial(&res, &mut rhs);
         sol.fill(0.0);
         self.cycle(l + 1, &rhs, &mut sol, work);
-        csr_matvec_serial(&level.p, &sol, &mut res);
+        level.p.matvec_serial(&sol, &mut res);
         for (xi, ci) in x.iter_mut().zip(&res) {
             *xi += ci;
         }
@@ -324,26 +329,16 @@ impl Preconditioner for Amg {
     }
 }
 
-fn residual_serial(a: &CsMat<f64>, b: &[f64], x: &[f64], r: &mut [f64]) {
-    csr_matvec_serial(a, x, r);
-    for (ri, bi) in r.iter_mut().zip(b) {
-        *ri = bi - *ri;
-    }
-}
-
 /// One smoothing step. Both smoothers are symmetric, so the V-cycle is too.
 fn smooth(level: &Level, b: &[f64], x: &mut [f64], scratch: &mut [f64], how: Smoother) {
     let a = &level.a;
-    let indptr = a.indptr();
-    let indptr = indptr.raw_storage();
-    let (indices, data) = (a.indices(), a.data());
     let n = b.len();
     let relax_row = |x: &mut [f64], i: usize| {
+        let (idx, val) = a.row(i);
         let mut s = b[i];
-        for p in indptr[i]..indptr[i + 1] {
-            let j = indices[p];
-            if j != i {
-                s -= data[p] * x[j];
+        for (&j, &v) in idx.iter().zip(val) {
+            if j as usize != i {
+                s -= v * x[j as usize];
             }
         }
         x[i] = s * level.inv_diag[i];
@@ -358,7 +353,7 @@ fn smooth(level: &Level, b: &[f64], x: &mut [f64], scratch: &mut [f64], how: Smo
             }
         }
         Smoother::Jacobi(w) => {
-            residual_serial(a, b, x, scratch);
+            a.residual_serial(b, x, scratch);
             for i in 0..n {
                 x[i] += w * level.inv_diag[i] * scratch[i];
             }
