@@ -7,24 +7,6 @@ use pdekit::data::Dataset;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Asserts a config error: exit code 2, and a message naming the file, line, column and key.
-fn assert_config_error(text: &str, line: usize, key: &str, expect: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "bad.toml", text);
-    let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 2, "stderr: {err}");
-    assert!(
-        err.contains(&format!("bad.toml:{line}:")),
-        "no file:line in: {err}"
-    );
-    assert!(
-        err.contains(&format!("key `{key}`")),
-        "no key `{key}` in: {err}"
-    );
-    assert!(err.contains(expect), "no '{expect}' in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 #[test]
 fn misspelled_key_is_a_config_error_listing_allowed_keys() {
     let text = "[generate]\nproblem = \"darcy\"\noutput = \"d.h5\"\nsamples = 4\n\n[generate.darcy]\nresolutoin = 32\n";

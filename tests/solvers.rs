@@ -7,23 +7,6 @@ use common::*;
 use pdekit::data::Dataset;
 use std::path::Path;
 
-fn assert_config_error(text: &str, line: usize, key: &str, expect: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "bad.toml", text);
-    let (code, _, err) = run(&["run", cfg.to_str().unwrap(), "--dry-run"]);
-    assert_eq!(code, 2, "stderr: {err}");
-    assert!(
-        err.contains(&format!("bad.toml:{line}:")),
-        "no line {line} in: {err}"
-    );
-    assert!(
-        err.contains(&format!("key `{key}`")),
-        "no key `{key}` in: {err}"
-    );
-    assert!(err.contains(expect), "no '{expect}' in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 const GEN: &str =
     "[generate]\nproblem = \"darcy\"\noutput = \"d.h5\"\nsamples = 4\n[generate.solver]\n";
 

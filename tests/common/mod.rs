@@ -67,3 +67,21 @@ pub fn assert_same_content(a: &Path, b: &Path) {
         "samples missing or duplicated"
     );
 }
+
+/// Asserts a config error: exit code 2, and a message naming the file, line, column and key.
+pub fn assert_config_error(text: &str, line: usize, key: &str, expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "bad.toml", text);
+    let (code, _, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "stderr: {err}");
+    assert!(
+        err.contains(&format!("bad.toml:{line}:")),
+        "no file:line in: {err}"
+    );
+    assert!(
+        err.contains(&format!("key `{key}`")),
+        "no key `{key}` in: {err}"
+    );
+    assert!(err.contains(expect), "no '{expect}' in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
