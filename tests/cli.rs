@@ -399,16 +399,7 @@ fn generation_is_identical_for_one_and_two_threads() {
             &format!("t{threads}/c.toml"),
             &darcy_config("d.h5", 30, 16, extra),
         );
-        let out = pdekit()
-            .args(["generate", cfg.to_str().unwrap(), "--quiet"])
-            .env("RAYON_NUM_THREADS", threads)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        generate_with_threads(&cfg, threads);
         files.push(dir.path().join(format!("t{threads}/d.h5")));
     }
     assert_same_content(&files[0], &files[1]);

@@ -279,7 +279,11 @@ fn stored_solutions_satisfy_the_equations_to_the_recorded_residual() {
         let sys = assemble(&grid, &a, &ndarray::Array2::ones((20, 20))).unwrap();
         let x: Vec<f64> = u.slice(ndarray::s![1..19, 1..19]).iter().copied().collect();
         let mut ax = vec![0.0; x.len()];
-        pdekit_solvers::linalg::csr_matvec(&sys.matrix, &x, &mut ax);
+        pdekit_solvers::linalg::LinearOperator::apply(
+            &pdekit_solvers::linalg::CsrOperator::new(&sys.matrix),
+            &x,
+            &mut ax,
+        );
         let r: f64 = ax
             .iter()
             .zip(&sys.rhs)

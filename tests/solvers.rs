@@ -168,16 +168,7 @@ fn recycling_generation_solves_sorted_chains_independent_of_the_thread_count() {
             &format!("t{threads}/c.toml"),
             &format!("{}{extra}", darcy_config("d.h5", 20, 18, "")),
         );
-        let out = pdekit()
-            .args(["generate", cfg.to_str().unwrap(), "--quiet"])
-            .env("RAYON_NUM_THREADS", threads)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        generate_with_threads(&cfg, threads);
         files.push(dir.path().join(format!("t{threads}/d.h5")));
     }
     for f in CONTENT_FIELDS {

@@ -157,11 +157,6 @@ impl LinearOperator for CsrOperator<'_> {
     }
 }
 
-/// `y = A x` for a CSR matrix, in parallel over row blocks for large matrices.
-pub fn csr_matvec(a: &CsMat<f64>, x: &[f64], y: &mut [f64]) {
-    Csr32::new(a).matvec(x, y);
-}
-
 /// `y = A x` for a CSR matrix on the calling thread.
 pub fn csr_matvec_serial(a: &CsMat<f64>, x: &[f64], y: &mut [f64]) {
     let indptr = a.indptr();

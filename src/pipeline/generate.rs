@@ -219,6 +219,24 @@ struct RowSink<'a> {
 }
 
 impl RowSink<'_> {
+    /// On Ctrl-C: checkpoint what is written and stop with the resume hint.
+    fn stop_if_interrupted(
+        &mut self,
+        interrupted: &AtomicBool,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(), PdekitError> {
+        if !interrupted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.writer.checkpoint()?;
+        bar.abandon();
+        Err(PdekitError::Interrupted {
+            done: self.writer.len(),
+            total: self.g.samples,
+            partial: self.writer.partial_path().to_path_buf(),
+        })
+    }
+
     fn record(
         &mut self,
         sample: DarcySample,
@@ -418,15 +436,7 @@ pub fn run(
                 done += len;
                 continue;
             }
-            if interrupted.load(Ordering::SeqCst) {
-                rows.writer.checkpoint()?;
-                bar.abandon();
-                return Err(PdekitError::Interrupted {
-                    done: rows.writer.len(),
-                    total: g.samples,
-                    partial: rows.writer.partial_path().to_path_buf(),
-                });
-            }
+            rows.stop_if_interrupted(interrupted, &bar)?;
             debug_assert!(round.iter().enumerate().all(|(k, &(c, _))| k == c));
             let skip = resumed.saturating_sub(done) as usize;
             let results: Vec<Result<DarcySample, DarcyError>> = solvers
@@ -446,15 +456,7 @@ pub fn run(
         }
     } else {
         while next < g.samples {
-            if interrupted.load(Ordering::SeqCst) {
-                rows.writer.checkpoint()?;
-                bar.abandon();
-                return Err(PdekitError::Interrupted {
-                    done: rows.writer.len(),
-                    total: g.samples,
-                    partial: rows.writer.partial_path().to_path_buf(),
-                });
-            }
+            rows.stop_if_interrupted(interrupted, &bar)?;
             let end = (next + batch).min(g.samples);
             let omegas: Vec<Option<f64>> = (next..end)
                 .map(|_| learner.as_mut().map(|l| l.choose(0.0)))

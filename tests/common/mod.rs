@@ -85,3 +85,17 @@ pub fn assert_config_error(text: &str, line: usize, key: &str, expect: &str) {
     assert!(err.contains(expect), "no '{expect}' in: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Runs `pdekit generate CONFIG --quiet` with `RAYON_NUM_THREADS` set, asserting success.
+pub fn generate_with_threads(config: &Path, threads: &str) {
+    let out = pdekit()
+        .args(["generate", config.to_str().unwrap(), "--quiet"])
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -104,9 +104,6 @@ struct Level {
     inv_diag: Vec<f64>,
     p: Csr32<'static>,
     r: Csr32<'static>,
-    /// Rows of A and columns of P (the next level's size).
-    rows: usize,
-    coarse_rows: usize,
 }
 
 /// Scratch vectors for one V-cycle: per level the residual, and the coarse right-hand side and
@@ -121,7 +118,6 @@ struct Work {
 pub struct Amg {
     levels: Vec<Level>,
     coarse: LU<f64, Dyn, Dyn>,
-    coarse_a: CsMat<f64>,
     params: AmgParams,
     info: AmgInfo,
     work: Mutex<Option<Work>>,
@@ -161,8 +157,6 @@ impl Amg {
                 inv_diag: diag.iter().map(|d| 1.0 / d).collect(),
                 p: Csr32::owned(&p),
                 r: Csr32::owned(&r),
-                rows: current.rows(),
-                coarse_rows: n_agg,
             });
             infos.push(LevelInfo {
                 rows: current.rows(),
@@ -191,7 +185,6 @@ impl Amg {
         Ok(Self {
             levels,
             coarse,
-            coarse_a: current,
             params,
             info,
             work: Mutex::new(None),
@@ -203,8 +196,9 @@ impl Amg {
     }
 
     fn new_work(&self) -> Work {
-        let sizes: Vec<usize> = self.levels.iter().map(|l| l.rows).collect();
-        let coarse_sizes: Vec<usize> = self.levels.iter().map(|l| l.coarse_rows).collect();
+        // R is coarse × fine, so its rows are the next level's size.
+        let sizes: Vec<usize> = self.levels.iter().map(|l| l.a.rows()).collect();
+        let coarse_sizes: Vec<usize> = self.levels.iter().map(|l| l.r.rows()).collect();
         Work {
             res: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             rhs: coarse_sizes.iter().map(|&n| vec![0.0; n]).collect(),
@@ -313,11 +307,6 @@ impl Amg {
                 rtol: params.rtol,
             })
         }
-    }
-
-    /// The coarsest operator, for inspection.
-    pub fn coarsest(&self) -> &CsMat<f64> {
-        &self.coarse_a
     }
 }
 

@@ -64,14 +64,6 @@ impl Method {
             Method::Amg => "amg".into(),
         }
     }
-
-    /// Whether the method keeps state between systems.
-    pub fn recycles(&self) -> bool {
-        matches!(
-            self,
-            Method::GcroDr { recycle, .. } | Method::RecycledCg { recycle } if *recycle > 0
-        )
-    }
 }
 
 /// The preconditioner built for each system.
