@@ -93,6 +93,22 @@ impl std::fmt::Debug for GrfSampler2d {
 
 impl GrfSampler2d {
     pub fn new(resolution: usize, params: GrfParams) -> Result<Self, FieldError> {
+        Self::validate(resolution, &params)?;
+        let n = resolution;
+        let mut sqrt_eig = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                sqrt_eig[i * n + j] = params
+                    .eigenvalue_2d(wavenumber(i, n), wavenumber(j, n))
+                    .sqrt();
+            }
+        }
+        sqrt_eig[0] = 0.0;
+        let fft = FftPlanner::new().plan_fft_inverse(n);
+        Ok(Self { n, sqrt_eig, fft })
+    }
+
+    fn validate(resolution: usize, params: &GrfParams) -> Result<(), FieldError> {
         if resolution < 2 {
             return Err(FieldError::TooSmall { resolution });
         }
@@ -109,18 +125,7 @@ impl GrfSampler2d {
                 return Err(FieldError::BadSigma { sigma });
             }
         }
-        let n = resolution;
-        let mut sqrt_eig = vec![0.0; n * n];
-        for i in 0..n {
-            for j in 0..n {
-                sqrt_eig[i * n + j] = params
-                    .eigenvalue_2d(wavenumber(i, n), wavenumber(j, n))
-                    .sqrt();
-            }
-        }
-        sqrt_eig[0] = 0.0;
-        let fft = FftPlanner::new().plan_fft_inverse(n);
-        Ok(Self { n, sqrt_eig, fft })
+        Ok(())
     }
 
     pub fn resolution(&self) -> usize {
@@ -147,6 +152,60 @@ impl GrfSampler2d {
         self.fft.process_with_scratch(&mut t, &mut scratch);
         // The inverse FFT here is the plain sum Σ_k c_k e^{2πik·x}: no 1/n² factor.
         Array2::from_shape_fn((n, n), |(i, j)| t[j * n + i].re)
+    }
+}
+
+/// Draws 1-D Gaussian random fields on `n` points of the periodic unit interval (`x_i = i/n`).
+pub struct GrfSampler1d {
+    sqrt_eig: Vec<f64>,
+    fft: Arc<dyn Fft<f64>>,
+}
+
+impl std::fmt::Debug for GrfSampler1d {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrfSampler1d")
+            .field("n", &self.sqrt_eig.len())
+            .finish()
+    }
+}
+
+impl GrfSampler1d {
+    pub fn new(resolution: usize, params: GrfParams) -> Result<Self, FieldError> {
+        // Reuse the 2-D checks; they do not depend on the dimension.
+        GrfSampler2d::validate(resolution, &params)?;
+        let n = resolution;
+        let s = params.sigma_for_dim(1);
+        let four_pi2 = 4.0 * std::f64::consts::PI * std::f64::consts::PI;
+        let mut sqrt_eig: Vec<f64> = (0..n)
+            .map(|i| {
+                let k = wavenumber(i, n);
+                s * (four_pi2 * k * k + params.tau * params.tau).powf(-params.alpha / 2.0)
+            })
+            .collect();
+        sqrt_eig[0] = 0.0;
+        Ok(Self {
+            sqrt_eig,
+            fft: FftPlanner::new().plan_fft_inverse(n),
+        })
+    }
+
+    pub fn resolution(&self) -> usize {
+        self.sqrt_eig.len()
+    }
+
+    /// Draw one field from `rng`: the real part of `Σ_k sqrt(λ_k) ξ_k e^{2πikx}`.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        let mut buf: Vec<Complex64> = self
+            .sqrt_eig
+            .iter()
+            .map(|&s| {
+                let re: f64 = rng.sample(StandardNormal);
+                let im: f64 = rng.sample(StandardNormal);
+                Complex64::new(s * re, s * im)
+            })
+            .collect();
+        self.fft.process(&mut buf);
+        buf.iter().map(|c| c.re).collect()
     }
 }
 

@@ -12,5 +12,6 @@ pub mod problem;
 pub mod relax;
 pub mod rng;
 pub mod sequence;
+pub mod spectral;
 
 pub use krylov::{SolveError, SolveInfo, SolveParams};

@@ -27,6 +27,8 @@ pub enum DarcyError {
     },
     #[error("Darcy: coefficient at ({ix}, {iy}) is {value}; it must be positive and finite")]
     BadCoefficient { ix: usize, iy: usize, value: f64 },
+    #[error("Darcy: the paper form A = L·diag(K) is defined on a vertex grid; use centring = \"vertex\"")]
+    PaperFormNeedsVertexGrid,
     #[error(transparent)]
     Field(#[from] FieldError),
     #[error("Darcy sample {index}: {source}")]
@@ -186,8 +188,19 @@ pub struct DarcyParams {
     pub transform: CoefficientTransform,
     /// Constant source term f.
     pub forcing: f64,
+    /// Which discretisation.
+    pub form: DarcyForm,
     /// Method, preconditioner and stopping rule of each solve.
     pub solver: SolverSpec,
+}
+
+/// The two Darcy discretisations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DarcyForm {
+    /// Flux form [`assemble`]: SPD, flux-conservative.
+    Flux,
+    /// The SKR paper's `A = L·diag(K)` ([`assemble_paper_form`]): non-symmetric; vertex grids only.
+    Paper,
 }
 
 impl Default for DarcyParams {
@@ -201,6 +214,7 @@ impl Default for DarcyParams {
                 low: 3.0,
             },
             forcing: 1.0,
+            form: DarcyForm::Flux,
             solver: SolverSpec::new(Method::Cg, PrecondKind::Jacobi, SolveParams::default()),
         }
     }
@@ -232,6 +246,9 @@ impl DarcyGenerator {
                 resolution: params.grid.resolution,
             });
         }
+        if params.form == DarcyForm::Paper && params.grid.centring != Centring::Vertex {
+            return Err(DarcyError::PaperFormNeedsVertexGrid);
+        }
         let sampler = GrfSampler2d::new(params.grid.resolution, params.field)?;
         Ok(Self { params, sampler })
     }
@@ -251,8 +268,18 @@ impl DarcyGenerator {
     pub fn system(&self, seed: u64, index: u64) -> Result<(Array2<f64>, LinearSystem), DarcyError> {
         let coefficient = self.coefficient(seed, index);
         let s = self.params.grid.resolution;
-        let f = Array2::from_elem((s, s), self.params.forcing);
-        let system = assemble(&self.params.grid, &coefficient, &f)?;
+        let system = match self.params.form {
+            DarcyForm::Flux => {
+                let f = Array2::from_elem((s, s), self.params.forcing);
+                assemble(&self.params.grid, &coefficient, &f)?
+            }
+            DarcyForm::Paper => assemble_paper_form(
+                &coefficient
+                    .slice(ndarray::s![1..s - 1, 1..s - 1])
+                    .to_owned(),
+                self.params.forcing,
+            )?,
+        };
         Ok((coefficient, system))
     }
 
@@ -303,6 +330,47 @@ impl DarcyGenerator {
             info,
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+}
+
+impl super::Family for DarcyGenerator {
+    fn name(&self) -> &'static str {
+        "darcy"
+    }
+
+    fn layout(&self) -> super::SampleLayout {
+        let s = self.params.grid.resolution;
+        let c = self.params.grid.coords();
+        super::SampleLayout {
+            inputs: vec![("coefficient", vec![s, s])],
+            outputs: vec![("solution", vec![s, s])],
+            params: vec![],
+            axes: vec![("x", c.clone()), ("y", c)],
+            linear_solves: true,
+        }
+    }
+
+    fn generate(&self, seed: u64, index: u64) -> Result<super::Sample, super::ProblemError> {
+        Ok(DarcyGenerator::generate(self, seed, index)?.into())
+    }
+}
+
+impl From<DarcySample> for super::Sample {
+    fn from(d: DarcySample) -> Self {
+        let mut report = super::SampleReport {
+            converged: true,
+            steps: 1,
+            seconds: d.seconds,
+            ..Default::default()
+        };
+        report.add_solve(&d.info);
+        Self {
+            index: d.index,
+            inputs: vec![d.coefficient.into_raw_vec_and_offset().0],
+            outputs: vec![d.solution.into_raw_vec_and_offset().0],
+            params: vec![],
+            report,
+        }
     }
 }
 

@@ -1,10 +1,113 @@
-//! Problem families that assemble sparse systems.
+//! Problem families: the elliptic ones assemble sparse systems, the time-dependent ones step a
+//! trajectory. Every family draws sample `i` of seed `s` from `(s, i)` alone, so a dataset is the
+//! same whatever the thread count, shard split or resume point.
+//!
+//! [`Family`] is what a dataset writer needs from any of them: the [`SampleLayout`] (names and
+//! shapes of the per-sample arrays and parameters) and [`Family::generate`].
 
+pub mod burgers;
 pub mod darcy;
+pub mod heat;
 pub mod helmholtz;
+pub mod navier_stokes;
 pub mod poisson;
 
+use crate::sequence::SequenceError;
 use sprs::CsMat;
+use thiserror::Error;
+
+/// Names and shapes of a family's per-sample arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleLayout {
+    /// `(name, shape)` of each input field, e.g. `("coefficient", [64, 64])`.
+    pub inputs: Vec<(&'static str, Vec<usize>)>,
+    /// `(name, shape)` of each output, e.g. `("vorticity", [T, 64, 64])`.
+    pub outputs: Vec<(&'static str, Vec<usize>)>,
+    /// Scalar parameters recorded per sample (besides the sample index).
+    pub params: Vec<&'static str>,
+    /// Coordinate arrays, e.g. `("x", …)`, `("y", …)`, `("t", output times)`.
+    pub axes: Vec<(&'static str, Vec<f64>)>,
+    /// True when the family solves linear systems (its report has iterations and residuals);
+    /// false for explicit or spectral time steppers, whose report counts time steps.
+    pub linear_solves: bool,
+}
+
+/// What producing one sample cost, and whether it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SampleReport {
+    /// Krylov iterations summed over the sample's systems (0 for spectral steppers).
+    pub iterations: usize,
+    pub matvecs: usize,
+    /// Largest true relative residual ‖b − Ax‖/‖b‖ over the sample's systems.
+    pub rel_residual: f64,
+    /// Every solve reached its tolerance (spectral steppers: the state stayed finite).
+    pub converged: bool,
+    /// Time steps taken (1 for a steady problem).
+    pub steps: usize,
+    /// Wall time of the whole sample.
+    pub seconds: f64,
+}
+
+impl SampleReport {
+    /// Adds one linear solve's figures.
+    pub fn add_solve(&mut self, info: &crate::krylov::SolveInfo) {
+        self.iterations += info.iterations;
+        self.matvecs += info.matvecs;
+        self.rel_residual = self.rel_residual.max(info.rel_residual);
+        self.converged &= info.converged;
+    }
+}
+
+/// One generated sample, its arrays in the order of the family's [`SampleLayout`], flattened
+/// row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub index: u64,
+    pub inputs: Vec<Vec<f64>>,
+    pub outputs: Vec<Vec<f64>>,
+    pub params: Vec<f64>,
+    pub report: SampleReport,
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ProblemError {
+    #[error("{family}: {message}")]
+    BadParams {
+        family: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Field(#[from] crate::field::FieldError),
+    #[error(transparent)]
+    Darcy(#[from] darcy::DarcyError),
+    #[error("{family} sample {index}: {source}")]
+    Solver {
+        family: &'static str,
+        index: u64,
+        #[source]
+        source: Box<SequenceError>,
+    },
+}
+
+/// A problem family that a dataset writer can drive.
+pub trait Family: Sync {
+    fn name(&self) -> &'static str;
+    fn layout(&self) -> SampleLayout;
+    /// Draws and solves sample `index` of seed `seed`. A linear solve that stops at its iteration
+    /// cap is reported with `converged = false`, not as an error; a spectral stepper whose state
+    /// stops being finite likewise.
+    fn generate(&self, seed: u64, index: u64) -> Result<Sample, ProblemError>;
+}
+
+/// Coordinates of `n` equispaced points on [0, 1] including both ends.
+pub fn vertex_coords(n: usize) -> Vec<f64> {
+    (0..n).map(|i| i as f64 / (n - 1) as f64).collect()
+}
+
+/// Coordinates of `n` points of a periodic grid on [0, 1): `i/n`.
+pub fn periodic_coords(n: usize) -> Vec<f64> {
+    (0..n).map(|i| i as f64 / n as f64).collect()
+}
 
 /// A sparse linear system `A x = b`.
 #[derive(Debug, Clone)]

@@ -1,8 +1,20 @@
-//! 2-D Poisson `−Δu = f` on the unit square with `u = 0` on the boundary, five-point finite
-//! differences on an `m × m` interior grid (h = 1/(m + 1)).
+//! Poisson `−Δu = f` on the unit interval or square with Dirichlet data `u = g`: three-point
+//! (1-D) or five-point (2-D) finite differences on a vertex grid of `s` points per side including
+//! the boundary (h = 1/(s − 1)).
+//!
+//! The random family draws `f` from a Gaussian random field and `g` from the boundary values of a
+//! second, smoother one, so the boundary data are continuous around the corners.
 
-use super::{laplacian_2d, LinearSystem};
+use super::{
+    laplacian_2d, vertex_coords, Family, LinearSystem, ProblemError, Sample, SampleLayout,
+    SampleReport,
+};
+use crate::field::{GrfParams, GrfSampler1d, GrfSampler2d};
+use crate::rng::sample_rng;
+use crate::sequence::{SequenceSolver, SolverSpec};
 use ndarray::Array2;
+use sprs::CsMat;
+use std::time::Instant;
 
 /// The system for source `f` sampled at the `m × m` interior points (row-major), scaled by h² so
 /// the matrix is the integer stencil.
@@ -13,6 +25,270 @@ pub fn assemble(f: &Array2<f64>) -> LinearSystem {
     LinearSystem {
         matrix: laplacian_2d(m, 0.0),
         rhs: f.iter().map(|v| v * h * h).collect(),
+    }
+}
+
+/// The 2-D system on the interior of an `s × s` vertex grid: `f` is sampled at all `s × s` points
+/// (its boundary values are unused) and `g` supplies the boundary values (its interior is unused).
+/// Scaled by h², so the matrix is the integer stencil.
+pub fn assemble_dirichlet(f: &Array2<f64>, g: &Array2<f64>) -> LinearSystem {
+    let s = f.nrows();
+    assert!(
+        s >= 3 && f.dim() == (s, s) && g.dim() == (s, s),
+        "Poisson fields must be s × s"
+    );
+    let m = s - 2;
+    let h2 = (1.0 / (s - 1) as f64).powi(2);
+    let mut rhs = vec![0.0; m * m];
+    for p in 0..m {
+        for q in 0..m {
+            let (i, j) = (p + 1, q + 1);
+            let mut b = h2 * f[[i, j]];
+            if i == 1 {
+                b += g[[0, j]];
+            }
+            if i == s - 2 {
+                b += g[[s - 1, j]];
+            }
+            if j == 1 {
+                b += g[[i, 0]];
+            }
+            if j == s - 2 {
+                b += g[[i, s - 1]];
+            }
+            rhs[p * m + q] = b;
+        }
+    }
+    LinearSystem {
+        matrix: laplacian_2d(m, 0.0),
+        rhs,
+    }
+}
+
+/// The 1-D system `−u'' = f`, `u(0) = g0`, `u(1) = g1` on `s` vertices, scaled by h².
+pub fn assemble_1d(f: &[f64], g0: f64, g1: f64) -> LinearSystem {
+    let s = f.len();
+    assert!(s >= 3, "a 1-D Poisson grid needs at least 3 points");
+    let m = s - 2;
+    let h2 = (1.0 / (s - 1) as f64).powi(2);
+    let mut tri = sprs::TriMat::with_capacity((m, m), 3 * m);
+    for r in 0..m {
+        if r > 0 {
+            tri.add_triplet(r, r - 1, -1.0);
+        }
+        tri.add_triplet(r, r, 2.0);
+        if r + 1 < m {
+            tri.add_triplet(r, r + 1, -1.0);
+        }
+    }
+    let mut rhs: Vec<f64> = f[1..s - 1].iter().map(|v| h2 * v).collect();
+    rhs[0] += g0;
+    rhs[m - 1] += g1;
+    LinearSystem {
+        matrix: tri.to_csr(),
+        rhs,
+    }
+}
+
+/// Parameters of a random Poisson family.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PoissonParams {
+    /// 1 or 2.
+    pub dim: usize,
+    /// Vertices per side including the boundary.
+    pub resolution: usize,
+    pub source: GrfParams,
+    /// Field whose boundary values are the Dirichlet data; `None` for `u = 0`.
+    pub boundary: Option<GrfParams>,
+    pub solver: SolverSpec,
+}
+
+impl PoissonParams {
+    pub fn validate(&self) -> Result<(), ProblemError> {
+        let bad = |message: String| {
+            Err(ProblemError::BadParams {
+                family: "poisson",
+                message,
+            })
+        };
+        if !(1..=2).contains(&self.dim) {
+            return bad(format!("dim must be 1 or 2, got {}", self.dim));
+        }
+        if self.resolution < 3 {
+            return bad(format!(
+                "resolution must be at least 3, got {}",
+                self.resolution
+            ));
+        }
+        Ok(())
+    }
+}
+
+enum Samplers {
+    One(GrfSampler1d, Option<GrfSampler1d>),
+    Two(GrfSampler2d, Option<GrfSampler2d>),
+}
+
+/// Draws and solves random Poisson problems.
+pub struct PoissonGenerator {
+    params: PoissonParams,
+    samplers: Samplers,
+}
+
+impl std::fmt::Debug for PoissonGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoissonGenerator")
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl PoissonGenerator {
+    pub fn new(params: PoissonParams) -> Result<Self, ProblemError> {
+        params.validate()?;
+        let s = params.resolution;
+        let samplers = if params.dim == 1 {
+            Samplers::One(
+                GrfSampler1d::new(s, params.source)?,
+                params
+                    .boundary
+                    .map(|b| GrfSampler1d::new(s, b))
+                    .transpose()?,
+            )
+        } else {
+            Samplers::Two(
+                GrfSampler2d::new(s, params.source)?,
+                params
+                    .boundary
+                    .map(|b| GrfSampler2d::new(s, b))
+                    .transpose()?,
+            )
+        };
+        Ok(Self { params, samplers })
+    }
+
+    /// Source and boundary data of sample `index` (flattened; the boundary array is zero inside).
+    pub fn data(&self, seed: u64, index: u64) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = sample_rng(seed, index);
+        let s = self.params.resolution;
+        match &self.samplers {
+            Samplers::One(f, b) => {
+                let f = f.sample(&mut rng);
+                let mut g = vec![0.0; s];
+                if let Some(b) = b {
+                    let field = b.sample(&mut rng);
+                    g[0] = field[0];
+                    g[s - 1] = field[s - 1];
+                }
+                (f, g)
+            }
+            Samplers::Two(f, b) => {
+                let f = f.sample(&mut rng);
+                let mut g = Array2::zeros((s, s));
+                if let Some(b) = b {
+                    let field = b.sample(&mut rng);
+                    for ((i, j), v) in g.indexed_iter_mut() {
+                        if i == 0 || j == 0 || i == s - 1 || j == s - 1 {
+                            *v = field[[i, j]];
+                        }
+                    }
+                }
+                (f.iter().copied().collect(), g.iter().copied().collect())
+            }
+        }
+    }
+}
+
+/// Solves `system` with a fresh solver of `spec`, for the families that solve one system per
+/// sample. A solve that stops at its iteration cap is reported, not an error.
+pub(crate) fn solve_one(
+    family: &'static str,
+    index: u64,
+    spec: SolverSpec,
+    matrix: &CsMat<f64>,
+    rhs: &[f64],
+) -> Result<(Vec<f64>, SampleReport), ProblemError> {
+    let err = |source| ProblemError::Solver {
+        family,
+        index,
+        source: Box::new(source),
+    };
+    let mut solver =
+        SequenceSolver::new(spec.with_parallel(false).with_warm_start(false)).map_err(err)?;
+    let mut x = vec![0.0; rhs.len()];
+    let mut report = SampleReport {
+        converged: true,
+        steps: 1,
+        ..SampleReport::default()
+    };
+    match solver.solve(matrix, rhs, &mut x) {
+        Ok(r) => report.add_solve(&r.info),
+        Err(e) => match e.info() {
+            Some(info) => report.add_solve(info),
+            None => return Err(err(e)),
+        },
+    }
+    Ok((x, report))
+}
+
+impl Family for PoissonGenerator {
+    fn name(&self) -> &'static str {
+        "poisson"
+    }
+
+    fn layout(&self) -> SampleLayout {
+        let s = self.params.resolution;
+        let shape = vec![s; self.params.dim];
+        let mut axes = vec![("x", vertex_coords(s))];
+        if self.params.dim == 2 {
+            axes.push(("y", vertex_coords(s)));
+        }
+        SampleLayout {
+            inputs: vec![("source", shape.clone()), ("boundary", shape.clone())],
+            outputs: vec![("solution", shape)],
+            params: vec![],
+            axes,
+            linear_solves: true,
+        }
+    }
+
+    fn generate(&self, seed: u64, index: u64) -> Result<Sample, ProblemError> {
+        let start = Instant::now();
+        let s = self.params.resolution;
+        let (f, g) = self.data(seed, index);
+        let (system, interior) = if self.params.dim == 1 {
+            (assemble_1d(&f, g[0], g[s - 1]), 1..s - 1)
+        } else {
+            let fa = Array2::from_shape_vec((s, s), f.clone()).expect("s × s");
+            let ga = Array2::from_shape_vec((s, s), g.clone()).expect("s × s");
+            (assemble_dirichlet(&fa, &ga), 1..s - 1)
+        };
+        let (x, mut report) = solve_one(
+            "poisson",
+            index,
+            self.params.solver,
+            &system.matrix,
+            &system.rhs,
+        )?;
+        // The solution on the whole grid: the data on the boundary, the solve inside.
+        let mut u = g.clone();
+        if self.params.dim == 1 {
+            u[interior].copy_from_slice(&x);
+        } else {
+            let m = s - 2;
+            for p in 0..m {
+                u[(p + 1) * s + 1..(p + 1) * s + 1 + m].copy_from_slice(&x[p * m..(p + 1) * m]);
+            }
+        }
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(Sample {
+            index,
+            inputs: vec![f, g],
+            outputs: vec![u],
+            params: vec![],
+            report,
+        })
     }
 }
 
@@ -50,5 +326,90 @@ mod tests {
         let (e1, e2) = (max_error(15), max_error(31));
         let order = (e1 / e2).log2();
         assert!(order > 1.9 && order < 2.1, "order {order} ({e1}, {e2})");
+    }
+
+    /// u = e^x sin(πy/2) + x²y: nonzero Dirichlet data on every side.
+    fn dirichlet_error(s: usize) -> f64 {
+        let u = |x: f64, y: f64| x.exp() * (PI * y / 2.0).sin() + x * x * y;
+        // −Δu = −e^x sin(πy/2)(1 − π²/4) − 2y.
+        let f =
+            |x: f64, y: f64| -(x.exp()) * (PI * y / 2.0).sin() * (1.0 - PI * PI / 4.0) - 2.0 * y;
+        let c = vertex_coords(s);
+        let fa = Array2::from_shape_fn((s, s), |(i, j)| f(c[i], c[j]));
+        let ga = Array2::from_shape_fn((s, s), |(i, j)| u(c[i], c[j]));
+        let sys = assemble_dirichlet(&fa, &ga);
+        let m = s - 2;
+        let mut x = vec![0.0; m * m];
+        cg(
+            &CsrOperator::new(&sys.matrix),
+            &Identity,
+            &sys.rhs,
+            &mut x,
+            &SolveParams::new(1e-13, 10_000),
+        )
+        .unwrap();
+        x.iter()
+            .enumerate()
+            .map(|(k, v)| (v - u(c[k / m + 1], c[k % m + 1])).abs())
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn dirichlet_data_converge_at_second_order() {
+        let (e1, e2) = (dirichlet_error(17), dirichlet_error(33));
+        let order = (e1 / e2).log2();
+        assert!(order > 1.9 && order < 2.1, "order {order} ({e1}, {e2})");
+    }
+
+    #[test]
+    fn one_dimensional_problem_converges_at_second_order() {
+        let err = |s: usize| {
+            let c = vertex_coords(s);
+            let u = |x: f64| (3.0 * x).sin() + 2.0 * x;
+            let f: Vec<f64> = c.iter().map(|&x| 9.0 * (3.0 * x).sin()).collect();
+            let sys = assemble_1d(&f, u(0.0), u(1.0));
+            let mut x = vec![0.0; s - 2];
+            cg(
+                &CsrOperator::new(&sys.matrix),
+                &Identity,
+                &sys.rhs,
+                &mut x,
+                &SolveParams::new(1e-14, 10_000),
+            )
+            .unwrap();
+            x.iter()
+                .enumerate()
+                .map(|(k, v)| (v - u(c[k + 1])).abs())
+                .fold(0.0, f64::max)
+        };
+        let order = (err(17) / err(33)).log2();
+        assert!(order > 1.9 && order < 2.1, "order {order}");
+    }
+
+    #[test]
+    fn generated_sample_carries_its_boundary_data() {
+        use crate::krylov::SolveParams;
+        use crate::sequence::{Method, PrecondKind};
+        let params = PoissonParams {
+            dim: 2,
+            resolution: 12,
+            source: GrfParams::default(),
+            boundary: Some(GrfParams::new(3.0, 3.0, None)),
+            solver: SolverSpec::new(
+                Method::Cg,
+                PrecondKind::Jacobi,
+                SolveParams::new(1e-10, 1000),
+            ),
+        };
+        let g = PoissonGenerator::new(params).unwrap();
+        let smp = g.generate(0, 4).unwrap();
+        assert!(smp.report.converged);
+        let (u, b) = (&smp.outputs[0], &smp.inputs[1]);
+        for i in 0..12 {
+            assert_eq!(u[i], b[i]);
+            assert_eq!(u[11 * 12 + i], b[11 * 12 + i]);
+            assert_eq!(u[i * 12], b[i * 12]);
+        }
+        assert!(b[0] != 0.0 && b[5 * 12 + 5] == 0.0);
     }
 }

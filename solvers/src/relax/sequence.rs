@@ -197,8 +197,7 @@ impl HeatSequence {
     }
 
     pub fn kappa(t: f64) -> f64 {
-        let s = (2.0 * std::f64::consts::PI * t).sin();
-        (0.1 * s).max(-10.0 * s)
+        crate::problem::heat::Diffusivity::Switching.at(t)
     }
 
     fn step_matrix(&self, sign: f64, kappa: f64) -> CsMat<f64> {
