@@ -27,6 +27,15 @@ pub enum PdekitError {
         kept: u64,
         partial: PathBuf,
     },
+    #[error("sample {index} became non-finite (NaN or Inf) during time stepping.\n{kept} samples before it are saved in {}; lower generate.{family}.dt, or set generate.on_failure = \"keep\" to record such samples with converged = 0", partial.display())]
+    BlewUp {
+        index: u64,
+        family: String,
+        kept: u64,
+        partial: PathBuf,
+    },
+    #[error("{0}")]
+    Problem(#[from] pdekit_solvers::problem::ProblemError),
     #[error("interrupted after {done} of {total} samples; they are saved in {}. Rerun the same command to resume", partial.display())]
     Interrupted {
         done: u64,

@@ -1,7 +1,7 @@
 use clap::{Args, Parser, Subcommand};
 use pdekit::config::{ImageFormat, Plan, PlotPlan};
 use pdekit::data::Dataset;
-use pdekit::pipeline::{self, RunOptions};
+use pdekit::pipeline::{self, RunOptions, Shard};
 use pdekit::progress::Reporter;
 use pdekit::PdekitError;
 use std::path::PathBuf;
@@ -38,16 +38,32 @@ enum Command {
         dry_run: bool,
         #[command(flatten)]
         force: Force,
+        /// Generate only shard I of N (0-based) and skip the other stages; see `generate --help`.
+        #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+        shard: Option<Shard>,
     },
     /// Run only the generate stage of a config: draw and solve samples into an HDF5 dataset.
     #[command(
-        after_help = "Example:\n  pdekit generate configs/darcy.toml\n\nAn interrupted run (Ctrl-C, kill) resumes from its last checkpoint when rerun."
+        after_help = "Examples:\n  pdekit generate configs/navier_stokes.toml\n  pdekit generate configs/navier_stokes.toml --shard 3/8   # samples [3N/8, 4N/8) into NAME.shard-3-of-8.h5\n  pdekit merge data/ns_1e-3.h5                             # join the 8 shards into one file\n\nAn interrupted run (Ctrl-C, kill) resumes from its last checkpoint when rerun. Shard I of N holds the\ncontiguous samples [I·N_samples/N, (I+1)·N_samples/N); sample i depends only on (seed, i), so the\nshards together equal the unsharded dataset. Readers (plot, inspect) open a complete shard set as one\ndataset when NAME.h5 itself does not exist."
     )]
     Generate {
         /// The TOML config; it needs a [generate] section.
         config: PathBuf,
         #[command(flatten)]
         force: Force,
+        /// Generate only shard I of N (0-based).
+        #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+        shard: Option<Shard>,
+    },
+    /// Join the shard files of a sharded generate run into one dataset file.
+    #[command(
+        after_help = "Examples:\n  pdekit merge data/ns_1e-3.h5                 # finds data/ns_1e-3.shard-*-of-N.h5\n  pdekit merge data/all.h5 a.shard-0-of-2.h5 a.shard-1-of-2.h5"
+    )]
+    Merge {
+        /// The merged dataset to write (must not exist).
+        target: PathBuf,
+        /// Shard files in order; default: the complete set NAME.shard-I-of-N.h5 beside TARGET.
+        shards: Vec<PathBuf>,
     },
     /// Draw figures: a config's [plot] section, or a dataset given with --data.
     #[command(
@@ -75,6 +91,20 @@ enum BenchCommand {
         /// A TOML config with a [solver_bench] section.
         config: PathBuf,
         /// Also run the scipy/pyamg peers on the same systems, with this Python.
+        #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "auto")]
+        peers: Option<PathBuf>,
+    },
+    /// Time dataset generation (samples/s) for a config's [generate] section.
+    #[command(
+        after_help = "Examples:\n  pdekit bench generate configs/bench/generate_ns.toml --peers\n  pdekit bench generate configs/navier_stokes.toml --samples 8\n\nThe samples are written to a scratch dataset under data/bench/ and removed afterwards. --peers runs\nbench/peers/generate_numpy.py (Burgers and Navier–Stokes) on the same settings, and both solve\nsample 0's initial condition so their outputs can be compared."
+    )]
+    Generate {
+        /// A TOML config with a [generate] section.
+        config: PathBuf,
+        /// Time this many samples instead of the config's count.
+        #[arg(long)]
+        samples: Option<u64>,
+        /// Also run the NumPy peer, with this Python.
         #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "auto")]
         peers: Option<PathBuf>,
     },
@@ -147,6 +177,7 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             config,
             dry_run,
             force,
+            shard,
         } => {
             let plan = Plan::load(&config)?;
             if dry_run {
@@ -163,17 +194,38 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                 RunOptions {
                     force: force.force,
                     reporter,
+                    shard,
                 },
                 interrupted,
             )
         }
-        Command::Generate { config, force } => {
+        Command::Generate {
+            config,
+            force,
+            shard,
+        } => {
             let plan = Plan::load(&config)?;
             let opts = RunOptions {
                 force: force.force,
                 reporter,
+                shard,
             };
             pipeline::generate::run(&plan, opts, interrupted).map(|_| ())
+        }
+        Command::Merge { target, shards } => {
+            let bar = reporter.bar(0, "merge", "samples");
+            let report = pdekit::data::merge::merge(&target, &shards, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            reporter.info(format!(
+                "merged {} shards ({} samples) into {}",
+                report.shards,
+                report.samples,
+                report.output.display()
+            ));
+            Ok(())
         }
         Command::Plot(args) => {
             let plot = match (args.config, args.data, args.out) {
@@ -204,21 +256,30 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             pipeline::plot::run(&plot, reporter).map(|_| ())
         }
         Command::Inspect { file } => inspect(&file),
+        Command::Bench(BenchCommand::Generate {
+            config,
+            samples,
+            peers,
+        }) => {
+            let plan = Plan::load(&config)?;
+            let python = peers.map(peer_python);
+            let outcome = pdekit::bench::generate::run(
+                &plan,
+                &reporter,
+                samples,
+                python.as_deref(),
+                interrupted,
+            )?;
+            reporter.info(format!(
+                "\n{}\nwrote {}",
+                outcome.table,
+                outcome.json.display()
+            ));
+            Ok(())
+        }
         Command::Bench(BenchCommand::Solvers { config, peers }) => {
             let plan = Plan::load(&config)?;
-            let python = peers.map(|p| {
-                if p.as_os_str() == "auto" {
-                    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("bench/peers/.venv/bin/python");
-                    if venv.exists() {
-                        venv
-                    } else {
-                        PathBuf::from("python3")
-                    }
-                } else {
-                    p
-                }
-            });
+            let python = peers.map(peer_python);
             let outcome = pdekit::bench::solvers::run(&plan, &reporter, python.as_deref())?;
             reporter.info(format!(
                 "\n{}\nwrote {} and {}",
@@ -231,16 +292,37 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
     }
 }
 
+/// `--peers` without a value: the peers' venv if it exists, else `python3`.
+fn peer_python(p: PathBuf) -> PathBuf {
+    if p.as_os_str() != "auto" {
+        return p;
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/peers/.venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 fn inspect(path: &std::path::Path) -> Result<(), PdekitError> {
     use std::fmt::Write as _;
     let ds = Dataset::open(path)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}: {} with {} samples",
+        "{}: {} with {} samples{}",
         path.display(),
         ds.layout().describe(),
-        ds.len()
+        ds.len(),
+        if ds.files() > 1 {
+            format!(
+                " in {} shard files (attributes of the first shown)",
+                ds.files()
+            )
+        } else {
+            String::new()
+        }
     );
     let mut attrs = ds.attr_names();
     attrs.sort();
@@ -293,6 +375,14 @@ fn inspect(path: &std::path::Path) -> Result<(), PdekitError> {
             r.iter().fold(0.0f64, |a, &v| a.max(v))
         );
     }
+    if ds.has("stats/steps") && !ds.is_empty() {
+        let st = ds.read_all("stats/steps")?;
+        let _ = writeln!(
+            out,
+            "  time steps per sample: mean {:.1}",
+            st.mean().unwrap_or(f64::NAN)
+        );
+    }
     if ds.has("stats/converged") && !ds.is_empty() {
         let c = ds.read_all("stats/converged")?;
         let bad = c.iter().filter(|&&v| v == 0.0).count();
@@ -302,7 +392,7 @@ fn inspect(path: &std::path::Path) -> Result<(), PdekitError> {
         let s = ds.read_all("stats/seconds")?;
         let _ = writeln!(
             out,
-            "  solve seconds per sample: mean {:.4}",
+            "  seconds per sample: mean {:.4}",
             s.mean().unwrap_or(f64::NAN)
         );
     }

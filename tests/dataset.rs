@@ -17,6 +17,7 @@ fn opts() -> RunOptions {
     RunOptions {
         force: false,
         reporter: Reporter::silent(),
+        shard: None,
     }
 }
 
@@ -165,7 +166,7 @@ fn resume_after_simulated_crash(extra: &str) {
     // drop the writer without closing it.
     let crash_plan = Plan::load(&crash_cfg).unwrap();
     let g = crash_plan.generate.as_ref().unwrap();
-    let h = generate::header(&crash_plan, g);
+    let h = generate::header(&crash_plan, g, &generate::family(g).unwrap().layout(), None);
     let src = Dataset::open(&full).unwrap();
     let mut w = DatasetWriter::create(&g.output, &h).unwrap();
     for i in 0..20 {
@@ -224,10 +225,15 @@ fn partial_file_of_another_plan_is_not_continued() {
         &darcy_config("d.h5", 12, 10, "").replace("seed = 3", "seed = 4"),
     );
     let other_plan = Plan::load(&other).unwrap();
-    let mut w = DatasetWriter::create(
-        &g.output,
-        &generate::header(&other_plan, other_plan.generate.as_ref().unwrap()),
-    )
+    let mut w = DatasetWriter::create(&g.output, &{
+        let og = other_plan.generate.as_ref().unwrap();
+        generate::header(
+            &other_plan,
+            og,
+            &generate::family(og).unwrap().layout(),
+            None,
+        )
+    })
     .unwrap();
     w.checkpoint().unwrap();
     drop(w);

@@ -29,6 +29,29 @@ pub mod defaults {
     pub const BENCH_EXPORT_DIR: &str = "data/bench";
     pub const CHECKPOINT_EVERY: u64 = 32;
     pub const DARCY_RESOLUTION: usize = 64;
+    pub const POISSON_RESOLUTION: usize = 64;
+    /// Smoothness of the field whose boundary values are Poisson's Dirichlet data.
+    pub const POISSON_BOUNDARY_ALPHA: f64 = 3.0;
+    pub const HELMHOLTZ_RESOLUTION: usize = 64;
+    pub const HEAT_RESOLUTION: usize = 64;
+    pub const HEAT_DT: f64 = 1e-3;
+    pub const HEAT_FAMILY_STEPS: usize = 100;
+    pub const HEAT_EVERY: usize = 10;
+    /// The FNO Burgers benchmark: ν = 0.1, T = 1, u₀ ~ N(0, 625(−Δ + 25 I)^(−2)).
+    pub const BURGERS_RESOLUTION: usize = 1024;
+    pub const BURGERS_VISCOSITY: f64 = 0.1;
+    pub const BURGERS_FINAL_TIME: f64 = 1.0;
+    pub const BURGERS_DT: f64 = 1e-4;
+    pub const BURGERS_GRF: (f64, f64, Option<f64>) = (2.0, 5.0, Some(25.0));
+    /// The FNO Navier–Stokes benchmark: 64², ν = 1e-3, T = 50, a snapshot per time unit, Δt = 1e-4,
+    /// ω₀ ~ N(0, 7^{3/2}²(−Δ + 49 I)^(−2.5)), forcing 0.1(sin + cos)(2π(x + y)).
+    pub const NS_RESOLUTION: usize = 64;
+    pub const NS_VISCOSITY: f64 = 1e-3;
+    pub const NS_FINAL_TIME: f64 = 50.0;
+    pub const NS_DT: f64 = 1e-4;
+    pub const NS_SNAPSHOTS: usize = 50;
+    pub const NS_FORCING: f64 = 0.1;
+    pub const NS_GRF: (f64, f64, Option<f64>) = (2.5, 7.0, None);
     pub const DARCY_FORCING: f64 = 1.0;
     pub const GRF_ALPHA: f64 = 2.0;
     pub const GRF_TAU: f64 = 3.0;
@@ -304,23 +327,49 @@ pub struct GeneratePlan {
     pub checkpoint_every: u64,
     pub on_failure: OnFailure,
     pub precision: Precision,
-    pub solver: SolverPlan,
+    /// The linear solver; `None` for the spectral families, which solve no systems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solver: Option<SolverPlan>,
     #[serde(flatten)]
     pub family: ProblemPlan,
 }
 
 /// The problem family and its parameters, printed as the `[generate.<family>]` table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ProblemPlan {
     Darcy(DarcyPlan),
+    Poisson(PoissonPlan),
+    Helmholtz(HelmholtzPlan),
+    Heat(HeatFamilyPlan),
+    Burgers(BurgersPlan),
+    NavierStokes(NavierStokesPlan),
 }
 
 impl ProblemPlan {
+    pub const NAMES: [&'static str; 6] = [
+        "darcy",
+        "poisson",
+        "helmholtz",
+        "heat",
+        "burgers",
+        "navier_stokes",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             ProblemPlan::Darcy(_) => "darcy",
+            ProblemPlan::Poisson(_) => "poisson",
+            ProblemPlan::Helmholtz(_) => "helmholtz",
+            ProblemPlan::Heat(_) => "heat",
+            ProblemPlan::Burgers(_) => "burgers",
+            ProblemPlan::NavierStokes(_) => "navier_stokes",
         }
+    }
+
+    /// True for the families that solve linear systems (and so take a `[generate.solver]`).
+    pub fn solves_systems(name: &str) -> bool {
+        !matches!(name, "burgers" | "navier_stokes")
     }
 }
 
@@ -329,7 +378,115 @@ pub struct DarcyPlan {
     pub resolution: usize,
     pub centring: Centring,
     pub forcing: f64,
+    pub form: DarcyFormName,
     pub coefficient: CoefficientPlan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DarcyFormName {
+    /// −∇·(a∇u) = f, flux form (SPD).
+    Flux,
+    /// The SKR paper's A = L·diag(K) (non-symmetric).
+    Paper,
+}
+
+/// A Gaussian random field `N(0, σ²(−Δ + τ²)^(−α))`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GrfPlan {
+    pub alpha: f64,
+    pub tau: f64,
+    /// `None`: the FNO convention τ^(α − d/2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoissonPlan {
+    pub dim: usize,
+    pub resolution: usize,
+    /// `u = 0` on the boundary instead of random data.
+    pub homogeneous: bool,
+    pub source: GrfPlan,
+    /// The field whose boundary values are the Dirichlet data.
+    pub boundary: GrfPlan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HelmholtzBoundaryName {
+    Dirichlet,
+    Absorbing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HelmholtzPlan {
+    pub resolution: usize,
+    /// k₀ uniform in `[min, max]` per sample.
+    pub wavenumber: [f64; 2],
+    /// `k = k₀(1 + variation·tanh(field))`; 0 for a constant k.
+    pub variation: f64,
+    pub boundary: HelmholtzBoundaryName,
+    pub field: GrfPlan,
+    pub source: GrfPlan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSchemeName {
+    ImplicitEuler,
+    CrankNicolson,
+}
+
+/// κ(t): a number, or `"switching"` for max(0.1 sin 2πt, −10 sin 2πt).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum KappaPlan {
+    Constant(f64),
+    Named(KappaName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KappaName {
+    Switching,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeatFamilyPlan {
+    pub resolution: usize,
+    pub scheme: TimeSchemeName,
+    pub dt: f64,
+    pub steps: usize,
+    pub every: usize,
+    pub kappa: KappaPlan,
+    pub source: f64,
+    pub initial: GrfPlan,
+    /// A random spatial coefficient a(x); absent for a = 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coefficient: Option<CoefficientPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BurgersPlan {
+    pub resolution: usize,
+    pub viscosity: f64,
+    pub final_time: f64,
+    pub dt: f64,
+    pub snapshots: usize,
+    pub initial: GrfPlan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NavierStokesPlan {
+    pub resolution: usize,
+    pub viscosity: f64,
+    pub final_time: f64,
+    pub dt: f64,
+    pub snapshots: usize,
+    /// Amplitude of the FNO forcing; 0 for none.
+    pub forcing: f64,
+    pub initial: GrfPlan,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -413,6 +570,12 @@ pub struct PlotPlan {
     pub output_dir: PathBuf,
     pub samples: usize,
     pub format: ImageFormat,
+}
+
+impl GrfPlan {
+    pub fn to_solver(self) -> pdekit_solvers::field::GrfParams {
+        pdekit_solvers::field::GrfParams::new(self.alpha, self.tau, self.sigma)
+    }
 }
 
 /// A learned-relaxation experiment: policies choosing ω over a sequence of systems.

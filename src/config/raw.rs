@@ -102,6 +102,11 @@ struct RawGenerate {
     on_failure: Option<OnFailure>,
     precision: Option<Precision>,
     darcy: Option<RawDarcy>,
+    poisson: Option<RawPoisson>,
+    helmholtz: Option<RawHelmholtz>,
+    heat: Option<RawHeatFamily>,
+    burgers: Option<RawBurgers>,
+    navier_stokes: Option<RawNavierStokes>,
     solver: Option<RawSolver>,
 }
 
@@ -111,7 +116,88 @@ struct RawDarcy {
     resolution: Option<Spanned<usize>>,
     centring: Option<Centring>,
     forcing: Option<Spanned<f64>>,
+    form: Option<DarcyFormName>,
     coefficient: Option<RawCoefficient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrf {
+    alpha: Option<Spanned<f64>>,
+    tau: Option<Spanned<f64>>,
+    sigma: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoisson {
+    dim: Option<Spanned<usize>>,
+    resolution: Option<Spanned<usize>>,
+    homogeneous: Option<bool>,
+    source: Option<RawGrf>,
+    boundary: Option<RawGrf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawRange {
+    One(f64),
+    Two(Vec<f64>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHelmholtz {
+    resolution: Option<Spanned<usize>>,
+    wavenumber: Option<Spanned<RawRange>>,
+    variation: Option<Spanned<f64>>,
+    boundary: Option<HelmholtzBoundaryName>,
+    field: Option<RawGrf>,
+    source: Option<RawGrf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawKappa {
+    Constant(f64),
+    Named(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeatFamily {
+    resolution: Option<Spanned<usize>>,
+    scheme: Option<TimeSchemeName>,
+    dt: Option<Spanned<f64>>,
+    steps: Option<Spanned<usize>>,
+    every: Option<Spanned<usize>>,
+    kappa: Option<Spanned<RawKappa>>,
+    source: Option<Spanned<f64>>,
+    initial: Option<RawGrf>,
+    coefficient: Option<RawCoefficient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBurgers {
+    resolution: Option<Spanned<usize>>,
+    viscosity: Option<Spanned<f64>>,
+    final_time: Option<Spanned<f64>>,
+    dt: Option<Spanned<f64>>,
+    snapshots: Option<Spanned<usize>>,
+    initial: Option<RawGrf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNavierStokes {
+    resolution: Option<Spanned<usize>>,
+    viscosity: Option<Spanned<f64>>,
+    final_time: Option<Spanned<f64>>,
+    dt: Option<Spanned<f64>>,
+    snapshots: Option<Spanned<usize>>,
+    forcing: Option<Spanned<f64>>,
+    initial: Option<RawGrf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -534,29 +620,121 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
             format!("expected a path ending in .h5, got \"{output}\""),
         );
     }
-    let family = match r.problem.get_ref().as_str() {
-        "darcy" => {
-            let empty = RawDarcy::default();
-            let d = r.darcy.as_ref().unwrap_or(&empty);
-            ProblemPlan::Darcy(check_darcy(cx, d)?)
-        }
-        other => {
+    let name = r.problem.get_ref().as_str();
+    if !ProblemPlan::NAMES.contains(&name) {
+        return cx.err(
+            r.problem.span().start,
+            "generate.problem",
+            format!(
+                "unknown problem \"{name}\", expected one of: {}",
+                ProblemPlan::NAMES.map(|n| format!("\"{n}\"")).join(", ")
+            ),
+        );
+    }
+    // A table for another family is a mistake the user should hear about.
+    let given = [
+        ("darcy", r.darcy.is_some()),
+        ("poisson", r.poisson.is_some()),
+        ("helmholtz", r.helmholtz.is_some()),
+        ("heat", r.heat.is_some()),
+        ("burgers", r.burgers.is_some()),
+        ("navier_stokes", r.navier_stokes.is_some()),
+    ];
+    for (table, present) in given {
+        if present && table != name {
+            let header = format!("[generate.{table}");
             return cx.err(
-                r.problem.span().start,
-                "generate.problem",
-                format!("unknown problem \"{other}\", expected one of: \"darcy\""),
-            )
+                cx.text.find(&header).unwrap_or(0),
+                &format!("generate.{table}"),
+                format!(
+                    "this table configures problem \"{table}\", but generate.problem = \"{name}\""
+                ),
+            );
         }
+    }
+    let family = match name {
+        "darcy" => ProblemPlan::Darcy(check_darcy(
+            cx,
+            r.darcy.as_ref().unwrap_or(&RawDarcy::default()),
+        )?),
+        "poisson" => ProblemPlan::Poisson(check_poisson(
+            cx,
+            r.poisson.as_ref().unwrap_or(&RawPoisson::default()),
+        )?),
+        "helmholtz" => ProblemPlan::Helmholtz(check_helmholtz(
+            cx,
+            r.helmholtz.as_ref().unwrap_or(&RawHelmholtz::default()),
+        )?),
+        "heat" => ProblemPlan::Heat(check_heat_family(
+            cx,
+            r.heat.as_ref().unwrap_or(&RawHeatFamily::default()),
+        )?),
+        "burgers" => ProblemPlan::Burgers(check_burgers(
+            cx,
+            r.burgers.as_ref().unwrap_or(&RawBurgers::default()),
+        )?),
+        _ => ProblemPlan::NavierStokes(check_navier_stokes(
+            cx,
+            r.navier_stokes
+                .as_ref()
+                .unwrap_or(&RawNavierStokes::default()),
+        )?),
     };
+    let solver = if ProblemPlan::solves_systems(name) {
+        Some(check_generate_solver(cx, r, name, samples)?)
+    } else {
+        if r.solver.is_some() {
+            return cx.err(
+                cx.text.find("[generate.solver]").unwrap_or(0),
+                "generate.solver",
+                format!("\"{name}\" is solved by a pseudo-spectral time stepper, not a linear solver; remove [generate.solver]"),
+            );
+        }
+        None
+    };
+    Ok(GeneratePlan {
+        problem: family.name().to_string(),
+        solver,
+        family,
+        output: cx.path(output),
+        samples,
+        seed: r.seed.unwrap_or(defaults::SEED),
+        checkpoint_every: cx.num(
+            &r.checkpoint_every,
+            defaults::CHECKPOINT_EVERY,
+            "generate.checkpoint_every",
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        on_failure: r.on_failure.unwrap_or(OnFailure::Fail),
+        precision: r.precision.unwrap_or(Precision::F32),
+    })
+}
+
+fn check_generate_solver(
+    cx: &Ctx,
+    r: &RawGenerate,
+    name: &str,
+    samples: u64,
+) -> Result<SolverPlan, ConfigError> {
     let empty = RawSolver::default();
     let sv = r.solver.as_ref().unwrap_or(&empty);
+    // Helmholtz defaults to GMRES with ILU(0), the pairing that converges on indefinite systems.
+    let preconditioner = match (&sv.preconditioner, name, sv.method) {
+        (None, "helmholtz", None) => Some(Spanned::new(0..0, PreconditionerKind::Ilu0)),
+        (p, _, _) => p.clone(),
+    };
     let method = check_method(
         cx,
         MethodFields {
             prefix: "generate.solver".into(),
             at: cx.text.find("[generate.solver]").unwrap_or(0),
-            method: sv.method.unwrap_or(SolverMethod::Cg),
-            preconditioner: &sv.preconditioner,
+            method: sv.method.unwrap_or(if name == "helmholtz" {
+                SolverMethod::Gmres
+            } else {
+                SolverMethod::Cg
+            }),
+            preconditioner: &preconditioner,
             omega: &sv.omega,
             restart: &sv.restart,
             recycle: &sv.recycle,
@@ -565,7 +743,45 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
             learned_allowed: true,
         },
     )?;
-    let stateful = method.carries_state();
+    if name == "helmholtz" && matches!(method.method, SolverMethod::Cg | SolverMethod::Rcg) {
+        return cx.err(
+            cx.text.find("[generate.solver]").unwrap_or(0),
+            "generate.solver.method",
+            "Helmholtz is indefinite (and complex with the absorbing boundary), so CG does not apply; use \"gmres\", \"fgmres\", \"bicgstab\" or \"gcrodr\"",
+        );
+    }
+    if name != "darcy" && method.omega == Some(OmegaPlan::Learned) {
+        return cx.err(
+            sv.omega.as_ref().map_or(0, |w| w.span().start),
+            "generate.solver.omega",
+            "a learned ω is implemented for problem = \"darcy\"; give a number in (0, 2)",
+        );
+    }
+    // Heat solves a sequence of systems per sample: recycling and warm starts act within each
+    // trajectory, and every sample starts afresh.
+    let across_samples = method.carries_state() && name != "heat";
+    if method.carries_state() && matches!(name, "poisson" | "helmholtz") {
+        return cx.err(
+            cx.text.find("[generate.solver]").unwrap_or(0),
+            "generate.solver",
+            format!("recycling and warm starts across samples are implemented for \"darcy\" (and within each trajectory for \"heat\"), not for \"{name}\"; use a method without recycle/warm_start"),
+        );
+    }
+    if name == "heat" {
+        for (v, k) in [(sv.chains.as_ref().map(|c| c.span().start), "chains")] {
+            if let Some(at) = v {
+                return cx.err(at, &format!("generate.solver.{k}"), "heat carries solver state within each trajectory, not across samples; remove it");
+            }
+        }
+        if sv.ordering.is_some() {
+            return cx.err(
+                cx.text.find("ordering").unwrap_or(0),
+                "generate.solver.ordering",
+                "heat carries solver state within each trajectory, not across samples; remove it",
+            );
+        }
+    }
+    let stateful = across_samples;
     if stateful && method.omega == Some(OmegaPlan::Learned) {
         return cx.err(
             sv.omega.as_ref().map_or(0, |w| w.span().start),
@@ -582,7 +798,7 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
             );
         }
     }
-    let solver = SolverPlan {
+    Ok(SolverPlan {
         method,
         // The greedy tour is O(N²); past a few thousand samples the PCA + Hilbert order is the
         // one that finishes.
@@ -619,23 +835,343 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
             |v| v >= 1,
             "an integer ≥ 1",
         )?,
-    };
-    Ok(GeneratePlan {
-        problem: family.name().to_string(),
-        solver,
-        family,
-        output: cx.path(output),
-        samples,
-        seed: r.seed.unwrap_or(defaults::SEED),
-        checkpoint_every: cx.num(
-            &r.checkpoint_every,
-            defaults::CHECKPOINT_EVERY,
-            "generate.checkpoint_every",
-            |v| v >= 1,
-            "an integer ≥ 1",
+    })
+}
+
+fn check_grf(
+    cx: &Ctx,
+    raw: Option<&RawGrf>,
+    prefix: &str,
+    default: (f64, f64, Option<f64>),
+) -> Result<GrfPlan, ConfigError> {
+    let empty = RawGrf::default();
+    let g = raw.unwrap_or(&empty);
+    Ok(GrfPlan {
+        alpha: cx.num(
+            &g.alpha,
+            default.0,
+            &format!("{prefix}.alpha"),
+            positive,
+            "a positive number",
         )?,
-        on_failure: r.on_failure.unwrap_or(OnFailure::Fail),
-        precision: r.precision.unwrap_or(Precision::F32),
+        tau: cx.num(
+            &g.tau,
+            default.1,
+            &format!("{prefix}.tau"),
+            positive,
+            "a positive number",
+        )?,
+        sigma: match &g.sigma {
+            None => default.2,
+            Some(_) => Some(cx.num(
+                &g.sigma,
+                1.0,
+                &format!("{prefix}.sigma"),
+                positive,
+                "a positive number",
+            )?),
+        },
+    })
+}
+
+fn resolution(
+    cx: &Ctx,
+    v: &Option<Spanned<usize>>,
+    default: usize,
+    key: &str,
+    min: usize,
+    even: bool,
+) -> Result<usize, ConfigError> {
+    let (ok, expected): (Box<dyn Fn(usize) -> bool>, String) = if even {
+        (
+            Box::new(move |v: usize| v >= min && v <= 16384 && v.is_multiple_of(2)),
+            format!("an even integer from {min} to 16384"),
+        )
+    } else {
+        (
+            Box::new(move |v: usize| v >= min && v <= 16384),
+            format!("an integer from {min} to 16384"),
+        )
+    };
+    cx.num(v, default, key, ok, &expected)
+}
+
+fn check_poisson(cx: &Ctx, r: &RawPoisson) -> Result<PoissonPlan, ConfigError> {
+    let p = "generate.poisson";
+    let dim = cx.num(
+        &r.dim,
+        2,
+        &format!("{p}.dim"),
+        |v| v == 1 || v == 2,
+        "1 or 2 (3-D is not implemented)",
+    )?;
+    Ok(PoissonPlan {
+        dim,
+        resolution: resolution(
+            cx,
+            &r.resolution,
+            defaults::POISSON_RESOLUTION,
+            &format!("{p}.resolution"),
+            3,
+            false,
+        )?,
+        homogeneous: r.homogeneous.unwrap_or(false),
+        source: check_grf(
+            cx,
+            r.source.as_ref(),
+            &format!("{p}.source"),
+            (defaults::GRF_ALPHA, defaults::GRF_TAU, None),
+        )?,
+        boundary: check_grf(
+            cx,
+            r.boundary.as_ref(),
+            &format!("{p}.boundary"),
+            (defaults::POISSON_BOUNDARY_ALPHA, defaults::GRF_TAU, None),
+        )?,
+    })
+}
+
+fn check_helmholtz(cx: &Ctx, r: &RawHelmholtz) -> Result<HelmholtzPlan, ConfigError> {
+    let p = "generate.helmholtz";
+    let wavenumber = match &r.wavenumber {
+        None => [defaults::HELMHOLTZ_WAVENUMBER; 2],
+        Some(w) => {
+            let range = match w.get_ref() {
+                RawRange::One(k) => Some([*k, *k]),
+                RawRange::Two(v) if v.len() == 2 => Some([v[0], v[1]]),
+                RawRange::Two(_) => None,
+            };
+            match range {
+                Some([lo, hi]) if lo > 0.0 && lo <= hi && hi.is_finite() => [lo, hi],
+                _ => {
+                    return cx.err(
+                        w.span().start,
+                        &format!("{p}.wavenumber"),
+                        "a positive number, or [min, max] with 0 < min ≤ max",
+                    )
+                }
+            }
+        }
+    };
+    Ok(HelmholtzPlan {
+        resolution: resolution(
+            cx,
+            &r.resolution,
+            defaults::HELMHOLTZ_RESOLUTION,
+            &format!("{p}.resolution"),
+            4,
+            false,
+        )?,
+        wavenumber,
+        variation: cx.num(
+            &r.variation,
+            0.0,
+            &format!("{p}.variation"),
+            |v| (0.0..1.0).contains(&v),
+            "a number in [0, 1)",
+        )?,
+        boundary: r.boundary.unwrap_or(HelmholtzBoundaryName::Dirichlet),
+        field: check_grf(
+            cx,
+            r.field.as_ref(),
+            &format!("{p}.field"),
+            (defaults::BENCH_ALPHA, defaults::BENCH_TAU, None),
+        )?,
+        source: check_grf(
+            cx,
+            r.source.as_ref(),
+            &format!("{p}.source"),
+            (defaults::GRF_ALPHA, defaults::GRF_TAU, None),
+        )?,
+    })
+}
+
+fn check_heat_family(cx: &Ctx, r: &RawHeatFamily) -> Result<HeatFamilyPlan, ConfigError> {
+    let p = "generate.heat";
+    let steps = cx.num(
+        &r.steps,
+        defaults::HEAT_FAMILY_STEPS,
+        &format!("{p}.steps"),
+        |v| v >= 1,
+        "an integer ≥ 1",
+    )?;
+    let every = cx.num(
+        &r.every,
+        defaults::HEAT_EVERY.min(steps),
+        &format!("{p}.every"),
+        |v| v >= 1 && steps.is_multiple_of(v),
+        &format!("an integer ≥ 1 that divides steps = {steps}"),
+    )?;
+    let kappa = match &r.kappa {
+        None => KappaPlan::Constant(1.0),
+        Some(k) => match k.get_ref() {
+            RawKappa::Constant(v) if *v >= 0.0 && v.is_finite() => KappaPlan::Constant(*v),
+            RawKappa::Named(n) if n == "switching" => KappaPlan::Named(KappaName::Switching),
+            _ => {
+                return cx.err(
+                    k.span().start,
+                    &format!("{p}.kappa"),
+                    "a number ≥ 0, or \"switching\" for max(0.1 sin 2πt, −10 sin 2πt)",
+                )
+            }
+        },
+    };
+    let coefficient = match &r.coefficient {
+        None => None,
+        Some(c) => Some(check_coefficient(cx, c, &format!("{p}.coefficient"))?),
+    };
+    Ok(HeatFamilyPlan {
+        resolution: resolution(
+            cx,
+            &r.resolution,
+            defaults::HEAT_RESOLUTION,
+            &format!("{p}.resolution"),
+            3,
+            false,
+        )?,
+        scheme: r.scheme.unwrap_or(TimeSchemeName::CrankNicolson),
+        dt: cx.num(
+            &r.dt,
+            defaults::HEAT_DT,
+            &format!("{p}.dt"),
+            positive,
+            "a positive number",
+        )?,
+        steps,
+        every,
+        kappa,
+        source: cx.num(
+            &r.source,
+            0.0,
+            &format!("{p}.source"),
+            f64::is_finite,
+            "a finite number",
+        )?,
+        initial: check_grf(
+            cx,
+            r.initial.as_ref(),
+            &format!("{p}.initial"),
+            (defaults::GRF_ALPHA, defaults::GRF_TAU, None),
+        )?,
+        coefficient,
+    })
+}
+
+/// `(final_time, dt)` with dt ≤ final_time.
+fn check_times(
+    cx: &Ctx,
+    p: &str,
+    t: &Option<Spanned<f64>>,
+    dt: &Option<Spanned<f64>>,
+    defaults: (f64, f64),
+) -> Result<(f64, f64), ConfigError> {
+    let final_time = cx.num(
+        t,
+        defaults.0,
+        &format!("{p}.final_time"),
+        positive,
+        "a positive number",
+    )?;
+    let dt = cx.num(
+        dt,
+        defaults.1,
+        &format!("{p}.dt"),
+        |v| positive(v) && v <= final_time,
+        &format!("a positive number ≤ final_time = {final_time}"),
+    )?;
+    Ok((final_time, dt))
+}
+
+fn check_burgers(cx: &Ctx, r: &RawBurgers) -> Result<BurgersPlan, ConfigError> {
+    let p = "generate.burgers";
+    let (final_time, dt) = check_times(
+        cx,
+        p,
+        &r.final_time,
+        &r.dt,
+        (defaults::BURGERS_FINAL_TIME, defaults::BURGERS_DT),
+    )?;
+    Ok(BurgersPlan {
+        resolution: resolution(
+            cx,
+            &r.resolution,
+            defaults::BURGERS_RESOLUTION,
+            &format!("{p}.resolution"),
+            8,
+            true,
+        )?,
+        viscosity: cx.num(
+            &r.viscosity,
+            defaults::BURGERS_VISCOSITY,
+            &format!("{p}.viscosity"),
+            positive,
+            "a positive number",
+        )?,
+        final_time,
+        dt,
+        snapshots: cx.num(
+            &r.snapshots,
+            0,
+            &format!("{p}.snapshots"),
+            |v| v <= 100_000,
+            "an integer from 0 (only u(T)) to 100000",
+        )?,
+        initial: check_grf(
+            cx,
+            r.initial.as_ref(),
+            &format!("{p}.initial"),
+            defaults::BURGERS_GRF,
+        )?,
+    })
+}
+
+fn check_navier_stokes(cx: &Ctx, r: &RawNavierStokes) -> Result<NavierStokesPlan, ConfigError> {
+    let p = "generate.navier_stokes";
+    let (final_time, dt) = check_times(
+        cx,
+        p,
+        &r.final_time,
+        &r.dt,
+        (defaults::NS_FINAL_TIME, defaults::NS_DT),
+    )?;
+    Ok(NavierStokesPlan {
+        resolution: resolution(
+            cx,
+            &r.resolution,
+            defaults::NS_RESOLUTION,
+            &format!("{p}.resolution"),
+            8,
+            true,
+        )?,
+        viscosity: cx.num(
+            &r.viscosity,
+            defaults::NS_VISCOSITY,
+            &format!("{p}.viscosity"),
+            positive,
+            "a positive number",
+        )?,
+        final_time,
+        dt,
+        snapshots: cx.num(
+            &r.snapshots,
+            defaults::NS_SNAPSHOTS,
+            &format!("{p}.snapshots"),
+            |v| (1..=100_000).contains(&v),
+            "an integer from 1 to 100000",
+        )?,
+        forcing: cx.num(
+            &r.forcing,
+            defaults::NS_FORCING,
+            &format!("{p}.forcing"),
+            f64::is_finite,
+            "a finite number (0 for no forcing)",
+        )?,
+        initial: check_grf(
+            cx,
+            r.initial.as_ref(),
+            &format!("{p}.initial"),
+            defaults::NS_GRF,
+        )?,
     })
 }
 
@@ -752,24 +1288,25 @@ fn check_solver_bench(cx: &Ctx, r: &RawSolverBench) -> Result<SolverBenchPlan, C
     })
 }
 
-fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
-    let c = d.coefficient.as_ref();
-    let empty = RawCoefficient::default();
-    let c = c.unwrap_or(&empty);
+fn check_coefficient(
+    cx: &Ctx,
+    c: &RawCoefficient,
+    prefix: &str,
+) -> Result<CoefficientPlan, ConfigError> {
     let kind = c.kind.unwrap_or(CoefficientKind::Threshold);
     let coefficient = CoefficientPlan {
         kind,
         alpha: cx.num(
             &c.alpha,
             defaults::GRF_ALPHA,
-            "generate.darcy.coefficient.alpha",
+            &format!("{prefix}.alpha"),
             |v| v > 1.0 && v.is_finite(),
             "a number > 1 (the field must be continuous in 2-D)",
         )?,
         tau: cx.num(
             &c.tau,
             defaults::GRF_TAU,
-            "generate.darcy.coefficient.tau",
+            &format!("{prefix}.tau"),
             positive,
             "a positive number",
         )?,
@@ -778,7 +1315,7 @@ fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
             Some(_) => Some(cx.num(
                 &c.sigma,
                 1.0,
-                "generate.darcy.coefficient.sigma",
+                &format!("{prefix}.sigma"),
                 positive,
                 "a positive number",
             )?),
@@ -786,14 +1323,14 @@ fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
         high: cx.num(
             &c.high,
             defaults::THRESHOLD_HIGH,
-            "generate.darcy.coefficient.high",
+            &format!("{prefix}.high"),
             positive,
             "a positive number",
         )?,
         low: cx.num(
             &c.low,
             defaults::THRESHOLD_LOW,
-            "generate.darcy.coefficient.low",
+            &format!("{prefix}.low"),
             positive,
             "a positive number",
         )?,
@@ -803,11 +1340,28 @@ fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
             if let Some(v) = v {
                 return cx.err(
                     v.span().start,
-                    &format!("generate.darcy.coefficient.{k}"),
+                    &format!("{prefix}.{k}"),
                     "only applies to kind = \"threshold\"; a log-normal coefficient is exp(field)",
                 );
             }
         }
+    }
+    Ok(coefficient)
+}
+
+fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
+    let coefficient = check_coefficient(
+        cx,
+        d.coefficient.as_ref().unwrap_or(&RawCoefficient::default()),
+        "generate.darcy.coefficient",
+    )?;
+    let form = d.form.unwrap_or(DarcyFormName::Flux);
+    if form == DarcyFormName::Paper && d.centring == Some(Centring::Cell) {
+        return cx.err(
+            cx.text.find("centring").unwrap_or(0),
+            "generate.darcy.centring",
+            "form = \"paper\" (A = L·diag(K)) is defined on a vertex grid; use centring = \"vertex\"",
+        );
     }
     Ok(DarcyPlan {
         resolution: cx.num(
@@ -818,6 +1372,7 @@ fn check_darcy(cx: &Ctx, d: &RawDarcy) -> Result<DarcyPlan, ConfigError> {
             "an integer from 3 to 8192",
         )?,
         centring: d.centring.unwrap_or(Centring::Vertex),
+        form,
         forcing: cx.num(
             &d.forcing,
             defaults::DARCY_FORCING,

@@ -23,6 +23,13 @@ pub enum Dtype {
 }
 
 impl Dtype {
+    /// The type a reader reports as `name` (see [`ArrayInfo::dtype`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Dtype::F32, Dtype::F64, Dtype::U8, Dtype::U32, Dtype::U64]
+            .into_iter()
+            .find(|d| d.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "f32",

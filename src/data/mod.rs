@@ -10,6 +10,7 @@
 //!   `x-coordinate` and `y-coordinate`.
 
 pub mod h5;
+pub mod merge;
 
 use h5::H5Reader;
 use ndarray::ArrayD;
@@ -95,17 +96,147 @@ pub struct Field {
     pub dtype: String,
 }
 
-/// A dataset file opened for reading; reads load only the samples asked for.
+/// A dataset opened for reading; reads load only the samples asked for. It is one file, or the
+/// shard files `NAME.shard-I-of-N.h5` of a sharded run read as one dataset in shard order.
 pub struct Dataset {
+    /// The first file, whose attributes and grid stand for the whole.
     reader: H5Reader,
+    /// Further shard files and their sample counts, after the first.
+    more: Vec<(H5Reader, usize)>,
+    /// The path the dataset was opened by.
+    path: PathBuf,
     layout: Layout,
     fields: Vec<Field>,
+    /// Samples in the first file.
+    first_len: usize,
     len: usize,
     grid: GridPaths,
 }
 
+/// The shard files of `target` (`NAME.shard-I-of-N.h5` beside it), in shard order. `Ok(None)` when
+/// there are none; an error when the set is incomplete or mixes shard counts.
+pub fn find_shards(target: &Path) -> Result<Option<Vec<PathBuf>>, DataError> {
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = match target.file_stem() {
+        Some(s) => s.to_string_lossy().into_owned(),
+        None => return Ok(None),
+    };
+    let prefix = format!("{stem}.shard-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut found: Vec<(u64, u64, PathBuf)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".h5"))
+        else {
+            continue;
+        };
+        if let Some((i, n)) = rest.split_once("-of-") {
+            if let (Ok(i), Ok(n)) = (i.parse::<u64>(), n.parse::<u64>()) {
+                found.push((n, i, entry.path()));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    found.sort();
+    let count = found[0].0;
+    if found.iter().any(|f| f.0 != count) {
+        let counts: std::collections::BTreeSet<u64> = found.iter().map(|f| f.0).collect();
+        return Err(DataError::Corrupt {
+            path: target.to_path_buf(),
+            message: format!("shard files with different shard counts {counts:?} lie beside each other; keep one set"),
+        });
+    }
+    let missing: Vec<u64> = (0..count)
+        .filter(|i| !found.iter().any(|f| f.1 == *i))
+        .collect();
+    if !missing.is_empty() {
+        return Err(DataError::Corrupt {
+            path: target.to_path_buf(),
+            message: format!(
+                "{} of {count} shards are missing: {}",
+                missing.len(),
+                missing
+                    .iter()
+                    .map(|i| format!("{stem}.shard-{i}-of-{count}.h5"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(Some(found.into_iter().map(|f| f.2).collect()))
+}
+
 impl Dataset {
+    /// Opens a dataset file; if `path` does not exist but its complete set of shard files does,
+    /// opens them as one dataset.
     pub fn open(path: &Path) -> Result<Self, DataError> {
+        if !path.exists() {
+            if let Some(shards) = find_shards(path)? {
+                let mut ds = Self::open_shards(&shards)?;
+                ds.path = path.to_path_buf();
+                return Ok(ds);
+            }
+        }
+        Self::open_file(path)
+    }
+
+    /// Opens shard files as one dataset, in the order given. They must hold the same arrays
+    /// (apart from the sample count) and, for pdekit datasets, come from the same plan.
+    pub fn open_shards(paths: &[PathBuf]) -> Result<Self, DataError> {
+        let (first_path, rest) = paths.split_first().ok_or_else(|| DataError::Missing {
+            path: PathBuf::from("(no shard files given)"),
+        })?;
+        let mut ds = Self::open_file(first_path)?;
+        let key = ds.attr("dataset_key");
+        for p in rest {
+            let other = Self::open_file(p)?;
+            let mismatch = |message: String| DataError::Corrupt {
+                path: p.clone(),
+                message,
+            };
+            if other.attr("dataset_key") != key {
+                return Err(mismatch(format!(
+                    "made by another plan than {}; shards of different runs cannot be joined",
+                    first_path.display()
+                )));
+            }
+            let shapes = |d: &Dataset| -> Vec<(String, Vec<usize>, String)> {
+                d.fields
+                    .iter()
+                    .map(|f| (f.name.clone(), f.shape[1..].to_vec(), f.dtype.clone()))
+                    .collect()
+            };
+            if shapes(&other) != shapes(&ds) {
+                return Err(mismatch(format!(
+                    "its arrays differ from those of {}",
+                    first_path.display()
+                )));
+            }
+            ds.len += other.len;
+            ds.more.push((other.reader, other.len));
+        }
+        let total = ds.len;
+        for f in &mut ds.fields {
+            f.shape[0] = total;
+        }
+        Ok(ds)
+    }
+
+    /// Number of files the dataset is read from.
+    pub fn files(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    fn open_file(path: &Path) -> Result<Self, DataError> {
         let reader = H5Reader::open(path)?;
         let names = reader.names();
         let has = |n: &str| names.iter().any(|x| x == n);
@@ -182,15 +313,18 @@ impl Dataset {
         }
         Ok(Self {
             reader,
+            more: Vec::new(),
+            path: path.to_path_buf(),
             layout,
             fields,
+            first_len: len,
             len,
             grid,
         })
     }
 
     pub fn path(&self) -> &Path {
-        self.reader.path()
+        &self.path
     }
 
     pub fn layout(&self) -> Layout {
@@ -239,6 +373,19 @@ impl Dataset {
         self.reader.attr_names()
     }
 
+    /// The arrays that are not per-sample (`grid/…`), as stored in the first file.
+    pub fn fixed_arrays(&self) -> Result<Vec<(String, Vec<f64>)>, DataError> {
+        self.reader
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("grid/"))
+            .map(|n| {
+                let (_, v) = self.reader.read_all(&n)?;
+                Ok((n, v))
+            })
+            .collect()
+    }
+
     /// Grid coordinates `(x, y)`, when the file has them.
     pub fn grid(&self) -> Result<Option<GridCoords>, DataError> {
         match &self.grid {
@@ -253,7 +400,27 @@ impl Dataset {
     /// Samples `rows` of field `name`, shape `[rows.len(), ...]`.
     pub fn read(&self, name: &str, rows: Range<usize>) -> Result<ArrayD<f64>, DataError> {
         let field = self.field(name)?;
-        let (_, values) = self.reader.read_rows(&field.source, rows.clone())?;
+        if rows.end > self.len || rows.start > rows.end {
+            return Err(DataError::Range {
+                path: self.path.clone(),
+                name: name.into(),
+                start: rows.start,
+                end: rows.end,
+                len: self.len,
+            });
+        }
+        let mut values = Vec::new();
+        let mut start = 0;
+        let parts = std::iter::once((&self.reader, self.first_len))
+            .chain(self.more.iter().map(|(r, n)| (r, *n)));
+        for (reader, n) in parts {
+            let (lo, hi) = (rows.start.max(start), rows.end.min(start + n));
+            if lo < hi {
+                let (_, part) = reader.read_rows(&field.source, lo - start..hi - start)?;
+                values.extend(part);
+            }
+            start += n;
+        }
         let mut shape = field.shape.clone();
         shape[0] = rows.len();
         ArrayD::from_shape_vec(shape.clone(), values).map_err(|e| DataError::Shape {

@@ -2,28 +2,43 @@
 //!
 //! Samples are produced in batches (rayon across the samples of a batch) and appended in index order;
 //! the file is checkpointed every `checkpoint_every` samples, so a killed run resumes from the last
-//! checkpoint. Sample `i` depends only on `(seed, i)`, so a resumed run equals an uninterrupted one.
+//! checkpoint. Sample `i` depends only on `(seed, i)`, so a resumed run equals an uninterrupted one,
+//! and a shard holds exactly the rows of the unsharded dataset in its range.
+//!
+//! Every family goes through [`Family`]; Darcy alone also has the modes that carry state across
+//! samples (recycling chains in a sorted order, a learned SSOR ω).
 
-use super::RunOptions;
+use super::{RunOptions, Shard};
 use crate::config::{
-    self, CoefficientKind, GeneratePlan, OmegaPlan, Plan, Precision, PreconditionerKind,
-    ProblemPlan,
+    self, CoefficientKind, CoefficientPlan, GeneratePlan, KappaPlan, OmegaPlan, Plan, Precision,
+    PreconditionerKind, ProblemPlan, SolverPlan,
 };
 use crate::data::h5::{partial_path, DatasetWriter, Dtype, FieldSpec, Header};
 use crate::data::{DataError, Dataset, FORMAT_NAME, FORMAT_VERSION};
 use crate::PdekitError;
 use pdekit_solvers::field::{CoefficientTransform, GrfParams};
 use pdekit_solvers::grid::{Centring, Grid2d};
-use pdekit_solvers::problem::darcy::{DarcyError, DarcyGenerator, DarcyParams, DarcySample};
+use pdekit_solvers::problem::burgers::{BurgersGenerator, BurgersParams};
+use pdekit_solvers::problem::darcy::{DarcyError, DarcyForm, DarcyGenerator, DarcyParams};
+use pdekit_solvers::problem::heat::{Diffusivity, HeatGenerator, HeatParams, TimeScheme};
+use pdekit_solvers::problem::helmholtz::{HelmholtzBoundary, HelmholtzGenerator, HelmholtzParams};
+use pdekit_solvers::problem::navier_stokes::{Forcing, NavierStokesGenerator, NavierStokesParams};
+use pdekit_solvers::problem::poisson::{PoissonGenerator, PoissonParams};
+use pdekit_solvers::problem::{Family, ProblemError, Sample, SampleLayout};
 use pdekit_solvers::relax::policy::{linspace, OmegaPolicy, TsallisInf};
-use pdekit_solvers::sequence::{self, PrecondKind, SequenceSolver};
+use pdekit_solvers::sequence::{self, PrecondKind, SequenceSolver, SolverSpec};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Root attribute holding [`GeneratePlan::content_key`].
+/// Root attribute holding the content key of the file's rows ([`GeneratePlan::content_key`], plus
+/// the shard for a shard file).
 pub const PLAN_KEY_ATTR: &str = "plan_key";
+/// Root attribute holding [`GeneratePlan::content_key`] of the whole dataset, the same in every shard.
+pub const DATASET_KEY_ATTR: &str = "dataset_key";
+/// Root attribute `I/N` of a shard file.
+pub const SHARD_ATTR: &str = "shard";
 
 /// What a generate run did.
 #[derive(Debug, Clone)]
@@ -41,6 +56,25 @@ pub struct GenerateReport {
     pub max_residual: f64,
 }
 
+fn transform(c: &CoefficientPlan) -> CoefficientTransform {
+    match c.kind {
+        CoefficientKind::Threshold => CoefficientTransform::Threshold {
+            high: c.high,
+            low: c.low,
+        },
+        CoefficientKind::Lognormal => CoefficientTransform::LogNormal,
+    }
+}
+
+/// One solve per thread: the mat-vecs stay serial. A learned ω is chosen per sample by the generate
+/// loop; 1.0 only stands in for it here.
+fn solver_spec(solver: &SolverPlan) -> SolverSpec {
+    solver
+        .method
+        .spec(solver.tolerance, solver.max_iterations, 1.0)
+        .with_parallel(false)
+}
+
 fn darcy_params(d: &config::DarcyPlan, solver: &config::SolverPlan) -> DarcyParams {
     let mut p = DarcyParams::default();
     p.grid = Grid2d::new(
@@ -51,21 +85,98 @@ fn darcy_params(d: &config::DarcyPlan, solver: &config::SolverPlan) -> DarcyPara
         },
     );
     p.field = GrfParams::new(d.coefficient.alpha, d.coefficient.tau, d.coefficient.sigma);
-    p.transform = match d.coefficient.kind {
-        CoefficientKind::Threshold => CoefficientTransform::Threshold {
-            high: d.coefficient.high,
-            low: d.coefficient.low,
-        },
-        CoefficientKind::Lognormal => CoefficientTransform::LogNormal,
-    };
+    p.transform = transform(&d.coefficient);
     p.forcing = d.forcing;
-    // One solve per thread: the mat-vecs stay serial. A learned ω is chosen per sample by the
-    // generate loop; 1.0 only stands in for it here.
-    p.solver = solver
-        .method
-        .spec(solver.tolerance, solver.max_iterations, 1.0)
-        .with_parallel(false);
+    p.form = match d.form {
+        config::DarcyFormName::Flux => DarcyForm::Flux,
+        config::DarcyFormName::Paper => DarcyForm::Paper,
+    };
+    p.solver = solver_spec(solver);
     p
+}
+
+/// The family of a generate plan, ready to draw samples.
+pub fn family(g: &GeneratePlan) -> Result<Box<dyn Family>, ProblemError> {
+    let solver = || {
+        solver_spec(
+            g.solver
+                .as_ref()
+                .expect("families that solve systems have a solver plan"),
+        )
+    };
+    Ok(match &g.family {
+        ProblemPlan::Darcy(d) => Box::new(DarcyGenerator::new(darcy_params(
+            d,
+            g.solver.as_ref().expect("darcy has a solver plan"),
+        ))?),
+        ProblemPlan::Poisson(p) => Box::new(PoissonGenerator::new(PoissonParams {
+            dim: p.dim,
+            resolution: p.resolution,
+            source: p.source.to_solver(),
+            boundary: (!p.homogeneous).then(|| p.boundary.to_solver()),
+            solver: solver(),
+        })?),
+        ProblemPlan::Helmholtz(h) => Box::new(HelmholtzGenerator::new(HelmholtzParams {
+            resolution: h.resolution,
+            wavenumber: (h.wavenumber[0], h.wavenumber[1]),
+            variation: (h.variation > 0.0).then(|| (h.field.to_solver(), h.variation)),
+            boundary: match h.boundary {
+                config::HelmholtzBoundaryName::Dirichlet => HelmholtzBoundary::Dirichlet,
+                config::HelmholtzBoundaryName::Absorbing => HelmholtzBoundary::Absorbing,
+            },
+            source: h.source.to_solver(),
+            solver: solver(),
+        })?),
+        ProblemPlan::Heat(h) => Box::new(HeatGenerator::new(HeatParams {
+            resolution: h.resolution,
+            scheme: match h.scheme {
+                config::TimeSchemeName::ImplicitEuler => TimeScheme::ImplicitEuler,
+                config::TimeSchemeName::CrankNicolson => TimeScheme::CrankNicolson,
+            },
+            dt: h.dt,
+            steps: h.steps,
+            every: h.every,
+            kappa: match h.kappa {
+                KappaPlan::Constant(k) => Diffusivity::Constant(k),
+                KappaPlan::Named(config::KappaName::Switching) => Diffusivity::Switching,
+            },
+            coefficient: h
+                .coefficient
+                .as_ref()
+                .map(|c| (GrfParams::new(c.alpha, c.tau, c.sigma), transform(c))),
+            initial: h.initial.to_solver(),
+            source: h.source,
+            solver: solver(),
+        })?),
+        ProblemPlan::Burgers(b) => Box::new(BurgersGenerator::new(BurgersParams {
+            resolution: b.resolution,
+            viscosity: b.viscosity,
+            final_time: b.final_time,
+            max_dt: b.dt,
+            snapshots: b.snapshots,
+            field: b.initial.to_solver(),
+        })?),
+        ProblemPlan::NavierStokes(n) => Box::new(NavierStokesGenerator::new(NavierStokesParams {
+            resolution: n.resolution,
+            viscosity: n.viscosity,
+            final_time: n.final_time,
+            max_dt: n.dt,
+            snapshots: n.snapshots,
+            forcing: if n.forcing == 0.0 {
+                Forcing::None
+            } else {
+                Forcing::Fno {
+                    amplitude: n.forcing,
+                }
+            },
+            field: n.initial.to_solver(),
+        })?),
+    })
+}
+
+/// True when the family's stats include the time steps taken.
+fn has_steps(layout: &SampleLayout) -> bool {
+    layout.axes.iter().any(|(name, _)| *name == "t")
 }
 
 /// The learner behind `omega = "learned"`: Tsallis-INF over ω ∈ {1.0, 1.05, …, 1.95}, seeded by the
@@ -79,57 +190,94 @@ fn omega_learner(seed: u64) -> TsallisInf {
     )
 }
 
-/// The file layout of a generate plan.
-pub fn header(plan: &Plan, g: &GeneratePlan) -> Header {
-    let ProblemPlan::Darcy(d) = &g.family;
-    let grid = darcy_params(d, &g.solver).grid;
-    let s = d.resolution;
+/// The file layout of a generate plan (or of one of its shards).
+pub fn header(
+    plan: &Plan,
+    g: &GeneratePlan,
+    layout: &SampleLayout,
+    shard: Option<Shard>,
+) -> Header {
     let field_dtype = match g.precision {
         Precision::F32 => Dtype::F32,
         Precision::F64 => Dtype::F64,
     };
     let plan_toml = toml::to_string_pretty(g).unwrap_or_default();
-    let attrs = vec![
+    let range = shard.map_or(0..g.samples, |s| s.range(g.samples));
+    let mut attrs = vec![
         ("format", FORMAT_NAME.to_string()),
         ("format_version", FORMAT_VERSION.to_string()),
         ("pdekit_version", env!("CARGO_PKG_VERSION").to_string()),
         ("problem", g.problem.clone()),
         ("config", plan.source_text.clone()),
         ("plan", plan_toml),
-        (PLAN_KEY_ATTR, g.content_key()),
+        (PLAN_KEY_ATTR, content_key(g, shard)),
+        (DATASET_KEY_ATTR, g.content_key()),
         ("seed", g.seed.to_string()),
-        ("samples", g.samples.to_string()),
+        ("samples", (range.end - range.start).to_string()),
         ("created", crate::meta::now_utc()),
     ];
-    let spec = |path: &str, dtype, frame: Vec<usize>| FieldSpec {
-        path: path.into(),
-        dtype,
-        frame,
-    };
+    if let Some(s) = shard {
+        attrs.push((SHARD_ATTR, s.label()));
+        attrs.push(("sample_range", format!("{}..{}", range.start, range.end)));
+    }
+    let spec = |path: String, dtype, frame: Vec<usize>| FieldSpec { path, dtype, frame };
+    let mut fields = Vec::new();
+    for (name, shape) in &layout.inputs {
+        fields.push(spec(format!("inputs/{name}"), field_dtype, shape.clone()));
+    }
+    for (name, shape) in &layout.outputs {
+        fields.push(spec(format!("outputs/{name}"), field_dtype, shape.clone()));
+    }
+    fields.push(spec("params/index".into(), Dtype::U64, vec![]));
+    for name in &layout.params {
+        fields.push(spec(format!("params/{name}"), Dtype::F64, vec![]));
+    }
+    for (name, dtype) in stats_fields(g, layout) {
+        fields.push(spec(format!("stats/{name}"), dtype, vec![]));
+    }
     Header {
         attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        arrays: vec![
-            ("grid/x".into(), grid.coords()),
-            ("grid/y".into(), grid.coords()),
-        ],
-        fields: vec![
-            spec("inputs/coefficient", field_dtype, vec![s, s]),
-            spec("outputs/solution", field_dtype, vec![s, s]),
-            spec("params/index", Dtype::U64, vec![]),
-            spec("stats/iterations", Dtype::U32, vec![]),
-            spec("stats/matvecs", Dtype::U32, vec![]),
-            spec("stats/residual", Dtype::F64, vec![]),
-            spec("stats/converged", Dtype::U8, vec![]),
-            spec("stats/seconds", Dtype::F64, vec![]),
-        ]
-        .into_iter()
-        .chain(uses_ssor(g).then(|| spec("stats/omega", Dtype::F64, vec![])))
-        .collect(),
+        arrays: layout
+            .axes
+            .iter()
+            .map(|(name, values)| (format!("grid/{name}"), values.clone()))
+            .collect(),
+        fields,
+    }
+}
+
+/// The per-sample report columns, in row order.
+fn stats_fields(g: &GeneratePlan, layout: &SampleLayout) -> Vec<(&'static str, Dtype)> {
+    let mut out = Vec::new();
+    if layout.linear_solves {
+        out.extend([
+            ("iterations", Dtype::U32),
+            ("matvecs", Dtype::U32),
+            ("residual", Dtype::F64),
+        ]);
+    }
+    if has_steps(layout) {
+        out.push(("steps", Dtype::U32));
+    }
+    out.extend([("converged", Dtype::U8), ("seconds", Dtype::F64)]);
+    if uses_ssor(g) {
+        out.push(("omega", Dtype::F64));
+    }
+    out
+}
+
+/// The content key of the rows a run writes: the plan's, plus the shard.
+fn content_key(g: &GeneratePlan, shard: Option<Shard>) -> String {
+    match shard {
+        None => g.content_key(),
+        Some(s) => format!("{} shard {}", g.content_key(), s.label()),
     }
 }
 
 fn uses_ssor(g: &GeneratePlan) -> bool {
-    g.solver.method.preconditioner == PreconditionerKind::Ssor
+    g.solver
+        .as_ref()
+        .is_some_and(|s| s.method.preconditioner == PreconditionerKind::Ssor)
 }
 
 /// Brings a fresh learner to the state it had after the first `done` samples of the interrupted run
@@ -212,6 +360,9 @@ fn chain_schedule(order: &[usize], chains: usize) -> (Vec<Vec<(usize, u64)>>, us
 struct RowSink<'a> {
     writer: &'a mut DatasetWriter,
     g: &'a GeneratePlan,
+    layout: &'a SampleLayout,
+    /// Samples this run (or shard) is to hold.
+    target: u64,
     unconverged: Vec<u64>,
     iterations_sum: f64,
     max_residual: f64,
@@ -232,52 +383,67 @@ impl RowSink<'_> {
         bar.abandon();
         Err(PdekitError::Interrupted {
             done: self.writer.len(),
-            total: self.g.samples,
+            total: self.target,
             partial: self.writer.partial_path().to_path_buf(),
         })
     }
 
     fn record(
         &mut self,
-        sample: DarcySample,
+        sample: Sample,
         omega: Option<f64>,
         bar: &indicatif::ProgressBar,
     ) -> Result<(), PdekitError> {
         let g = self.g;
-        let info = &sample.info;
-        if !info.converged {
+        let r = &sample.report;
+        if !r.converged {
             if g.on_failure == config::OnFailure::Fail {
                 self.writer.checkpoint()?;
                 bar.abandon();
-                return Err(PdekitError::NotConverged {
-                    index: sample.index,
-                    residual: info.rel_residual,
-                    iterations: info.iterations,
-                    tolerance: g.solver.tolerance,
-                    kept: self.writer.len(),
-                    partial: self.writer.partial_path().to_path_buf(),
+                let kept = self.writer.len();
+                let partial = self.writer.partial_path().to_path_buf();
+                return Err(match &g.solver {
+                    Some(solver) if self.layout.linear_solves => PdekitError::NotConverged {
+                        index: sample.index,
+                        residual: r.rel_residual,
+                        iterations: r.iterations,
+                        tolerance: solver.tolerance,
+                        kept,
+                        partial,
+                    },
+                    _ => PdekitError::BlewUp {
+                        index: sample.index,
+                        family: g.problem.clone(),
+                        kept,
+                        partial,
+                    },
                 });
             }
             self.unconverged.push(sample.index);
         }
-        let mut row: Vec<&[f64]> = vec![
-            sample.coefficient.as_slice().expect("standard layout"),
-            sample.solution.as_slice().expect("standard layout"),
-        ];
-        let scalars = [
-            sample.index as f64,
-            info.iterations as f64,
-            info.matvecs as f64,
-            info.rel_residual,
-            f64::from(u8::from(info.converged)),
-            sample.seconds,
-            omega.unwrap_or(f64::NAN),
-        ];
-        let n_scalars = if uses_ssor(g) { 7 } else { 6 };
-        row.extend(scalars[..n_scalars].chunks(1));
+        let mut row: Vec<&[f64]> = Vec::new();
+        row.extend(sample.inputs.iter().map(Vec::as_slice));
+        row.extend(sample.outputs.iter().map(Vec::as_slice));
+        let index = [sample.index as f64];
+        row.push(&index);
+        row.extend(sample.params.chunks(1));
+        let stats: Vec<f64> = stats_fields(g, self.layout)
+            .iter()
+            .map(|(name, _)| match *name {
+                "iterations" => r.iterations as f64,
+                "matvecs" => r.matvecs as f64,
+                "residual" => r.rel_residual,
+                "steps" => r.steps as f64,
+                "converged" => f64::from(u8::from(r.converged)),
+                "seconds" => r.seconds,
+                "omega" => omega.unwrap_or(f64::NAN),
+                other => unreachable!("stats column {other} has no value"),
+            })
+            .collect();
+        row.extend(stats.chunks(1));
         self.writer.append(&row)?;
-        self.iterations_sum += info.iterations as f64;
-        self.max_residual = self.max_residual.max(info.rel_residual);
+        self.iterations_sum += r.iterations as f64;
+        self.max_residual = self.max_residual.max(r.rel_residual);
         self.solved += 1;
         if self.writer.len().is_multiple_of(g.checkpoint_every) {
             self.writer.checkpoint()?;
@@ -286,7 +452,15 @@ impl RowSink<'_> {
     }
 }
 
-/// Runs the generate stage of `plan`.
+fn darcy_solver_error(index: u64, e: sequence::SequenceError) -> PdekitError {
+    DarcyError::Solver {
+        index,
+        source: Box::new(e),
+    }
+    .into()
+}
+
+/// Runs the generate stage of `plan` (one shard of it with `opts.shard`).
 pub fn run(
     plan: &Plan,
     opts: RunOptions,
@@ -300,35 +474,41 @@ pub fn run(
     })?;
     let rep = opts.reporter;
     let started = Instant::now();
-    let header = header(plan, g);
+    let shard = opts.shard;
+    let range = shard.map_or(0..g.samples, |s| s.range(g.samples));
+    let target = range.end - range.start;
+    let output = shard.map_or_else(|| g.output.clone(), |s| s.path(&g.output));
+    let key = content_key(g, shard);
+    let family = family(g)?;
+    let layout = family.layout();
+    let header = header(plan, g, &layout, shard);
 
     if opts.force {
-        let partial = partial_path(&g.output);
+        let partial = partial_path(&output);
         if partial.exists() {
             std::fs::remove_file(&partial).map_err(|e| DataError::Io {
                 path: partial,
                 message: e.to_string(),
             })?;
         }
-    } else if g.output.exists() {
-        if let Ok(ds) = Dataset::open(&g.output) {
-            if ds.attr(PLAN_KEY_ATTR).as_deref() == Some(g.content_key().as_str())
-                && ds.len() as u64 == g.samples
+    } else if output.exists() {
+        if let Ok(ds) = Dataset::open(&output) {
+            if ds.attr(PLAN_KEY_ATTR).as_deref() == Some(key.as_str()) && ds.len() as u64 == target
             {
                 rep.info(format!(
                     "{} is up to date ({} samples); use --force to regenerate",
-                    g.output.display(),
+                    output.display(),
                     ds.len()
                 ));
                 // A partial file beside a complete dataset of the same plan is left over from an
                 // interrupted --force run; it holds nothing the complete file lacks.
-                let partial = partial_path(&g.output);
+                let partial = partial_path(&output);
                 if partial.exists() && std::fs::remove_file(&partial).is_ok() {
                     rep.info(format!("removed the leftover {}", partial.display()));
                 }
                 return Ok(GenerateReport {
-                    output: g.output.clone(),
-                    samples: g.samples,
+                    output,
+                    samples: target,
                     resumed: 0,
                     up_to_date: true,
                     unconverged: Vec::new(),
@@ -340,11 +520,12 @@ pub fn run(
         }
         rep.info(format!(
             "{} exists but was made by another plan; regenerating it",
-            g.output.display()
+            output.display()
         ));
     }
 
-    let learned = g.solver.method.omega == Some(OmegaPlan::Learned);
+    let method = g.solver.as_ref().map(|s| &s.method);
+    let learned = method.is_some_and(|m| m.omega == Some(OmegaPlan::Learned));
     // A learner decides a batch's ω before its solves and learns after them, so batches are fixed
     // at checkpoint_every samples (not the thread count) for the run to be reproducible, and a
     // resumed run restarts on a batch boundary.
@@ -354,14 +535,14 @@ pub fn run(
         (g.checkpoint_every as usize).max(4 * rayon::current_num_threads()) as u64
     };
     let align = if learned { batch } else { 1 };
-    let mut writer = match DatasetWriter::resume(&g.output, &header, PLAN_KEY_ATTR, align) {
+    let mut writer = match DatasetWriter::resume(&output, &header, PLAN_KEY_ATTR, align) {
         // A partial file killed before its first checkpoint holds nothing to recover.
         Err(DataError::Corrupt { path, message }) => {
             rep.warn(format!(
                 "{}: cannot recover samples ({message}); starting again",
                 path.display()
             ));
-            DatasetWriter::create(&g.output, &header)?
+            DatasetWriter::create(&output, &header)?
         }
         Err(e) => return Err(e.into()),
         Ok(Some(w)) => {
@@ -369,64 +550,72 @@ pub fn run(
                 "resuming {}: {} of {} samples already done",
                 w.partial_path().display(),
                 w.len(),
-                g.samples
+                target
             ));
             w
         }
-        Ok(None) => DatasetWriter::create(&g.output, &header)?,
+        Ok(None) => DatasetWriter::create(&output, &header)?,
     };
     let resumed = writer.len();
 
-    let ProblemPlan::Darcy(d) = &g.family;
-    let generator = DarcyGenerator::new(darcy_params(d, &g.solver))?;
+    // Darcy's stateful modes drive the generator directly.
+    let darcy = match (&g.family, &g.solver) {
+        (ProblemPlan::Darcy(d), Some(solver)) => {
+            Some(DarcyGenerator::new(darcy_params(d, solver))?)
+        }
+        _ => None,
+    };
     let mut learner = learned.then(|| omega_learner(g.seed));
     if let Some(learner) = learner.as_mut() {
         replay_learner(learner, &writer, resumed, batch)?;
     }
-    let fixed_omega = match g.solver.method.omega {
+    let fixed_omega = match method.and_then(|m| m.omega) {
         Some(OmegaPlan::Fixed(w)) => Some(w),
         _ => None,
     };
     let mut rows = RowSink {
         writer: &mut writer,
         g,
+        layout: &layout,
+        target,
         unconverged: Vec::new(),
         iterations_sum: 0.0,
         max_residual: 0.0,
         solved: 0,
     };
-    let chained = g.solver.method.carries_state();
     // In chain mode the rows are stored in solve order (see `chain_schedule`).
-    let schedule = if chained {
-        let chains = g.solver.chains.unwrap_or(1);
-        let ordering = g.solver.ordering.unwrap_or(config::OrderingName::Natural);
-        let bar = rep.bar(g.samples, "sort", "fields");
-        let features: Vec<Vec<f64>> = (0..g.samples)
-            .into_par_iter()
-            .map(|i| {
-                let f = sequence::low_modes(generator.coefficient(g.seed, i).view(), ORDER_MODES);
-                bar.inc(1);
-                f
-            })
-            .collect();
-        bar.finish_and_clear();
-        let order = sequence::order(&features, ordering.to_solver());
-        Some(chain_schedule(&order, chains))
-    } else {
-        None
+    let schedule = match (&darcy, &g.solver) {
+        (Some(generator), Some(solver)) if solver.method.carries_state() => {
+            let chains = solver.chains.unwrap_or(1);
+            let ordering = solver.ordering.unwrap_or(config::OrderingName::Natural);
+            let bar = rep.bar(target, "sort", "fields");
+            let features: Vec<Vec<f64>> = range
+                .clone()
+                .into_par_iter()
+                .map(|i| {
+                    let f =
+                        sequence::low_modes(generator.coefficient(g.seed, i).view(), ORDER_MODES);
+                    bar.inc(1);
+                    f
+                })
+                .collect();
+            bar.finish_and_clear();
+            let order: Vec<usize> = sequence::order(&features, ordering.to_solver())
+                .into_iter()
+                .map(|k| k + range.start as usize)
+                .collect();
+            Some(chain_schedule(&order, chains))
+        }
+        _ => None,
     };
-    let bar = rep.bar(g.samples, "generate", "samples");
+    let bar = rep.bar(target, "generate", "samples");
     bar.set_position(resumed);
-    let mut next = resumed;
-    if let Some((rounds, n_chains)) = schedule {
+    if let (Some((rounds, n_chains)), Some(generator)) = (schedule, &darcy) {
         let spec = generator.params().solver;
         let mut solvers = (0..n_chains)
             .map(|_| SequenceSolver::new(spec))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| DarcyError::Solver {
-                index: 0,
-                source: Box::new(e),
-            })?;
+            .map_err(|e| darcy_solver_error(0, e))?;
         let mut done = 0u64;
         for round in &rounds {
             let len = round.len() as u64;
@@ -439,12 +628,14 @@ pub fn run(
             rows.stop_if_interrupted(interrupted, &bar)?;
             debug_assert!(round.iter().enumerate().all(|(k, &(c, _))| k == c));
             let skip = resumed.saturating_sub(done) as usize;
-            let results: Vec<Result<DarcySample, DarcyError>> = solvers
+            let results: Vec<Result<Sample, DarcyError>> = solvers
                 .par_iter_mut()
                 .zip(round.par_iter())
                 .skip(skip)
                 .map(|(solver, &(_, i))| {
-                    let r = generator.generate_with(g.seed, i, solver, spec.precond);
+                    let r = generator
+                        .generate_with(g.seed, i, solver, spec.precond)
+                        .map(Sample::from);
                     bar.inc(1);
                     r
                 })
@@ -455,32 +646,34 @@ pub fn run(
             done += len;
         }
     } else {
-        while next < g.samples {
+        let mut next = range.start + resumed;
+        while next < range.end {
             rows.stop_if_interrupted(interrupted, &bar)?;
-            let end = (next + batch).min(g.samples);
+            let end = (next + batch).min(range.end);
             let omegas: Vec<Option<f64>> = (next..end)
                 .map(|_| learner.as_mut().map(|l| l.choose(0.0)))
                 .collect();
-            let results: Vec<Result<DarcySample, DarcyError>> = omegas
+            let results: Vec<Result<Sample, PdekitError>> = omegas
                 .par_iter()
                 .enumerate()
                 .map(|(k, omega)| {
                     let i = next + k as u64;
-                    let r = match omega {
-                        Some(w) => SequenceSolver::new(generator.params().solver)
-                            .map_err(|e| DarcyError::Solver {
-                                index: i,
-                                source: Box::new(e),
-                            })
-                            .and_then(|mut solver| {
-                                generator.generate_with(
-                                    g.seed,
-                                    i,
-                                    &mut solver,
-                                    PrecondKind::Ssor { omega: *w },
-                                )
-                            }),
-                        None => generator.generate(g.seed, i),
+                    let r = match (omega, &darcy) {
+                        (Some(w), Some(generator)) => {
+                            SequenceSolver::new(generator.params().solver)
+                                .map_err(|e| darcy_solver_error(i, e))
+                                .and_then(|mut solver| {
+                                    Ok(generator
+                                        .generate_with(
+                                            g.seed,
+                                            i,
+                                            &mut solver,
+                                            PrecondKind::Ssor { omega: *w },
+                                        )?
+                                        .into())
+                                })
+                        }
+                        _ => family.generate(g.seed, i).map_err(PdekitError::from),
                     };
                     bar.inc(1);
                     r
@@ -489,7 +682,7 @@ pub fn run(
             for (result, omega) in results.into_iter().zip(omegas) {
                 let sample = result?;
                 if let Some(l) = learner.as_mut() {
-                    l.observe(sample.info.iterations as f64);
+                    l.observe(sample.report.iterations as f64);
                 }
                 rows.record(sample, omega.or(fixed_omega), &bar)?;
             }
@@ -508,7 +701,7 @@ pub fn run(
     let seconds = started.elapsed().as_secs_f64();
     let report = GenerateReport {
         output,
-        samples: g.samples,
+        samples: target,
         resumed,
         up_to_date: false,
         unconverged,
@@ -516,16 +709,26 @@ pub fn run(
         mean_iterations: iterations_sum / solved.max(1) as f64,
         max_residual,
     };
+    let recovered = if resumed > 0 {
+        format!(", {resumed} recovered from an interrupted run")
+    } else {
+        String::new()
+    };
+    let solver_summary = match &g.solver {
+        Some(s) if layout.linear_solves => format!(
+            "; {} iterations: mean {:.1}; max relative residual {:.2e}",
+            solver_spec(s).label(),
+            report.mean_iterations,
+            report.max_residual
+        ),
+        _ => String::new(),
+    };
     rep.info(format!(
-        "generated {} samples into {} in {:.2} s ({:.1} samples/s{}); {} iterations: mean {:.1}; max relative residual {:.2e}",
+        "generated {} samples into {} in {:.2} s ({:.2} samples/s{recovered}){solver_summary}",
         solved,
         report.output.display(),
         seconds,
         solved as f64 / seconds,
-        if resumed > 0 { format!(", {resumed} recovered from an interrupted run") } else { String::new() },
-        generator.params().solver.label(),
-        report.mean_iterations,
-        report.max_residual,
     ));
     if !report.unconverged.is_empty() {
         rep.warn(format!(

@@ -17,7 +17,6 @@ use std::time::Instant;
 
 /// Parameters of a random Burgers family.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
 pub struct BurgersParams {
     /// Grid points on [0, 1).
     pub resolution: usize,

@@ -162,7 +162,6 @@ impl HeatStepper {
 
 /// Parameters of a random heat family.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct HeatParams {
     /// Vertices per side including the boundary.
     pub resolution: usize,

@@ -145,7 +145,6 @@ pub enum HelmholtzBoundary {
 
 /// Parameters of a random Helmholtz family.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct HelmholtzParams {
     /// Vertices per side including the boundary.
     pub resolution: usize,

@@ -32,7 +32,6 @@ pub enum Forcing {
 
 /// Parameters of a random Navier–Stokes family.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
 pub struct NavierStokesParams {
     /// Grid points per side of the periodic grid (even).
     pub resolution: usize,

@@ -92,7 +92,6 @@ pub fn assemble_1d(f: &[f64], g0: f64, g1: f64) -> LinearSystem {
 
 /// Parameters of a random Poisson family.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct PoissonParams {
     /// 1 or 2.
     pub dim: usize,
