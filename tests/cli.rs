@@ -118,7 +118,8 @@ fn shipped_configs_run_at_small_size() {
         let text = std::fs::read_to_string(&path).unwrap();
         let (code, _, err) = run(&["run", path.to_str().unwrap(), "--dry-run"]);
         assert_eq!(code, 0, "{}: {err}", path.display());
-        // Same config at a small size (6 samples at 16×16, short sequences, one repeat), in a
+        // Same config at a small size (6 samples at 16×16, short sequences and trajectories, one
+        // repeat), in a
         // scratch copy of the configs folder.
         let small: String = text
             .lines()
@@ -129,6 +130,11 @@ fn shipped_configs_run_at_small_size() {
                     "resolution" => "resolution = 16".to_string(),
                     "instances" => "instances = 60".to_string(),
                     "steps" => "steps = 20".to_string(),
+                    "every" => "every = 5".to_string(),
+                    "final_time" => "final_time = 0.02".to_string(),
+                    "snapshots" => "snapshots = 2".to_string(),
+                    // 16 points cannot resolve the shipped wavenumbers.
+                    "wavenumber" => "wavenumber = 5.0".to_string(),
                     "repeats" => "repeats = 1".to_string(),
                     "grid" => "grid = 6".to_string(),
                     _ => l.to_string(),

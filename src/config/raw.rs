@@ -721,7 +721,9 @@ fn check_generate_solver(
     let sv = r.solver.as_ref().unwrap_or(&empty);
     // Helmholtz defaults to GMRES with ILU(0), the pairing that converges on indefinite systems.
     let preconditioner = match (&sv.preconditioner, name, sv.method) {
-        (None, "helmholtz", None) => Some(Spanned::new(0..0, PreconditionerKind::Ilu0)),
+        (None, "helmholtz", m) if m != Some(SolverMethod::Amg) => {
+            Some(Spanned::new(0..0, PreconditionerKind::Ilu0))
+        }
         (p, _, _) => p.clone(),
     };
     let method = check_method(
@@ -757,27 +759,30 @@ fn check_generate_solver(
             "a learned ω is implemented for problem = \"darcy\"; give a number in (0, 2)",
         );
     }
-    // Heat solves a sequence of systems per sample: recycling and warm starts act within each
-    // trajectory, and every sample starts afresh.
-    let across_samples = method.carries_state() && name != "heat";
-    if method.carries_state() && matches!(name, "poisson" | "helmholtz") {
-        return cx.err(
-            cx.text.find("[generate.solver]").unwrap_or(0),
-            "generate.solver",
-            format!("recycling and warm starts across samples are implemented for \"darcy\" (and within each trajectory for \"heat\"), not for \"{name}\"; use a method without recycle/warm_start"),
-        );
-    }
-    if name == "heat" {
-        for (v, k) in [(sv.chains.as_ref().map(|c| c.span().start), "chains")] {
-            if let Some(at) = v {
-                return cx.err(at, &format!("generate.solver.{k}"), "heat carries solver state within each trajectory, not across samples; remove it");
-            }
+    // Only Darcy carries solver state from sample to sample (chains in a sorted order). Elsewhere
+    // each sample gets a fresh solver: GCRO-DR and recycled CG recycle within the sample's own
+    // solve (and, for heat, from time step to time step).
+    let across_samples = method.carries_state() && name == "darcy";
+    if name != "darcy" {
+        if let Some(c) = &sv.chains {
+            return cx.err(
+                c.span().start,
+                "generate.solver.chains",
+                format!("only \"darcy\" carries solver state across samples; each \"{name}\" sample is solved afresh, so remove it"),
+            );
         }
         if sv.ordering.is_some() {
             return cx.err(
                 cx.text.find("ordering").unwrap_or(0),
                 "generate.solver.ordering",
-                "heat carries solver state within each trajectory, not across samples; remove it",
+                format!("only \"darcy\" carries solver state across samples; each \"{name}\" sample is solved afresh, so remove it"),
+            );
+        }
+        if method.warm_start && name != "heat" {
+            return cx.err(
+                cx.text.find("warm_start").unwrap_or(0),
+                "generate.solver.warm_start",
+                format!("each \"{name}\" sample is one solve started afresh; there is no previous solution to start from"),
             );
         }
     }

@@ -386,6 +386,15 @@ impl Dataset {
             .collect()
     }
 
+    /// The coordinates `grid/NAME` (pdekit datasets), when the file has them.
+    pub fn grid_axis(&self, name: &str) -> Result<Option<Vec<f64>>, DataError> {
+        let path = format!("grid/{name}");
+        if self.layout != Layout::Pdekit || !self.reader.names().contains(&path) {
+            return Ok(None);
+        }
+        Ok(Some(self.reader.read_all(&path)?.1))
+    }
+
     /// Grid coordinates `(x, y)`, when the file has them.
     pub fn grid(&self) -> Result<Option<GridCoords>, DataError> {
         match &self.grid {

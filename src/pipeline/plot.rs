@@ -18,15 +18,17 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             plan.input.display()
         )));
     }
+    // The first input and output with a spatial shape: 1-D `[N, s]`, 2-D `[N, s, s]`, or a 2-D
+    // trajectory `[N, T, s, s]` (its last frame is drawn).
     let pick = |prefix: &str| {
         ds.fields()
             .iter()
-            .find(|f| f.name.starts_with(prefix) && f.shape.len() == 3)
-            .map(|f| f.name.clone())
+            .find(|f| f.name.starts_with(prefix) && (2..=4).contains(&f.shape.len()))
+            .cloned()
     };
-    let no_2d = |what: &str| {
+    let unplottable = |what: &str| {
         PdekitError::Usage(format!(
-            "{}: no 2-D {what} field to plot; it has: {}",
+            "{}: no 1-D or 2-D {what} field to plot; it has: {}",
             plan.input.display(),
             ds.fields()
                 .iter()
@@ -35,28 +37,11 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 .join(", ")
         ))
     };
-    let input = pick("inputs/").ok_or_else(|| no_2d("input"))?;
-    let output = pick("outputs/").ok_or_else(|| no_2d("output"))?;
+    let input = pick("inputs/").ok_or_else(|| unplottable("input"))?;
+    let output = pick("outputs/").ok_or_else(|| unplottable("output"))?;
 
     let k = plan.samples.min(ds.len());
     let indices: Vec<usize> = (0..k).map(|j| j * ds.len() / k).collect();
-    let mut arrays = Vec::with_capacity(2 * k);
-    for &i in &indices {
-        for name in [&input, &output] {
-            let a = ds
-                .sample(name, i)?
-                .into_dimensionality::<Ix2>()
-                .map_err(|e| PdekitError::Usage(e.to_string()))?;
-            arrays.push((format!("sample {i}: {}", short(name)), a));
-        }
-    }
-    let maps: Vec<Heatmap> = arrays
-        .iter()
-        .map(|(title, a)| Heatmap {
-            title: title.clone(),
-            values: a.view(),
-        })
-        .collect();
     let stem = plan
         .input
         .file_stem()
@@ -65,7 +50,83 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
     let mut written = Vec::new();
     let caption = format!("{stem} ({}, {} samples)", ds.layout().describe(), ds.len());
     let panel = plan.output_dir.join(format!("samples.{ext}"));
-    written.push(heatmap_panel(&panel, plan.format, &caption, 2, &maps).map_err(plot_err)?);
+    let one_d = input.shape.len() == 2 && output.shape.len() == 2;
+    if one_d {
+        let x = ds.grid_axis("x")?;
+        let mut lines = Vec::new();
+        for (c, &i) in indices.iter().enumerate() {
+            let color = crate::plot::PALETTE[c % crate::plot::PALETTE.len()];
+            for (f, dashed) in [(&input, true), (&output, false)] {
+                let v = ds.sample(&f.name, i)?;
+                let xs: Vec<f64> = match &x {
+                    Some(x) if x.len() == v.len() => x.clone(),
+                    _ => (0..v.len()).map(|j| j as f64 / v.len() as f64).collect(),
+                };
+                lines.push(Line {
+                    label: format!("sample {i}: {}", short(&f.name)),
+                    points: xs.into_iter().zip(v.iter().copied()).collect(),
+                    color: if dashed { lighter(color) } else { color },
+                    markers: false,
+                });
+            }
+        }
+        written.push(
+            line_chart(&panel, plan.format, &caption, "x", "value", &lines).map_err(plot_err)?,
+        );
+    } else {
+        let mut arrays = Vec::with_capacity(2 * k);
+        for &i in &indices {
+            for f in [&input, &output] {
+                let (a, note) = last_frame(&ds, f, i)?;
+                arrays.push((format!("sample {i}: {}{note}", short(&f.name)), a));
+            }
+        }
+        let maps: Vec<Heatmap> = arrays
+            .iter()
+            .map(|(title, a)| Heatmap {
+                title: title.clone(),
+                values: a.view(),
+            })
+            .collect();
+        written.push(heatmap_panel(&panel, plan.format, &caption, 2, &maps).map_err(plot_err)?);
+    }
+    // A trajectory: frames of the first sample over time.
+    if let Some(traj) = ds
+        .fields()
+        .iter()
+        .find(|f| f.name.starts_with("outputs/") && f.shape.len() == 4)
+    {
+        let a = ds.sample(&traj.name, indices[0])?;
+        let frames = a.shape()[0];
+        let times = ds.grid_axis("t")?;
+        let picks: Vec<usize> = {
+            let n = frames.min(6);
+            (1..=n).map(|j| j * frames / n - 1).collect()
+        };
+        let mut arrays = Vec::new();
+        for &t in &picks {
+            let frame = a
+                .index_axis(ndarray::Axis(0), t)
+                .to_owned()
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| PdekitError::Usage(e.to_string()))?;
+            let label = match &times {
+                Some(ts) if ts.len() == frames => format!("t = {:.4}", ts[t]),
+                _ => format!("frame {t}"),
+            };
+            arrays.push((label, frame));
+        }
+        let maps: Vec<Heatmap> = arrays
+            .iter()
+            .map(|(title, a)| Heatmap {
+                title: title.clone(),
+                values: a.view(),
+            })
+            .collect();
+        let path = plan.output_dir.join(format!("trajectory.{ext}"));
+        let cap = format!("{stem}: {} of sample {}", short(&traj.name), indices[0]);
+        written.push(heatmap_panel(&path, plan.format, &cap, 3, &maps).map_err(plot_err)?);
+    }
 
     if ds.has("stats/iterations") && ds.has("stats/converged") {
         let iters = ds.read_all("stats/iterations")?;
@@ -110,6 +171,33 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
         rep.info(format!("wrote {}", p.display()));
     }
     Ok(written)
+}
+
+/// Sample `i` of a 2-D field, or the last frame of a trajectory (with a note saying so).
+fn last_frame(
+    ds: &Dataset,
+    f: &crate::data::Field,
+    i: usize,
+) -> Result<(ndarray::Array2<f64>, &'static str), PdekitError> {
+    let a = ds.sample(&f.name, i)?;
+    let (a, note) = if a.ndim() == 3 {
+        let last = a.shape()[0] - 1;
+        (
+            a.index_axis(ndarray::Axis(0), last).to_owned(),
+            " (last frame)",
+        )
+    } else {
+        (a, "")
+    };
+    let a = a
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| PdekitError::Usage(format!("{}: {e}", f.name)))?;
+    Ok((a, note))
+}
+
+fn lighter(c: RGBColor) -> RGBColor {
+    let mix = |v: u8| ((u16::from(v) + 2 * 255) / 3) as u8;
+    RGBColor(mix(c.0), mix(c.1), mix(c.2))
 }
 
 fn short(name: &str) -> &str {

@@ -23,7 +23,9 @@ pub struct SampleLayout {
     pub inputs: Vec<(&'static str, Vec<usize>)>,
     /// `(name, shape)` of each output, e.g. `("vorticity", [T, 64, 64])`.
     pub outputs: Vec<(&'static str, Vec<usize>)>,
-    /// Scalar parameters recorded per sample (besides the sample index).
+    /// Scalar parameters recorded per sample (besides the sample index). Every name in a layout is
+    /// distinct from the others, across inputs, outputs and parameters: the HDF5 writer keys
+    /// datasets by their leaf name.
     pub params: Vec<&'static str>,
     /// Coordinate arrays, e.g. `("x", …)`, `("y", …)`, `("t", output times)`.
     pub axes: Vec<(&'static str, Vec<f64>)>,
