@@ -76,6 +76,15 @@ impl Rfft1 {
     /// `u ← IFFT(spec)/n`. `spec` is consumed as scratch. The imaginary parts of the mean and
     /// Nyquist modes, which a real signal cannot have, are dropped.
     pub fn inverse(&mut self, spec: &mut [Complex64], u: &mut [f64]) {
+        self.inverse_unnormalised(spec, u);
+        let scale = 1.0 / self.plans.n as f64;
+        for v in u.iter_mut() {
+            *v *= scale;
+        }
+    }
+
+    /// `u ← n · IFFT(spec)`: the plain sum, for callers that fold 1/n into their spectra.
+    pub fn inverse_unnormalised(&mut self, spec: &mut [Complex64], u: &mut [f64]) {
         spec[0].im = 0.0;
         if self.plans.n.is_multiple_of(2) {
             spec[self.plans.n / 2].im = 0.0;
@@ -84,10 +93,6 @@ impl Rfft1 {
             .c2r
             .process_with_scratch(spec, u, &mut self.scratch)
             .expect("buffer lengths match the plan");
-        let scale = 1.0 / self.plans.n as f64;
-        for v in u.iter_mut() {
-            *v *= scale;
-        }
     }
 }
 
@@ -167,6 +172,15 @@ impl Rfft2 {
 
     /// `u ← IFFT2(spec)/n²`; `spec` is consumed as scratch.
     pub fn inverse(&mut self, spec: &mut [Complex64], u: &mut [f64]) {
+        self.inverse_unnormalised(spec, u);
+        let scale = 1.0 / (self.plans.n() * self.plans.n()) as f64;
+        for v in u.iter_mut() {
+            *v *= scale;
+        }
+    }
+
+    /// `u ← n² · IFFT2(spec)`: the plain sum, for callers that fold 1/n² into their spectra.
+    pub fn inverse_unnormalised(&mut self, spec: &mut [Complex64], u: &mut [f64]) {
         let n = self.plans.n();
         let m = self.plans.rows.modes();
         self.plans.inv.process_with_scratch(spec, &mut self.scratch);
@@ -175,12 +189,8 @@ impl Rfft2 {
                 self.half[x * m + ky] = spec[ky * n + x];
             }
         }
-        let scale = 1.0 / n as f64;
         for (row, half) in u.chunks_exact_mut(n).zip(self.half.chunks_exact_mut(m)) {
-            self.rows.inverse(half, row);
-            for v in row.iter_mut() {
-                *v *= scale;
-            }
+            self.rows.inverse_unnormalised(half, row);
         }
     }
 }

@@ -103,7 +103,8 @@ pub struct Etdrk4 {
     f1: Vec<f64>,
     f2: Vec<f64>,
     f3: Vec<f64>,
-    /// `−½·2πik` on kept modes, 0 on the dealiased ones.
+    /// `−½·2πik/n²` on kept modes, 0 on the dealiased ones; the 1/n² normalises the square of
+    /// the unnormalised inverse transform.
     nl: Vec<Complex64>,
 }
 
@@ -147,7 +148,7 @@ impl Etdrk4 {
             f3[k] = dt * s3 / c;
             let kd = derivative_wavenumber(k, n);
             nl[k] = if (k as f64) < cutoff {
-                Complex64::new(0.0, -0.5 * 2.0 * PI * kd)
+                Complex64::new(0.0, -0.5 * 2.0 * PI * kd / (n * n) as f64)
             } else {
                 Complex64::default()
             };
@@ -216,7 +217,7 @@ impl Etdrk4 {
             Stage::C => (&*c, nc),
         };
         tmp.copy_from_slice(src);
-        fft.inverse(tmp, real);
+        fft.inverse_unnormalised(tmp, real);
         for x in real.iter_mut() {
             *x *= *x;
         }

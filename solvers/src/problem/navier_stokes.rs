@@ -115,14 +115,16 @@ pub struct VorticityStepper {
     n: usize,
     plans: Plans2,
     dt: f64,
-    /// Per mode (`[ky][kx]`): 1/|k|² for the stream function (0 at k = 0), the Crank–Nicolson
-    /// factors, the dealiasing mask, the derivative wavenumbers 2πk_x and 2πk_y.
-    inv_lap: Vec<f64>,
+    /// Per mode (`[ky][kx]`), each scaled by 1/n² so the inverse transforms need no normalising
+    /// pass: the real factors c with `û ↦ i·c·û` giving u = ψ_y, v = −ψ_x, ω_x and ω_y.
+    to_u: Vec<f64>,
+    to_v: Vec<f64>,
+    to_wx: Vec<f64>,
+    to_wy: Vec<f64>,
+    /// Crank–Nicolson factors; the advection's dealiasing mask (0 or Δt) folded into `adv`.
     cn_num: Vec<f64>,
     cn_inv_den: Vec<f64>,
-    keep: Vec<bool>,
-    dx: Vec<f64>,
-    dy: Vec<f64>,
+    adv: Vec<f64>,
     forcing: Vec<Complex64>,
 }
 
@@ -132,32 +134,39 @@ impl VorticityStepper {
         let len = plans.spectrum_len();
         let m = n / 2 + 1;
         let cut = (2.0 / 3.0) * (n / 2) as f64;
-        let (mut inv_lap, mut cn_num, mut cn_inv_den) =
-            (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
-        let (mut keep, mut dx, mut dy) = (vec![false; len], vec![0.0; len], vec![0.0; len]);
+        let z = || vec![0.0; len];
+        let (mut to_u, mut to_v, mut to_wx, mut to_wy) = (z(), z(), z(), z());
+        let (mut cn_num, mut cn_inv_den, mut adv) = (z(), z(), z());
+        let norm = 1.0 / (n * n) as f64;
         for ky in 0..m {
             for kx in 0..n {
                 let p = ky * n + kx;
                 let (fx, fy) = (wavenumber(kx, n), ky as f64);
                 let lap = 4.0 * PI * PI * (fx * fx + fy * fy);
-                inv_lap[p] = if p == 0 { 0.0 } else { 1.0 / lap };
+                let inv_lap = if p == 0 { 0.0 } else { 1.0 / lap };
+                let dx = 2.0 * PI * derivative_wavenumber(kx, n);
+                let dy = 2.0 * PI * derivative_wavenumber(ky, n);
+                to_u[p] = dy * inv_lap * norm;
+                to_v[p] = -dx * inv_lap * norm;
+                to_wx[p] = dx * norm;
+                to_wy[p] = dy * norm;
                 cn_num[p] = 1.0 - 0.5 * dt * viscosity * lap;
                 cn_inv_den[p] = 1.0 / (1.0 + 0.5 * dt * viscosity * lap);
-                keep[p] = p != 0 && fx.abs() <= cut && fy <= cut;
-                dx[p] = 2.0 * PI * derivative_wavenumber(kx, n);
-                dy[p] = 2.0 * PI * derivative_wavenumber(ky, n);
+                let keep = p != 0 && fx.abs() <= cut && fy <= cut;
+                adv[p] = if keep { dt } else { 0.0 };
             }
         }
         let mut stepper = Self {
             n,
             plans,
             dt,
-            inv_lap,
+            to_u,
+            to_v,
+            to_wx,
+            to_wy,
             cn_num,
             cn_inv_den,
-            keep,
-            dx,
-            dy,
+            adv,
             forcing: vec![Complex64::default(); len],
         };
         if let Forcing::Fno { amplitude } = forcing {
@@ -190,41 +199,31 @@ impl VorticityStepper {
         let z = || vec![Complex64::default(); len];
         let mut fft = Rfft2::new(&self.plans);
         let (mut wh, mut spec, mut fh) = (z(), z(), z());
-        let (mut u, mut v, mut wx, mut wy) =
-            (vec![0.0; nn], vec![0.0; nn], vec![0.0; nn], vec![0.0; nn]);
+        let z = || vec![Complex64::default(); len];
+        let (mut u, mut v, mut wx, mut wy) = (vec![0.0; nn], vec![0.0; nn], vec![0.0; nn], vec![0.0; nn]);
+        let (mut su, mut sv, mut swx, mut swy) = (z(), z(), z(), z());
         fft.forward(w, &mut wh);
-        let i = Complex64::i();
+        let times_i = |c: f64, w: Complex64| Complex64::new(-c * w.im, c * w.re);
         for step in 1..=steps {
-            // u = ψ_y, v = −ψ_x with ψ̂ = ω̂/|k|².
+            // u = ψ_y, v = −ψ_x with ψ̂ = ω̂/|k|², and ∇ω, in one pass over ω̂.
             for p in 0..len {
-                spec[p] = wh[p] * (i * (self.dy[p] * self.inv_lap[p]));
+                let w = wh[p];
+                su[p] = times_i(self.to_u[p], w);
+                sv[p] = times_i(self.to_v[p], w);
+                swx[p] = times_i(self.to_wx[p], w);
+                swy[p] = times_i(self.to_wy[p], w);
             }
-            fft.inverse(&mut spec, &mut u);
-            for p in 0..len {
-                spec[p] = wh[p] * (i * (-self.dx[p] * self.inv_lap[p]));
-            }
-            fft.inverse(&mut spec, &mut v);
-            for p in 0..len {
-                spec[p] = wh[p] * (i * self.dx[p]);
-            }
-            fft.inverse(&mut spec, &mut wx);
-            for p in 0..len {
-                spec[p] = wh[p] * (i * self.dy[p]);
-            }
-            fft.inverse(&mut spec, &mut wy);
+            fft.inverse_unnormalised(&mut su, &mut u);
+            fft.inverse_unnormalised(&mut sv, &mut v);
+            fft.inverse_unnormalised(&mut swx, &mut wx);
+            fft.inverse_unnormalised(&mut swy, &mut wy);
             for q in 0..nn {
                 u[q] = u[q] * wx[q] + v[q] * wy[q];
             }
             fft.forward(&u, &mut fh);
-            let dt = self.dt;
             for p in 0..len {
-                let adv = if self.keep[p] {
-                    fh[p]
-                } else {
-                    Complex64::default()
-                };
-                wh[p] =
-                    (wh[p] * self.cn_num[p] + (self.forcing[p] - adv) * dt) * self.cn_inv_den[p];
+                wh[p] = (wh[p] * self.cn_num[p] + self.forcing[p] * self.dt - fh[p] * self.adv[p])
+                    * self.cn_inv_den[p];
             }
             if step % every == 0 || step == steps {
                 spec.copy_from_slice(&wh);
