@@ -200,7 +200,8 @@ impl VorticityStepper {
         let mut fft = Rfft2::new(&self.plans);
         let (mut wh, mut spec, mut fh) = (z(), z(), z());
         let z = || vec![Complex64::default(); len];
-        let (mut u, mut v, mut wx, mut wy) = (vec![0.0; nn], vec![0.0; nn], vec![0.0; nn], vec![0.0; nn]);
+        let (mut u, mut v, mut wx, mut wy) =
+            (vec![0.0; nn], vec![0.0; nn], vec![0.0; nn], vec![0.0; nn]);
         let (mut su, mut sv, mut swx, mut swy) = (z(), z(), z(), z());
         fft.forward(w, &mut wh);
         let times_i = |c: f64, w: Complex64| Complex64::new(-c * w.im, c * w.re);
