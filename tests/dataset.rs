@@ -162,27 +162,9 @@ fn resume_after_simulated_crash(extra: &str) {
     generate::run(&full_plan, opts(), &stop).unwrap();
     let full = dir.path().join("full/full.h5");
 
-    // Replay the first 20 samples into the crash run's partial file, checkpointing after 16, then
-    // drop the writer without closing it.
+    // The first 20 samples in the crash run's partial file, checkpointed after 16.
     let crash_plan = Plan::load(&crash_cfg).unwrap();
-    let g = crash_plan.generate.as_ref().unwrap();
-    let h = generate::header(&crash_plan, g, &generate::family(g).unwrap().layout(), None);
-    let src = Dataset::open(&full).unwrap();
-    let mut w = DatasetWriter::create(&g.output, &h).unwrap();
-    for i in 0..20 {
-        let rows: Vec<Vec<f64>> = h
-            .fields
-            .iter()
-            .map(|f| src.sample(&f.path, i).unwrap().iter().copied().collect())
-            .collect();
-        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
-        w.append(&refs).unwrap();
-        if i == 15 {
-            w.checkpoint().unwrap();
-        }
-    }
-    std::mem::forget(w);
-    drop(src);
+    write_crashed_partial(&full, &crash_plan, 20, 16);
 
     let report = generate::run(&crash_plan, opts(), &stop).unwrap();
     assert!(report.resumed >= 16, "recovered {} samples", report.resumed);

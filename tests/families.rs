@@ -371,7 +371,6 @@ fn family_config_errors_name_the_key() {
 /// A run killed after a checkpoint resumes to the content of an uninterrupted run.
 fn resume_matches_uninterrupted(family: &str, fields: &[&str]) {
     use pdekit::config::Plan;
-    use pdekit::data::h5::DatasetWriter;
     use pdekit::pipeline::{generate, RunOptions};
     use pdekit::progress::Reporter;
     use std::sync::atomic::AtomicBool;
@@ -391,32 +390,14 @@ fn resume_matches_uninterrupted(family: &str, fields: &[&str]) {
     generate::run(&Plan::load(&full_cfg).unwrap(), opts, &stop).unwrap();
     let full = dir.path().join("full/full.h5");
 
-    // The first 6 rows go into the crashed run's partial file, checkpointed after 4; the writer is
-    // then dropped without closing, as a killed process would leave it.
+    // The first 6 rows in the crashed run's partial file, checkpointed after 4.
     let crash_cfg = write(
         dir.path(),
         "crash/c.toml",
         &family_config("crash.h5", 10, family),
     );
     let plan = Plan::load(&crash_cfg).unwrap();
-    let g = plan.generate.as_ref().unwrap();
-    let h = generate::header(&plan, g, &generate::family(g).unwrap().layout(), None);
-    let src = Dataset::open(&full).unwrap();
-    let mut w = DatasetWriter::create(&g.output, &h).unwrap();
-    for i in 0..6 {
-        let rows: Vec<Vec<f64>> = h
-            .fields
-            .iter()
-            .map(|f| src.sample(&f.path, i).unwrap().iter().copied().collect())
-            .collect();
-        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
-        w.append(&refs).unwrap();
-        if i == 3 {
-            w.checkpoint().unwrap();
-        }
-    }
-    std::mem::forget(w);
-    drop(src);
+    common::write_crashed_partial(&full, &plan, 6, 4);
     let report = generate::run(&plan, opts, &stop).unwrap();
     assert!(
         report.resumed >= 4,

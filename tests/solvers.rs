@@ -231,6 +231,11 @@ fn shipped_bench_configs_run_at_small_size() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("[generate]") {
+            generate_bench_runs_at_small_size(&path, &text);
+            ran += 1;
+            continue;
+        }
         let methods = text.matches("[[solver_bench.methods]]").count();
         let dir = tempfile::tempdir().unwrap();
         let small: String = text
@@ -261,4 +266,44 @@ fn shipped_bench_configs_run_at_small_size() {
         ran += 1;
     }
     assert!(ran >= 5);
+}
+
+/// A shipped `bench generate` config at a small size, run in a scratch folder (where it writes
+/// `bench/results/`): the JSON records a positive rate and every sample's report.
+fn generate_bench_runs_at_small_size(path: &Path, text: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let small: String = text
+        .lines()
+        .map(|l| match l.split('=').next().unwrap_or("").trim() {
+            "samples" => "samples = 2".to_string(),
+            "resolution" => "resolution = 16".to_string(),
+            "final_time" => "final_time = 0.01".to_string(),
+            "snapshots" => "snapshots = 1".to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let copy = write(dir.path(), "c.toml", &small);
+    let out = common::pdekit()
+        .args(["bench", "generate", copy.to_str().unwrap(), "--quiet"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read_dir(dir.path().join("bench/results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a JSON result");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(doc["benchmark"], "generate");
+    assert_eq!(doc["samples"], 2);
+    assert!(doc["samples_per_second"].as_f64().unwrap() > 0.0);
+    assert!(doc["commit"].is_string() && doc["machine"].is_object());
 }

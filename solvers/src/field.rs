@@ -135,15 +135,7 @@ impl GrfSampler2d {
     /// Draw one field from `rng`.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Array2<f64> {
         let n = self.n;
-        let mut buf: Vec<Complex64> = self
-            .sqrt_eig
-            .iter()
-            .map(|&s| {
-                let re: f64 = rng.sample(StandardNormal);
-                let im: f64 = rng.sample(StandardNormal);
-                Complex64::new(s * re, s * im)
-            })
-            .collect();
+        let mut buf = scaled_gaussians(&self.sqrt_eig, rng);
         let mut scratch = vec![Complex64::default(); self.fft.get_inplace_scratch_len()];
         // Rows (contiguous in ky), then columns through a transpose.
         self.fft.process_with_scratch(&mut buf, &mut scratch);
@@ -195,18 +187,22 @@ impl GrfSampler1d {
 
     /// Draw one field from `rng`: the real part of `Σ_k sqrt(λ_k) ξ_k e^{2πikx}`.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
-        let mut buf: Vec<Complex64> = self
-            .sqrt_eig
-            .iter()
-            .map(|&s| {
-                let re: f64 = rng.sample(StandardNormal);
-                let im: f64 = rng.sample(StandardNormal);
-                Complex64::new(s * re, s * im)
-            })
-            .collect();
+        let mut buf = scaled_gaussians(&self.sqrt_eig, rng);
         self.fft.process(&mut buf);
         buf.iter().map(|c| c.re).collect()
     }
+}
+
+/// Independent complex Gaussians `s·(a + ib)`, `a, b ~ N(0, 1)`, one per scale `s`.
+fn scaled_gaussians<R: Rng + ?Sized>(scales: &[f64], rng: &mut R) -> Vec<Complex64> {
+    scales
+        .iter()
+        .map(|&s| {
+            let re: f64 = rng.sample(StandardNormal);
+            let im: f64 = rng.sample(StandardNormal);
+            Complex64::new(s * re, s * im)
+        })
+        .collect()
 }
 
 fn transpose(src: &[Complex64], dst: &mut [Complex64], n: usize) {

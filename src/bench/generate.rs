@@ -168,31 +168,12 @@ pub fn run(
             let spec_path = scratch.join("peer_spec.json");
             std::fs::write(&spec_path, spec.to_string()).map_err(io(&spec_path))?;
             let result_path = scratch.join("peer_result.json");
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers/generate_numpy.py");
-            reporter.info(format!(
-                "running the peer: {} {} {} {}",
-                python.display(),
-                script.display(),
-                spec_path.display(),
-                result_path.display()
-            ));
-            let status = std::process::Command::new(python)
-                .arg(&script)
-                .arg(&spec_path)
-                .arg(&result_path)
-                .status()
-                .map_err(|e| {
-                    PdekitError::Usage(format!(
-                        "cannot run {}: {e}; see bench/peers/README.md for the venv",
-                        python.display()
-                    ))
-                })?;
-            if !status.success() {
-                return Err(PdekitError::Usage(format!(
-                    "the peer script failed ({status}); see bench/peers/README.md"
-                )));
-            }
+            super::run_peer_script(
+                python,
+                "generate_numpy.py",
+                &[&spec_path, &result_path],
+                reporter,
+            )?;
             let text = std::fs::read_to_string(&result_path).map_err(io(&result_path))?;
             let mut result: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| DataError::Corrupt {

@@ -26,3 +26,40 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<PathBuf, DataError> {
 pub fn stamp() -> String {
     crate::meta::now_utc().replace(['-', ':'], "")
 }
+
+/// Runs a peer script `bench/peers/SCRIPT` with `python` and `args`; a missing interpreter or a
+/// failing script is a clear error pointing at the peers' README.
+pub fn run_peer_script(
+    python: &Path,
+    script: &str,
+    args: &[&Path],
+    reporter: &crate::progress::Reporter,
+) -> Result<(), crate::PdekitError> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench/peers")
+        .join(script);
+    let shown: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
+    reporter.info(format!(
+        "running the peer: {} {} {}",
+        python.display(),
+        script.display(),
+        shown.join(" ")
+    ));
+    let status = std::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .status()
+        .map_err(|e| {
+            crate::PdekitError::Usage(format!(
+                "cannot run {}: {e}; see bench/peers/README.md for the venv",
+                python.display()
+            ))
+        })?;
+    if !status.success() {
+        return Err(crate::PdekitError::Usage(format!(
+            "the peer script {} failed ({status}); see bench/peers/README.md",
+            script.display()
+        )));
+    }
+    Ok(())
+}

@@ -531,31 +531,8 @@ fn run_peers(
     dir: &Path,
     reporter: &Reporter,
 ) -> Result<serde_json::Value, PdekitError> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers/solvers_scipy.py");
     let out = dir.join("peers.json");
-    reporter.info(format!(
-        "running the peers: {} {} {} {}",
-        python.display(),
-        script.display(),
-        dir.display(),
-        out.display()
-    ));
-    let status = std::process::Command::new(python)
-        .arg(&script)
-        .arg(dir)
-        .arg(&out)
-        .status()
-        .map_err(|e| {
-            PdekitError::Usage(format!(
-                "cannot run {}: {e}; see bench/peers/README.md for the venv",
-                python.display()
-            ))
-        })?;
-    if !status.success() {
-        return Err(PdekitError::Usage(format!(
-            "the peer script failed ({status}); see bench/peers/README.md"
-        )));
-    }
+    super::run_peer_script(python, "solvers_scipy.py", &[dir, &out], reporter)?;
     let text = std::fs::read_to_string(&out).map_err(|e| DataError::Io {
         path: out.clone(),
         message: e.to_string(),

@@ -99,3 +99,31 @@ pub fn generate_with_threads(config: &Path, threads: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Leaves the partial file a killed run of `plan` would leave: the first `rows` samples of the
+/// finished dataset `full`, checkpointed after `checkpoint_after`, the writer never closed.
+pub fn write_crashed_partial(
+    full: &Path,
+    plan: &pdekit::config::Plan,
+    rows: usize,
+    checkpoint_after: usize,
+) {
+    use pdekit::pipeline::generate;
+    let g = plan.generate.as_ref().unwrap();
+    let h = generate::header(plan, g, &generate::family(g).unwrap().layout(), None);
+    let src = Dataset::open(full).unwrap();
+    let mut w = pdekit::data::h5::DatasetWriter::create(&g.output, &h).unwrap();
+    for i in 0..rows {
+        let values: Vec<Vec<f64>> = h
+            .fields
+            .iter()
+            .map(|f| src.sample(&f.path, i).unwrap().iter().copied().collect())
+            .collect();
+        let refs: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+        w.append(&refs).unwrap();
+        if i + 1 == checkpoint_after {
+            w.checkpoint().unwrap();
+        }
+    }
+    std::mem::forget(w);
+}

@@ -48,46 +48,18 @@ impl Default for BurgersParams {
 
 impl BurgersParams {
     pub fn validate(&self) -> Result<(), ProblemError> {
-        let bad = |message: String| {
-            Err(ProblemError::BadParams {
-                family: "burgers",
-                message,
-            })
-        };
-        if self.resolution < 8 || !self.resolution.is_multiple_of(2) {
-            return bad(format!(
-                "resolution must be even and at least 8, got {}",
-                self.resolution
-            ));
-        }
-        if !(self.viscosity > 0.0 && self.viscosity.is_finite()) {
-            return bad(format!(
-                "viscosity must be positive, got {}",
-                self.viscosity
-            ));
-        }
-        if !(self.final_time > 0.0 && self.final_time.is_finite()) {
-            return bad(format!(
-                "final_time must be positive, got {}",
-                self.final_time
-            ));
-        }
-        if !(self.max_dt > 0.0 && self.max_dt <= self.final_time) {
-            return bad(format!(
-                "dt must be in (0, final_time], got {}",
-                self.max_dt
-            ));
-        }
-        Ok(())
+        super::check_spectral_stepping(
+            "burgers",
+            self.resolution,
+            self.viscosity,
+            self.final_time,
+            self.max_dt,
+        )
     }
 
     /// Time steps per snapshot interval and in total.
     pub fn steps(&self) -> (usize, usize) {
-        let per = self.snapshots.max(1);
-        let per_snapshot =
-            (self.final_time / per as f64 / self.max_dt * (1.0 - 1e-12)).ceil() as usize;
-        let per_snapshot = per_snapshot.max(1);
-        (per_snapshot, per_snapshot * per)
+        super::snapshot_steps(self.final_time, self.snapshots, self.max_dt)
     }
 }
 

@@ -161,3 +161,40 @@ pub fn laplacian_2d_with(
     }
     CsMat::new((n, n), indptr, indices, data)
 }
+
+/// The settings every periodic spectral stepper shares, checked once for all of them.
+pub(crate) fn check_spectral_stepping(
+    family: &'static str,
+    resolution: usize,
+    viscosity: f64,
+    final_time: f64,
+    max_dt: f64,
+) -> Result<(), ProblemError> {
+    let bad = |message: String| Err(ProblemError::BadParams { family, message });
+    if resolution < 8 || !resolution.is_multiple_of(2) {
+        return bad(format!(
+            "resolution must be even and at least 8, got {resolution}"
+        ));
+    }
+    if !(viscosity > 0.0 && viscosity.is_finite()) {
+        return bad(format!("viscosity must be positive, got {viscosity}"));
+    }
+    if !(final_time > 0.0 && final_time.is_finite()) {
+        return bad(format!("final_time must be positive, got {final_time}"));
+    }
+    if !(max_dt > 0.0 && max_dt <= final_time) {
+        return bad(format!("dt must be in (0, final_time], got {max_dt}"));
+    }
+    Ok(())
+}
+
+/// `(steps per snapshot, total steps)` for `snapshots` equal intervals of `[0, final_time]` with a
+/// step of at most `max_dt` (`snapshots = 0` counts as one interval).
+pub(crate) fn snapshot_steps(final_time: f64, snapshots: usize, max_dt: f64) -> (usize, usize) {
+    let intervals = snapshots.max(1);
+    // The factor keeps T/(snapshots·dt) that is whole up to rounding from gaining a step.
+    let per = (final_time / intervals as f64 / max_dt * (1.0 - 1e-12))
+        .ceil()
+        .max(1.0) as usize;
+    (per, per * intervals)
+}

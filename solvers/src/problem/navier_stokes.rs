@@ -64,48 +64,25 @@ impl Default for NavierStokesParams {
 
 impl NavierStokesParams {
     pub fn validate(&self) -> Result<(), ProblemError> {
-        let bad = |message: String| {
-            Err(ProblemError::BadParams {
-                family: "navier_stokes",
-                message,
-            })
-        };
-        if self.resolution < 8 || !self.resolution.is_multiple_of(2) {
-            return bad(format!(
-                "resolution must be even and at least 8, got {}",
-                self.resolution
-            ));
-        }
-        if !(self.viscosity > 0.0 && self.viscosity.is_finite()) {
-            return bad(format!(
-                "viscosity must be positive, got {}",
-                self.viscosity
-            ));
-        }
-        if !(self.final_time > 0.0 && self.final_time.is_finite()) {
-            return bad(format!(
-                "final_time must be positive, got {}",
-                self.final_time
-            ));
-        }
-        if !(self.max_dt > 0.0 && self.max_dt <= self.final_time) {
-            return bad(format!(
-                "dt must be in (0, final_time], got {}",
-                self.max_dt
-            ));
-        }
+        super::check_spectral_stepping(
+            "navier_stokes",
+            self.resolution,
+            self.viscosity,
+            self.final_time,
+            self.max_dt,
+        )?;
         if self.snapshots == 0 {
-            return bad("snapshots must be at least 1".into());
+            return Err(ProblemError::BadParams {
+                family: "navier_stokes",
+                message: "snapshots must be at least 1".into(),
+            });
         }
         Ok(())
     }
 
     /// Time steps per snapshot and in total.
     pub fn steps(&self) -> (usize, usize) {
-        let per = (self.final_time / self.snapshots as f64 / self.max_dt * (1.0 - 1e-12))
-            .ceil()
-            .max(1.0) as usize;
-        (per, per * self.snapshots)
+        super::snapshot_steps(self.final_time, self.snapshots, self.max_dt)
     }
 }
 
