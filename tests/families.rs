@@ -12,6 +12,7 @@ use std::path::Path;
 fn family_config(output: &str, samples: u64, family: &str) -> String {
     let table = match family {
         "poisson" => "[generate.poisson]\nresolution = 12\n",
+        "poisson3" => "[generate.poisson]\ndim = 3\nresolution = 8\n",
         "helmholtz" => "[generate.helmholtz]\nresolution = 14\nwavenumber = [4.0, 6.0]\nvariation = 0.2\nboundary = \"absorbing\"\n",
         "heat" => "[generate.heat]\nresolution = 10\ndt = 0.01\nsteps = 6\nevery = 3\nkappa = \"switching\"\n[generate.heat.coefficient]\nkind = \"lognormal\"\n",
         "burgers" => "[generate.burgers]\nresolution = 32\nfinal_time = 0.1\ndt = 1e-3\nsnapshots = 2\n",
@@ -19,6 +20,7 @@ fn family_config(output: &str, samples: u64, family: &str) -> String {
         "darcy" => "[generate.darcy]\nresolution = 12\nform = \"paper\"\n[generate.darcy.coefficient]\nkind = \"lognormal\"\n",
         other => panic!("no config for {other}"),
     };
+    let family = family.trim_end_matches('3');
     format!(
         "[generate]\nproblem = \"{family}\"\noutput = \"{output}\"\nsamples = {samples}\nseed = 11\ncheckpoint_every = 4\nprecision = \"f64\"\n{table}"
     )
@@ -33,7 +35,14 @@ fn names(ds: &Dataset) -> Vec<String> {
 
 #[test]
 fn every_family_writes_its_layout() {
-    let expect: [(&str, &[&str]); 6] = [
+    let expect: [(&str, &[&str]); 7] = [
+        (
+            "poisson3",
+            &[
+                "inputs/source [2, 8, 8, 8]",
+                "outputs/solution [2, 8, 8, 8]",
+            ],
+        ),
         (
             "poisson",
             &[
@@ -100,7 +109,10 @@ fn every_family_writes_its_layout() {
         for f in fields {
             assert!(have.iter().any(|h| h == f), "{family}: no {f} in {have:?}");
         }
-        assert_eq!(ds.attr("problem").as_deref(), Some(family));
+        assert_eq!(
+            ds.attr("problem").as_deref(),
+            Some(family.trim_end_matches('3'))
+        );
         let conv = ds.read_all("stats/converged").unwrap();
         assert!(conv.iter().all(|&c| c == 1.0), "{family}: {conv:?}");
         if ds.has("stats/residual") {
@@ -353,10 +365,16 @@ fn family_config_errors_name_the_key() {
         "0 < min ≤ max",
     );
     assert_config_error(
-        &format!("{base}problem = \"poisson\"\n[generate.poisson]\ndim = 3\n"),
+        &format!("{base}problem = \"poisson\"\n[generate.poisson]\ndim = 4\n"),
         6,
         "generate.poisson.dim",
-        "3-D is not implemented",
+        "1, 2 or 3",
+    );
+    assert_config_error(
+        &format!("{base}problem = \"poisson\"\n[generate.poisson]\ndim = 3\nresolution = 1024\n"),
+        7,
+        "generate.poisson.resolution",
+        "at most 512 points per side in 3-D",
     );
     assert_config_error(
         &format!(

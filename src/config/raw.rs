@@ -907,9 +907,23 @@ fn check_poisson(cx: &Ctx, r: &RawPoisson) -> Result<PoissonPlan, ConfigError> {
         &r.dim,
         2,
         &format!("{p}.dim"),
-        |v| v == 1 || v == 2,
-        "1 or 2 (3-D is not implemented)",
+        |v| (1..=3).contains(&v),
+        "1, 2 or 3",
     )?;
+    // A 3-D grid of s³ points: keep it to what one machine holds.
+    let max = if dim == 3 { 512 } else { 16384 };
+    if let Some(res) = &r.resolution {
+        if *res.get_ref() > max {
+            return cx.err(
+                res.span().start,
+                &format!("{p}.resolution"),
+                format!(
+                    "at most {max} points per side in {dim}-D, got {}",
+                    res.get_ref()
+                ),
+            );
+        }
+    }
     Ok(PoissonPlan {
         dim,
         resolution: resolution(

@@ -90,7 +90,7 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             .collect();
         written.push(heatmap_panel(&panel, plan.format, &caption, 2, &maps).map_err(plot_err)?);
     }
-    // A trajectory: frames of the first sample over time.
+    // A trajectory (or a 3-D field): frames of the first sample over time (or slices along x).
     if let Some(traj) = ds
         .fields()
         .iter()
@@ -112,7 +112,8 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 .map_err(|e| PdekitError::Usage(e.to_string()))?;
             let label = match &times {
                 Some(ts) if ts.len() == frames => format!("t = {:.4}", ts[t]),
-                _ => format!("frame {t}"),
+                // A 3-D field: slices along x.
+                _ => format!("x-slice {t}"),
             };
             arrays.push((label, frame));
         }
@@ -180,7 +181,13 @@ fn last_frame(
     i: usize,
 ) -> Result<(ndarray::Array2<f64>, &'static str), PdekitError> {
     let a = ds.sample(&f.name, i)?;
-    let (a, note) = if a.ndim() == 3 {
+    let (a, note) = if a.ndim() == 3 && ds.grid_axis("z")?.is_some() {
+        let mid = a.shape()[0] / 2;
+        (
+            a.index_axis(ndarray::Axis(0), mid).to_owned(),
+            " (middle x-slice)",
+        )
+    } else if a.ndim() == 3 {
         let last = a.shape()[0] - 1;
         (
             a.index_axis(ndarray::Axis(0), last).to_owned(),

@@ -9,7 +9,7 @@ use super::{
     laplacian_2d, vertex_coords, Family, LinearSystem, ProblemError, Sample, SampleLayout,
     SampleReport,
 };
-use crate::field::{GrfParams, GrfSampler1d, GrfSampler2d};
+use crate::field::{GrfParams, GrfSampler1d, GrfSampler2d, GrfSampler3d};
 use crate::rng::sample_rng;
 use crate::sequence::{SequenceSolver, SolverSpec};
 use ndarray::Array2;
@@ -90,10 +90,72 @@ pub fn assemble_1d(f: &[f64], g0: f64, g1: f64) -> LinearSystem {
     }
 }
 
+/// The 3-D system on the interior of an `s³` vertex grid (seven-point stencil), with `f` and `g`
+/// flattened `[x][y][z]` over all `s³` points as in [`assemble_dirichlet`]. Scaled by h².
+pub fn assemble_3d(s: usize, f: &[f64], g: &[f64]) -> LinearSystem {
+    assert!(
+        s >= 3 && f.len() == s * s * s && g.len() == s * s * s,
+        "3-D Poisson fields must have s³ values"
+    );
+    let m = s - 2;
+    let h2 = (1.0 / (s - 1) as f64).powi(2);
+    let at = |i: usize, j: usize, k: usize| (i * s + j) * s + k;
+    let n = m * m * m;
+    let mut indptr = Vec::with_capacity(n + 1);
+    let mut indices = Vec::with_capacity(7 * n);
+    let mut data = Vec::with_capacity(7 * n);
+    let mut rhs = vec![0.0; n];
+    indptr.push(0);
+    for p in 0..m {
+        for q in 0..m {
+            for r in 0..m {
+                let row = (p * m + q) * m + r;
+                let (i, j, k) = (p + 1, q + 1, r + 1);
+                let mut b = h2 * f[at(i, j, k)];
+                // Neighbours in column order: −x, −y, −z, centre, +z, +y, +x.
+                let offsets: [(i64, i64, i64); 7] = [
+                    (-1, 0, 0),
+                    (0, -1, 0),
+                    (0, 0, -1),
+                    (0, 0, 0),
+                    (0, 0, 1),
+                    (0, 1, 0),
+                    (1, 0, 0),
+                ];
+                for (dp, dq, dr) in offsets {
+                    if (dp, dq, dr) == (0, 0, 0) {
+                        indices.push(row);
+                        data.push(6.0);
+                        continue;
+                    }
+                    let (np, nq, nr) = (p as i64 + dp, q as i64 + dq, r as i64 + dr);
+                    let inside = [np, nq, nr].iter().all(|&v| v >= 0 && (v as usize) < m);
+                    if inside {
+                        indices.push((np as usize * m + nq as usize) * m + nr as usize);
+                        data.push(-1.0);
+                    } else {
+                        b += g[at(
+                            (i as i64 + dp) as usize,
+                            (j as i64 + dq) as usize,
+                            (k as i64 + dr) as usize,
+                        )];
+                    }
+                }
+                rhs[row] = b;
+                indptr.push(indices.len());
+            }
+        }
+    }
+    LinearSystem {
+        matrix: CsMat::new((n, n), indptr, indices, data),
+        rhs,
+    }
+}
+
 /// Parameters of a random Poisson family.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoissonParams {
-    /// 1 or 2.
+    /// 1, 2 or 3.
     pub dim: usize,
     /// Vertices per side including the boundary.
     pub resolution: usize,
@@ -111,8 +173,8 @@ impl PoissonParams {
                 message,
             })
         };
-        if !(1..=2).contains(&self.dim) {
-            return bad(format!("dim must be 1 or 2, got {}", self.dim));
+        if !(1..=3).contains(&self.dim) {
+            return bad(format!("dim must be 1, 2 or 3, got {}", self.dim));
         }
         if self.resolution < 3 {
             return bad(format!(
@@ -127,6 +189,7 @@ impl PoissonParams {
 enum Samplers {
     One(GrfSampler1d, Option<GrfSampler1d>),
     Two(GrfSampler2d, Option<GrfSampler2d>),
+    Three(GrfSampler3d, Option<GrfSampler3d>),
 }
 
 /// Draws and solves random Poisson problems.
@@ -147,22 +210,28 @@ impl PoissonGenerator {
     pub fn new(params: PoissonParams) -> Result<Self, ProblemError> {
         params.validate()?;
         let s = params.resolution;
-        let samplers = if params.dim == 1 {
-            Samplers::One(
+        let samplers = match params.dim {
+            1 => Samplers::One(
                 GrfSampler1d::new(s, params.source)?,
                 params
                     .boundary
                     .map(|b| GrfSampler1d::new(s, b))
                     .transpose()?,
-            )
-        } else {
-            Samplers::Two(
+            ),
+            2 => Samplers::Two(
                 GrfSampler2d::new(s, params.source)?,
                 params
                     .boundary
                     .map(|b| GrfSampler2d::new(s, b))
                     .transpose()?,
-            )
+            ),
+            _ => Samplers::Three(
+                GrfSampler3d::new(s, params.source)?,
+                params
+                    .boundary
+                    .map(|b| GrfSampler3d::new(s, b))
+                    .transpose()?,
+            ),
         };
         Ok(Self { params, samplers })
     }
@@ -194,6 +263,20 @@ impl PoissonGenerator {
                     }
                 }
                 (f.iter().copied().collect(), g.iter().copied().collect())
+            }
+            Samplers::Three(f, b) => {
+                let f = f.sample(&mut rng);
+                let mut g = vec![0.0; s * s * s];
+                if let Some(b) = b {
+                    let field = b.sample(&mut rng);
+                    for (p, v) in g.iter_mut().enumerate() {
+                        let (i, j, k) = (p / (s * s), (p / s) % s, p % s);
+                        if [i, j, k].iter().any(|&c| c == 0 || c == s - 1) {
+                            *v = field[p];
+                        }
+                    }
+                }
+                (f, g)
             }
         }
     }
@@ -239,10 +322,10 @@ impl Family for PoissonGenerator {
     fn layout(&self) -> SampleLayout {
         let s = self.params.resolution;
         let shape = vec![s; self.params.dim];
-        let mut axes = vec![("x", vertex_coords(s))];
-        if self.params.dim == 2 {
-            axes.push(("y", vertex_coords(s)));
-        }
+        let axes = ["x", "y", "z"][..self.params.dim]
+            .iter()
+            .map(|&a| (a, vertex_coords(s)))
+            .collect();
         SampleLayout {
             inputs: vec![("source", shape.clone()), ("boundary", shape.clone())],
             outputs: vec![("solution", shape)],
@@ -256,12 +339,15 @@ impl Family for PoissonGenerator {
         let start = Instant::now();
         let s = self.params.resolution;
         let (f, g) = self.data(seed, index);
-        let (system, interior) = if self.params.dim == 1 {
-            (assemble_1d(&f, g[0], g[s - 1]), 1..s - 1)
-        } else {
-            let fa = Array2::from_shape_vec((s, s), f.clone()).expect("s × s");
-            let ga = Array2::from_shape_vec((s, s), g.clone()).expect("s × s");
-            (assemble_dirichlet(&fa, &ga), 1..s - 1)
+        let m = s - 2;
+        let system = match self.params.dim {
+            1 => assemble_1d(&f, g[0], g[s - 1]),
+            2 => {
+                let fa = Array2::from_shape_vec((s, s), f.clone()).expect("s × s");
+                let ga = Array2::from_shape_vec((s, s), g.clone()).expect("s × s");
+                assemble_dirichlet(&fa, &ga)
+            }
+            _ => assemble_3d(s, &f, &g),
         };
         let (x, mut report) = solve_one(
             "poisson",
@@ -270,15 +356,16 @@ impl Family for PoissonGenerator {
             &system.matrix,
             &system.rhs,
         )?;
-        // The solution on the whole grid: the data on the boundary, the solve inside.
+        // The solution on the whole grid: the data on the boundary, the solve inside, whose rows
+        // of m interior values sit at consecutive grid points.
         let mut u = g.clone();
-        if self.params.dim == 1 {
-            u[interior].copy_from_slice(&x);
-        } else {
-            let m = s - 2;
-            for p in 0..m {
-                u[(p + 1) * s + 1..(p + 1) * s + 1 + m].copy_from_slice(&x[p * m..(p + 1) * m]);
-            }
+        for (row, chunk) in x.chunks(m).enumerate() {
+            let start = match self.params.dim {
+                1 => 1,
+                2 => (row + 1) * s + 1,
+                _ => ((row / m + 1) * s + row % m + 1) * s + 1,
+            };
+            u[start..start + m].copy_from_slice(chunk);
         }
         report.seconds = start.elapsed().as_secs_f64();
         Ok(Sample {
@@ -410,5 +497,88 @@ mod tests {
             assert_eq!(u[i * 12], b[i * 12]);
         }
         assert!(b[0] != 0.0 && b[5 * 12 + 5] == 0.0);
+    }
+
+    #[test]
+    fn three_dimensional_problem_converges_at_second_order() {
+        // u = e^x sin(πy/2) cos z: −Δu = (π²/4) u, nonzero data on every face.
+        let err = |s: usize| {
+            let c = vertex_coords(s);
+            let u = |x: f64, y: f64, z: f64| x.exp() * (PI * y / 2.0).sin() * z.cos();
+            let idx = |p: usize| (c[p / (s * s)], c[(p / s) % s], c[p % s]);
+            let f: Vec<f64> = (0..s * s * s)
+                .map(|p| {
+                    let (x, y, z) = idx(p);
+                    PI * PI / 4.0 * u(x, y, z)
+                })
+                .collect();
+            let g: Vec<f64> = (0..s * s * s)
+                .map(|p| {
+                    let (x, y, z) = idx(p);
+                    u(x, y, z)
+                })
+                .collect();
+            let sys = assemble_3d(s, &f, &g);
+            let m = s - 2;
+            let mut x = vec![0.0; m * m * m];
+            cg(
+                &CsrOperator::new(&sys.matrix),
+                &Identity,
+                &sys.rhs,
+                &mut x,
+                &SolveParams::new(1e-13, 10_000),
+            )
+            .unwrap();
+            x.iter()
+                .enumerate()
+                .map(|(k, v)| {
+                    let (p, q, r) = (k / (m * m) + 1, (k / m) % m + 1, k % m + 1);
+                    (v - u(c[p], c[q], c[r])).abs()
+                })
+                .fold(0.0, f64::max)
+        };
+        let order = (err(9) / err(17)).log2();
+        assert!(order > 1.9 && order < 2.1, "order {order}");
+    }
+
+    #[test]
+    fn generated_3d_sample_keeps_its_boundary_and_solves_inside() {
+        use crate::krylov::SolveParams;
+        use crate::sequence::{Method, PrecondKind};
+        let s = 8;
+        let params = PoissonParams {
+            dim: 3,
+            resolution: s,
+            source: GrfParams::default(),
+            boundary: Some(GrfParams::new(3.0, 3.0, None)),
+            solver: SolverSpec::new(
+                Method::Cg,
+                PrecondKind::Jacobi,
+                SolveParams::new(1e-10, 1000),
+            ),
+        };
+        let g = PoissonGenerator::new(params).unwrap();
+        let smp = g.generate(0, 1).unwrap();
+        assert!(smp.report.converged);
+        let (u, b, f) = (&smp.outputs[0], &smp.inputs[1], &smp.inputs[0]);
+        let at = |i: usize, j: usize, k: usize| (i * s + j) * s + k;
+        assert_eq!(u[at(0, 3, 4)], b[at(0, 3, 4)]);
+        assert_eq!(u[at(5, 7, 2)], b[at(5, 7, 2)]);
+        assert_eq!(b[at(3, 3, 3)], 0.0);
+        // The discrete equation holds at an interior point.
+        let h2 = (1.0 / (s - 1) as f64).powi(2);
+        let (i, j, k) = (3, 4, 2);
+        let lap = 6.0 * u[at(i, j, k)]
+            - u[at(i - 1, j, k)]
+            - u[at(i + 1, j, k)]
+            - u[at(i, j - 1, k)]
+            - u[at(i, j + 1, k)]
+            - u[at(i, j, k - 1)]
+            - u[at(i, j, k + 1)];
+        assert!(
+            (lap - h2 * f[at(i, j, k)]).abs() < 1e-8,
+            "{lap} vs {}",
+            h2 * f[at(i, j, k)]
+        );
     }
 }
