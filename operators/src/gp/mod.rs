@@ -1,0 +1,16 @@
+//! GP-HM (Fang et al., ICLR 2024): a Gaussian-process PDE solver for high-frequency and multi-scale
+//! solutions.
+//!
+//! The solution's values U on a grid of collocation points are the unknowns, with a GP prior whose
+//! covariance is a spectral-mixture kernel (a Gaussian mixture in frequency, weights learned in log
+//! space: a Jeffreys prior that prunes components). Derivatives of the solution are derivatives of
+//! the GP's conditional mean, `U_xx = K_xx K⁻¹ U`. The loss is the negative log joint of the prior,
+//! a boundary likelihood and an equation likelihood with learned precisions; its gradient is
+//! derived by hand (matrix adjoints contracted with the kernel's parameter derivatives).
+//!
+//! - [`kernel`]: the spectral-mixture kernel with its distance derivatives and parameter
+//!   derivatives.
+//! - [`solver1d`]: 1-D problems on a uniform grid, where K is Toeplitz.
+
+pub mod kernel;
+pub mod solver1d;
