@@ -367,3 +367,20 @@ fn missing_and_corrupt_files_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn arrays_sharing_a_leaf_name_are_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = header(vec![
+        spec("inputs/k", Dtype::F64, vec![2]),
+        spec("params/k", Dtype::F64, vec![]),
+    ]);
+    let target = dir.path().join("clash.h5");
+    let err = DatasetWriter::create(&target, &h).err().expect("refused");
+    assert!(
+        err.to_string()
+            .contains("inputs/k and params/k share the name `k`"),
+        "{err}"
+    );
+    assert!(!target.exists());
+}

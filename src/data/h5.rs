@@ -105,6 +105,25 @@ impl DatasetWriter {
     }
 
     fn create_at(file: &Path, target: &Path, header: &Header) -> Result<Self, DataError> {
+        // rust-hdf5 keys datasets by their leaf name: `inputs/k` and `params/k` cannot coexist.
+        let mut leaves: Vec<(&str, &str)> = Vec::new();
+        let all = header
+            .arrays
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .chain(header.fields.iter().map(|f| f.path.as_str()));
+        for path in all {
+            let leaf = split(path).1;
+            if let Some((other, _)) = leaves.iter().find(|(_, l)| *l == leaf) {
+                return Err(DataError::Corrupt {
+                    path: file.to_path_buf(),
+                    message: format!(
+                        "arrays {other} and {path} share the name `{leaf}`; the HDF5 backend needs distinct names"
+                    ),
+                });
+            }
+            leaves.push((path, leaf));
+        }
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         }
