@@ -14,3 +14,4 @@
 
 pub mod kernel;
 pub mod solver1d;
+pub mod toeplitz;

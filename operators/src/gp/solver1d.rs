@@ -7,19 +7,20 @@
 //! `L = ½ log|K| + ½ uᵀK⁻¹u − β(½ N_b log τ − ½ τ Σ_b (u_b − g_b)²) − (½ n log v − ½ v Σ_i r_i²)`,
 //!
 //! with `r = K'' K⁻¹ u + c·u(u² − 1) − s` the equation residual at every grid point (the
-//! collocation points) and β the boundary weight. On a uniform grid K and K'' are Toeplitz, so the
-//! matrix adjoints `∂L/∂K` and `∂L/∂K''` are summed along diagonals and contracted with the kernel's
-//! parameter derivatives at the n lags: O(n) per parameter after the O(n³) Cholesky.
+//! collocation points) and β the boundary weight. On a uniform grid K and K'' are symmetric
+//! Toeplitz: solves, the log-determinant and the diagonal sums of K⁻¹ cost O(n²) (Levinson,
+//! Gohberg–Semencul), and the matrix adjoints `∂L/∂K` and `∂L/∂K''`, summed along diagonals, are
+//! contracted with the kernel's parameter derivatives at the n lags. A step is O(n² + nQ).
 
 use super::kernel::{SpectralMixture, PER_COMPONENT};
-use nalgebra::{DMatrix, DVector};
+use super::toeplitz::{apply_inverse, inverse_diagonal_sums, outer_diagonal_sums, SymToeplitz};
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum GpError {
     #[error("GP-HM: {0}")]
     BadParams(String),
-    #[error("GP-HM: the kernel matrix is not positive definite at step {step}; raise the jitter")]
+    #[error("GP-HM: the kernel matrix is not positive definite to working precision at step {step}; raise the jitter")]
     NotPositiveDefinite { step: usize },
     #[error("GP-HM: the loss became non-finite at step {step}")]
     NonFinite { step: usize },
@@ -138,24 +139,6 @@ impl State {
     }
 }
 
-/// The Toeplitz matrix with first row `c`.
-fn toeplitz(c: &[f64]) -> DMatrix<f64> {
-    let n = c.len();
-    DMatrix::from_fn(n, n, |i, j| c[i.abs_diff(j)])
-}
-
-/// `S[δ] = Σ_{|i−j| = δ} G_ij`.
-fn diagonal_sums(g: &DMatrix<f64>) -> Vec<f64> {
-    let n = g.nrows();
-    let mut s = vec![0.0; n];
-    for j in 0..n {
-        for i in 0..n {
-            s[i.abs_diff(j)] += g[(i, j)];
-        }
-    }
-    s
-}
-
 /// The loss and its gradient at `state`; also the equation and boundary misfits.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
@@ -166,7 +149,8 @@ pub struct Evaluation {
     pub boundary_misfit: f64,
 }
 
-/// Evaluates the loss and its analytic gradient.
+/// Evaluates the loss and its analytic gradient in O(n²) (Levinson and Gohberg–Semencul; see
+/// [`super::toeplitz`]).
 pub fn evaluate(problem: &Problem1d, params: &GpParams, state: &State) -> Option<Evaluation> {
     let n = problem.n;
     let h = problem.h();
@@ -175,53 +159,47 @@ pub fn evaluate(problem: &Problem1d, params: &GpParams, state: &State) -> Option
     let lags: Vec<(f64, f64, f64)> = (0..n).map(|d| kern.eval(d as f64 * h)).collect();
     let mut k_row: Vec<f64> = lags.iter().map(|l| l.0).collect();
     k_row[0] += params.jitter;
-    let kpp_row: Vec<f64> = lags.iter().map(|l| l.2).collect();
-    let k = toeplitz(&k_row);
-    let kpp = toeplitz(&kpp_row);
-    let chol = k.cholesky()?;
-    let u = DVector::from_column_slice(state.u());
-    let alpha = chol.solve(&u);
-    let logdet: f64 = 2.0
-        * chol
-            .l_dirty()
-            .diagonal()
-            .iter()
-            .map(|v| v.ln())
-            .sum::<f64>();
-    let uxx = &kpp * &alpha;
+    let k = SymToeplitz { t: k_row };
+    let kpp = SymToeplitz {
+        t: lags.iter().map(|l| l.2).collect(),
+    };
+    let u = state.u();
+    let fac = k.factor(&[u])?;
+    let alpha = &fac.solutions[0];
+    let uxx = kpp.matvec(alpha);
     let c = problem.nonlinearity;
-    let r = DVector::from_fn(n, |i, _| {
-        uxx[i] + c * u[i] * (u[i] * u[i] - 1.0) - problem.source[i]
-    });
-    let e: f64 = r.norm_squared();
+    let r: Vec<f64> = (0..n)
+        .map(|i| uxx[i] + c * u[i] * (u[i] * u[i] - 1.0) - problem.source[i])
+        .collect();
+    let e: f64 = r.iter().map(|v| v * v).sum();
     let (bi, bg) = ([0, n - 1], [problem.boundary.0, problem.boundary.1]);
     let b: f64 = bi.iter().zip(bg).map(|(&i, g)| (u[i] - g).powi(2)).sum();
     let (tau, v) = (state.log_tau().exp(), state.log_v().exp());
     let beta = params.boundary_weight;
     let nb = 2.0;
-    let loss = 0.5 * logdet + 0.5 * u.dot(&alpha)
+    let quad: f64 = u.iter().zip(alpha).map(|(a, b)| a * b).sum();
+    let loss = 0.5 * fac.log_det + 0.5 * quad
         - beta * (0.5 * nb * state.log_tau() - 0.5 * tau * b)
         - (0.5 * n as f64 * state.log_v() - 0.5 * v * e);
 
-    // ∂L/∂u.
-    let z = chol.solve(&(&kpp * &r));
-    let mut gu = &alpha + &z * v;
-    for i in 0..n {
-        gu[i] += v * c * (3.0 * u[i] * u[i] - 1.0) * r[i];
-    }
+    // ∂L/∂u = α + v K⁻¹K''r + v c(3u² − 1)r + βτ(u − g) on the boundary.
+    let z = apply_inverse(&fac.first_column, &kpp.matvec(&r));
+    let mut gradient: Vec<f64> = (0..n)
+        .map(|i| alpha[i] + v * z[i] + v * c * (3.0 * u[i] * u[i] - 1.0) * r[i])
+        .collect();
     for (&i, g) in bi.iter().zip(bg) {
-        gu[i] += beta * tau * (u[i] - g);
+        gradient[i] += beta * tau * (u[i] - g);
     }
-    // Matrix adjoints: ∂L/∂K = ½K⁻¹ − ½ααᵀ − v zαᵀ, ∂L/∂K'' = v rαᵀ.
-    let kinv = chol.inverse();
-    let gk = kinv * 0.5 - &alpha * alpha.transpose() * 0.5 - &z * alpha.transpose() * v;
-    let gkpp = &r * alpha.transpose() * v;
-    let (sk, skpp) = (diagonal_sums(&gk), diagonal_sums(&gkpp));
+    // Matrix adjoints summed along diagonals: ∂L/∂K = ½K⁻¹ − ½ααᵀ − v zαᵀ, ∂L/∂K'' = v rαᵀ.
+    let s_inv = inverse_diagonal_sums(&fac.first_column);
+    let s_aa = outer_diagonal_sums(alpha, alpha);
+    let s_za = outer_diagonal_sums(&z, alpha);
+    let s_ra = outer_diagonal_sums(&r, alpha);
     let mut gtheta = vec![0.0; PER_COMPONENT * nq];
     for d in 0..n {
-        kern.accumulate_grad(d as f64 * h, sk[d], skpp[d], &mut gtheta);
+        let sk = 0.5 * s_inv[d] - 0.5 * s_aa[d] - v * s_za[d];
+        kern.accumulate_grad(d as f64 * h, sk, v * s_ra[d], &mut gtheta);
     }
-    let mut gradient: Vec<f64> = gu.iter().copied().collect();
     gradient.extend(gtheta);
     gradient.push(-beta * (0.5 * nb - 0.5 * tau * b));
     gradient.push(-(0.5 * n as f64 - 0.5 * v * e));
@@ -245,16 +223,15 @@ pub fn predict(
     let kern = state.kernel();
     let mut row: Vec<f64> = (0..n).map(|d| kern.eval(d as f64 * h).0).collect();
     row[0] += params.jitter;
-    let alpha = toeplitz(&row)
-        .cholesky()?
-        .solve(&DVector::from_column_slice(state.u()));
+    let fac = SymToeplitz { t: row }.factor(&[state.u()])?;
+    let alpha = &fac.solutions[0];
     let grid = problem.grid();
     Some(
         points
             .iter()
             .map(|&x| {
                 grid.iter()
-                    .zip(alpha.iter())
+                    .zip(alpha)
                     .map(|(&xj, a)| kern.eval(x - xj).0 * a)
                     .sum()
             })
@@ -397,7 +374,7 @@ mod tests {
             components: 10,
             max_freq: 5.0,
             length_scale: 1.0,
-            steps: 20_000,
+            steps: 40_000,
             ..GpParams::default()
         };
         let state = solve(&p, &params, |_, _, _| {}).unwrap();
