@@ -10,8 +10,12 @@
 //!
 //! - [`kernel`]: the spectral-mixture kernel with its distance derivatives and parameter
 //!   derivatives.
-//! - [`solver1d`]: 1-D problems on a uniform grid, where K is Toeplitz.
+//! - [`toeplitz`]: O(n²) solves, log-determinants and inverse diagonal sums for the symmetric
+//!   Toeplitz kernel matrices of a uniform axis.
+//! - [`kron`]: `K₁ ⊗ K₂` on 2-D tensor grids, never formed.
+//! - [`solver1d`]: 1-D problems on a uniform grid.
 
 pub mod kernel;
+pub mod kron;
 pub mod solver1d;
 pub mod toeplitz;
