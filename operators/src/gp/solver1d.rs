@@ -88,6 +88,15 @@ impl Default for GpParams {
 }
 
 impl GpParams {
+    /// The learning rate of `step`: constant, then a geometric decay to `final_learning_rate` over
+    /// the last `decay_fraction` of the steps.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        let decay_steps = ((self.steps as f64 * self.decay_fraction) as usize).max(1);
+        let decay_start = self.steps.saturating_sub(decay_steps);
+        let rate = (self.final_learning_rate / self.learning_rate).ln() / decay_steps as f64;
+        self.learning_rate * (rate * step.saturating_sub(decay_start) as f64).exp()
+    }
+
     pub fn validate(&self) -> Result<(), GpError> {
         let bad = |m: String| Err(GpError::BadParams(m));
         if self.components == 0 {
@@ -285,12 +294,8 @@ pub fn solve(
     let kernel = SpectralMixture::spread(params.components, params.max_freq, params.length_scale);
     let mut state = State::new(problem.n, &kernel);
     let mut adam = Adam::new(state.values.len(), params.learning_rate);
-    let decay_steps = ((params.steps as f64 * params.decay_fraction) as usize).max(1);
-    let decay_start = params.steps.saturating_sub(decay_steps);
-    let rate = (params.final_learning_rate / params.learning_rate).ln() / decay_steps as f64;
     for step in 0..params.steps {
-        let into = step.saturating_sub(decay_start) as f64;
-        adam.set_learning_rate(params.learning_rate * (rate * into).exp());
+        adam.set_learning_rate(params.learning_rate_at(step));
         let ev = evaluate(problem, params, &state).ok_or(GpError::NotPositiveDefinite { step })?;
         if !ev.loss.is_finite() || ev.gradient.iter().any(|g| !g.is_finite()) {
             return Err(GpError::NonFinite { step });

@@ -16,6 +16,7 @@
 //! derivatives, as in 1-D.
 
 use super::kernel::{SpectralMixture, PER_COMPONENT};
+use super::solver1d::{Adam, GpError, GpParams};
 use nalgebra::DMatrix;
 
 /// A 2-D problem on `[x₀, x₁] × [y₀, y₁]` with `n₁ × n₂` grid points (boundaries included).
@@ -210,6 +211,61 @@ pub fn evaluate(
     })
 }
 
+/// Runs the optimisation from u = 0 (the paper's initialisation), calling `observe` after every
+/// step; the same kernel initialisation on both axes.
+pub fn solve(
+    problem: &Problem2d,
+    params: &GpParams,
+    mut observe: impl FnMut(usize, &State2d, &Evaluation2d),
+) -> Result<State2d, GpError> {
+    params.validate()?;
+    let k = SpectralMixture::spread(params.components, params.max_freq, params.length_scale);
+    let mut state = State2d::new(problem.n1, problem.n2, &k, &k);
+    let mut adam = Adam::new(state.values.len(), params.learning_rate);
+    for step in 0..params.steps {
+        adam.set_learning_rate(params.learning_rate_at(step));
+        let ev = evaluate(problem, params.jitter, params.boundary_weight, &state)
+            .ok_or(GpError::NotPositiveDefinite { step })?;
+        if !ev.loss.is_finite() || ev.gradient.iter().any(|g| !g.is_finite()) {
+            return Err(GpError::NonFinite { step });
+        }
+        adam.step(&mut state.values, &ev.gradient);
+        observe(step, &state, &ev);
+    }
+    Ok(state)
+}
+
+/// The GP mean on the tensor grid `xs × ys` (row-major, x first): `K(xs, X) A K(Y, ys)`.
+pub fn predict(
+    problem: &Problem2d,
+    params: &GpParams,
+    state: &State2d,
+    xs: &[f64],
+    ys: &[f64],
+) -> Option<Vec<f64>> {
+    let (n1, n2) = (problem.n1, problem.n2);
+    let (hx, hy) = problem.h();
+    let (kx, ky) = state.kernels();
+    let (k1, _) = axis_matrices(&kx, n1, hx, params.jitter);
+    let (k2, _) = axis_matrices(&ky, n2, hy, params.jitter);
+    let u = DMatrix::from_row_slice(n1, n2, &state.values[..n1 * n2]);
+    let a = k1.cholesky()?.solve(&u);
+    let a = k2.cholesky()?.solve(&a.transpose()).transpose();
+    let gx = DMatrix::from_fn(xs.len(), n1, |i, j| {
+        kx.eval(xs[i] - (problem.x.0 + j as f64 * hx)).0
+    });
+    let gy = DMatrix::from_fn(n2, ys.len(), |i, j| {
+        ky.eval((problem.y.0 + i as f64 * hy) - ys[j]).0
+    });
+    let pred = gx * a * gy;
+    Some(
+        (0..xs.len())
+            .flat_map(|i| (0..ys.len()).map(move |j| (i, j)))
+            .map(|(i, j)| pred[(i, j)])
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +325,44 @@ mod tests {
                     "c = {c}, unknown {k}: analytic {gk} vs finite difference {fd}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn prediction_at_the_grid_points_returns_the_grid_values() {
+        let (n1, n2) = (9, 7);
+        let problem = Problem2d {
+            x: (0.0, 1.0),
+            y: (-1.0, 1.0),
+            n1,
+            n2,
+            source: vec![0.0; n1 * n2],
+            boundary: vec![0.0; n1 * n2],
+            nonlinearity: 0.0,
+        };
+        let params = GpParams {
+            components: 3,
+            max_freq: 2.0,
+            length_scale: 0.3,
+            jitter: 1e-10,
+            ..GpParams::default()
+        };
+        let k = SpectralMixture::spread(3, 2.0, 0.3);
+        let mut state = State2d::new(n1, n2, &k, &k);
+        for (p, v) in state.values.iter_mut().enumerate().take(n1 * n2) {
+            *v = (p as f64 * 0.53).sin();
+        }
+        let xs: Vec<f64> = (0..n1).map(|i| i as f64 / (n1 - 1) as f64).collect();
+        let ys: Vec<f64> = (0..n2)
+            .map(|j| -1.0 + 2.0 * j as f64 / (n2 - 1) as f64)
+            .collect();
+        let pred = predict(&problem, &params, &state, &xs, &ys).unwrap();
+        for (p, v) in pred.iter().enumerate() {
+            assert!(
+                (v - state.values[p]).abs() < 1e-5,
+                "point {p}: {v} vs {}",
+                state.values[p]
+            );
         }
     }
 }
