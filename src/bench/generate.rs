@@ -10,8 +10,6 @@ use crate::data::DataError;
 use crate::pipeline::{generate, RunOptions};
 use crate::progress::Reporter;
 use crate::PdekitError;
-use pdekit_solvers::problem::burgers::BurgersParams;
-use pdekit_solvers::problem::navier_stokes::NavierStokesParams;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -26,15 +24,7 @@ pub struct Outcome {
 fn peer_spec(plan: &ProblemPlan) -> Option<serde_json::Value> {
     match plan {
         ProblemPlan::Burgers(b) => {
-            let (per, steps) = BurgersParams {
-                resolution: b.resolution,
-                viscosity: b.viscosity,
-                final_time: b.final_time,
-                max_dt: b.dt,
-                snapshots: b.snapshots,
-                field: b.initial.to_solver(),
-            }
-            .steps();
+            let (per, steps) = generate::burgers_params(b).steps();
             Some(json!({
                 "problem": "burgers",
                 "resolution": b.resolution,
@@ -49,16 +39,7 @@ fn peer_spec(plan: &ProblemPlan) -> Option<serde_json::Value> {
             }))
         }
         ProblemPlan::NavierStokes(n) => {
-            let (per, steps) = NavierStokesParams {
-                resolution: n.resolution,
-                viscosity: n.viscosity,
-                final_time: n.final_time,
-                max_dt: n.dt,
-                snapshots: n.snapshots,
-                forcing: pdekit_solvers::problem::navier_stokes::Forcing::None,
-                field: n.initial.to_solver(),
-            }
-            .steps();
+            let (per, steps) = generate::navier_stokes_params(n).steps();
             Some(json!({
                 "problem": "navier_stokes",
                 "resolution": n.resolution,
@@ -111,12 +92,7 @@ pub fn run(
     python: Option<&Path>,
     interrupted: &AtomicBool,
 ) -> Result<Outcome, PdekitError> {
-    let g = plan.generate.as_ref().ok_or_else(|| {
-        PdekitError::Usage(format!(
-            "{}: bench generate needs a [generate] section",
-            plan.source_path.display()
-        ))
-    })?;
+    let g = generate::section(plan)?;
     let stem = plan
         .source_path
         .file_stem()

@@ -148,29 +148,49 @@ pub fn family(g: &GeneratePlan) -> Result<Box<dyn Family>, ProblemError> {
             source: h.source,
             solver: solver(),
         })?),
-        ProblemPlan::Burgers(b) => Box::new(BurgersGenerator::new(BurgersParams {
-            resolution: b.resolution,
-            viscosity: b.viscosity,
-            final_time: b.final_time,
-            max_dt: b.dt,
-            snapshots: b.snapshots,
-            field: b.initial.to_solver(),
-        })?),
-        ProblemPlan::NavierStokes(n) => Box::new(NavierStokesGenerator::new(NavierStokesParams {
-            resolution: n.resolution,
-            viscosity: n.viscosity,
-            final_time: n.final_time,
-            max_dt: n.dt,
-            snapshots: n.snapshots,
-            forcing: if n.forcing == 0.0 {
-                Forcing::None
-            } else {
-                Forcing::Fno {
-                    amplitude: n.forcing,
-                }
-            },
-            field: n.initial.to_solver(),
-        })?),
+        ProblemPlan::Burgers(b) => Box::new(BurgersGenerator::new(burgers_params(b))?),
+        ProblemPlan::NavierStokes(n) => {
+            Box::new(NavierStokesGenerator::new(navier_stokes_params(n))?)
+        }
+    })
+}
+
+pub fn burgers_params(b: &config::BurgersPlan) -> BurgersParams {
+    BurgersParams {
+        resolution: b.resolution,
+        viscosity: b.viscosity,
+        final_time: b.final_time,
+        max_dt: b.dt,
+        snapshots: b.snapshots,
+        field: b.initial.to_solver(),
+    }
+}
+
+pub fn navier_stokes_params(n: &config::NavierStokesPlan) -> NavierStokesParams {
+    NavierStokesParams {
+        resolution: n.resolution,
+        viscosity: n.viscosity,
+        final_time: n.final_time,
+        max_dt: n.dt,
+        snapshots: n.snapshots,
+        forcing: if n.forcing == 0.0 {
+            Forcing::None
+        } else {
+            Forcing::Fno {
+                amplitude: n.forcing,
+            }
+        },
+        field: n.initial.to_solver(),
+    }
+}
+
+/// The `[generate]` section of `plan`, or a usage error naming the config.
+pub fn section(plan: &Plan) -> Result<&GeneratePlan, PdekitError> {
+    plan.generate.as_ref().ok_or_else(|| {
+        PdekitError::Usage(format!(
+            "{}: the config has no [generate] section",
+            plan.source_path.display()
+        ))
     })
 }
 
@@ -466,12 +486,7 @@ pub fn run(
     opts: RunOptions,
     interrupted: &AtomicBool,
 ) -> Result<GenerateReport, PdekitError> {
-    let g = plan.generate.as_ref().ok_or_else(|| {
-        PdekitError::Usage(format!(
-            "{}: the config has no [generate] section",
-            plan.source_path.display()
-        ))
-    })?;
+    let g = section(plan)?;
     let rep = opts.reporter;
     let started = Instant::now();
     let shard = opts.shard;
@@ -479,7 +494,22 @@ pub fn run(
     let target = range.end - range.start;
     let output = shard.map_or_else(|| g.output.clone(), |s| s.path(&g.output));
     let key = content_key(g, shard);
-    let family = family(g)?;
+    // Darcy's stateful modes drive its generator directly, so it is built once, as itself.
+    let darcy = match (&g.family, &g.solver) {
+        (ProblemPlan::Darcy(d), Some(solver)) => {
+            Some(DarcyGenerator::new(darcy_params(d, solver))?)
+        }
+        _ => None,
+    };
+    let other = match darcy {
+        Some(_) => None,
+        None => Some(family(g)?),
+    };
+    let family: &dyn Family = match (&darcy, &other) {
+        (Some(d), _) => d,
+        (None, Some(f)) => f.as_ref(),
+        (None, None) => unreachable!("one of the two is built"),
+    };
     let layout = family.layout();
     let header = header(plan, g, &layout, shard);
 
@@ -558,13 +588,6 @@ pub fn run(
     };
     let resumed = writer.len();
 
-    // Darcy's stateful modes drive the generator directly.
-    let darcy = match (&g.family, &g.solver) {
-        (ProblemPlan::Darcy(d), Some(solver)) => {
-            Some(DarcyGenerator::new(darcy_params(d, solver))?)
-        }
-        _ => None,
-    };
     let mut learner = learned.then(|| omega_learner(g.seed));
     if let Some(learner) = learner.as_mut() {
         replay_learner(learner, &writer, resumed, batch)?;
