@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod expr;
 pub mod meta;
 pub mod pipeline;
 pub mod plot;

@@ -69,6 +69,11 @@ pub struct GpParams {
     pub final_learning_rate: f64,
     pub decay_fraction: f64,
     pub steps: usize,
+    /// After the last Adam step, replace the grid values by their exact minimiser for the learned
+    /// kernel and precisions ([`solve_values`]). Off, the result is pure Adam, as in the paper.
+    pub polish: bool,
+    /// Also polish every this many steps (0: never), letting the kernel adapt to exact values.
+    pub polish_every: usize,
 }
 
 impl Default for GpParams {
@@ -83,6 +88,8 @@ impl Default for GpParams {
             final_learning_rate: 1e-4,
             decay_fraction: 0.3,
             steps: 10_000,
+            polish: true,
+            polish_every: 0,
         }
     }
 }
@@ -248,6 +255,80 @@ pub fn predict(
     )
 }
 
+/// The minimiser of the loss over the grid values for the current kernel and precisions. The
+/// values are whitened, `u = Lw` with `K = LLᵀ`, so the problem is the least-squares problem
+/// `min ½‖w‖² + ½v‖r(w)‖² + ½βτ‖u_b − g‖²`, solved by Householder QR (never the normal equations,
+/// whose condition number is the square). For Allen–Cahn, `r` is linearised about the current
+/// values and the step repeated (Gauss–Newton) `iterations` times.
+pub fn solve_values(
+    problem: &Problem1d,
+    params: &GpParams,
+    state: &State,
+    iterations: usize,
+) -> Option<Vec<f64>> {
+    use nalgebra::{DMatrix, DVector};
+    let n = problem.n;
+    let h = problem.h();
+    let kern = state.kernel();
+    let lags: Vec<(f64, f64, f64)> = (0..n).map(|d| kern.eval(d as f64 * h)).collect();
+    let k = DMatrix::from_fn(n, n, |i, j| {
+        lags[i.abs_diff(j)].0 + if i == j { params.jitter } else { 0.0 }
+    });
+    let kpp = DMatrix::from_fn(n, n, |i, j| lags[i.abs_diff(j)].2);
+    let l = k.cholesky()?.l();
+    // A = K'' L⁻ᵀ, so that K''K⁻¹u = A w.
+    let a = l.solve_lower_triangular(&kpp)?.transpose();
+    let (tau, v) = (state.log_tau().exp(), state.log_v().exp());
+    let (sv, sb) = (v.sqrt(), (params.boundary_weight * tau).sqrt());
+    let c = problem.nonlinearity;
+    let mut u = DVector::from_column_slice(state.u());
+    let mut w = l.solve_lower_triangular(&u)?;
+    let rows = 2 * n + 2;
+    for _ in 0..iterations.max(1) {
+        let mut m = DMatrix::zeros(rows, n);
+        let mut rhs = DVector::zeros(rows);
+        for i in 0..n {
+            m[(i, i)] = 1.0;
+        }
+        // Linearised residual: r ≈ J w − (J w₀ − r₀), J = A + c·diag(3u² − 1)L.
+        let mut jac = a.clone();
+        if c != 0.0 {
+            for i in 0..n {
+                let d = c * (3.0 * u[i] * u[i] - 1.0);
+                for j in 0..=i {
+                    jac[(i, j)] += d * l[(i, j)];
+                }
+            }
+        }
+        let jw = &jac * &w;
+        let aw = &a * &w;
+        for i in 0..n {
+            let r0 = aw[i] + c * u[i] * (u[i] * u[i] - 1.0) - problem.source[i];
+            rhs[n + i] = sv * (jw[i] - r0);
+            for j in 0..n {
+                m[(n + i, j)] = sv * jac[(i, j)];
+            }
+        }
+        for (row, (bi, g)) in [(0, problem.boundary.0), (n - 1, problem.boundary.1)]
+            .into_iter()
+            .enumerate()
+        {
+            rhs[2 * n + row] = sb * g;
+            for j in 0..=bi {
+                m[(2 * n + row, j)] = sb * l[(bi, j)];
+            }
+        }
+        let qr = m.qr();
+        let qtb = qr.q().transpose() * rhs;
+        w = qr.r().solve_upper_triangular(&qtb)?;
+        u = &l * &w;
+        if c == 0.0 {
+            break;
+        }
+    }
+    Some(u.iter().copied().collect())
+}
+
 /// Adam (Kingma & Ba) with the usual β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
 #[derive(Debug, Clone)]
 pub struct Adam {
@@ -301,6 +382,13 @@ pub fn solve(
             return Err(GpError::NonFinite { step });
         }
         adam.step(&mut state.values, &ev.gradient);
+        let last = step + 1 == params.steps;
+        let periodic = params.polish_every > 0 && (step + 1) % params.polish_every == 0;
+        if (last && params.polish) || periodic {
+            let values = solve_values(problem, params, &state, 1)
+                .ok_or(GpError::NotPositiveDefinite { step })?;
+            state.values[..problem.n].copy_from_slice(&values);
+        }
         observe(step, &state, &ev);
     }
     Ok(state)
@@ -392,5 +480,77 @@ mod tests {
         }
         let rel = (e / nrm).sqrt();
         assert!(rel < 1e-4, "relative L2 error {rel:.3e}");
+    }
+
+    #[test]
+    fn solved_values_make_the_value_gradient_vanish() {
+        for c in [0.0, 1.0] {
+            let (p, _) = problem(40, c);
+            let params = GpParams {
+                components: 4,
+                max_freq: 3.0,
+                length_scale: 0.3,
+                jitter: 1e-6,
+                ..GpParams::default()
+            };
+            let mut state = State::new(p.n, &SpectralMixture::spread(4, 3.0, 0.3));
+            let len = state.values.len();
+            state.values[len - 1] = 2.0;
+            let before = evaluate(&p, &params, &state).unwrap();
+            let values = solve_values(&p, &params, &state, 30).unwrap();
+            state.values[..p.n].copy_from_slice(&values);
+            let after = evaluate(&p, &params, &state).unwrap();
+            let norm = |g: &[f64]| g[..p.n].iter().map(|v| v * v).sum::<f64>().sqrt();
+            let (g0, g1) = (norm(&before.gradient), norm(&after.gradient));
+            assert!(
+                g1 < 1e-6 * g0,
+                "c = {c}: value gradient {g0:.3e} before, {g1:.3e} after"
+            );
+            assert!(after.loss < before.loss);
+        }
+    }
+
+    #[test]
+    fn spurious_components_are_pruned_on_a_single_frequency() {
+        // u = sin(2π·3x): of components started at 0, 1.5, …, 6 cycles, the ones that do not move
+        // to 3 should lose orders of magnitude of weight.
+        let n = 60;
+        let u = |x: f64| (6.0 * PI * x).sin();
+        let h = 1.0 / (n - 1) as f64;
+        let p = Problem1d {
+            x0: 0.0,
+            x1: 1.0,
+            n,
+            source: (0..n).map(|i| -36.0 * PI * PI * u(i as f64 * h)).collect(),
+            boundary: (u(0.0), u(1.0)),
+            nonlinearity: 0.0,
+        };
+        let params = GpParams {
+            components: 5,
+            max_freq: 6.0,
+            length_scale: 1.0,
+            steps: 20_000,
+            ..GpParams::default()
+        };
+        let state = solve(&p, &params, |_, _, _| {}).unwrap();
+        let k = state.kernel();
+        let (best, _) = k
+            .log_w
+            .iter()
+            .enumerate()
+            .fold((0, f64::MIN), |b, (i, &w)| if w > b.1 { (i, w) } else { b });
+        assert!((k.freq[best] - 3.0).abs() < 0.05, "kernel {k:?}");
+        let w = k.weights();
+        for q in 0..5 {
+            if (k.freq[q] - 3.0).abs() > 0.5 {
+                assert!(
+                    w[q] < 1e-2 * w[best],
+                    "component {q} at {:.2} cycles kept weight {:.2e} (dominant {:.2e})",
+                    k.freq[q],
+                    w[q],
+                    w[best]
+                );
+            }
+        }
     }
 }
