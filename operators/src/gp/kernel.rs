@@ -15,10 +15,69 @@ pub struct SpectralMixture {
     pub log_w: Vec<f64>,
     pub freq: Vec<f64>,
     pub log_ls: Vec<f64>,
+    pub envelope: Envelope,
+}
+
+/// The envelope of every component: the shape of each spectral peak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Envelope {
+    /// `exp(−d²/(2ℓ²))`: Gaussian peaks (the paper's GM spectrum).
+    #[default]
+    Gaussian,
+    /// Matérn-5/2, `(1 + a|d| + a²d²/3) exp(−a|d|)` with `a = √5/ℓ`: Student-t peaks with heavier
+    /// tails (the paper's Student-t mixture). Twice differentiable, which is all the second-order
+    /// operators need.
+    Matern,
+}
+
+impl Envelope {
+    /// The envelope's rate `a` for a length-scale ℓ, and `∂a/∂log ℓ`.
+    fn rate(self, ls: f64) -> (f64, f64) {
+        match self {
+            Self::Gaussian => {
+                let a = 0.5 / (ls * ls);
+                (a, -2.0 * a)
+            }
+            Self::Matern => {
+                let a = 5f64.sqrt() / ls;
+                (a, -a)
+            }
+        }
+    }
+
+    /// `[e, e', e'']` at `d` and their derivatives with respect to `a`.
+    fn eval(self, a: f64, d: f64) -> ([f64; 3], [f64; 3]) {
+        match self {
+            Self::Gaussian => {
+                let e = (-a * d * d).exp();
+                let (e1, e2) = (-2.0 * a * d * e, (4.0 * a * a * d * d - 2.0 * a) * e);
+                let d2 = d * d;
+                // ∂/∂a of e, e', e'' (e = exp(−a d²)).
+                let ea = -d2 * e;
+                let e1a = -2.0 * d * e - d2 * e1;
+                let e2a = (8.0 * a * d2 - 2.0) * e - d2 * e2;
+                ([e, e1, e2], [ea, e1a, e2a])
+            }
+            Self::Matern => {
+                let r = d.abs();
+                let x = (-a * r).exp();
+                let ar = a * r;
+                let e = (1.0 + ar + ar * ar / 3.0) * x;
+                let e1 = -(a * a / 3.0) * d * (1.0 + ar) * x;
+                let e2 = -(a * a / 3.0) * (1.0 + ar - ar * ar) * x;
+                let ea = -(a * r * r / 3.0) * (1.0 + ar) * x;
+                let e1a = -(d / 3.0) * (2.0 * a + 2.0 * a * ar - a * ar * ar) * x;
+                let e2a = -(1.0 / 3.0)
+                    * (2.0 * a + 2.0 * a * ar - 5.0 * a * ar * ar + a * ar * ar * ar)
+                    * x;
+                ([e, e1, e2], [ea, e1a, e2a])
+            }
+        }
+    }
 }
 
 /// Values of one component at a lag: the envelope-cosine product and its first two derivatives,
-/// with the sine companions needed for frequency derivatives.
+/// with the sine companions needed for frequency derivatives and the rate derivatives.
 #[derive(Debug, Clone, Copy)]
 struct Terms {
     g0: f64,
@@ -27,20 +86,24 @@ struct Terms {
     p0: f64,
     p1: f64,
     p2: f64,
+    /// `∂g0/∂a`, `∂g2/∂a`.
+    g0a: f64,
+    g2a: f64,
 }
 
-/// `g = e(d)·cos(bd)` and `p = e(d)·sin(bd)` with `e = exp(−a d²)`, and their d-derivatives.
-fn terms(a: f64, b: f64, d: f64) -> Terms {
-    let e = (-a * d * d).exp();
+/// `g = e(d)·cos(bd)` and `p = e(d)·sin(bd)` and their d-derivatives.
+fn terms(envelope: Envelope, a: f64, b: f64, d: f64) -> Terms {
+    let ([e, e1, e2], [ea, e1a, e2a]) = envelope.eval(a, d);
     let (sn, c) = (b * d).sin_cos();
-    let q = 4.0 * a * a * d * d - 2.0 * a - b * b;
     Terms {
         g0: e * c,
-        g1: e * (-2.0 * a * d * c - b * sn),
-        g2: e * (q * c + 4.0 * a * b * d * sn),
+        g1: e1 * c - b * e * sn,
+        g2: e2 * c - 2.0 * b * e1 * sn - b * b * e * c,
         p0: e * sn,
-        p1: e * (-2.0 * a * d * sn + b * c),
-        p2: e * (q * sn - 4.0 * a * b * d * c),
+        p1: e1 * sn + b * e * c,
+        p2: e2 * sn + 2.0 * b * e1 * c - b * b * e * sn,
+        g0a: ea * c,
+        g2a: e2a * c - 2.0 * b * e1a * sn - b * b * ea * c,
     }
 }
 
@@ -50,8 +113,9 @@ pub const PER_COMPONENT: usize = 3;
 impl SpectralMixture {
     /// `q` components with equal weights `1/q`, unit length-scales (in units of the domain) and
     /// frequencies spread evenly over `[0, max_freq]`, the paper's initialisation.
-    pub fn spread(q: usize, max_freq: f64, length_scale: f64) -> Self {
+    pub fn spread(q: usize, max_freq: f64, length_scale: f64, envelope: Envelope) -> Self {
         Self {
+            envelope,
             log_w: vec![(1.0 / q as f64).ln(); q],
             freq: (0..q)
                 .map(|i| max_freq * i as f64 / (q.max(2) - 1) as f64)
@@ -64,18 +128,19 @@ impl SpectralMixture {
         self.log_w.len()
     }
 
-    fn ab(&self, q: usize) -> (f64, f64) {
-        let ls = self.log_ls[q].exp();
-        (0.5 / (ls * ls), 2.0 * PI * self.freq[q])
+    /// The envelope rate `a`, `∂a/∂log ℓ` and the angular frequency `b = 2πf` of component `q`.
+    fn abc(&self, q: usize) -> (f64, f64, f64) {
+        let (a, da) = self.envelope.rate(self.log_ls[q].exp());
+        (a, da, 2.0 * PI * self.freq[q])
     }
 
     /// `(k(d), k'(d), k''(d))`.
     pub fn eval(&self, d: f64) -> (f64, f64, f64) {
         let mut out = (0.0, 0.0, 0.0);
         for q in 0..self.components() {
-            let (a, b) = self.ab(q);
+            let (a, _, b) = self.abc(q);
             let w = self.log_w[q].exp();
-            let t = terms(a, b, d);
+            let t = terms(self.envelope, a, b, d);
             out.0 += w * t.g0;
             out.1 += w * t.g1;
             out.2 += w * t.g2;
@@ -87,19 +152,16 @@ impl SpectralMixture {
     pub fn accumulate_grad(&self, d: f64, c0: f64, c2: f64, grad: &mut [f64]) {
         let nq = self.components();
         for q in 0..nq {
-            let (a, b) = self.ab(q);
+            let (a, da, b) = self.abc(q);
             let w = self.log_w[q].exp();
-            let t = terms(a, b, d);
+            let t = terms(self.envelope, a, b, d);
             // ∂/∂log w: the component itself.
             grad[q] += w * (c0 * t.g0 + c2 * t.g2);
             // ∂/∂b: g0 → −d p0, g2 → −(2 p1 + d p2); ∂b/∂f = 2π.
             let db0 = -d * t.p0;
             let db2 = -(2.0 * t.p1 + d * t.p2);
             grad[nq + q] += 2.0 * PI * w * (c0 * db0 + c2 * db2);
-            // ∂/∂a: g0 → −d² g0, g2 → −(2 g0 + 4d g1 + d² g2); ∂a/∂log ℓ = −2a.
-            let da0 = -d * d * t.g0;
-            let da2 = -(2.0 * t.g0 + 4.0 * d * t.g1 + d * d * t.g2);
-            grad[2 * nq + q] += -2.0 * a * w * (c0 * da0 + c2 * da2);
+            grad[2 * nq + q] += da * w * (c0 * t.g0a + c2 * t.g2a);
         }
     }
 
@@ -111,9 +173,10 @@ impl SpectralMixture {
         v
     }
 
-    pub fn from_slice(v: &[f64]) -> Self {
+    pub fn from_slice(v: &[f64], envelope: Envelope) -> Self {
         let q = v.len() / PER_COMPONENT;
         Self {
+            envelope,
             log_w: v[..q].to_vec(),
             freq: v[q..2 * q].to_vec(),
             log_ls: v[2 * q..].to_vec(),
@@ -130,55 +193,60 @@ impl SpectralMixture {
 mod tests {
     use super::*;
 
-    fn kernel() -> SpectralMixture {
-        SpectralMixture {
+    fn kernels() -> [SpectralMixture; 2] {
+        [Envelope::Gaussian, Envelope::Matern].map(|envelope| SpectralMixture {
             log_w: vec![-0.3, 0.2],
             freq: vec![1.5, 7.0],
             log_ls: vec![-1.2, -0.4],
-        }
+            envelope,
+        })
     }
 
     #[test]
     fn distance_derivatives_match_finite_differences() {
-        let k = kernel();
-        let h = 1e-5;
-        for d in [-0.7, -0.1, 0.0, 0.05, 0.33] {
-            let (_, k1, k2) = k.eval(d);
-            let fd1 = (k.eval(d + h).0 - k.eval(d - h).0) / (2.0 * h);
-            let fd2 = (k.eval(d + h).1 - k.eval(d - h).1) / (2.0 * h);
-            assert!(
-                (k1 - fd1).abs() < 1e-6 * (1.0 + k1.abs()),
-                "k' at {d}: {k1} vs {fd1}"
-            );
-            assert!(
-                (k2 - fd2).abs() < 1e-5 * (1.0 + k2.abs()),
-                "k'' at {d}: {k2} vs {fd2}"
-            );
+        for k in kernels() {
+            let h = 1e-5;
+            for d in [-0.7, -0.1, 0.0, 0.05, 0.33] {
+                let (_, k1, k2) = k.eval(d);
+                let fd1 = (k.eval(d + h).0 - k.eval(d - h).0) / (2.0 * h);
+                let fd2 = (k.eval(d + h).1 - k.eval(d - h).1) / (2.0 * h);
+                assert!(
+                    (k1 - fd1).abs() < 1e-6 * (1.0 + k1.abs()),
+                    "k' at {d}: {k1} vs {fd1}"
+                );
+                assert!(
+                    (k2 - fd2).abs() < 1e-5 * (1.0 + k2.abs()),
+                    "{:?}: k'' at {d}: {k2} vs {fd2}",
+                    k.envelope
+                );
+            }
         }
     }
 
     #[test]
     fn parameter_derivatives_match_finite_differences() {
-        let k = kernel();
-        let theta = k.to_vec();
-        for d in [0.0, 0.12, -0.4] {
-            for (c0, c2) in [(1.0, 0.0), (0.0, 1.0)] {
-                let mut g = vec![0.0; theta.len()];
-                k.accumulate_grad(d, c0, c2, &mut g);
-                for p in 0..theta.len() {
-                    let h = 1e-6;
-                    let at = |s: f64| {
-                        let mut t = theta.clone();
-                        t[p] += s;
-                        let (v0, _, v2) = SpectralMixture::from_slice(&t).eval(d);
-                        c0 * v0 + c2 * v2
-                    };
-                    let fd = (at(h) - at(-h)) / (2.0 * h);
-                    assert!(
-                        (g[p] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
-                        "d = {d}, (c0, c2) = ({c0}, {c2}), parameter {p}: {} vs {fd}",
-                        g[p]
-                    );
+        for k in kernels() {
+            let theta = k.to_vec();
+            for d in [0.0, 0.12, -0.4] {
+                for (c0, c2) in [(1.0, 0.0), (0.0, 1.0)] {
+                    let mut g = vec![0.0; theta.len()];
+                    k.accumulate_grad(d, c0, c2, &mut g);
+                    for p in 0..theta.len() {
+                        let h = 1e-6;
+                        let at = |s: f64| {
+                            let mut t = theta.clone();
+                            t[p] += s;
+                            let (v0, _, v2) = SpectralMixture::from_slice(&t, k.envelope).eval(d);
+                            c0 * v0 + c2 * v2
+                        };
+                        let fd = (at(h) - at(-h)) / (2.0 * h);
+                        assert!(
+                            (g[p] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
+                            "{:?}: d = {d}, (c0, c2) = ({c0}, {c2}), parameter {p}: {} vs {fd}",
+                            k.envelope,
+                            g[p]
+                        );
+                    }
                 }
             }
         }

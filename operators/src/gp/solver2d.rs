@@ -15,7 +15,7 @@
 //! and each adjoint, summed along its diagonals, is contracted with that axis' kernel parameter
 //! derivatives, as in 1-D.
 
-use super::kernel::{SpectralMixture, PER_COMPONENT};
+use super::kernel::{Envelope, SpectralMixture, PER_COMPONENT};
 use super::solver1d::{Adam, GpError, GpParams};
 use nalgebra::DMatrix;
 
@@ -52,6 +52,7 @@ pub struct State2d {
     pub values: Vec<f64>,
     pub n: usize,
     pub q: usize,
+    pub envelope: Envelope,
 }
 
 impl State2d {
@@ -65,14 +66,15 @@ impl State2d {
             values,
             n: n1 * n2,
             q: kx.components(),
+            envelope: kx.envelope,
         }
     }
 
     fn kernels(&self) -> (SpectralMixture, SpectralMixture) {
         let p = PER_COMPONENT * self.q;
         (
-            SpectralMixture::from_slice(&self.values[self.n..self.n + p]),
-            SpectralMixture::from_slice(&self.values[self.n + p..self.n + 2 * p]),
+            SpectralMixture::from_slice(&self.values[self.n..self.n + p], self.envelope),
+            SpectralMixture::from_slice(&self.values[self.n + p..self.n + 2 * p], self.envelope),
         )
     }
 }
@@ -219,7 +221,12 @@ pub fn solve(
     mut observe: impl FnMut(usize, &State2d, &Evaluation2d),
 ) -> Result<State2d, GpError> {
     params.validate()?;
-    let k = SpectralMixture::spread(params.components, params.max_freq, params.length_scale);
+    let k = SpectralMixture::spread(
+        params.components,
+        params.max_freq,
+        params.length_scale,
+        params.envelope,
+    );
     let mut state = State2d::new(problem.n1, problem.n2, &k, &k);
     let mut adam = Adam::new(state.values.len(), params.learning_rate);
     for step in 0..params.steps {
@@ -285,8 +292,8 @@ mod tests {
                 boundary,
                 nonlinearity: c,
             };
-            let kx = SpectralMixture::spread(2, 2.0, 0.4);
-            let ky = SpectralMixture::spread(2, 1.5, 0.6);
+            let kx = SpectralMixture::spread(2, 2.0, 0.4, Envelope::Gaussian);
+            let ky = SpectralMixture::spread(2, 1.5, 0.6, Envelope::Gaussian);
             let mut state = State2d::new(n1, n2, &kx, &ky);
             for (p, v) in state.values.iter_mut().enumerate().take(n1 * n2) {
                 *v = (p as f64 * 0.29).sin();
@@ -347,7 +354,7 @@ mod tests {
             jitter: 1e-10,
             ..GpParams::default()
         };
-        let k = SpectralMixture::spread(3, 2.0, 0.3);
+        let k = SpectralMixture::spread(3, 2.0, 0.3, Envelope::Gaussian);
         let mut state = State2d::new(n1, n2, &k, &k);
         for (p, v) in state.values.iter_mut().enumerate().take(n1 * n2) {
             *v = (p as f64 * 0.53).sin();
