@@ -3,6 +3,7 @@
 //! This crate is a pure library: it takes and returns plain numbers (`ndarray` arrays, `sprs` matrices,
 //! slices) and knows nothing of files, configs or progress bars.
 
+pub mod fd;
 pub mod field;
 pub mod grid;
 pub mod krylov;

@@ -13,11 +13,13 @@
 //! - [`toeplitz`]: O(n²) solves, log-determinants and inverse diagonal sums for the symmetric
 //!   Toeplitz kernel matrices of a uniform axis.
 //! - [`kron`]: `K₁ ⊗ K₂` on 2-D tensor grids, never formed.
+//! - [`optim`]: the settings, Adam, errors and run report both solvers share.
 //! - [`solver1d`]: 1-D problems on a uniform grid, with the optimiser.
 //! - [`solver2d`]: the 2-D loss and gradient on a tensor grid (product kernel, `K = K₁ ⊗ K₂`).
 
 pub mod kernel;
 pub mod kron;
+pub mod optim;
 pub mod solver1d;
 pub mod solver2d;
 pub mod toeplitz;

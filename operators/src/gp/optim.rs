@@ -1,0 +1,167 @@
+//! What the 1-D and 2-D solvers share: the optimisation settings, Adam, the errors and the
+//! report of a run.
+
+use super::kernel::Envelope;
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum GpError {
+    #[error("GP-HM: {0}")]
+    BadParams(String),
+    #[error("GP-HM: the kernel matrix is not positive definite to working precision at step {step}; raise the jitter")]
+    NotPositiveDefinite { step: usize },
+    #[error("GP-HM: the loss became non-finite at step {step}")]
+    NonFinite { step: usize },
+}
+
+/// Settings of the optimisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpParams {
+    /// Mixture components Q.
+    pub components: usize,
+    pub envelope: Envelope,
+    /// Initial frequencies spread over `[0, max_freq]` (cycles per unit length).
+    pub max_freq: f64,
+    /// Initial length-scale ℓ of every component.
+    pub length_scale: f64,
+    pub jitter: f64,
+    /// β, the weight of the boundary likelihood (the paper's 200).
+    pub boundary_weight: f64,
+    pub learning_rate: f64,
+    /// Over the last `decay_fraction` of the steps the learning rate decays geometrically from
+    /// `learning_rate` to this (a constant rate leaves Adam hovering around the minimum).
+    pub final_learning_rate: f64,
+    pub decay_fraction: f64,
+    pub steps: usize,
+    /// After the last Adam step, replace the grid values by their exact minimiser for the learned
+    /// kernel and precisions (`solve_values` of each solver). Off, the result is pure Adam, as in
+    /// the paper.
+    pub polish: bool,
+    /// Also polish every this many steps (0: never), so the kernel is learned against exact
+    /// values (variable projection); in 2-D, Adam alone does not converge without it.
+    pub polish_every: usize,
+    /// 2-D polish: relative residual and iteration cap of its conjugate gradients.
+    pub polish_tolerance: f64,
+    pub polish_max_iterations: usize,
+}
+
+impl Default for GpParams {
+    fn default() -> Self {
+        Self {
+            components: 30,
+            envelope: Envelope::Gaussian,
+            max_freq: 20.0,
+            length_scale: 1.0,
+            jitter: 1e-6,
+            boundary_weight: 200.0,
+            learning_rate: 1e-2,
+            final_learning_rate: 1e-4,
+            decay_fraction: 0.3,
+            steps: 10_000,
+            polish: true,
+            polish_every: 1000,
+            polish_tolerance: 1e-8,
+            polish_max_iterations: 5000,
+        }
+    }
+}
+
+impl GpParams {
+    /// The learning rate of `step`: constant, then a geometric decay to `final_learning_rate` over
+    /// the last `decay_fraction` of the steps.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        let decay_steps = ((self.steps as f64 * self.decay_fraction) as usize).max(1);
+        let decay_start = self.steps.saturating_sub(decay_steps);
+        let rate = (self.final_learning_rate / self.learning_rate).ln() / decay_steps as f64;
+        self.learning_rate * (rate * step.saturating_sub(decay_start) as f64).exp()
+    }
+
+    /// Whether the grid values are polished after `step`.
+    pub fn polishes_after(&self, step: usize) -> bool {
+        let last = step + 1 == self.steps;
+        let periodic = self.polish_every > 0 && (step + 1).is_multiple_of(self.polish_every);
+        (last && self.polish) || periodic
+    }
+
+    /// Gauss–Newton steps per polish (only the nonlinear problems use more than one).
+    pub fn newton_iterations(&self) -> usize {
+        20
+    }
+
+    pub fn validate(&self) -> Result<(), GpError> {
+        let bad = |m: String| Err(GpError::BadParams(m));
+        if self.components == 0 {
+            return bad("components must be at least 1".into());
+        }
+        if !(self.jitter > 0.0
+            && self.learning_rate > 0.0
+            && self.final_learning_rate > 0.0
+            && self.length_scale > 0.0)
+        {
+            return bad(
+                "jitter, learning_rate, final_learning_rate and length_scale must be positive"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What a run did besides its state: the exact value steps ("polish") and, in 2-D, the
+/// conjugate-gradient figures of the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GpInfo {
+    pub steps: usize,
+    pub polishes: usize,
+    /// CG iterations of the last polish (2-D; 0 in 1-D, where it is a direct QR solve).
+    pub last_polish_iterations: usize,
+    /// Relative residual of the last polish's normal equations (2-D; 0 in 1-D).
+    pub last_polish_residual: f64,
+    /// False if any 2-D polish stopped at its iteration cap.
+    pub polish_converged: bool,
+}
+
+/// Adam (Kingma & Ba) with the usual β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    lr: f64,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    /// Steps per unknown, for the bias corrections (unknowns can be [`Adam::reset`]).
+    t: Vec<i32>,
+}
+
+impl Adam {
+    pub fn new(len: usize, lr: f64) -> Self {
+        Self {
+            lr,
+            m: vec![0.0; len],
+            v: vec![0.0; len],
+            t: vec![0; len],
+        }
+    }
+
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// Forgets the moments of the unknowns in `range`, as if they had just been created.
+    pub fn reset(&mut self, range: std::ops::Range<usize>) {
+        for i in range {
+            self.m[i] = 0.0;
+            self.v[i] = 0.0;
+            self.t[i] = 0;
+        }
+    }
+
+    pub fn step(&mut self, x: &mut [f64], g: &[f64]) {
+        let (b1, b2, eps): (f64, f64, f64) = (0.9, 0.999, 1e-8);
+        for i in 0..x.len() {
+            self.t[i] += 1;
+            let (c1, c2) = (1.0 - b1.powi(self.t[i]), 1.0 - b2.powi(self.t[i]));
+            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g[i];
+            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g[i] * g[i];
+            x[i] -= self.lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + eps);
+        }
+    }
+}
