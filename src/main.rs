@@ -108,6 +108,23 @@ enum BenchCommand {
         #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "auto")]
         peers: Option<PathBuf>,
     },
+    /// Time one GP-HM optimisation step and one exact grid-value step for a config's [gp] section.
+    #[command(
+        after_help = "Examples:\n  pdekit bench gp configs/gp/poisson2d_sin100.toml --points 200\n  pdekit bench gp configs/gp/poisson1d_sin100.toml --steps 2000"
+    )]
+    Gp(GpBenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct GpBenchArgs {
+    /// A TOML config with a [gp] section.
+    config: PathBuf,
+    /// Collocation points per axis instead of the config's.
+    #[arg(long)]
+    points: Option<usize>,
+    /// Timed optimisation steps.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
 }
 
 #[derive(Args, Debug)]
@@ -272,6 +289,16 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             )?;
             reporter.info(format!(
                 "\n{}\nwrote {}",
+                outcome.table,
+                outcome.json.display()
+            ));
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Gp(args)) => {
+            let plan = Plan::load(&args.config)?;
+            let outcome = pdekit::bench::gp::run(&plan, &reporter, args.points, args.steps)?;
+            reporter.info(format!(
+                "{}\nwrote {}",
                 outcome.table,
                 outcome.json.display()
             ));

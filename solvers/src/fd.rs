@@ -2,10 +2,12 @@
 //! 1-D or 2-D grid (`c = 0`: Poisson written as `Δu = s`; `c = 1`: Allen–Cahn). The plain
 //! baseline users compare a collocation method against at the same number of points.
 //!
-//! Newton's method on the interior values; each step solves `−J δ = r` (`−J = −Δ_h − c·diag(3u² − 1)`,
-//! SPD while `3u² − 1` stays below the smallest eigenvalue of `−Δ_h`) by Jacobi-preconditioned CG.
+//! Newton's method on the interior values; each step solves `−J δ = r` with
+//! `−J = −Δ_h − c·diag(3u² − 1)`: by Jacobi-preconditioned CG for Poisson (SPD), by
+//! Jacobi-preconditioned GMRES for Allen–Cahn, where `−J` is indefinite once `3u² − 1` exceeds
+//! the smallest eigenvalue of `−Δ_h` (coarse grids, large u).
 
-use crate::krylov::cg;
+use crate::krylov::{cg, gmres, GmresParams};
 use crate::linalg::{CsrOperator, Jacobi};
 use crate::{SolveError, SolveParams};
 use sprs::TriMat;
@@ -152,13 +154,16 @@ pub fn solve(p: &FdProblem, params: &FdParams) -> Result<(Vec<f64>, FdInfo), FdE
         let jacobi = Jacobi::new(&a)
             .map_err(|e| FdError::BadProblem(format!("the Newton matrix is singular: {e}")))?;
         let mut delta = vec![0.0; m];
-        let solve_info = cg(
-            &op,
-            &jacobi,
-            &rhs,
-            &mut delta,
-            &SolveParams::new(params.linear_tolerance, params.max_linear),
-        )?;
+        let linear = SolveParams::new(params.linear_tolerance, params.max_linear);
+        let solve_info = if c == 0.0 {
+            cg(&op, &jacobi, &rhs, &mut delta, &linear)?
+        } else {
+            let restart = GmresParams {
+                restart: 100,
+                ..GmresParams::default()
+            };
+            gmres(&op, &jacobi, &rhs, &mut delta, &linear, &restart)?
+        };
         info.newton_iterations += 1;
         info.linear_iterations += solve_info.iterations;
         let mut step = 0.0f64;
@@ -174,7 +179,7 @@ pub fn solve(p: &FdProblem, params: &FdParams) -> Result<(Vec<f64>, FdInfo), FdE
             break;
         }
         if info.last_update <= params.newton_tolerance {
-            info.converged = true;
+            info.converged = solve_info.converged;
             break;
         }
     }

@@ -2,6 +2,7 @@
 //! machine, the commit and the command that produced them.
 
 pub mod generate;
+pub mod gp;
 pub mod solvers;
 
 use crate::data::DataError;

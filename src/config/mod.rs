@@ -76,6 +76,25 @@ pub mod defaults {
     pub const LAPLACIAN_INSTANCES: usize = 5000;
     pub const HEAT_GRID: usize = 32;
     pub const HEAT_STEPS: usize = 1000;
+    /// GP-HM: the paper's settings (Q = 30, frequencies initialised over [0, 20], jitter 1e-6,
+    /// boundary weight 200, Adam at 1e-2).
+    pub const GP_COMPONENTS: usize = 30;
+    pub const GP_MAX_FREQ: f64 = 20.0;
+    pub const GP_LENGTH_SCALE: f64 = 1.0;
+    pub const GP_JITTER: f64 = 1e-6;
+    pub const GP_BOUNDARY_WEIGHT: f64 = 200.0;
+    pub const GP_LEARNING_RATE: f64 = 1e-2;
+    pub const GP_FINAL_LEARNING_RATE: f64 = 1e-4;
+    pub const GP_DECAY_FRACTION: f64 = 0.3;
+    pub const GP_STEPS: usize = 20_000;
+    pub const GP_POINTS_1D: usize = 200;
+    pub const GP_POINTS_2D: usize = 64;
+    pub const GP_TEST_POINTS_1D: usize = 1000;
+    pub const GP_TEST_POINTS_2D: usize = 200;
+    pub const GP_CHECKPOINTS: usize = 50;
+    /// Exact grid-value steps between Adam steps; 2-D does not converge without them.
+    pub const GP_POLISH_EVERY_1D: usize = 1000;
+    pub const GP_POLISH_EVERY_2D: usize = 500;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -84,16 +103,18 @@ pub enum Stage {
     Generate,
     Plot,
     Relax,
+    Gp,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Generate, Stage::Plot, Stage::Relax];
+    pub const ALL: [Stage; 4] = [Stage::Generate, Stage::Plot, Stage::Relax, Stage::Gp];
 
     pub fn name(self) -> &'static str {
         match self {
             Stage::Generate => "generate",
             Stage::Plot => "plot",
             Stage::Relax => "relax",
+            Stage::Gp => "gp",
         }
     }
 }
@@ -298,6 +319,58 @@ impl ImageFormat {
     }
 }
 
+/// The PDE a [`GpPlan`] solves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpPde {
+    /// `−Δu = f`.
+    Poisson,
+    /// `Δu + u(u² − 1) = f`.
+    AllenCahn,
+}
+
+/// The kernel's spectral shape: Gaussian components (squared-exponential envelope) or Student-t
+/// components (Matérn-5/2 envelope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpEnvelope {
+    Gaussian,
+    Matern,
+}
+
+/// The `[gp]` stage: GP-HM on a manufactured solution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpPlan {
+    pub pde: GpPde,
+    /// The exact solution as an expression in x (and y); the source and boundary data follow.
+    pub solution: String,
+    pub dim: usize,
+    /// The interval of every axis.
+    pub domain: [f64; 2],
+    /// Collocation points per axis, both ends included.
+    pub points: usize,
+    /// Test points per axis for the errors and plots.
+    pub test_points: usize,
+    pub envelope: GpEnvelope,
+    pub components: usize,
+    pub max_freq: f64,
+    pub length_scale: f64,
+    pub jitter: f64,
+    pub boundary_weight: f64,
+    pub steps: usize,
+    pub learning_rate: f64,
+    pub final_learning_rate: f64,
+    pub decay_fraction: f64,
+    pub polish: bool,
+    pub polish_every: usize,
+    /// Error evaluations on the test grid over the run (the error-against-step curve).
+    pub checkpoints: usize,
+    /// Also solve the 1-D problem by second-order finite differences on the same points.
+    pub baseline: bool,
+    pub output_dir: PathBuf,
+    pub format: ImageFormat,
+}
+
 /// A validated config: everything a run needs, with defaults filled in and paths resolved.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -310,6 +383,8 @@ pub struct Plan {
     pub relax: Option<RelaxPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub solver_bench: Option<SolverBenchPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gp: Option<GpPlan>,
     /// The config file and its text, stored in every dataset it produces.
     #[serde(skip)]
     pub source_path: PathBuf,

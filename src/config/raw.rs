@@ -12,6 +12,34 @@ pub(super) struct RawConfig {
     plot: Option<RawPlot>,
     relax: Option<RawRelax>,
     solver_bench: Option<RawSolverBench>,
+    gp: Option<RawGp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGp {
+    pde: GpPde,
+    solution: Spanned<String>,
+    dim: Option<Spanned<usize>>,
+    domain: Option<Spanned<[f64; 2]>>,
+    points: Option<Spanned<usize>>,
+    test_points: Option<Spanned<usize>>,
+    envelope: Option<GpEnvelope>,
+    components: Option<Spanned<usize>>,
+    max_freq: Option<Spanned<f64>>,
+    length_scale: Option<Spanned<f64>>,
+    jitter: Option<Spanned<f64>>,
+    boundary_weight: Option<Spanned<f64>>,
+    steps: Option<Spanned<usize>>,
+    learning_rate: Option<Spanned<f64>>,
+    final_learning_rate: Option<Spanned<f64>>,
+    decay_fraction: Option<Spanned<f64>>,
+    polish: Option<bool>,
+    polish_every: Option<Spanned<usize>>,
+    checkpoints: Option<Spanned<usize>>,
+    baseline: Option<bool>,
+    output_dir: Spanned<String>,
+    format: Option<ImageFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -520,6 +548,8 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         .map(|r| check_solver_bench(&cx, r))
         .transpose()?;
 
+    let gp = raw.gp.as_ref().map(|r| check_gp(&cx, r)).transpose()?;
+
     let stages = match &raw.stages {
         None => {
             let mut s = Vec::new();
@@ -532,11 +562,14 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
             if relax.is_some() {
                 s.push(Stage::Relax);
             }
+            if gp.is_some() {
+                s.push(Stage::Gp);
+            }
             if s.is_empty() && solver_bench.is_none() {
                 return cx.err(
                     0,
                     "stages",
-                    "the config has nothing to run: add a [generate], [plot] or [relax] section",
+                    "the config has nothing to run: add a [generate], [plot], [relax] or [gp] section",
                 );
             }
             s
@@ -563,6 +596,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
                     Stage::Generate => generate.is_some(),
                     Stage::Plot => plot.is_some(),
                     Stage::Relax => relax.is_some(),
+                    Stage::Gp => gp.is_some(),
                 };
                 if !present {
                     return cx.err(
@@ -591,6 +625,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         plot,
         relax,
         solver_bench,
+        gp,
         source_path: path.to_path_buf(),
         source_text: text.to_string(),
     })
@@ -1571,5 +1606,179 @@ fn check_relax(cx: &Ctx, r: &RawRelax, text: &str) -> Result<RelaxPlan, ConfigEr
         arms,
         shifted_laplacian,
         heat,
+    })
+}
+
+fn check_gp(cx: &Ctx, r: &RawGp) -> Result<GpPlan, ConfigError> {
+    let expr = crate::expr::Expr::parse(r.solution.get_ref()).map_err(|e| {
+        // Point at the character inside the string (the span starts at the opening quote).
+        let text = r.solution.get_ref();
+        let byte = text
+            .char_indices()
+            .nth(e.column - 1)
+            .map_or(text.len(), |(b, _)| b);
+        let at = r.solution.span().start + 1 + byte;
+        let at = if cx.text.is_char_boundary(at) {
+            at
+        } else {
+            r.solution.span().start
+        };
+        ConfigError::at(
+            cx.path,
+            cx.text,
+            at,
+            Some("gp.solution".into()),
+            format!("{}: {}", e, r.solution.get_ref()),
+        )
+    })?;
+    let dim = cx.num(
+        &r.dim,
+        expr.dim(),
+        "gp.dim",
+        |v| (1..=2).contains(&v),
+        "1 or 2",
+    )?;
+    if dim < expr.dim() {
+        let at = r.dim.as_ref().map_or(0, |v| v.span().start);
+        return cx.err(
+            at,
+            "gp.dim",
+            "the solution uses y, so the problem is 2-D: expected 2, got 1",
+        );
+    }
+    let domain = match &r.domain {
+        None => [0.0, 1.0],
+        Some(d) => {
+            let [a, b] = *d.get_ref();
+            if !(a.is_finite() && b.is_finite() && a < b) {
+                return cx.err(
+                    d.span().start,
+                    "gp.domain",
+                    format!("expected [a, b] with finite a < b, got [{a}, {b}]"),
+                );
+            }
+            [a, b]
+        }
+    };
+    let (points_default, test_default) = if dim == 1 {
+        (defaults::GP_POINTS_1D, defaults::GP_TEST_POINTS_1D)
+    } else {
+        (defaults::GP_POINTS_2D, defaults::GP_TEST_POINTS_2D)
+    };
+    let steps = cx.num(
+        &r.steps,
+        defaults::GP_STEPS,
+        "gp.steps",
+        |v| v >= 1,
+        "an integer ≥ 1",
+    )?;
+    let learning_rate = cx.num(
+        &r.learning_rate,
+        defaults::GP_LEARNING_RATE,
+        "gp.learning_rate",
+        positive,
+        "a positive number",
+    )?;
+    Ok(GpPlan {
+        pde: r.pde,
+        solution: r.solution.get_ref().clone(),
+        dim,
+        domain,
+        points: cx.num(
+            &r.points,
+            points_default,
+            "gp.points",
+            |v| (4..=if dim == 1 { 4000 } else { 400 }).contains(&v),
+            if dim == 1 {
+                "an integer from 4 to 4000"
+            } else {
+                "an integer from 4 to 400 (per axis)"
+            },
+        )?,
+        test_points: cx.num(
+            &r.test_points,
+            test_default,
+            "gp.test_points",
+            |v| (2..=if dim == 1 { 100_000 } else { 1000 }).contains(&v),
+            if dim == 1 {
+                "an integer from 2 to 100000"
+            } else {
+                "an integer from 2 to 1000 (per axis)"
+            },
+        )?,
+        envelope: r.envelope.unwrap_or(GpEnvelope::Gaussian),
+        components: cx.num(
+            &r.components,
+            defaults::GP_COMPONENTS,
+            "gp.components",
+            |v| (1..=200).contains(&v),
+            "an integer from 1 to 200",
+        )?,
+        max_freq: cx.num(
+            &r.max_freq,
+            defaults::GP_MAX_FREQ,
+            "gp.max_freq",
+            |v| v >= 0.0 && v.is_finite(),
+            "a number ≥ 0 (cycles per unit length)",
+        )?,
+        length_scale: cx.num(
+            &r.length_scale,
+            defaults::GP_LENGTH_SCALE,
+            "gp.length_scale",
+            positive,
+            "a positive number",
+        )?,
+        jitter: cx.num(
+            &r.jitter,
+            defaults::GP_JITTER,
+            "gp.jitter",
+            |v| v > 0.0 && v < 1.0,
+            "a number in (0, 1)",
+        )?,
+        boundary_weight: cx.num(
+            &r.boundary_weight,
+            defaults::GP_BOUNDARY_WEIGHT,
+            "gp.boundary_weight",
+            positive,
+            "a positive number",
+        )?,
+        steps,
+        learning_rate,
+        final_learning_rate: cx.num(
+            &r.final_learning_rate,
+            defaults::GP_FINAL_LEARNING_RATE.min(learning_rate),
+            "gp.final_learning_rate",
+            |v| v > 0.0 && v <= learning_rate,
+            &format!("a positive number ≤ gp.learning_rate = {learning_rate}"),
+        )?,
+        decay_fraction: cx.num(
+            &r.decay_fraction,
+            defaults::GP_DECAY_FRACTION,
+            "gp.decay_fraction",
+            |v| (0.0..=1.0).contains(&v),
+            "a number in [0, 1]",
+        )?,
+        polish: r.polish.unwrap_or(true),
+        polish_every: cx.num(
+            &r.polish_every,
+            if dim == 1 {
+                defaults::GP_POLISH_EVERY_1D
+            } else {
+                defaults::GP_POLISH_EVERY_2D
+            },
+            "gp.polish_every",
+            |_| true,
+            "an integer ≥ 0",
+        )?,
+        checkpoints: cx.num(
+            &r.checkpoints,
+            defaults::GP_CHECKPOINTS.min(steps),
+            "gp.checkpoints",
+            |v| (1..=steps.max(1)).contains(&v),
+            &format!("an integer from 1 to gp.steps = {steps}"),
+        )?,
+        baseline: r.baseline.unwrap_or(dim == 1),
+        output_dir: cx.path(r.output_dir.get_ref()),
+        format: r.format.unwrap_or(ImageFormat::Png),
     })
 }

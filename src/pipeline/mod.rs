@@ -1,6 +1,7 @@
 //! The stages a config runs. Each stage's outputs are files the next one reads.
 
 pub mod generate;
+pub mod gp;
 pub mod plot;
 pub mod relax;
 
@@ -98,6 +99,11 @@ pub fn run(plan: &Plan, opts: RunOptions, interrupted: &AtomicBool) -> Result<()
             Stage::Relax => {
                 if let Some(r) = &plan.relax {
                     relax::run(r, opts.reporter)?;
+                }
+            }
+            Stage::Gp => {
+                if let Some(g) = &plan.gp {
+                    gp::run(g, &plan.source_path, opts.reporter)?;
                 }
             }
         }

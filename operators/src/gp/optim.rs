@@ -43,6 +43,9 @@ pub struct GpParams {
     /// 2-D polish: relative residual and iteration cap of its conjugate gradients.
     pub polish_tolerance: f64,
     pub polish_max_iterations: usize,
+    /// Allen–Cahn polish: Gauss–Newton stops when the values change by less than this
+    /// (relatively); in 2-D it is also each step's CG tolerance, as a step is only a correction.
+    pub newton_tolerance: f64,
 }
 
 impl Default for GpParams {
@@ -62,6 +65,7 @@ impl Default for GpParams {
             polish_every: 1000,
             polish_tolerance: 1e-8,
             polish_max_iterations: 5000,
+            newton_tolerance: 1e-6,
         }
     }
 }

@@ -244,8 +244,10 @@ pub fn solve_values(
         let qr = m.qr();
         let qtb = qr.q().transpose() * rhs;
         w = qr.r().solve_upper_triangular(&qtb)?;
-        u = &l * &w;
-        if c == 0.0 {
+        let next = &l * &w;
+        let change = (&next - &u).norm() / next.norm().max(f64::MIN_POSITIVE);
+        u = next;
+        if c == 0.0 || change <= params.newton_tolerance {
             break;
         }
     }

@@ -70,7 +70,7 @@ impl State2d {
         }
     }
 
-    fn kernels(&self) -> (SpectralMixture, SpectralMixture) {
+    pub fn kernels(&self) -> (SpectralMixture, SpectralMixture) {
         let p = PER_COMPONENT * self.q;
         (
             SpectralMixture::from_slice(&self.values[self.n..self.n + p], self.envelope),
@@ -267,7 +267,13 @@ pub fn solve_values(
     state: &State2d,
     iterations: usize,
 ) -> Option<(Vec<f64>, ValuesInfo)> {
-    let (cg_tolerance, cg_max_iterations) = (params.polish_tolerance, params.polish_max_iterations);
+    // Gauss–Newton steps (Allen–Cahn) need not be solved to the end: each is a correction.
+    let cg_tolerance = if problem.nonlinearity == 0.0 {
+        params.polish_tolerance
+    } else {
+        params.polish_tolerance.max(params.newton_tolerance)
+    };
+    let cg_max_iterations = params.polish_max_iterations;
     let (n1, n2) = (problem.n1, problem.n2);
     let (hx, hy) = problem.h();
     let (kx, ky) = state.kernels();
@@ -355,8 +361,10 @@ pub fn solve_values(
         info.iterations += k;
         info.rel_residual = rel;
         info.converged &= rel <= cg_tolerance;
-        u = to_u(&x);
-        if c == 0.0 {
+        let next = to_u(&x);
+        let change = (&next - &u).norm() / next.norm().max(f64::MIN_POSITIVE);
+        u = next;
+        if c == 0.0 || change <= params.newton_tolerance {
             break;
         }
     }
@@ -572,6 +580,7 @@ mod tests {
                 jitter: 1e-6,
                 boundary_weight: 50.0,
                 polish_tolerance: 1e-12,
+                newton_tolerance: 1e-12,
                 ..GpParams::default()
             };
             let k = SpectralMixture::spread(3, 1.0, 0.5, Envelope::Gaussian);

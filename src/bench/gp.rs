@@ -1,0 +1,127 @@
+//! `pdekit bench gp CONFIG`: the cost of one GP-HM optimisation step (loss, analytic gradient and
+//! Adam update) and of one exact grid-value step ("polish") for a config's `[gp]` problem,
+//! optionally at another number of points per axis.
+
+use super::{stamp, write_atomic};
+use crate::config::{defaults, Plan};
+use crate::pipeline::gp::Setup;
+use crate::progress::Reporter;
+use crate::PdekitError;
+use pdekit_operators::gp::{solver1d, solver2d};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub struct Outcome {
+    pub table: String,
+    pub json: PathBuf,
+}
+
+/// Times `steps` optimisation steps (after `warmup` untimed ones) and one polish.
+pub fn run(
+    plan: &Plan,
+    reporter: &Reporter,
+    points: Option<usize>,
+    steps: usize,
+) -> Result<Outcome, PdekitError> {
+    let mut gp = plan.gp.clone().ok_or_else(|| {
+        PdekitError::Usage(format!(
+            "{}: the config has no [gp] section",
+            plan.source_path.display()
+        ))
+    })?;
+    if let Some(p) = points {
+        gp.points = p;
+    }
+    if steps == 0 {
+        return Err(PdekitError::Usage("--steps must be at least 1".into()));
+    }
+    let warmup = (steps / 10).max(1);
+    gp.steps = warmup + steps;
+    let setup = Setup::new(&gp)?;
+    let mut params = setup.params.clone();
+    params.steps = gp.steps;
+    params.polish = false;
+    params.polish_every = 0;
+    let bar = reporter.bar(gp.steps as u64, "bench gp", "steps");
+    let mut started = None;
+    let fail = |e| PdekitError::Usage(format!("{}: {e}", plan.source_path.display()));
+    let (step_seconds, polish_seconds, polish_iterations) = if gp.dim == 1 {
+        let problem = setup.problem1d();
+        let (state, _) = solver1d::solve(&problem, &params, |step, _, _| {
+            bar.inc(1);
+            if step + 1 == warmup {
+                started = Some(Instant::now());
+            }
+        })
+        .map_err(fail)?;
+        let elapsed = started.expect("warm-up ran").elapsed().as_secs_f64();
+        let t = Instant::now();
+        solver1d::solve_values(&problem, &params, &state, params.newton_iterations())
+            .ok_or_else(|| PdekitError::Usage("the polish failed: raise gp.jitter".into()))?;
+        (elapsed, t.elapsed().as_secs_f64(), 0)
+    } else {
+        let problem = setup.problem2d();
+        let (state, _) = solver2d::solve(&problem, &params, |step, _, _| {
+            bar.inc(1);
+            if step + 1 == warmup {
+                started = Some(Instant::now());
+            }
+        })
+        .map_err(fail)?;
+        let elapsed = started.expect("warm-up ran").elapsed().as_secs_f64();
+        let t = Instant::now();
+        let (_, info) =
+            solver2d::solve_values(&problem, &params, &state, params.newton_iterations())
+                .ok_or_else(|| PdekitError::Usage("the polish failed: raise gp.jitter".into()))?;
+        (elapsed, t.elapsed().as_secs_f64(), info.iterations)
+    };
+    bar.finish_and_clear();
+    let step_ms = 1e3 * step_seconds / steps as f64;
+    let grid = if gp.dim == 1 {
+        format!("{}", gp.points)
+    } else {
+        format!("{0}×{0}", gp.points)
+    };
+    let table = format!(
+        "GP-HM, {}-D, {grid} points, Q = {}: {step_ms:.3} ms per optimisation step (mean of {steps}, after {warmup} warm-up steps); one polish {:.1} ms{}",
+        gp.dim,
+        gp.components,
+        1e3 * polish_seconds,
+        if gp.dim == 2 {
+            format!(" ({polish_iterations} CG iterations)")
+        } else {
+            String::new()
+        }
+    );
+    let doc = json!({
+        "benchmark": "gp",
+        "config": plan.source_path,
+        "command": crate::meta::command_line(),
+        "commit": crate::meta::commit(),
+        "machine": crate::meta::machine(),
+        "created": crate::meta::now_utc(),
+        "threads": rayon::current_num_threads(),
+        "dim": gp.dim,
+        "points_per_axis": gp.points,
+        "components": gp.components,
+        "timed_steps": steps,
+        "warmup_steps": warmup,
+        "step_ms": step_ms,
+        "polish_ms": 1e3 * polish_seconds,
+        "polish_cg_iterations": polish_iterations,
+    });
+    let stem = plan
+        .source_path
+        .file_stem()
+        .map_or_else(|| "gp".into(), |s| s.to_string_lossy().into_owned());
+    let json = write_atomic(
+        &PathBuf::from(defaults::BENCH_OUTPUT_DIR).join(format!(
+            "gp-{stem}-{}pts-{}.json",
+            gp.points,
+            stamp()
+        )),
+        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
+    )?;
+    Ok(Outcome { table, json })
+}
