@@ -91,6 +91,21 @@ fn two_dimensional_allen_cahn_runs_and_gives_finite_output() {
     }
 }
 
+#[test]
+fn advection_on_a_space_time_grid_reaches_the_manufactured_solution() {
+    // u_t + 2u_x = 0 with u = sin(3x − 6t + 0.5): a sign slip in the first-derivative operators
+    // (odd kernel derivatives, K₂'ᵀ along t) would leave an O(1) error.
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[gp]\npde = \"advection\"\nvelocity = 2.0\nsolution = \"sin(3*x - 6*y + 0.5)\"\npoints = 20\ntest_points = 40\ncomponents = 6\nmax_freq = 2.0\nsteps = 1000\npolish_every = 200\noutput_dir = \"out\"\n";
+    let cfg = write(dir.path(), "a.toml", text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r = report(&dir.path().join("out"));
+    let rel = r["final"]["rel_l2"].as_f64().unwrap();
+    assert!(rel < 5e-2, "final relative L2 {rel}");
+    assert!(r["baseline_fd"].is_null());
+}
+
 /// Every config in configs/gp validates and runs at a small size.
 #[test]
 fn shipped_gp_configs_run_at_small_size() {
@@ -167,6 +182,24 @@ fn gp_config_errors_name_the_key_and_column() {
         5,
         "gp.kernel",
         "unknown field",
+    );
+    assert_config_error(
+        "[gp]\npde = \"advection\"\nsolution = \"sin(x - 2*y)\"\noutput_dir = \"out\"\n",
+        2,
+        "gp.velocity",
+        "advection needs `velocity`",
+    );
+    assert_config_error(
+        "[gp]\npde = \"advection\"\nvelocity = 2.0\nsolution = \"sin(x)\"\noutput_dir = \"out\"\n",
+        2,
+        "gp.pde",
+        "space-time grid",
+    );
+    assert_config_error(
+        &format!("{base}solution = \"x\"\nvelocity = 3.0\n"),
+        5,
+        "gp.velocity",
+        "only the advection equation",
     );
     assert_config_error(
         "[gp]\npde = \"heat\"\nsolution = \"x\"\noutput_dir = \"out\"\n",

@@ -327,6 +327,8 @@ pub enum GpPde {
     Poisson,
     /// `Δu + u(u² − 1) = f`.
     AllenCahn,
+    /// `u_t + β u_x = f` on a space-time grid: x is the first axis, t the second (2-D only).
+    Advection,
 }
 
 /// The kernel's spectral shape: Gaussian components (squared-exponential envelope) or Student-t
@@ -342,6 +344,9 @@ pub enum GpEnvelope {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GpPlan {
     pub pde: GpPde,
+    /// β of the advection equation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub velocity: Option<f64>,
     /// The exact solution as an expression in x (and y); the source and boundary data follow.
     pub solution: String,
     pub dim: usize,

@@ -18,7 +18,8 @@ pub(super) struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGp {
-    pde: GpPde,
+    pde: Spanned<GpPde>,
+    velocity: Option<Spanned<f64>>,
     solution: Spanned<String>,
     dim: Option<Spanned<usize>>,
     domain: Option<Spanned<[f64; 2]>>,
@@ -1660,6 +1661,43 @@ fn check_gp(cx: &Ctx, r: &RawGp) -> Result<GpPlan, ConfigError> {
             [a, b]
         }
     };
+    let pde = *r.pde.get_ref();
+    let velocity = match (pde, &r.velocity) {
+        (GpPde::Advection, Some(v)) if v.get_ref().is_finite() => Some(*v.get_ref()),
+        (GpPde::Advection, Some(v)) => {
+            return cx.err(v.span().start, "gp.velocity", "expected a finite number")
+        }
+        (GpPde::Advection, None) => {
+            return cx.err(
+                r.pde.span().start,
+                "gp.velocity",
+                "missing key: advection needs `velocity`, the β of u_t + β u_x = f",
+            )
+        }
+        (_, Some(v)) => {
+            return cx.err(
+                v.span().start,
+                "gp.velocity",
+                "only the advection equation takes a velocity",
+            )
+        }
+        (_, None) => None,
+    };
+    if pde == GpPde::Advection && dim != 2 {
+        return cx.err(
+            r.pde.span().start,
+            "gp.pde",
+            "advection is solved on a space-time grid: the solution must use x (space) and y (time)",
+        );
+    }
+    if pde == GpPde::Advection && r.baseline == Some(true) {
+        let at = cx.text.find("baseline").unwrap_or(0);
+        return cx.err(
+            at,
+            "gp.baseline",
+            "the finite-difference baseline covers Poisson and Allen–Cahn, not advection",
+        );
+    }
     let (points_default, test_default) = if dim == 1 {
         (defaults::GP_POINTS_1D, defaults::GP_TEST_POINTS_1D)
     } else {
@@ -1680,7 +1718,8 @@ fn check_gp(cx: &Ctx, r: &RawGp) -> Result<GpPlan, ConfigError> {
         "a positive number",
     )?;
     Ok(GpPlan {
-        pde: r.pde,
+        pde,
+        velocity,
         solution: r.solution.get_ref().clone(),
         dim,
         domain,
@@ -1777,7 +1816,7 @@ fn check_gp(cx: &Ctx, r: &RawGp) -> Result<GpPlan, ConfigError> {
             |v| (1..=steps.max(1)).contains(&v),
             &format!("an integer from 1 to gp.steps = {steps}"),
         )?,
-        baseline: r.baseline.unwrap_or(dim == 1),
+        baseline: r.baseline.unwrap_or(dim == 1) && pde != GpPde::Advection,
         output_dir: cx.path(r.output_dir.get_ref()),
         format: r.format.unwrap_or(ImageFormat::Png),
     })

@@ -127,6 +127,7 @@ pub struct Setup {
     /// `s` of `Δu + c·u(u² − 1) = s` on the grid.
     pub source: Vec<f64>,
     pub nonlinearity: f64,
+    pub operator: solver2d::Operator2d,
     pub dim: usize,
     pub domain: [f64; 2],
 }
@@ -135,9 +136,13 @@ impl Setup {
     pub fn new(plan: &GpPlan) -> Result<Self, PdekitError> {
         let expr = Expr::parse(&plan.solution)
             .map_err(|e| PdekitError::Usage(format!("gp.solution: {e}")))?;
-        let c = match plan.pde {
-            GpPde::Poisson => 0.0,
-            GpPde::AllenCahn => 1.0,
+        let (c, operator) = match plan.pde {
+            GpPde::Poisson => (0.0, solver2d::Operator2d::LAPLACIAN),
+            GpPde::AllenCahn => (1.0, solver2d::Operator2d::LAPLACIAN),
+            GpPde::Advection => (
+                0.0,
+                solver2d::Operator2d::advection(plan.velocity.unwrap_or(0.0)),
+            ),
         };
         let [a, b] = plan.domain;
         let grid = linspace(a, b, plan.points);
@@ -162,9 +167,13 @@ impl Setup {
         };
         let test_axes: Vec<&[f64]> = vec![&test; plan.dim];
         let grid_axes: Vec<&[f64]> = vec![&grid; plan.dim];
-        // Both PDEs in the form Δu + c·u(u² − 1) = s (Poisson −Δu = f has s = −f = Δu).
+        // Every PDE in the form 𝓛u + c·u(u² − 1) = s (Poisson −Δu = f has s = −f = Δu).
         let source = tabulate(&expr, &grid_axes, |j| {
-            j.laplacian() + c * j.value * (j.value * j.value - 1.0)
+            operator.xx * j.dd[0]
+                + operator.yy * j.dd[1]
+                + operator.x * j.d[0]
+                + operator.y * j.d[1]
+                + c * j.value * (j.value * j.value - 1.0)
         });
         Ok(Self {
             exact_test: tabulate(&expr, &test_axes, |j| j.value),
@@ -175,6 +184,7 @@ impl Setup {
             grid,
             test,
             nonlinearity: c,
+            operator,
             dim: plan.dim,
             domain: plan.domain,
         })
@@ -196,6 +206,7 @@ impl Setup {
         let n = self.grid.len();
         let (a, b) = (self.domain[0], self.domain[1]);
         solver2d::Problem2d {
+            operator: self.operator,
             x: (a, b),
             y: (a, b),
             n1: n,

@@ -86,8 +86,9 @@ struct Terms {
     p0: f64,
     p1: f64,
     p2: f64,
-    /// `∂g0/∂a`, `∂g2/∂a`.
+    /// `∂g0/∂a`, `∂g1/∂a`, `∂g2/∂a`.
     g0a: f64,
+    g1a: f64,
     g2a: f64,
 }
 
@@ -103,6 +104,7 @@ fn terms(envelope: Envelope, a: f64, b: f64, d: f64) -> Terms {
         p1: e1 * sn + b * e * c,
         p2: e2 * sn + 2.0 * b * e1 * c - b * b * e * sn,
         g0a: ea * c,
+        g1a: e1a * c - b * ea * sn,
         g2a: e2a * c - 2.0 * b * e1a * sn - b * b * ea * c,
     }
 }
@@ -148,20 +150,22 @@ impl SpectralMixture {
         out
     }
 
-    /// Adds `c0·∂k(d)/∂θ + c2·∂k''(d)/∂θ` to `grad`, laid out `[log w | f | log ℓ]` (Q each).
-    pub fn accumulate_grad(&self, d: f64, c0: f64, c2: f64, grad: &mut [f64]) {
+    /// Adds `c0·∂k(d)/∂θ + c1·∂k'(d)/∂θ + c2·∂k''(d)/∂θ` to `grad`, laid out
+    /// `[log w | f | log ℓ]` (Q each).
+    pub fn accumulate_grad(&self, d: f64, c0: f64, c1: f64, c2: f64, grad: &mut [f64]) {
         let nq = self.components();
         for q in 0..nq {
             let (a, da, b) = self.abc(q);
             let w = self.log_w[q].exp();
             let t = terms(self.envelope, a, b, d);
             // ∂/∂log w: the component itself.
-            grad[q] += w * (c0 * t.g0 + c2 * t.g2);
-            // ∂/∂b: g0 → −d p0, g2 → −(2 p1 + d p2); ∂b/∂f = 2π.
+            grad[q] += w * (c0 * t.g0 + c1 * t.g1 + c2 * t.g2);
+            // ∂/∂b: g0 → −d p0, g1 → −(p0 + d p1), g2 → −(2 p1 + d p2); ∂b/∂f = 2π.
             let db0 = -d * t.p0;
+            let db1 = -(t.p0 + d * t.p1);
             let db2 = -(2.0 * t.p1 + d * t.p2);
-            grad[nq + q] += 2.0 * PI * w * (c0 * db0 + c2 * db2);
-            grad[2 * nq + q] += da * w * (c0 * t.g0a + c2 * t.g2a);
+            grad[nq + q] += 2.0 * PI * w * (c0 * db0 + c1 * db1 + c2 * db2);
+            grad[2 * nq + q] += da * w * (c0 * t.g0a + c1 * t.g1a + c2 * t.g2a);
         }
     }
 
@@ -228,21 +232,21 @@ mod tests {
         for k in kernels() {
             let theta = k.to_vec();
             for d in [0.0, 0.12, -0.4] {
-                for (c0, c2) in [(1.0, 0.0), (0.0, 1.0)] {
+                for (c0, c1, c2) in [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)] {
                     let mut g = vec![0.0; theta.len()];
-                    k.accumulate_grad(d, c0, c2, &mut g);
+                    k.accumulate_grad(d, c0, c1, c2, &mut g);
                     for p in 0..theta.len() {
                         let h = 1e-6;
                         let at = |s: f64| {
                             let mut t = theta.clone();
                             t[p] += s;
-                            let (v0, _, v2) = SpectralMixture::from_slice(&t, k.envelope).eval(d);
-                            c0 * v0 + c2 * v2
+                            let (v0, v1, v2) = SpectralMixture::from_slice(&t, k.envelope).eval(d);
+                            c0 * v0 + c1 * v1 + c2 * v2
                         };
                         let fd = (at(h) - at(-h)) / (2.0 * h);
                         assert!(
                             (g[p] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
-                            "{:?}: d = {d}, (c0, c2) = ({c0}, {c2}), parameter {p}: {} vs {fd}",
+                            "{:?}: d = {d}, (c0, c1, c2) = ({c0}, {c1}, {c2}), parameter {p}: {} vs {fd}",
                             k.envelope,
                             g[p]
                         );

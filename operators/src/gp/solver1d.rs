@@ -137,7 +137,7 @@ pub fn evaluate(problem: &Problem1d, params: &GpParams, state: &State) -> Option
     let mut gtheta = vec![0.0; PER_COMPONENT * nq];
     for d in 0..n {
         let sk = 0.5 * s_inv[d] - 0.5 * s_aa[d] - v * s_za[d];
-        kern.accumulate_grad(d as f64 * h, sk, v * s_ra[d], &mut gtheta);
+        kern.accumulate_grad(d as f64 * h, sk, 0.0, v * s_ra[d], &mut gtheta);
     }
     gradient.extend(gtheta);
     gradient.push(-beta * (0.5 * nb - 0.5 * tau * b));
