@@ -349,11 +349,13 @@ impl Basis {
         let op = problem.operator;
         if op.second_order_only() {
             // L⁻¹K''L⁻ᵀ, symmetrised against rounding, and its eigenbasis.
-            let eig = |l_inv: &DMatrix<f64>, kpp: &DMatrix<f64>| {
-                let t = l_inv * kpp * l_inv.transpose();
-                ((&t + t.transpose()) * 0.5).symmetric_eigen()
+            // By triangular solves, which keep more digits than products with L⁻¹.
+            let eig = |l: &DMatrix<f64>, kpp: &DMatrix<f64>| {
+                let x = l.solve_lower_triangular(kpp)?;
+                let t = l.solve_lower_triangular(&x.transpose())?;
+                Some(((&t + t.transpose()) * 0.5).symmetric_eigen())
             };
-            let (e1, e2) = (eig(&l1_inv, &m1[2]), eig(&l2_inv, &m2[2]));
+            let (e1, e2) = (eig(&l1, &m1[2])?, eig(&l2, &m2[2])?);
             let d = DMatrix::from_fn(n1, n2, |i, j| {
                 op.xx * e1.eigenvalues[i] + op.yy * e2.eigenvalues[j]
             });
