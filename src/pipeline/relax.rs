@@ -218,14 +218,9 @@ fn write_json(
         })).collect::<Vec<_>>(),
         "runs": runs,
     });
-    let io = |message: String| DataError::Io {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| io(e.to_string()))?;
-    let tmp = path.with_extension("partial.json");
-    std::fs::write(&tmp, text).map_err(|e| io(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(e.to_string()).into())
+    let text = serde_json::to_string_pretty(&doc).expect("plain data serialises");
+    crate::bench::write_atomic(path, &text)?;
+    Ok(())
 }
 
 fn cumulative(costs: &[usize]) -> Vec<(f64, f64)> {
