@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use pdekit::data::Dataset;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -105,53 +104,27 @@ fn dry_run_prints_the_plan_with_defaults_and_resolved_paths_and_writes_nothing()
     assert!(!want.exists() && !dir.path().join("data").exists());
 }
 
-/// Every shipped config validates, and runs end to end at a small size.
+/// Every shipped config validates, and runs end to end at a small size: 6 samples at 16×16,
+/// short sequences and trajectories, one repeat.
 #[test]
 fn shipped_configs_run_at_small_size() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut ran = 0;
-    for entry in std::fs::read_dir(root.join("configs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "toml") {
-            continue;
+    let ran = run_configs_small("configs", |_, l| {
+        let key = l.split('=').next().unwrap_or("").trim();
+        match key {
+            "samples" if !l.contains("output") => "samples = 6".to_string(),
+            "resolution" => "resolution = 16".to_string(),
+            "instances" => "instances = 60".to_string(),
+            "steps" => "steps = 20".to_string(),
+            "every" => "every = 5".to_string(),
+            "final_time" => "final_time = 0.02".to_string(),
+            "snapshots" => "snapshots = 2".to_string(),
+            // 16 points cannot resolve the shipped wavenumbers.
+            "wavenumber" => "wavenumber = 5.0".to_string(),
+            "repeats" => "repeats = 1".to_string(),
+            "grid" => "grid = 6".to_string(),
+            _ => l.to_string(),
         }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (code, _, err) = run(&["run", path.to_str().unwrap(), "--dry-run"]);
-        assert_eq!(code, 0, "{}: {err}", path.display());
-        // Same config at a small size (6 samples at 16×16, short sequences and trajectories, one
-        // repeat), in a
-        // scratch copy of the configs folder.
-        let small: String = text
-            .lines()
-            .map(|l| {
-                let key = l.split('=').next().unwrap_or("").trim();
-                match key {
-                    "samples" if !l.contains("output") => "samples = 6".to_string(),
-                    "resolution" => "resolution = 16".to_string(),
-                    "instances" => "instances = 60".to_string(),
-                    "steps" => "steps = 20".to_string(),
-                    "every" => "every = 5".to_string(),
-                    "final_time" => "final_time = 0.02".to_string(),
-                    "snapshots" => "snapshots = 2".to_string(),
-                    // 16 points cannot resolve the shipped wavenumbers.
-                    "wavenumber" => "wavenumber = 5.0".to_string(),
-                    "repeats" => "repeats = 1".to_string(),
-                    "grid" => "grid = 6".to_string(),
-                    _ => l.to_string(),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let dir = tempfile::tempdir().unwrap();
-        let copy = write(
-            dir.path(),
-            &format!("configs/{}", path.file_name().unwrap().to_str().unwrap()),
-            &small,
-        );
-        let (code, out, err) = run(&["run", copy.to_str().unwrap(), "--quiet"]);
-        assert_eq!(code, 0, "{}: {out}{err}", path.display());
-        ran += 1;
-    }
+    });
     assert!(ran >= 1);
 }
 

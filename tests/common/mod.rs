@@ -127,3 +127,35 @@ pub fn write_crashed_partial(
     }
     std::mem::forget(w);
 }
+
+/// Every config in `folder` (relative to the crate root) validates with `--dry-run`, then runs
+/// with each line rewritten by `shrink(config text, line)` to make it small, from a scratch copy at
+/// the same relative place (so relative paths stay inside the scratch folder). Returns how many ran.
+pub fn run_configs_small(folder: &str, shrink: impl Fn(&str, &str) -> String) -> usize {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ran = 0;
+    for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (code, _, err) = run(&["run", path.to_str().unwrap(), "--dry-run"]);
+        assert_eq!(code, 0, "{}: {err}", path.display());
+        let small: String = text
+            .lines()
+            .map(|l| shrink(&text, l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let dir = tempfile::tempdir().unwrap();
+        let copy = write(
+            dir.path(),
+            &format!("{folder}/{}", path.file_name().unwrap().to_str().unwrap()),
+            &small,
+        );
+        let (code, out, err) = run(&["run", copy.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{}: {out}{err}", path.display());
+        ran += 1;
+    }
+    ran
+}
