@@ -8,6 +8,7 @@ pub mod field;
 pub mod grid;
 pub mod krylov;
 pub mod linalg;
+pub mod multiscale;
 pub mod precond;
 pub mod problem;
 pub mod relax;

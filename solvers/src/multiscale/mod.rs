@@ -1,0 +1,13 @@
+//! Multilevel variational multiscale (ML-VMS) finite elements for localized heat sources.
+//!
+//! - [`mesh`]: structured box meshes in 2-D and 3-D.
+//! - [`fem`]: multilinear (Q1) elements, Gauss rules, stiffness, mass and load assembly.
+//! - [`multilevel`]: nested refined boxes around a feature, coupled through the Galerkin form on
+//!   `u = Σ_l u_l`, with duplicated functions removed (a hierarchical basis); steady solves by
+//!   AMG-preconditioned CG.
+//!
+//! Not yet here: the C-HiDeNN convolution-patch basis, the transient moving-source problem.
+
+pub mod fem;
+pub mod mesh;
+pub mod multilevel;
