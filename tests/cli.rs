@@ -122,6 +122,8 @@ fn shipped_configs_run_at_small_size() {
             "wavenumber" => "wavenumber = 5.0".to_string(),
             "repeats" => "repeats = 1".to_string(),
             "grid" => "grid = 6".to_string(),
+            "coarse" => "coarse = 8".to_string(),
+            "uniform" => "uniform = [16]".to_string(),
             _ => l.to_string(),
         }
     });
@@ -341,6 +343,70 @@ fn relax_stage_writes_report_and_figures_with_consistent_baselines() {
     for f in ["cumulative.png", "omega.png", "probabilities.png"] {
         assert!(dir.path().join("out").join(f).exists(), "{f}");
     }
+}
+
+#[test]
+fn mlvms_stage_compares_multilevel_with_uniform_meshes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[mlvms]\ndim = 2\ncoarse = 8\ncentre = [0.4375, 0.5625]\nradius = 0.08\nlevels = [{ half_width = 0.25, refine = 2 }, { half_width = 0.15, refine = 2 }]\nuniform = [8, 16, 32, 64]\noutput_dir = \"out\"\n";
+    let cfg = write(dir.path(), "m.toml", text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/mlvms_report.json")).unwrap(),
+    )
+    .unwrap();
+    let ml = &json["multilevel"];
+    assert_eq!(ml["converged"].as_bool(), Some(true));
+    assert_eq!(ml["per_level"].as_array().unwrap().len(), 3);
+    let errors: Vec<f64> = json["uniform"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["rel_l2"].as_f64().unwrap())
+        .collect();
+    // Q1 on a resolved bump: the uniform error falls about 4× per halving of h.
+    for w in errors.windows(2).skip(1) {
+        let ratio = w[0] / w[1];
+        assert!(ratio > 3.0 && ratio < 5.0, "{errors:?}");
+    }
+    // The finest level has h = 1/32 near the source: the multilevel error is the uniform 32's
+    // (the error lives at the source) with fewer unknowns.
+    let ml_err = ml["rel_l2"].as_f64().unwrap();
+    assert!(
+        (ml_err / errors[2] - 1.0).abs() < 0.05,
+        "{ml_err} vs {errors:?}"
+    );
+    assert!(ml["unknowns"].as_u64().unwrap() < json["uniform"][2]["unknowns"].as_u64().unwrap());
+    for f in ["solution", "error", "error_vs_unknowns", "error_vs_time"] {
+        assert!(
+            dir.path().join("out").join(format!("{f}.png")).exists(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn mlvms_config_errors_name_the_key() {
+    let base = "[mlvms]\noutput_dir = \"out\"\nradius = 0.01\nlevels = []\n";
+    assert_config_error(
+        &format!("{base}dim = 4\ncentre = [0.5, 0.5]\n"),
+        5,
+        "mlvms.dim",
+        "expected 2 or 3",
+    );
+    assert_config_error(
+        &format!("{base}dim = 3\ncentre = [0.5, 0.5]\n"),
+        6,
+        "mlvms.centre",
+        "expected 3 coordinates",
+    );
+    assert_config_error(
+        "[mlvms]\noutput_dir = \"out\"\nradius = 0.01\ndim = 2\ncentre = [0.5, 0.5]\nlevels = [{ half_width = 0.1, refine = 40 }]\n",
+        6,
+        "mlvms.levels[0]",
+        "refine from 1 to 16",
+    );
 }
 
 #[test]

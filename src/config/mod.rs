@@ -104,10 +104,17 @@ pub enum Stage {
     Plot,
     Relax,
     Gp,
+    Mlvms,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Generate, Stage::Plot, Stage::Relax, Stage::Gp];
+    pub const ALL: [Stage; 5] = [
+        Stage::Generate,
+        Stage::Plot,
+        Stage::Relax,
+        Stage::Gp,
+        Stage::Mlvms,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -115,6 +122,7 @@ impl Stage {
             Stage::Plot => "plot",
             Stage::Relax => "relax",
             Stage::Gp => "gp",
+            Stage::Mlvms => "mlvms",
         }
     }
 }
@@ -376,6 +384,35 @@ pub struct GpPlan {
     pub format: ImageFormat,
 }
 
+/// One refined box of an `[mlvms]` hierarchy, centred on the source.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlvmsLevelPlan {
+    /// Half the box width (snapped outwards to the level above's nodes).
+    pub half_width: f64,
+    /// Cells of this level per cell of the level above, per axis.
+    pub refine: usize,
+}
+
+/// The `[mlvms]` stage: steady heat conduction with a localized source on the unit square or cube,
+/// multilevel against uniform Q1 meshes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MlvmsPlan {
+    pub dim: usize,
+    /// Coarse (level-0) cells per axis.
+    pub coarse: usize,
+    pub conductivity: f64,
+    /// The manufactured solution `u* = amplitude·exp(−|x − centre|²/radius²)`; `Q = −k Δu*`.
+    pub centre: Vec<f64>,
+    pub radius: f64,
+    pub amplitude: f64,
+    pub levels: Vec<MlvmsLevelPlan>,
+    /// Uniform meshes (cells per axis) solved for comparison.
+    pub uniform: Vec<usize>,
+    pub output_dir: PathBuf,
+    pub format: ImageFormat,
+}
+
 /// A validated config: everything a run needs, with defaults filled in and paths resolved.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -390,6 +427,8 @@ pub struct Plan {
     pub solver_bench: Option<SolverBenchPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gp: Option<GpPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mlvms: Option<MlvmsPlan>,
     /// The config file and its text, stored in every dataset it produces.
     #[serde(skip)]
     pub source_path: PathBuf,

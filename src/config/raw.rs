@@ -13,6 +13,22 @@ pub(super) struct RawConfig {
     relax: Option<RawRelax>,
     solver_bench: Option<RawSolverBench>,
     gp: Option<RawGp>,
+    mlvms: Option<RawMlvms>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMlvms {
+    dim: Spanned<usize>,
+    coarse: Option<Spanned<usize>>,
+    conductivity: Option<Spanned<f64>>,
+    centre: Spanned<Vec<f64>>,
+    radius: Spanned<f64>,
+    amplitude: Option<Spanned<f64>>,
+    levels: Spanned<Vec<MlvmsLevelPlan>>,
+    uniform: Option<Spanned<Vec<usize>>>,
+    output_dir: Spanned<String>,
+    format: Option<ImageFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -550,6 +566,11 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         .transpose()?;
 
     let gp = raw.gp.as_ref().map(|r| check_gp(&cx, r)).transpose()?;
+    let mlvms = raw
+        .mlvms
+        .as_ref()
+        .map(|r| check_mlvms(&cx, r))
+        .transpose()?;
 
     let stages = match &raw.stages {
         None => {
@@ -566,11 +587,14 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
             if gp.is_some() {
                 s.push(Stage::Gp);
             }
+            if mlvms.is_some() {
+                s.push(Stage::Mlvms);
+            }
             if s.is_empty() && solver_bench.is_none() {
                 return cx.err(
                     0,
                     "stages",
-                    "the config has nothing to run: add a [generate], [plot], [relax] or [gp] section",
+                    "the config has nothing to run: add a [generate], [plot], [relax], [gp] or [mlvms] section",
                 );
             }
             s
@@ -598,6 +622,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
                     Stage::Plot => plot.is_some(),
                     Stage::Relax => relax.is_some(),
                     Stage::Gp => gp.is_some(),
+                    Stage::Mlvms => mlvms.is_some(),
                 };
                 if !present {
                     return cx.err(
@@ -627,6 +652,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         relax,
         solver_bench,
         gp,
+        mlvms,
         source_path: path.to_path_buf(),
         source_text: text.to_string(),
     })
@@ -1817,6 +1843,89 @@ fn check_gp(cx: &Ctx, r: &RawGp) -> Result<GpPlan, ConfigError> {
             &format!("an integer from 1 to gp.steps = {steps}"),
         )?,
         baseline: r.baseline.unwrap_or(dim == 1) && pde != GpPde::Advection,
+        output_dir: cx.path(r.output_dir.get_ref()),
+        format: r.format.unwrap_or(ImageFormat::Png),
+    })
+}
+
+fn check_mlvms(cx: &Ctx, r: &RawMlvms) -> Result<MlvmsPlan, ConfigError> {
+    let dim = *r.dim.get_ref();
+    if !(2..=3).contains(&dim) {
+        return cx.err(
+            r.dim.span().start,
+            "mlvms.dim",
+            format!("expected 2 or 3, got {dim}"),
+        );
+    }
+    let coarse = cx.num(
+        &r.coarse,
+        16,
+        "mlvms.coarse",
+        |v| (4..=4096).contains(&v),
+        "an integer from 4 to 4096",
+    )?;
+    let centre = r.centre.get_ref().clone();
+    if centre.len() != dim || centre.iter().any(|c| !(*c > 0.0 && *c < 1.0)) {
+        return cx.err(
+            r.centre.span().start,
+            "mlvms.centre",
+            format!("expected {dim} coordinates inside (0, 1), got {centre:?}"),
+        );
+    }
+    let radius = *r.radius.get_ref();
+    if !(radius > 0.0 && radius < 0.5) {
+        return cx.err(
+            r.radius.span().start,
+            "mlvms.radius",
+            format!("expected a number in (0, 0.5), got {radius}"),
+        );
+    }
+    for (i, l) in r.levels.get_ref().iter().enumerate() {
+        if !(l.half_width > 0.0 && l.half_width < 0.5 && (1..=16).contains(&l.refine)) {
+            return cx.err(
+                r.levels.span().start,
+                &format!("mlvms.levels[{i}]"),
+                format!(
+                    "expected half_width in (0, 0.5) and refine from 1 to 16, got half_width = {}, refine = {}",
+                    l.half_width, l.refine
+                ),
+            );
+        }
+    }
+    let max_uniform = if dim == 2 { 4096 } else { 256 };
+    let uniform = r
+        .uniform
+        .as_ref()
+        .map_or_else(Vec::new, |u| u.get_ref().clone());
+    if let Some(bad) = uniform.iter().find(|&&n| !(4..=max_uniform).contains(&n)) {
+        let at = r.uniform.as_ref().map_or(0, |u| u.span().start);
+        return cx.err(
+            at,
+            "mlvms.uniform",
+            format!("expected cells per axis from 4 to {max_uniform}, got {bad}"),
+        );
+    }
+    Ok(MlvmsPlan {
+        dim,
+        coarse,
+        conductivity: cx.num(
+            &r.conductivity,
+            1.0,
+            "mlvms.conductivity",
+            positive,
+            "a positive number",
+        )?,
+        centre,
+        radius,
+        amplitude: cx.num(
+            &r.amplitude,
+            1.0,
+            "mlvms.amplitude",
+            |v: f64| v.is_finite() && v != 0.0,
+            "a finite nonzero number",
+        )?,
+        levels: r.levels.get_ref().clone(),
+        uniform,
         output_dir: cx.path(r.output_dir.get_ref()),
         format: r.format.unwrap_or(ImageFormat::Png),
     })

@@ -535,14 +535,17 @@ fn plots(
                     Heatmap {
                         title: "exact".into(),
                         values: ex.view(),
+                        outlines: Vec::new(),
                     },
                     Heatmap {
                         title: "GP-HM".into(),
                         values: gp.view(),
+                        outlines: Vec::new(),
                     },
                     Heatmap {
                         title: "|error|".into(),
                         values: abs.view(),
+                        outlines: Vec::new(),
                     },
                 ],
             )
@@ -558,6 +561,7 @@ fn plots(
                 &[Heatmap {
                     title: "log10 |error|".into(),
                     values: log_abs.view(),
+                    outlines: Vec::new(),
                 }],
             )
             .map_err(plot_err)?,

@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod gp;
+pub mod mlvms;
 pub mod plot;
 pub mod relax;
 
@@ -104,6 +105,11 @@ pub fn run(plan: &Plan, opts: RunOptions, interrupted: &AtomicBool) -> Result<()
             Stage::Gp => {
                 if let Some(g) = &plan.gp {
                     gp::run(g, &plan.source_path, opts.reporter)?;
+                }
+            }
+            Stage::Mlvms => {
+                if let Some(m) = &plan.mlvms {
+                    mlvms::run(m, &plan.source_path, opts.reporter)?;
                 }
             }
         }

@@ -86,6 +86,7 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             .map(|(title, a)| Heatmap {
                 title: title.clone(),
                 values: a.view(),
+                outlines: Vec::new(),
             })
             .collect();
         written.push(heatmap_panel(&panel, plan.format, &caption, 2, &maps).map_err(plot_err)?);
@@ -122,6 +123,7 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             .map(|(title, a)| Heatmap {
                 title: title.clone(),
                 values: a.view(),
+                outlines: Vec::new(),
             })
             .collect();
         let path = plan.output_dir.join(format!("trajectory.{ext}"));

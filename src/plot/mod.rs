@@ -40,6 +40,8 @@ fn register_fonts() {
 pub struct Heatmap<'a> {
     pub title: String,
     pub values: ArrayView2<'a, f64>,
+    /// Rectangles drawn over the map, `[x0, y0, x1, y1]` in array-index units.
+    pub outlines: Vec<[f64; 4]>,
 }
 
 /// Something that can draw itself on any plotters backend.
@@ -175,6 +177,13 @@ fn draw_heatmap<DB: DrawingBackend>(
                 c.filled(),
             )
         }))
+        .map_err(e)?;
+    chart
+        .draw_series(
+            map.outlines
+                .iter()
+                .map(|r| Rectangle::new([(r[0], r[1]), (r[2], r[3])], WHITE.stroke_width(2))),
+        )
         .map_err(e)?;
 
     let mut cb = ChartBuilder::on(&bar)

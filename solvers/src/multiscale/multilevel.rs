@@ -36,6 +36,35 @@ pub struct LevelSpec<const D: usize> {
     pub refine: usize,
 }
 
+impl<const D: usize> LevelSpec<D> {
+    /// The box `centre ± half_width` snapped outwards to nodes of `parent` and kept at least one
+    /// cell inside it, refined by `refine`.
+    pub fn around(parent: &BoxMesh<D>, centre: [f64; D], half_width: f64, refine: usize) -> Self {
+        let h = parent.h();
+        let mut lo = [0.0; D];
+        let mut hi = [0.0; D];
+        for k in 0..D {
+            let a = ((centre[k] - half_width - parent.lo[k]) / h[k]).floor();
+            let b = ((centre[k] + half_width - parent.lo[k]) / h[k]).ceil();
+            let last = parent.cells[k] as f64 - 1.0;
+            let (a, b) = (a.clamp(1.0, last - 1.0), b.clamp(2.0, last));
+            let b = b.max(a + 1.0);
+            lo[k] = parent.lo[k] + a * h[k];
+            hi[k] = parent.lo[k] + b * h[k];
+        }
+        Self { lo, hi, refine }
+    }
+
+    /// The mesh this level gets inside `parent`.
+    pub fn mesh(&self, parent: &BoxMesh<D>) -> BoxMesh<D> {
+        let h = parent.h();
+        let cells = std::array::from_fn(|k| {
+            ((self.hi[k] - self.lo[k]) / h[k]).round() as usize * self.refine
+        });
+        BoxMesh::new(self.lo, self.hi, cells)
+    }
+}
+
 /// Steady heat conduction `−∇·(k∇u) = Q` with `u = g` on `∂Ω`.
 pub struct SteadyHeat<'a, const D: usize> {
     pub conductivity: f64,
