@@ -151,6 +151,31 @@ pub fn assemble<const D: usize>(
     }
 }
 
+/// The load `∫ Q φ_i` alone over the elements `include` accepts.
+pub fn load<const D: usize>(
+    mesh: &BoxMesh<D>,
+    source: &(dyn Fn([f64; D]) -> f64 + Sync),
+    include: &dyn Fn(usize) -> bool,
+    quadrature: usize,
+) -> Vec<f64> {
+    let volume: f64 = mesh.h().iter().product();
+    let rule = gauss::<D>(quadrature);
+    let phis: Vec<Vec<f64>> = rule.iter().map(|&(xi, _)| shape(xi)).collect();
+    let mut out = vec![0.0; mesh.nodes()];
+    for e in (0..mesh.elements()).filter(|&e| include(e)) {
+        let nodes = mesh.element_nodes(e);
+        for (phi, &(xi, w)) in phis.iter().zip(&rule) {
+            let q = source(point(mesh, e, xi));
+            if q != 0.0 {
+                for (a, &n) in nodes.iter().enumerate() {
+                    out[n] += q * phi[a] * w * volume;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,3 +11,4 @@
 pub mod fem;
 pub mod mesh;
 pub mod multilevel;
+pub mod transient;

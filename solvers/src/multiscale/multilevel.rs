@@ -112,6 +112,13 @@ pub enum MultiscaleError {
     Solver(String),
 }
 
+/// Assembled multilevel matrices and load over all coefficients.
+pub struct System {
+    pub stiffness: CsMat<f64>,
+    pub mass: CsMat<f64>,
+    pub load: Vec<f64>,
+}
+
 /// The meshes, the coefficient numbering and the maps `T_m`.
 #[derive(Debug, Clone)]
 pub struct Hierarchy<const D: usize> {
@@ -224,6 +231,87 @@ impl<const D: usize> Hierarchy<D> {
         }
     }
 
+    /// `A = Σ_m T_mᵀ K_m^{R_m} T_m`, `F = Σ_m T_mᵀ F_m^{R_m}` (and the mass matrix the same way when
+    /// `with_mass`), over all coefficients, Dirichlet ones included.
+    pub fn assemble(
+        &self,
+        conductivity: f64,
+        source: &(dyn Fn([f64; D]) -> f64 + Sync),
+        quadrature: usize,
+        with_mass: bool,
+    ) -> System {
+        let total = self.total;
+        let add = |a: &CsMat<f64>, b: &CsMat<f64>| {
+            sprs::binop::csmat_binop(a.view(), b.view(), |x: &f64, y: &f64| x + y)
+        };
+        let mut stiffness = CsMat::zero((total, total));
+        let mut mass = CsMat::zero((total, total));
+        let mut load = vec![0.0; total];
+        for (m, mesh) in self.meshes.iter().enumerate() {
+            let local = assemble(
+                mesh,
+                conductivity,
+                source,
+                &|e| self.in_region(m, e),
+                quadrature,
+            );
+            let t = &self.maps[m];
+            let tt: CsMat<f64> = t.transpose_view().to_csr();
+            let project = |k: &CsMat<f64>| -> CsMat<f64> {
+                let kt: CsMat<f64> = k * t;
+                &tt * &kt
+            };
+            stiffness = add(&stiffness, &project(&local.stiffness));
+            if with_mass {
+                mass = add(&mass, &project(&local.mass));
+            }
+            sprs::prod::mul_acc_mat_vec_csr(tt.view(), &local.load[..], &mut load[..]);
+        }
+        System {
+            stiffness,
+            mass,
+            load,
+        }
+    }
+
+    /// The load vector alone (for a source that changes in time).
+    pub fn load(&self, source: &(dyn Fn([f64; D]) -> f64 + Sync), quadrature: usize) -> Vec<f64> {
+        let mut load = vec![0.0; self.total];
+        for (m, mesh) in self.meshes.iter().enumerate() {
+            let local = super::fem::load(mesh, source, &|e| self.in_region(m, e), quadrature);
+            let tt: CsMat<f64> = self.maps[m].transpose_view().to_csr();
+            sprs::prod::mul_acc_mat_vec_csr(tt.view(), &local[..], &mut load[..]);
+        }
+        load
+    }
+
+    /// Coefficients whose function interpolates `values` (a function of position) at the nodes of
+    /// every mesh: level 0 takes the nodal values, each finer level the surplus over the coarser
+    /// levels' interpolant at its new nodes.
+    pub fn interpolate(&self, values: &dyn Fn([f64; D]) -> f64) -> Vec<f64> {
+        let mut c = vec![0.0; self.total];
+        for (l, mesh) in self.meshes.iter().enumerate() {
+            let coarser = if l == 0 {
+                vec![0.0; mesh.nodes()]
+            } else {
+                let mut v = vec![0.0; mesh.nodes()];
+                sprs::prod::mul_acc_mat_vec_csr(self.maps[l].view(), &c[..], &mut v[..]);
+                v
+            };
+            for (k, &node) in self.dofs[l].iter().enumerate() {
+                let x = mesh.node_coord(mesh.node_multi(node));
+                c[self.offsets[l] + k] = values(x) - coarser[node];
+            }
+        }
+        c
+    }
+
+    /// Whether coefficient `c` is a level-0 node on `∂Ω` (a Dirichlet value).
+    pub fn is_dirichlet(&self, c: usize) -> bool {
+        let mesh = &self.meshes[0];
+        c < self.dofs[0].len() && mesh.on_boundary(mesh.node_multi(self.dofs[0][c]))
+    }
+
     /// Nodal values on every mesh from the coefficients.
     pub fn nodal_values(&self, coefficients: &[f64]) -> Vec<Vec<f64>> {
         self.maps
@@ -313,27 +401,16 @@ pub fn solve_steady<const D: usize>(
     let started = Instant::now();
     let hierarchy = Hierarchy::new(coarse, levels)?;
     let total = hierarchy.total;
-    let mut a = CsMat::zero((total, total));
-    let mut f = vec![0.0; total];
-    for (m, mesh) in hierarchy.meshes.iter().enumerate() {
-        let local = assemble(
-            mesh,
-            problem.conductivity,
-            problem.source,
-            &|e| hierarchy.in_region(m, e),
-            params.quadrature,
-        );
-        let t = &hierarchy.maps[m];
-        let tt: CsMat<f64> = t.transpose_view().to_csr();
-        let ka: CsMat<f64> = &local.stiffness * t;
-        let contribution: CsMat<f64> = &tt * &ka;
-        a = sprs::binop::csmat_binop(a.view(), contribution.view(), |x: &f64, y: &f64| x + y);
-        let mut fm = vec![0.0; total];
-        sprs::prod::mul_acc_mat_vec_csr(tt.view(), &local.load[..], &mut fm[..]);
-        for (fi, v) in f.iter_mut().zip(fm) {
-            *fi += v;
-        }
-    }
+    let System {
+        stiffness: a,
+        load: f,
+        ..
+    } = hierarchy.assemble(
+        problem.conductivity,
+        problem.source,
+        params.quadrature,
+        false,
+    );
     // Dirichlet: level-0 boundary nodes take g; the rest are unknowns.
     let coarse_mesh = &hierarchy.meshes[0];
     let mut fixed = vec![None; total];
