@@ -387,6 +387,37 @@ fn mlvms_stage_compares_multilevel_with_uniform_meshes() {
 }
 
 #[test]
+fn mlvms_transient_stage_balances_energy_and_writes_its_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[mlvms_transient]\ndim = 2\ncoarse = 16\nlevels = [{ half_width = 0.15, refine = 2 }, { half_width = 0.08, refine = 2 }]\npower = 10.0\nradius = 0.03\nstart = [0.3, 0.5]\nvelocity = [3.0, 1.0]\ndt = 2e-3\nsteps = 40\ntheta = 0.5\noutput_dir = \"out\"\n";
+    let cfg = write(dir.path(), "t.toml", text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/mlvms_transient_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(json["energy_balance_relative"].as_f64().unwrap() < 1e-6);
+    assert!(json["recentres"].as_u64().unwrap() >= 2);
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 40);
+    // The ledger adds up step by step: the stored heat is the running in − out + transfer.
+    let (mut acc, mut worst) = (0.0, 0.0f64);
+    for s in steps {
+        acc += s["heat_in"].as_f64().unwrap() - s["heat_out"].as_f64().unwrap()
+            + s["transfer"].as_f64().unwrap();
+        worst = worst.max((acc - s["stored"].as_f64().unwrap()).abs());
+    }
+    assert!(worst < 1e-8 * acc.abs(), "ledger drift {worst:e}");
+    for f in ["temperature", "energy"] {
+        assert!(
+            dir.path().join("out").join(format!("{f}.png")).exists(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
 fn mlvms_config_errors_name_the_key() {
     let base = "[mlvms]\noutput_dir = \"out\"\nradius = 0.01\nlevels = []\n";
     assert_config_error(
@@ -400,6 +431,12 @@ fn mlvms_config_errors_name_the_key() {
         6,
         "mlvms.centre",
         "expected 3 coordinates",
+    );
+    assert_config_error(
+        "[mlvms_transient]\ndim = 2\nlevels = []\npower = 1.0\nradius = 0.01\nstart = [0.5, 1.5]\nvelocity = [1.0, 0.0]\ndt = 1e-3\nsteps = 10\noutput_dir = \"out\"\n",
+        6,
+        "mlvms_transient.start",
+        "inside (0, 1)",
     );
     assert_config_error(
         "[mlvms]\noutput_dir = \"out\"\nradius = 0.01\ndim = 2\ncentre = [0.5, 0.5]\nlevels = [{ half_width = 0.1, refine = 40 }]\n",

@@ -105,15 +105,17 @@ pub enum Stage {
     Relax,
     Gp,
     Mlvms,
+    MlvmsTransient,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::Generate,
         Stage::Plot,
         Stage::Relax,
         Stage::Gp,
         Stage::Mlvms,
+        Stage::MlvmsTransient,
     ];
 
     pub fn name(self) -> &'static str {
@@ -123,6 +125,7 @@ impl Stage {
             Stage::Relax => "relax",
             Stage::Gp => "gp",
             Stage::Mlvms => "mlvms",
+            Stage::MlvmsTransient => "mlvms_transient",
         }
     }
 }
@@ -413,6 +416,30 @@ pub struct MlvmsPlan {
     pub format: ImageFormat,
 }
 
+/// The `[mlvms_transient]` stage: a Gaussian beam moving on a straight line over the unit square
+/// or cube, `ρc u_t − ∇·(k∇u) = Q`, `u = 0` on the boundary and at t = 0, with level boxes that
+/// follow the beam.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MlvmsTransientPlan {
+    pub dim: usize,
+    pub coarse: usize,
+    pub levels: Vec<MlvmsLevelPlan>,
+    pub conductivity: f64,
+    pub capacity: f64,
+    pub power: f64,
+    pub radius: f64,
+    pub start: Vec<f64>,
+    pub velocity: Vec<f64>,
+    pub dt: f64,
+    pub steps: usize,
+    /// 1: implicit Euler; 0.5: Crank–Nicolson.
+    pub theta: f64,
+    /// Re-centre when the beam is this fraction of the innermost half width from its centre.
+    pub recentre_fraction: f64,
+    pub output_dir: PathBuf,
+    pub format: ImageFormat,
+}
+
 /// A validated config: everything a run needs, with defaults filled in and paths resolved.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -429,6 +456,8 @@ pub struct Plan {
     pub gp: Option<GpPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mlvms: Option<MlvmsPlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mlvms_transient: Option<MlvmsTransientPlan>,
     /// The config file and its text, stored in every dataset it produces.
     #[serde(skip)]
     pub source_path: PathBuf,

@@ -14,6 +14,27 @@ pub(super) struct RawConfig {
     solver_bench: Option<RawSolverBench>,
     gp: Option<RawGp>,
     mlvms: Option<RawMlvms>,
+    mlvms_transient: Option<RawMlvmsTransient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMlvmsTransient {
+    dim: Spanned<usize>,
+    coarse: Option<Spanned<usize>>,
+    levels: Spanned<Vec<MlvmsLevelPlan>>,
+    conductivity: Option<Spanned<f64>>,
+    capacity: Option<Spanned<f64>>,
+    power: Spanned<f64>,
+    radius: Spanned<f64>,
+    start: Spanned<Vec<f64>>,
+    velocity: Spanned<Vec<f64>>,
+    dt: Spanned<f64>,
+    steps: Spanned<usize>,
+    theta: Option<Spanned<f64>>,
+    recentre_fraction: Option<Spanned<f64>>,
+    output_dir: Spanned<String>,
+    format: Option<ImageFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -571,6 +592,11 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         .as_ref()
         .map(|r| check_mlvms(&cx, r))
         .transpose()?;
+    let mlvms_transient = raw
+        .mlvms_transient
+        .as_ref()
+        .map(|r| check_mlvms_transient(&cx, r))
+        .transpose()?;
 
     let stages = match &raw.stages {
         None => {
@@ -590,11 +616,14 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
             if mlvms.is_some() {
                 s.push(Stage::Mlvms);
             }
+            if mlvms_transient.is_some() {
+                s.push(Stage::MlvmsTransient);
+            }
             if s.is_empty() && solver_bench.is_none() {
                 return cx.err(
                     0,
                     "stages",
-                    "the config has nothing to run: add a [generate], [plot], [relax], [gp] or [mlvms] section",
+                    "the config has nothing to run: add a [generate], [plot], [relax], [gp], [mlvms] or [mlvms_transient] section",
                 );
             }
             s
@@ -623,6 +652,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
                     Stage::Relax => relax.is_some(),
                     Stage::Gp => gp.is_some(),
                     Stage::Mlvms => mlvms.is_some(),
+                    Stage::MlvmsTransient => mlvms_transient.is_some(),
                 };
                 if !present {
                     return cx.err(
@@ -653,6 +683,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         solver_bench,
         gp,
         mlvms,
+        mlvms_transient,
         source_path: path.to_path_buf(),
         source_text: text.to_string(),
     })
@@ -1880,18 +1911,7 @@ fn check_mlvms(cx: &Ctx, r: &RawMlvms) -> Result<MlvmsPlan, ConfigError> {
             format!("expected a number in (0, 0.5), got {radius}"),
         );
     }
-    for (i, l) in r.levels.get_ref().iter().enumerate() {
-        if !(l.half_width > 0.0 && l.half_width < 0.5 && (1..=16).contains(&l.refine)) {
-            return cx.err(
-                r.levels.span().start,
-                &format!("mlvms.levels[{i}]"),
-                format!(
-                    "expected half_width in (0, 0.5) and refine from 1 to 16, got half_width = {}, refine = {}",
-                    l.half_width, l.refine
-                ),
-            );
-        }
-    }
+    check_mlvms_levels(cx, &r.levels, "mlvms")?;
     let max_uniform = if dim == 2 { 4096 } else { 256 };
     let uniform = r
         .uniform
@@ -1926,6 +1946,133 @@ fn check_mlvms(cx: &Ctx, r: &RawMlvms) -> Result<MlvmsPlan, ConfigError> {
         )?,
         levels: r.levels.get_ref().clone(),
         uniform,
+        output_dir: cx.path(r.output_dir.get_ref()),
+        format: r.format.unwrap_or(ImageFormat::Png),
+    })
+}
+
+fn check_mlvms_levels(
+    cx: &Ctx,
+    levels: &Spanned<Vec<MlvmsLevelPlan>>,
+    section: &str,
+) -> Result<(), ConfigError> {
+    for (i, l) in levels.get_ref().iter().enumerate() {
+        if !(l.half_width > 0.0 && l.half_width < 0.5 && (1..=16).contains(&l.refine)) {
+            return cx.err(
+                levels.span().start,
+                &format!("{section}.levels[{i}]"),
+                format!(
+                    "expected half_width in (0, 0.5) and refine from 1 to 16, got half_width = {}, refine = {}",
+                    l.half_width, l.refine
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_mlvms_transient(
+    cx: &Ctx,
+    r: &RawMlvmsTransient,
+) -> Result<MlvmsTransientPlan, ConfigError> {
+    let s = "mlvms_transient";
+    let dim = *r.dim.get_ref();
+    if !(2..=3).contains(&dim) {
+        return cx.err(
+            r.dim.span().start,
+            &format!("{s}.dim"),
+            format!("expected 2 or 3, got {dim}"),
+        );
+    }
+    check_mlvms_levels(cx, &r.levels, s)?;
+    for (key, v) in [("start", &r.start), ("velocity", &r.velocity)] {
+        let ok = v.get_ref().len() == dim
+            && v.get_ref().iter().all(|c| c.is_finite())
+            && (key != "start" || v.get_ref().iter().all(|c| *c > 0.0 && *c < 1.0));
+        if !ok {
+            return cx.err(
+                v.span().start,
+                &format!("{s}.{key}"),
+                format!(
+                    "expected {dim} finite numbers{}, got {:?}",
+                    if key == "start" { " inside (0, 1)" } else { "" },
+                    v.get_ref()
+                ),
+            );
+        }
+    }
+    let radius = *r.radius.get_ref();
+    if !(radius > 0.0 && radius < 0.5) {
+        return cx.err(
+            r.radius.span().start,
+            &format!("{s}.radius"),
+            format!("expected a number in (0, 0.5), got {radius}"),
+        );
+    }
+    let positive_key = |v: &Spanned<f64>, key: &str| -> Result<f64, ConfigError> {
+        let x = *v.get_ref();
+        if positive(x) {
+            Ok(x)
+        } else {
+            cx.err(
+                v.span().start,
+                &format!("{s}.{key}"),
+                format!("expected a positive number, got {x}"),
+            )
+        }
+    };
+    let steps = *r.steps.get_ref();
+    if !(1..=1_000_000).contains(&steps) {
+        return cx.err(
+            r.steps.span().start,
+            &format!("{s}.steps"),
+            format!("expected an integer from 1 to 1000000, got {steps}"),
+        );
+    }
+    Ok(MlvmsTransientPlan {
+        dim,
+        coarse: cx.num(
+            &r.coarse,
+            16,
+            &format!("{s}.coarse"),
+            |v| (4..=4096).contains(&v),
+            "an integer from 4 to 4096",
+        )?,
+        levels: r.levels.get_ref().clone(),
+        conductivity: cx.num(
+            &r.conductivity,
+            1.0,
+            &format!("{s}.conductivity"),
+            positive,
+            "a positive number",
+        )?,
+        capacity: cx.num(
+            &r.capacity,
+            1.0,
+            &format!("{s}.capacity"),
+            positive,
+            "a positive number",
+        )?,
+        power: positive_key(&r.power, "power")?,
+        radius,
+        start: r.start.get_ref().clone(),
+        velocity: r.velocity.get_ref().clone(),
+        dt: positive_key(&r.dt, "dt")?,
+        steps,
+        theta: cx.num(
+            &r.theta,
+            1.0,
+            &format!("{s}.theta"),
+            |v| (0.5..=1.0).contains(&v),
+            "a number in [0.5, 1]",
+        )?,
+        recentre_fraction: cx.num(
+            &r.recentre_fraction,
+            0.25,
+            &format!("{s}.recentre_fraction"),
+            |v| v > 0.0 && v <= 1.0,
+            "a number in (0, 1]",
+        )?,
         output_dir: cx.path(r.output_dir.get_ref()),
         format: r.format.unwrap_or(ImageFormat::Png),
     })

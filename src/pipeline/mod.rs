@@ -112,6 +112,11 @@ pub fn run(plan: &Plan, opts: RunOptions, interrupted: &AtomicBool) -> Result<()
                     mlvms::run(m, &plan.source_path, opts.reporter)?;
                 }
             }
+            Stage::MlvmsTransient => {
+                if let Some(m) = &plan.mlvms_transient {
+                    mlvms::run_transient(m, &plan.source_path, opts.reporter)?;
+                }
+            }
         }
     }
     Ok(())

@@ -5,8 +5,10 @@
 //! - [`multilevel`]: nested refined boxes around a feature, coupled through the Galerkin form on
 //!   `u = Σ_l u_l`, with duplicated functions removed (a hierarchical basis); steady solves by
 //!   AMG-preconditioned CG.
+//! - [`transient`]: a moving Gaussian beam, θ-method steps, boxes re-centred on the beam, and an
+//!   energy ledger.
 //!
-//! Not yet here: the C-HiDeNN convolution-patch basis, the transient moving-source problem.
+//! Not yet here: the C-HiDeNN convolution-patch basis.
 
 pub mod fem;
 pub mod mesh;
