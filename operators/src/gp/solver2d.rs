@@ -200,9 +200,18 @@ pub fn evaluate(
     .collect();
     let cnl = problem.nonlinearity;
     let s = DMatrix::from_row_slice(n1, n2, &problem.source);
+    // Products shared by several terms (K₁, K₂ symmetric): K₁A, AK₂ = (K₂Aᵀ)ᵀ.
+    let a_t = a.transpose();
+    let k2_at = &m2[0] * &a_t;
+    let a_k2 = k2_at.transpose();
+    let k1_a = &m1[0] * &a;
     let mut r = -&s;
-    for &(alpha, m, _, nn, _) in &terms {
-        r += m * &a * nn * alpha;
+    for &(alpha, m, mo, nn, no) in &terms {
+        r += match (mo, no) {
+            (_, 0) => m * &a_k2,
+            (0, _) => &k1_a * nn,
+            _ => m * &a * nn,
+        } * alpha;
     }
     for i in 0..n1 {
         for j in 0..n2 {
@@ -236,7 +245,9 @@ pub fn evaluate(
     for &(alpha, m, _, nn, _) in &terms {
         z += m.transpose() * &p * nn.transpose() * alpha;
     }
-    let mut gu = &a + &k1inv * &z * &k2inv;
+    let k1inv_z = &k1inv * &z;
+    let z_k2inv = &z * &k2inv;
+    let mut gu = &a + &k1inv_z * &k2inv;
     for i in 0..n1 {
         for j in 0..n2 {
             let val = u[(i, j)];
@@ -246,30 +257,9 @@ pub fn evaluate(
             }
         }
     }
-    // Adjoints of [K, K', K''] per axis.
-    let mut g1 = [
-        &k1inv * (0.5 * n2 as f64)
-            - &a * &m2[0] * a.transpose() * 0.5
-            - &k1inv * &z * a.transpose(),
-        DMatrix::zeros(n1, n1),
-        DMatrix::zeros(n1, n1),
-    ];
-    let mut g2 = [
-        &k2inv * (0.5 * n1 as f64)
-            - a.transpose() * &m1[0] * &a * 0.5
-            - a.transpose() * &z * &k2inv,
-        DMatrix::zeros(n2, n2),
-        DMatrix::zeros(n2, n2),
-    ];
-    for &(alpha, m, mo, nn, no) in &terms {
-        g1[mo] += &p * nn.transpose() * a.transpose() * alpha;
-        let adj = a.transpose() * m.transpose() * &p * alpha;
-        // N = K₂'ᵀ for the y-derivative: its adjoint is the transpose.
-        g2[no] += if no == 1 { adj.transpose() } else { adj };
-    }
+    // Adjoints of [K, K', K''] per axis, then their diagonal sums contracted with each axis'
+    // parameter derivatives; the two axes are independent, so they run in parallel.
     let pc = PER_COMPONENT * state.q;
-    let mut gx = vec![0.0; pc];
-    let mut gy = vec![0.0; pc];
     let sums = |gs: &[DMatrix<f64>; 3]| {
         [
             diagonal_sums(&gs[0], false),
@@ -277,13 +267,47 @@ pub fn evaluate(
             diagonal_sums(&gs[2], false),
         ]
     };
-    for (kern, h, [s0, s1, s2], grad) in
-        [(&kx, hx, sums(&g1), &mut gx), (&ky, hy, sums(&g2), &mut gy)]
-    {
+    let contract = |kern: &SpectralMixture, h: f64, gs: &[DMatrix<f64>; 3]| {
+        let mut grad = vec![0.0; pc];
+        let [s0, s1, s2] = sums(gs);
         for (d, ((c0, c1), c2)) in s0.iter().zip(&s1).zip(&s2).enumerate() {
-            kern.accumulate_grad(d as f64 * h, *c0, *c1, *c2, grad);
+            kern.accumulate_grad(d as f64 * h, *c0, *c1, *c2, &mut grad);
         }
-    }
+        grad
+    };
+    let axis_x = || {
+        let mut g1 = [
+            &k1inv * (0.5 * n2 as f64) - &a * &k2_at * 0.5 - &k1inv_z * &a_t,
+            DMatrix::zeros(n1, n1),
+            DMatrix::zeros(n1, n1),
+        ];
+        for &(alpha, _, mo, nn, no) in &terms {
+            g1[mo] += if no == 0 {
+                &p * &k2_at
+            } else {
+                &p * nn.transpose() * &a_t
+            } * alpha;
+        }
+        contract(&kx, hx, &g1)
+    };
+    let axis_y = || {
+        let mut g2 = [
+            &k2inv * (0.5 * n1 as f64) - &a_t * &k1_a * 0.5 - &a_t * &z_k2inv,
+            DMatrix::zeros(n2, n2),
+            DMatrix::zeros(n2, n2),
+        ];
+        for &(alpha, m, mo, _, no) in &terms {
+            let adj = if mo == 0 {
+                k1_a.transpose() * &p
+            } else {
+                &a_t * m.transpose() * &p
+            } * alpha;
+            // N = K₂'ᵀ for the y-derivative: its adjoint is the transpose.
+            g2[no] += if no == 1 { adj.transpose() } else { adj };
+        }
+        contract(&ky, hy, &g2)
+    };
+    let (gx, gy) = rayon::join(axis_x, axis_y);
     let mut gradient: Vec<f64> = Vec::with_capacity(len);
     for i in 0..n1 {
         for j in 0..n2 {
