@@ -46,6 +46,15 @@ pub enum PdekitError {
     Plot { path: PathBuf, message: String },
 }
 
+impl From<crate::plot::PlotError> for PdekitError {
+    fn from(e: crate::plot::PlotError) -> Self {
+        PdekitError::Plot {
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
 impl PdekitError {
     /// 2 for usage and config errors, 130 for an interrupt, 1 for other runtime failures.
     pub fn exit_code(&self) -> u8 {

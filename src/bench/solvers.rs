@@ -368,11 +368,7 @@ pub fn run(
         &format!("{stem}: seconds per system ({} thread(s))", b.threads),
         "seconds per system (log scale)",
         &bars,
-    )
-    .map_err(|e| PdekitError::Plot {
-        path: e.path,
-        message: e.message,
-    })?;
+    )?;
     Ok(BenchOutcome {
         rows,
         json: json_path,

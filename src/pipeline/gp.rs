@@ -117,7 +117,6 @@ fn tabulate(expr: &Expr, axes: &[&[f64]], f: impl Fn(&crate::expr::Jet) -> f64) 
 /// A plan turned into the solver's terms: settings, grids, and the exact solution and source on
 /// them.
 pub struct Setup {
-    pub expr: Expr,
     pub params: GpParams,
     /// Collocation and test points per axis.
     pub grid: Vec<f64>,
@@ -179,7 +178,6 @@ impl Setup {
             exact_test: tabulate(&expr, &test_axes, |j| j.value),
             exact_grid: tabulate(&expr, &grid_axes, |j| j.value),
             source,
-            expr,
             params,
             grid,
             test,
@@ -234,26 +232,32 @@ pub fn run(
     let mut in_checkpoints = 0.0;
     let mut checkpoints = Vec::new();
 
-    let mut record = |step: usize,
-                      pred: Option<Vec<f64>>,
-                      loss: f64,
-                      e: f64,
-                      bm: f64,
-                      precisions: (f64, f64),
-                      spent: f64| {
-        let (rel, max) = pred.map_or((f64::NAN, f64::NAN), |p| errors(&p, exact_test));
+    // After every step: the bar; at checkpoints, the errors on the test grid (their time excluded
+    // from the optimisation time).
+    let mut on_step = |step: usize,
+                       values: &[f64],
+                       (loss, e, bm): (f64, f64, f64),
+                       predict: &dyn Fn() -> Option<Vec<f64>>| {
+        bar.inc(1);
+        if !is_checkpoint(step) {
+            return;
+        }
+        let t = Instant::now();
+        let (rel, max) = predict().map_or((f64::NAN, f64::NAN), |p| errors(&p, exact_test));
+        let len = values.len();
         checkpoints.push(Checkpoint {
             step: step + 1,
-            seconds: started.elapsed().as_secs_f64() - spent,
+            seconds: started.elapsed().as_secs_f64() - in_checkpoints,
             loss,
             rel_l2: rel,
             max_error: max,
             equation_misfit: e,
             boundary_misfit: bm,
-            log_tau: precisions.0,
-            log_v: precisions.1,
+            log_tau: values[len - 2],
+            log_v: values[len - 1],
         });
         bar.set_message(format!("rel L2 {rel:.2e}"));
+        in_checkpoints += t.elapsed().as_secs_f64();
     };
 
     // The solve, per dimension; returns the final test-grid prediction, the grid values, the
@@ -262,22 +266,10 @@ pub fn run(
     let solved: Solved = if plan.dim == 1 {
         let problem = setup.problem1d();
         let (state, info) = solver1d::solve(&problem, params, |step, st, ev| {
-            bar.inc(1);
-            if is_checkpoint(step) {
-                let t = Instant::now();
-                let pred = solver1d::predict(&problem, params, st, test);
-                let len = st.values.len();
-                record(
-                    step,
-                    pred,
-                    ev.loss,
-                    ev.equation_misfit,
-                    ev.boundary_misfit,
-                    (st.values[len - 2], st.values[len - 1]),
-                    in_checkpoints,
-                );
-                in_checkpoints += t.elapsed().as_secs_f64();
-            }
+            let fit = (ev.loss, ev.equation_misfit, ev.boundary_misfit);
+            on_step(step, &st.values, fit, &|| {
+                solver1d::predict(&problem, params, st, test)
+            });
         })
         .map_err(|e| gp_error(config, e))?;
         let pred = solver1d::predict(&problem, params, &state, test)
@@ -286,22 +278,10 @@ pub fn run(
     } else {
         let problem = setup.problem2d();
         let (state, info) = solver2d::solve(&problem, params, |step, st, ev| {
-            bar.inc(1);
-            if is_checkpoint(step) {
-                let t = Instant::now();
-                let pred = solver2d::predict(&problem, params, st, test, test);
-                let len = st.values.len();
-                record(
-                    step,
-                    pred,
-                    ev.loss,
-                    ev.equation_misfit,
-                    ev.boundary_misfit,
-                    (st.values[len - 2], st.values[len - 1]),
-                    in_checkpoints,
-                );
-                in_checkpoints += t.elapsed().as_secs_f64();
-            }
+            let fit = (ev.loss, ev.equation_misfit, ev.boundary_misfit);
+            on_step(step, &st.values, fit, &|| {
+                solver2d::predict(&problem, params, st, test, test)
+            });
         })
         .map_err(|e| gp_error(config, e))?;
         let pred = solver2d::predict(&problem, params, &state, test, test)
@@ -372,11 +352,6 @@ pub fn run(
                 .collect()
         })
         .collect();
-
-    std::fs::create_dir_all(&plan.output_dir).map_err(|e| crate::data::DataError::Io {
-        path: plan.output_dir.clone(),
-        message: e.to_string(),
-    })?;
     let step_ms = 1e3 * seconds / plan.steps as f64;
     let doc = json!({
         "config": config,
@@ -461,59 +436,49 @@ fn plots(
 ) -> Result<Vec<PathBuf>, PdekitError> {
     let dir = &plan.output_dir;
     let ext = plan.format.extension();
-    let plot_err = |e: crate::plot::PlotError| PdekitError::Plot {
-        path: e.path,
-        message: e.message,
-    };
     let mut out = Vec::new();
     let log10 = |v: f64| v.max(1e-300).log10();
     if plan.dim == 1 {
         let pts = |ys: &[f64]| test.iter().copied().zip(ys.iter().copied()).collect();
-        out.push(
-            line_chart(
-                &dir.join(format!("solution.{ext}")),
-                plan.format,
-                &format!("u = {}: GP-HM against exact", plan.solution),
-                "x",
-                "u",
-                &[
-                    Line {
-                        label: "exact".into(),
-                        points: pts(exact),
-                        color: PALETTE[0],
-                        markers: false,
-                    },
-                    Line {
-                        label: "GP-HM".into(),
-                        points: pts(pred),
-                        color: PALETTE[1],
-                        markers: false,
-                    },
-                ],
-            )
-            .map_err(plot_err)?,
-        );
+        out.push(line_chart(
+            &dir.join(format!("solution.{ext}")),
+            plan.format,
+            &format!("u = {}: GP-HM against exact", plan.solution),
+            "x",
+            "u",
+            &[
+                Line {
+                    label: "exact".into(),
+                    points: pts(exact),
+                    color: PALETTE[0],
+                    markers: false,
+                },
+                Line {
+                    label: "GP-HM".into(),
+                    points: pts(pred),
+                    color: PALETTE[1],
+                    markers: false,
+                },
+            ],
+        )?);
         let err: Vec<f64> = pred
             .iter()
             .zip(exact)
             .map(|(p, t)| log10((p - t).abs()))
             .collect();
-        out.push(
-            line_chart(
-                &dir.join(format!("error.{ext}")),
-                plan.format,
-                "pointwise error",
-                "x",
-                "log10 |u_GP − u|",
-                &[Line {
-                    label: "GP-HM".into(),
-                    points: pts(&err),
-                    color: PALETTE[3],
-                    markers: false,
-                }],
-            )
-            .map_err(plot_err)?,
-        );
+        out.push(line_chart(
+            &dir.join(format!("error.{ext}")),
+            plan.format,
+            "pointwise error",
+            "x",
+            "log10 |u_GP − u|",
+            &[Line {
+                label: "GP-HM".into(),
+                points: pts(&err),
+                color: PALETTE[3],
+                markers: false,
+            }],
+        )?);
     } else {
         let n = test.len();
         let grid = |v: &[f64]| Array2::from_shape_vec((n, n), v.to_vec()).expect("n × n values");
@@ -525,47 +490,41 @@ fn plots(
                 .map(|(p, t)| (p - t).abs())
                 .collect::<Vec<_>>(),
         );
-        out.push(
-            heatmap_panel(
-                &dir.join(format!("solution.{ext}")),
-                plan.format,
-                &format!("u = {}", plan.solution),
-                3,
-                &[
-                    Heatmap {
-                        title: "exact".into(),
-                        values: ex.view(),
-                        outlines: Vec::new(),
-                    },
-                    Heatmap {
-                        title: "GP-HM".into(),
-                        values: gp.view(),
-                        outlines: Vec::new(),
-                    },
-                    Heatmap {
-                        title: "|error|".into(),
-                        values: abs.view(),
-                        outlines: Vec::new(),
-                    },
-                ],
-            )
-            .map_err(plot_err)?,
-        );
-        let log_abs = abs.mapv(log10);
-        out.push(
-            heatmap_panel(
-                &dir.join(format!("error.{ext}")),
-                plan.format,
-                "pointwise error, log10 |u_GP − u|",
-                1,
-                &[Heatmap {
-                    title: "log10 |error|".into(),
-                    values: log_abs.view(),
+        out.push(heatmap_panel(
+            &dir.join(format!("solution.{ext}")),
+            plan.format,
+            &format!("u = {}", plan.solution),
+            3,
+            &[
+                Heatmap {
+                    title: "exact".into(),
+                    values: ex.view(),
                     outlines: Vec::new(),
-                }],
-            )
-            .map_err(plot_err)?,
-        );
+                },
+                Heatmap {
+                    title: "GP-HM".into(),
+                    values: gp.view(),
+                    outlines: Vec::new(),
+                },
+                Heatmap {
+                    title: "|error|".into(),
+                    values: abs.view(),
+                    outlines: Vec::new(),
+                },
+            ],
+        )?);
+        let log_abs = abs.mapv(log10);
+        out.push(heatmap_panel(
+            &dir.join(format!("error.{ext}")),
+            plan.format,
+            "pointwise error, log10 |u_GP − u|",
+            1,
+            &[Heatmap {
+                title: "log10 |error|".into(),
+                values: log_abs.view(),
+                outlines: Vec::new(),
+            }],
+        )?);
     }
     let curve = |f: fn(&Checkpoint) -> f64| {
         checkpoints
@@ -574,30 +533,27 @@ fn plots(
             .map(|c| (c.step as f64, log10(f(c))))
             .collect()
     };
-    out.push(
-        line_chart(
-            &dir.join(format!("convergence.{ext}")),
-            plan.format,
-            "error against optimisation step",
-            "step",
-            "log10 error",
-            &[
-                Line {
-                    label: "relative L2".into(),
-                    points: curve(|c| c.rel_l2),
-                    color: PALETTE[0],
-                    markers: false,
-                },
-                Line {
-                    label: "max error".into(),
-                    points: curve(|c| c.max_error),
-                    color: PALETTE[1],
-                    markers: false,
-                },
-            ],
-        )
-        .map_err(plot_err)?,
-    );
+    out.push(line_chart(
+        &dir.join(format!("convergence.{ext}")),
+        plan.format,
+        "error against optimisation step",
+        "step",
+        "log10 error",
+        &[
+            Line {
+                label: "relative L2".into(),
+                points: curve(|c| c.rel_l2),
+                color: PALETTE[0],
+                markers: false,
+            },
+            Line {
+                label: "max error".into(),
+                points: curve(|c| c.max_error),
+                color: PALETTE[1],
+                markers: false,
+            },
+        ],
+    )?);
     let initial = 1.0 / plan.components as f64;
     let mut lines: Vec<Line> = spectra
         .iter()
@@ -621,16 +577,13 @@ fn plots(
         color: PALETTE[7],
         markers: true,
     });
-    out.push(
-        line_chart(
-            &dir.join(format!("spectrum.{ext}")),
-            plan.format,
-            "learned spectrum: weight against frequency (pruned components sink)",
-            "frequency (cycles per unit length)",
-            "log10 weight",
-            &lines,
-        )
-        .map_err(plot_err)?,
-    );
+    out.push(line_chart(
+        &dir.join(format!("spectrum.{ext}")),
+        plan.format,
+        "learned spectrum: weight against frequency (pruned components sink)",
+        "frequency (cycles per unit length)",
+        "log10 weight",
+        &lines,
+    )?);
     Ok(out)
 }

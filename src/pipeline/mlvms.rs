@@ -134,10 +134,6 @@ fn run_dim<const D: usize>(
         .filter(|u| u.rel_l2 <= EQUAL_ERROR * multilevel.rel_l2)
         .min_by_key(|u| u.unknowns);
     let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
-    std::fs::create_dir_all(&plan.output_dir).map_err(|e| crate::data::DataError::Io {
-        path: plan.output_dir.clone(),
-        message: e.to_string(),
-    })?;
     let doc = json!({
         "config": config,
         "command": crate::meta::command_line(),
@@ -211,10 +207,6 @@ fn plots<const D: usize>(
 ) -> Result<Vec<PathBuf>, PdekitError> {
     let dir = &plan.output_dir;
     let ext = plan.format.extension();
-    let plot_err = |e: crate::plot::PlotError| PdekitError::Plot {
-        path: e.path,
-        message: e.message,
-    };
     let mut out = Vec::new();
     // Sample the x–y plane (through the centre in 3-D) over the whole domain and over the first
     // level's box.
@@ -256,41 +248,35 @@ fn plots<const D: usize>(
     let (u_all, _) = sample(whole_lo, whole_hi, n);
     let (u_zoom, e_zoom) = sample(zoom_lo, zoom_hi, n);
     let slice = if D == 3 { " (slice z = centre)" } else { "" };
-    out.push(
-        heatmap_panel(
-            &dir.join(format!("solution.{ext}")),
-            plan.format,
-            &format!("multilevel solution{slice}; white: level boxes"),
-            2,
-            &[
-                Heatmap {
-                    title: "whole domain".into(),
-                    values: u_all.view(),
-                    outlines: boxes_in(whole_lo, whole_hi),
-                },
-                Heatmap {
-                    title: "level-1 box".into(),
-                    values: u_zoom.view(),
-                    outlines: boxes_in(zoom_lo, zoom_hi),
-                },
-            ],
-        )
-        .map_err(plot_err)?,
-    );
-    out.push(
-        heatmap_panel(
-            &dir.join(format!("error.{ext}")),
-            plan.format,
-            &format!("|u − u*| in the level-1 box{slice}"),
-            1,
-            &[Heatmap {
-                title: "|error|".into(),
-                values: e_zoom.view(),
+    out.push(heatmap_panel(
+        &dir.join(format!("solution.{ext}")),
+        plan.format,
+        &format!("multilevel solution{slice}; white: level boxes"),
+        2,
+        &[
+            Heatmap {
+                title: "whole domain".into(),
+                values: u_all.view(),
+                outlines: boxes_in(whole_lo, whole_hi),
+            },
+            Heatmap {
+                title: "level-1 box".into(),
+                values: u_zoom.view(),
                 outlines: boxes_in(zoom_lo, zoom_hi),
-            }],
-        )
-        .map_err(plot_err)?,
-    );
+            },
+        ],
+    )?);
+    out.push(heatmap_panel(
+        &dir.join(format!("error.{ext}")),
+        plan.format,
+        &format!("|u − u*| in the level-1 box{slice}"),
+        1,
+        &[Heatmap {
+            title: "|error|".into(),
+            values: e_zoom.view(),
+            outlines: boxes_in(zoom_lo, zoom_hi),
+        }],
+    )?);
     let log = |v: f64| v.max(1e-300).log10();
     let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
     for (name, x_label, xf) in [
@@ -305,33 +291,30 @@ fn plots<const D: usize>(
             total as fn(&Run) -> f64,
         ),
     ] {
-        out.push(
-            line_chart(
-                &dir.join(format!("{name}.{ext}")),
-                plan.format,
-                "relative L2 error",
-                x_label,
-                "log10 relative L2 error",
-                &[
-                    Line {
-                        label: "uniform Q1".into(),
-                        points: uniform
-                            .iter()
-                            .map(|r| (log(xf(r)), log(r.rel_l2)))
-                            .collect(),
-                        color: PALETTE[0],
-                        markers: false,
-                    },
-                    Line {
-                        label: format!("multilevel ({} levels)", levels.len() + 1),
-                        points: vec![(log(xf(multilevel)), log(multilevel.rel_l2))],
-                        color: PALETTE[1],
-                        markers: true,
-                    },
-                ],
-            )
-            .map_err(plot_err)?,
-        );
+        out.push(line_chart(
+            &dir.join(format!("{name}.{ext}")),
+            plan.format,
+            "relative L2 error",
+            x_label,
+            "log10 relative L2 error",
+            &[
+                Line {
+                    label: "uniform Q1".into(),
+                    points: uniform
+                        .iter()
+                        .map(|r| (log(xf(r)), log(r.rel_l2)))
+                        .collect(),
+                    color: PALETTE[0],
+                    markers: false,
+                },
+                Line {
+                    label: format!("multilevel ({} levels)", levels.len() + 1),
+                    points: vec![(log(xf(multilevel)), log(multilevel.rel_l2))],
+                    color: PALETTE[1],
+                    markers: true,
+                },
+            ],
+        )?);
     }
     Ok(out)
 }
@@ -395,10 +378,6 @@ fn run_transient_dim<const D: usize>(
             "{unconverged} steps stopped at the CG cap; their figures are as measured"
         ));
     }
-    std::fs::create_dir_all(&plan.output_dir).map_err(|e| crate::data::DataError::Io {
-        path: plan.output_dir.clone(),
-        message: e.to_string(),
-    })?;
     let doc = json!({
         "config": config,
         "command": crate::meta::command_line(),
@@ -439,10 +418,6 @@ fn run_transient_dim<const D: usize>(
         nodal,
     };
     let ext = plan.format.extension();
-    let plot_err = |e: crate::plot::PlotError| PdekitError::Plot {
-        path: e.path,
-        message: e.message,
-    };
     let n = 240;
     let last = path(plan.steps as f64 * plan.dt);
     let field = Array2::from_shape_fn((n, n), |(i, j)| {
@@ -482,8 +457,7 @@ fn run_transient_dim<const D: usize>(
             values: field.view(),
             outlines,
         }],
-    )
-    .map_err(plot_err)?];
+    )?];
     let mut cumulative = (0.0, 0.0, 0.0);
     let (mut heat_in, mut heat_out, mut stored) = (Vec::new(), Vec::new(), Vec::new());
     for s in &info.steps {
@@ -494,39 +468,36 @@ fn run_transient_dim<const D: usize>(
         heat_out.push((s.time, cumulative.1));
         stored.push((s.time, s.stored));
     }
-    figures.push(
-        line_chart(
-            &plan.output_dir.join(format!("energy.{ext}")),
-            plan.format,
-            &format!(
-                "energy: in − out + transfer − stored = {:.1e} of the heat in",
-                info.balance
-            ),
-            "t",
-            "heat",
-            &[
-                Line {
-                    label: "heat in (cumulative)".into(),
-                    points: heat_in,
-                    color: PALETTE[0],
-                    markers: false,
-                },
-                Line {
-                    label: "heat out through ∂Ω (cumulative)".into(),
-                    points: heat_out,
-                    color: PALETTE[1],
-                    markers: false,
-                },
-                Line {
-                    label: "stored".into(),
-                    points: stored,
-                    color: PALETTE[2],
-                    markers: false,
-                },
-            ],
-        )
-        .map_err(plot_err)?,
-    );
+    figures.push(line_chart(
+        &plan.output_dir.join(format!("energy.{ext}")),
+        plan.format,
+        &format!(
+            "energy: in − out + transfer − stored = {:.1e} of the heat in",
+            info.balance
+        ),
+        "t",
+        "heat",
+        &[
+            Line {
+                label: "heat in (cumulative)".into(),
+                points: heat_in,
+                color: PALETTE[0],
+                markers: false,
+            },
+            Line {
+                label: "heat out through ∂Ω (cumulative)".into(),
+                points: heat_out,
+                color: PALETTE[1],
+                markers: false,
+            },
+            Line {
+                label: "stored".into(),
+                points: stored,
+                color: PALETTE[2],
+                markers: false,
+            },
+        ],
+    )?);
     rep.info(format!(
         "mlvms transient ({}-D): {} steps in {:.2} s, {} unknowns, {} re-centrings\n  energy balance {:.2e} of the heat in; re-centring (interpolation) changed the stored heat by {:.2e} of it\nwrote {} and {} figures in {}",
         D,

@@ -70,9 +70,14 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 });
             }
         }
-        written.push(
-            line_chart(&panel, plan.format, &caption, "x", "value", &lines).map_err(plot_err)?,
-        );
+        written.push(line_chart(
+            &panel,
+            plan.format,
+            &caption,
+            "x",
+            "value",
+            &lines,
+        )?);
     } else {
         let mut arrays = Vec::with_capacity(2 * k);
         for &i in &indices {
@@ -89,7 +94,7 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 outlines: Vec::new(),
             })
             .collect();
-        written.push(heatmap_panel(&panel, plan.format, &caption, 2, &maps).map_err(plot_err)?);
+        written.push(heatmap_panel(&panel, plan.format, &caption, 2, &maps)?);
     }
     // A trajectory (or a 3-D field): frames of the first sample over time (or slices along x).
     if let Some(traj) = ds
@@ -128,7 +133,7 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             .collect();
         let path = plan.output_dir.join(format!("trajectory.{ext}"));
         let cap = format!("{stem}: {} of sample {}", short(&traj.name), indices[0]);
-        written.push(heatmap_panel(&path, plan.format, &cap, 3, &maps).map_err(plot_err)?);
+        written.push(heatmap_panel(&path, plan.format, &cap, 3, &maps)?);
     }
 
     if ds.has("stats/iterations") && ds.has("stats/converged") {
@@ -158,17 +163,14 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             });
         }
         let path = plan.output_dir.join(format!("iterations.{ext}"));
-        written.push(
-            line_chart(
-                &path,
-                plan.format,
-                &format!("{stem}: solver iterations per sample"),
-                "sample index",
-                "iterations",
-                &series,
-            )
-            .map_err(plot_err)?,
-        );
+        written.push(line_chart(
+            &path,
+            plan.format,
+            &format!("{stem}: solver iterations per sample"),
+            "sample index",
+            "iterations",
+            &series,
+        )?);
     }
     for p in &written {
         rep.info(format!("wrote {}", p.display()));
@@ -211,11 +213,4 @@ fn lighter(c: RGBColor) -> RGBColor {
 
 fn short(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
-}
-
-fn plot_err(e: crate::plot::PlotError) -> PdekitError {
-    PdekitError::Plot {
-        path: e.path,
-        message: e.message,
-    }
 }

@@ -5,7 +5,6 @@
 //! consecutive seeds, and writes a JSON report and plots of the first run.
 
 use crate::config::{LearnerName, RelaxPlan, RelaxSequenceKind, Variance};
-use crate::data::DataError;
 use crate::plot::{line_chart, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -101,10 +100,6 @@ pub fn run(plan: &RelaxPlan, rep: Reporter) -> Result<Vec<PolicySummary>, Pdekit
     let summaries = summarise(&reports);
     let seconds = started.elapsed().as_secs_f64();
     let first = &reports[0];
-    std::fs::create_dir_all(&plan.output_dir).map_err(|e| DataError::Io {
-        path: plan.output_dir.clone(),
-        message: e.to_string(),
-    })?;
     let json_path = plan.output_dir.join("learned_sor.json");
     write_json(&json_path, plan, &reports, &summaries, seconds)?;
     let figures = plots(plan, first)?;
@@ -238,10 +233,6 @@ fn cumulative(costs: &[usize]) -> Vec<(f64, f64)> {
 fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitError> {
     let ext = plan.format.extension();
     let dir = &plan.output_dir;
-    let err = |e: crate::plot::PlotError| PdekitError::Plot {
-        path: e.path,
-        message: e.message,
-    };
     let mut lines: Vec<Line> = r
         .learners
         .iter()
@@ -284,8 +275,7 @@ fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitE
         "instance",
         &format!("cumulative {what}"),
         &lines,
-    )
-    .map_err(err)?];
+    )?];
 
     let mut omegas: Vec<Line> = r
         .learners
@@ -315,17 +305,14 @@ fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitE
         color: PALETTE[7],
         markers: true,
     });
-    out.push(
-        line_chart(
-            &dir.join(format!("omega.{ext}")),
-            plan.format,
-            "ω chosen per instance",
-            "instance",
-            "ω",
-            &omegas,
-        )
-        .map_err(err)?,
-    );
+    out.push(line_chart(
+        &dir.join(format!("omega.{ext}")),
+        plan.format,
+        "ω chosen per instance",
+        "instance",
+        "ω",
+        &omegas,
+    )?);
 
     let probs: Vec<Line> = r
         .learners
@@ -340,16 +327,13 @@ fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitE
             })
         })
         .collect();
-    out.push(
-        line_chart(
-            &dir.join(format!("probabilities.{ext}")),
-            plan.format,
-            "Final probabilities over the arms",
-            "ω",
-            "probability",
-            &probs,
-        )
-        .map_err(err)?,
-    );
+    out.push(line_chart(
+        &dir.join(format!("probabilities.{ext}")),
+        plan.format,
+        "Final probabilities over the arms",
+        "ω",
+        "probability",
+        &probs,
+    )?);
     Ok(out)
 }
