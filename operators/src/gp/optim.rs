@@ -1,7 +1,7 @@
 //! What the 1-D and 2-D solvers share: the optimisation settings, Adam, the errors and the
 //! report of a run.
 
-use super::kernel::Envelope;
+use super::kernel::{Envelope, SpectralMixture};
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -87,6 +87,17 @@ impl GpParams {
         (last && self.polish) || periodic
     }
 
+    /// The paper's initial kernel: `components` equal weights, frequencies spread over
+    /// `[0, max_freq]`, one length-scale.
+    pub fn initial_kernel(&self) -> SpectralMixture {
+        SpectralMixture::spread(
+            self.components,
+            self.max_freq,
+            self.length_scale,
+            self.envelope,
+        )
+    }
+
     /// Gauss–Newton steps per polish (only the nonlinear problems use more than one).
     pub fn newton_iterations(&self) -> usize {
         20
@@ -168,4 +179,48 @@ impl Adam {
             x[i] -= self.lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + eps);
         }
     }
+}
+
+/// The unknowns of a solver's state, flattened for Adam.
+pub(crate) trait Unknowns {
+    fn values_mut(&mut self) -> &mut [f64];
+}
+
+/// What the shared loop needs of an evaluation.
+pub(crate) trait Scored {
+    fn loss(&self) -> f64;
+    fn gradient(&self) -> &[f64];
+}
+
+/// The loop both solvers run: the learning-rate schedule, a check for non-finite losses and
+/// gradients, the Adam step, and `polish(state, adam, info)` when [`GpParams::polishes_after`]
+/// says so; `observe` sees every step after its polish.
+pub(crate) fn optimise<S: Unknowns, E: Scored>(
+    params: &GpParams,
+    mut state: S,
+    mut evaluate: impl FnMut(&S) -> Option<E>,
+    mut polish: impl FnMut(&mut S, &mut Adam, &mut GpInfo) -> Option<()>,
+    mut observe: impl FnMut(usize, &S, &E),
+) -> Result<(S, GpInfo), GpError> {
+    let mut adam = Adam::new(state.values_mut().len(), params.learning_rate);
+    let mut info = GpInfo {
+        polish_converged: true,
+        ..GpInfo::default()
+    };
+    for step in 0..params.steps {
+        adam.set_learning_rate(params.learning_rate_at(step));
+        let ev = evaluate(&state).ok_or(GpError::NotPositiveDefinite { step })?;
+        if !ev.loss().is_finite() || ev.gradient().iter().any(|g| !g.is_finite()) {
+            return Err(GpError::NonFinite { step });
+        }
+        adam.step(state.values_mut(), ev.gradient());
+        info.steps += 1;
+        if params.polishes_after(step) {
+            polish(&mut state, &mut adam, &mut info)
+                .ok_or(GpError::NotPositiveDefinite { step })?;
+            info.polishes += 1;
+        }
+        observe(step, &state, &ev);
+    }
+    Ok((state, info))
 }

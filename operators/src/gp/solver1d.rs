@@ -13,6 +13,7 @@
 //! contracted with the kernel's parameter derivatives at the n lags. A step is O(n² + nQ).
 
 use super::kernel::{Envelope, SpectralMixture, PER_COMPONENT};
+use super::optim::{optimise, Scored, Unknowns};
 pub use super::optim::{Adam, GpError, GpInfo, GpParams};
 use super::toeplitz::{apply_inverse, inverse_diagonal_sums, outer_diagonal_sums, SymToeplitz};
 
@@ -259,40 +260,39 @@ pub fn solve_values(
 pub fn solve(
     problem: &Problem1d,
     params: &GpParams,
-    mut observe: impl FnMut(usize, &State, &Evaluation),
+    observe: impl FnMut(usize, &State, &Evaluation),
 ) -> Result<(State, GpInfo), GpError> {
     params.validate()?;
-    let kernel = SpectralMixture::spread(
-        params.components,
-        params.max_freq,
-        params.length_scale,
-        params.envelope,
-    );
-    let mut state = State::new(problem.n, &kernel);
-    let mut adam = Adam::new(state.values.len(), params.learning_rate);
-    let mut info = GpInfo {
-        polish_converged: true,
-        ..GpInfo::default()
-    };
-    for step in 0..params.steps {
-        adam.set_learning_rate(params.learning_rate_at(step));
-        let ev = evaluate(problem, params, &state).ok_or(GpError::NotPositiveDefinite { step })?;
-        if !ev.loss.is_finite() || ev.gradient.iter().any(|g| !g.is_finite()) {
-            return Err(GpError::NonFinite { step });
-        }
-        adam.step(&mut state.values, &ev.gradient);
-        info.steps += 1;
-        if params.polishes_after(step) {
-            let values = solve_values(problem, params, &state, params.newton_iterations())
-                .ok_or(GpError::NotPositiveDefinite { step })?;
+    let state = State::new(problem.n, &params.initial_kernel());
+    optimise(
+        params,
+        state,
+        |state| evaluate(problem, params, state),
+        |state, _adam, _info| {
+            let values = solve_values(problem, params, state, params.newton_iterations())?;
             state.values[..problem.n].copy_from_slice(&values);
-            info.polishes += 1;
             // Unlike 2-D, Adam's moments are kept: resetting them here made sin(500x) diverge
             // (0.49 against 4.3e-3 at 40 000 steps).
-        }
-        observe(step, &state, &ev);
+            Some(())
+        },
+        observe,
+    )
+}
+
+impl Unknowns for State {
+    fn values_mut(&mut self) -> &mut [f64] {
+        &mut self.values
     }
-    Ok((state, info))
+}
+
+impl Scored for Evaluation {
+    fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    fn gradient(&self) -> &[f64] {
+        &self.gradient
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //! axis' kernel parameter derivatives, as in 1-D.
 
 use super::kernel::{Envelope, SpectralMixture, PER_COMPONENT};
-use super::optim::{Adam, GpError, GpInfo, GpParams};
+use super::optim::{optimise, GpError, GpInfo, GpParams, Scored, Unknowns};
 use nalgebra::DMatrix;
 
 /// The linear part `a_xx u_xx + a_yy u_yy + a_x u_x + a_y u_y` of the PDE.
@@ -607,47 +607,47 @@ pub fn solve_values(
 pub fn solve(
     problem: &Problem2d,
     params: &GpParams,
-    mut observe: impl FnMut(usize, &State2d, &Evaluation2d),
+    observe: impl FnMut(usize, &State2d, &Evaluation2d),
 ) -> Result<(State2d, GpInfo), GpError> {
     params.validate()?;
-    let k = SpectralMixture::spread(
-        params.components,
-        params.max_freq,
-        params.length_scale,
-        params.envelope,
-    );
-    let mut state = State2d::new(problem.n1, problem.n2, &k, &k);
-    let mut adam = Adam::new(state.values.len(), params.learning_rate);
-    let mut info = GpInfo {
-        polish_converged: true,
-        ..GpInfo::default()
-    };
-    for step in 0..params.steps {
-        adam.set_learning_rate(params.learning_rate_at(step));
-        let ev = evaluate(problem, params.jitter, params.boundary_weight, &state)
-            .ok_or(GpError::NotPositiveDefinite { step })?;
-        if !ev.loss.is_finite() || ev.gradient.iter().any(|g| !g.is_finite()) {
-            return Err(GpError::NonFinite { step });
-        }
-        adam.step(&mut state.values, &ev.gradient);
-        info.steps += 1;
-        if params.polishes_after(step) {
-            let (values, cg) = solve_values(problem, params, &state, params.newton_iterations())
-                .ok_or(GpError::NotPositiveDefinite { step })?;
-            state.values[..problem.n1 * problem.n2].copy_from_slice(&values);
-            info.polishes += 1;
+    let k = params.initial_kernel();
+    let state = State2d::new(problem.n1, problem.n2, &k, &k);
+    let n = problem.n1 * problem.n2;
+    optimise(
+        params,
+        state,
+        |state| evaluate(problem, params.jitter, params.boundary_weight, state),
+        |state, adam, info| {
+            let (values, cg) = solve_values(problem, params, state, params.newton_iterations())?;
+            state.values[..n].copy_from_slice(&values);
             info.last_polish_iterations = cg.iterations;
             info.last_polish_residual = cg.rel_residual;
             info.polish_converged &= cg.converged;
             // U jumped and the precisions face a new landscape: stale moments (inflated by the
             // first steps' huge residuals) would freeze them.
             let len = state.values.len();
-            adam.reset(0..problem.n1 * problem.n2);
+            adam.reset(0..n);
             adam.reset(len - 2..len);
-        }
-        observe(step, &state, &ev);
+            Some(())
+        },
+        observe,
+    )
+}
+
+impl Unknowns for State2d {
+    fn values_mut(&mut self) -> &mut [f64] {
+        &mut self.values
     }
-    Ok((state, info))
+}
+
+impl Scored for Evaluation2d {
+    fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    fn gradient(&self) -> &[f64] {
+        &self.gradient
+    }
 }
 
 /// The GP mean on the tensor grid `xs × ys` (row-major, x first): `K(xs, X) A K(Y, ys)`.
