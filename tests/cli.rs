@@ -122,6 +122,8 @@ fn shipped_configs_run_at_small_size() {
             "wavenumber" => "wavenumber = 5.0".to_string(),
             "repeats" => "repeats = 1".to_string(),
             "grid" => "grid = 6".to_string(),
+            // [mlvms.chidenn] takes a list of coarse sizes.
+            "coarse" if l.contains('[') => "coarse = [8]".to_string(),
             "coarse" => "coarse = 8".to_string(),
             "uniform" => "uniform = [16]".to_string(),
             _ => l.to_string(),
@@ -384,6 +386,67 @@ fn mlvms_stage_compares_multilevel_with_uniform_meshes() {
             "{f}"
         );
     }
+}
+
+#[test]
+fn mlvms_stage_adds_a_chidenn_curve_that_beats_linear_elements_on_the_same_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[mlvms]\ndim = 2\ncoarse = 12\ncentre = [0.4375, 0.5625]\nradius = 0.05\nlevels = [{ half_width = 0.25, refine = 2 }, { half_width = 0.15, refine = 2 }]\nuniform = [16, 32]\noutput_dir = \"out\"\n\n[mlvms.chidenn]\ncoarse = [8, 12]\n";
+    let cfg = write(dir.path(), "m.toml", text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/mlvms_report.json")).unwrap(),
+    )
+    .unwrap();
+    let runs = json["chidenn"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs
+        .iter()
+        .all(|r| r["run"]["converged"].as_bool() == Some(true)));
+    // Same coarse size, same boxes, same unknowns: only the basis differs.
+    let linear = &json["multilevel"];
+    let same = &runs[1]["run"];
+    assert_eq!(same["unknowns"], linear["unknowns"]);
+    let (c, l) = (
+        same["rel_l2"].as_f64().unwrap(),
+        linear["rel_l2"].as_f64().unwrap(),
+    );
+    assert!(c < 0.5 * l, "C-HiDeNN {c:e} vs linear {l:e}");
+    assert!(json["chidenn_as_accurate_as_multilevel"].is_object());
+}
+
+#[test]
+fn mlvms_dataset_mode_writes_beams_and_their_temperatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[generate]\nproblem = \"mlvms\"\noutput = \"beam.h5\"\nsamples = 5\nseed = 3\n\n[generate.mlvms]\nresolution = 17\ncoarse = 8\nlevels = [{ half_width = 0.15, refine = 2 }, { half_width = 0.06, refine = 2 }]\nradius = 0.05\npower = [1.0, 3.0]\nbasis = \"chidenn\"\n";
+    let cfg = write(dir.path(), "g.toml", text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&["inspect", dir.path().join("beam.h5").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for name in [
+        "source",
+        "temperature",
+        "beam_x",
+        "power",
+        "unknowns",
+        "residual",
+    ] {
+        assert!(out.contains(name), "{name} missing from:\n{out}");
+    }
+    assert_config_error(
+        &format!("{text}\n[generate.solver]\nmethod = \"gmres\"\n"),
+        15,
+        "generate.solver.method",
+        "AMG-preconditioned CG",
+    );
+    assert_config_error(
+        &text.replace("radius = 0.05", "margin = 0.1"),
+        11,
+        "generate.mlvms.margin",
+        "wider than the first box",
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod raw;
 
 pub use error::ConfigError;
 
+use pdekit_solvers::multiscale::chidenn::ChidennParams;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -412,8 +413,28 @@ pub struct MlvmsPlan {
     pub levels: Vec<MlvmsLevelPlan>,
     /// Uniform meshes (cells per axis) solved for comparison.
     pub uniform: Vec<usize>,
+    /// Also solve with the C-HiDeNN basis on every level.
+    pub chidenn: Option<MlvmsChidennPlan>,
     pub output_dir: PathBuf,
     pub format: ImageFormat,
+}
+
+/// `[mlvms.chidenn]`: multilevel runs with the C-HiDeNN basis on every level, the same level
+/// boxes, one run per coarse size.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MlvmsChidennPlan {
+    pub coarse: Vec<usize>,
+    #[serde(serialize_with = "chidenn_params")]
+    pub params: ChidennParams,
+}
+
+fn chidenn_params<S: serde::Serializer>(p: &ChidennParams, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("ChidennParams", 3)?;
+    st.serialize_field("patch_layers", &p.patch_layers)?;
+    st.serialize_field("degree", &p.degree)?;
+    st.serialize_field("dilation", &p.dilation)?;
+    st.end()
 }
 
 /// The `[mlvms_transient]` stage: a Gaussian beam moving on a straight line over the unit square
@@ -492,16 +513,18 @@ pub enum ProblemPlan {
     Heat(HeatFamilyPlan),
     Burgers(BurgersPlan),
     NavierStokes(NavierStokesPlan),
+    Mlvms(BeamPlan),
 }
 
 impl ProblemPlan {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "darcy",
         "poisson",
         "helmholtz",
         "heat",
         "burgers",
         "navier_stokes",
+        "mlvms",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -512,6 +535,7 @@ impl ProblemPlan {
             ProblemPlan::Heat(_) => "heat",
             ProblemPlan::Burgers(_) => "burgers",
             ProblemPlan::NavierStokes(_) => "navier_stokes",
+            ProblemPlan::Mlvms(_) => "mlvms",
         }
     }
 
@@ -565,6 +589,30 @@ pub struct PoissonPlan {
 pub enum HelmholtzBoundaryName {
     Dirichlet,
     Absorbing,
+}
+
+/// `[generate.mlvms]`: steady heat from a Gaussian beam at a random centre and power, solved by
+/// ML-VMS with boxes around each beam; source and temperature sampled on a vertex grid.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BeamPlan {
+    pub resolution: usize,
+    pub coarse: usize,
+    pub levels: Vec<MlvmsLevelPlan>,
+    pub conductivity: f64,
+    pub radius: f64,
+    /// P uniform in `[min, max]` per sample.
+    pub power: [f64; 2],
+    /// Beam centres uniform in `[margin, 1 − margin]²`.
+    pub margin: f64,
+    pub basis: BasisName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BasisName {
+    Linear,
+    /// C-HiDeNN with its default parameters (s = 2, p = 2, a = 10) on every level.
+    Chidenn,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -48,8 +48,18 @@ struct RawMlvms {
     amplitude: Option<Spanned<f64>>,
     levels: Spanned<Vec<MlvmsLevelPlan>>,
     uniform: Option<Spanned<Vec<usize>>>,
+    chidenn: Option<RawMlvmsChidenn>,
     output_dir: Spanned<String>,
     format: Option<ImageFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMlvmsChidenn {
+    coarse: Option<Spanned<Vec<usize>>>,
+    patch_layers: Option<Spanned<usize>>,
+    degree: Option<Spanned<usize>>,
+    dilation: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,7 +183,21 @@ struct RawGenerate {
     heat: Option<RawHeatFamily>,
     burgers: Option<RawBurgers>,
     navier_stokes: Option<RawNavierStokes>,
+    mlvms: Option<RawBeam>,
     solver: Option<RawSolver>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBeam {
+    resolution: Option<Spanned<usize>>,
+    coarse: Option<Spanned<usize>>,
+    levels: Option<Spanned<Vec<MlvmsLevelPlan>>>,
+    conductivity: Option<Spanned<f64>>,
+    radius: Option<Spanned<f64>>,
+    power: Option<Spanned<RawRange>>,
+    margin: Option<Spanned<f64>>,
+    basis: Option<BasisName>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -732,6 +756,7 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
         ("heat", r.heat.is_some()),
         ("burgers", r.burgers.is_some()),
         ("navier_stokes", r.navier_stokes.is_some()),
+        ("mlvms", r.mlvms.is_some()),
     ];
     for (table, present) in given {
         if present && table != name {
@@ -765,6 +790,10 @@ fn check_generate(cx: &Ctx, r: &RawGenerate) -> Result<GeneratePlan, ConfigError
         "burgers" => ProblemPlan::Burgers(check_burgers(
             cx,
             r.burgers.as_ref().unwrap_or(&RawBurgers::default()),
+        )?),
+        "mlvms" => ProblemPlan::Mlvms(check_beam(
+            cx,
+            r.mlvms.as_ref().unwrap_or(&RawBeam::default()),
         )?),
         _ => ProblemPlan::NavierStokes(check_navier_stokes(
             cx,
@@ -817,6 +846,7 @@ fn check_generate_solver(
         (None, "helmholtz", m) if m != Some(SolverMethod::Amg) => {
             Some(Spanned::new(0..0, PreconditionerKind::Ilu0))
         }
+        (None, "mlvms", _) => Some(Spanned::new(0..0, PreconditionerKind::Amg)),
         (p, _, _) => p.clone(),
     };
     let method = check_method(
@@ -843,6 +873,15 @@ fn check_generate_solver(
             cx.text.find("[generate.solver]").unwrap_or(0),
             "generate.solver.method",
             "Helmholtz is indefinite (and complex with the absorbing boundary), so CG does not apply; use \"gmres\", \"fgmres\", \"bicgstab\" or \"gcrodr\"",
+        );
+    }
+    if name == "mlvms"
+        && !(method.method == SolverMethod::Cg && method.preconditioner == PreconditionerKind::Amg)
+    {
+        return cx.err(
+            cx.text.find("[generate.solver]").unwrap_or(0),
+            "generate.solver.method",
+            "ML-VMS solves its SPD multilevel system with AMG-preconditioned CG; use method = \"cg\" with preconditioner = \"amg\" (only tolerance and max_iterations are free)",
         );
     }
     if name != "darcy" && method.omega == Some(OmegaPlan::Learned) {
@@ -1043,28 +1082,103 @@ fn check_poisson(cx: &Ctx, r: &RawPoisson) -> Result<PoissonPlan, ConfigError> {
     })
 }
 
-fn check_helmholtz(cx: &Ctx, r: &RawHelmholtz) -> Result<HelmholtzPlan, ConfigError> {
-    let p = "generate.helmholtz";
-    let wavenumber = match &r.wavenumber {
-        None => [defaults::HELMHOLTZ_WAVENUMBER; 2],
-        Some(w) => {
-            let range = match w.get_ref() {
-                RawRange::One(k) => Some([*k, *k]),
-                RawRange::Two(v) if v.len() == 2 => Some([v[0], v[1]]),
-                RawRange::Two(_) => None,
-            };
-            match range {
-                Some([lo, hi]) if lo > 0.0 && lo <= hi && hi.is_finite() => [lo, hi],
-                _ => {
-                    return cx.err(
-                        w.span().start,
-                        &format!("{p}.wavenumber"),
-                        "a positive number, or [min, max] with 0 < min ≤ max",
-                    )
-                }
-            }
+/// A number (a fixed value) or `[min, max]` (drawn per sample), accepted when `ok(min, max)`.
+fn range(
+    cx: &Ctx,
+    v: &Option<Spanned<RawRange>>,
+    default: [f64; 2],
+    key: &str,
+    ok: fn(f64, f64) -> bool,
+    expected: &str,
+) -> Result<[f64; 2], ConfigError> {
+    let Some(w) = v else {
+        return Ok(default);
+    };
+    let pair = match w.get_ref() {
+        RawRange::One(k) => Some([*k, *k]),
+        RawRange::Two(v) if v.len() == 2 => Some([v[0], v[1]]),
+        RawRange::Two(_) => None,
+    };
+    match pair {
+        Some([lo, hi]) if ok(lo, hi) => Ok([lo, hi]),
+        _ => cx.err(w.span().start, key, expected),
+    }
+}
+
+fn check_beam(cx: &Ctx, r: &RawBeam) -> Result<BeamPlan, ConfigError> {
+    let p = "generate.mlvms";
+    let power = range(
+        cx,
+        &r.power,
+        [0.5, 2.0],
+        &format!("{p}.power"),
+        |lo, hi| lo.is_finite() && lo <= hi && hi.is_finite(),
+        "a number, or [min, max] with min ≤ max",
+    )?;
+    let levels = match &r.levels {
+        None => vec![
+            MlvmsLevelPlan {
+                half_width: 0.15,
+                refine: 4,
+            },
+            MlvmsLevelPlan {
+                half_width: 0.05,
+                refine: 4,
+            },
+        ],
+        Some(l) => {
+            check_mlvms_levels(cx, l, p)?;
+            l.get_ref().clone()
         }
     };
+    let widest = levels.first().map_or(0.0, |l| l.half_width);
+    let margin = cx.num(
+        &r.margin,
+        (widest + 0.05).min(0.45),
+        &format!("{p}.margin"),
+        |v: f64| v > widest && v < 0.5,
+        &format!("a number in ({widest}, 0.5): wider than the first box's half width, so every box stays inside the domain"),
+    )?;
+    Ok(BeamPlan {
+        resolution: resolution(cx, &r.resolution, 64, &format!("{p}.resolution"), 4, false)?,
+        coarse: cx.num(
+            &r.coarse,
+            32,
+            &format!("{p}.coarse"),
+            |v| (4..=4096).contains(&v),
+            "an integer from 4 to 4096",
+        )?,
+        levels,
+        conductivity: cx.num(
+            &r.conductivity,
+            1.0,
+            &format!("{p}.conductivity"),
+            positive,
+            "a positive number",
+        )?,
+        radius: cx.num(
+            &r.radius,
+            0.02,
+            &format!("{p}.radius"),
+            |v: f64| v > 0.0 && v < 0.5,
+            "a number in (0, 0.5)",
+        )?,
+        power,
+        margin,
+        basis: r.basis.unwrap_or(BasisName::Linear),
+    })
+}
+
+fn check_helmholtz(cx: &Ctx, r: &RawHelmholtz) -> Result<HelmholtzPlan, ConfigError> {
+    let p = "generate.helmholtz";
+    let wavenumber = range(
+        cx,
+        &r.wavenumber,
+        [defaults::HELMHOLTZ_WAVENUMBER; 2],
+        &format!("{p}.wavenumber"),
+        |lo, hi| lo > 0.0 && lo <= hi && hi.is_finite(),
+        "a positive number, or [min, max] with 0 < min ≤ max",
+    )?;
     Ok(HelmholtzPlan {
         resolution: resolution(
             cx,
@@ -1925,9 +2039,14 @@ fn check_mlvms(cx: &Ctx, r: &RawMlvms) -> Result<MlvmsPlan, ConfigError> {
             format!("expected cells per axis from 4 to {max_uniform}, got {bad}"),
         );
     }
+    let chidenn = match &r.chidenn {
+        None => None,
+        Some(c) => Some(check_mlvms_chidenn(cx, c, dim, coarse)?),
+    };
     Ok(MlvmsPlan {
         dim,
         coarse,
+        chidenn,
         conductivity: cx.num(
             &r.conductivity,
             1.0,
@@ -1948,6 +2067,67 @@ fn check_mlvms(cx: &Ctx, r: &RawMlvms) -> Result<MlvmsPlan, ConfigError> {
         uniform,
         output_dir: cx.path(r.output_dir.get_ref()),
         format: r.format.unwrap_or(ImageFormat::Png),
+    })
+}
+
+fn check_mlvms_chidenn(
+    cx: &Ctx,
+    c: &RawMlvmsChidenn,
+    dim: usize,
+    coarse: usize,
+) -> Result<MlvmsChidennPlan, ConfigError> {
+    let defaults = ChidennParams::default();
+    let params = ChidennParams {
+        patch_layers: cx.num(
+            &c.patch_layers,
+            defaults.patch_layers,
+            "mlvms.chidenn.patch_layers",
+            |v| (1..=4).contains(&v),
+            "an integer from 1 to 4",
+        )?,
+        degree: cx.num(
+            &c.degree,
+            defaults.degree,
+            "mlvms.chidenn.degree",
+            |v| (1..=4).contains(&v),
+            "an integer from 1 to 4",
+        )?,
+        dilation: cx.num(
+            &c.dilation,
+            defaults.dilation,
+            "mlvms.chidenn.dilation",
+            positive,
+            "a positive number of element sizes",
+        )?,
+    };
+    let valid = if dim == 2 {
+        params.validate::<2>()
+    } else {
+        params.validate::<3>()
+    };
+    if let Err(message) = valid {
+        let at = c
+            .degree
+            .as_ref()
+            .or(c.patch_layers.as_ref())
+            .map_or(0, |v| v.span().start);
+        return cx.err(at, "mlvms.chidenn.degree", message);
+    }
+    let sizes = c
+        .coarse
+        .as_ref()
+        .map_or_else(|| vec![coarse], |v| v.get_ref().clone());
+    if sizes.is_empty() || sizes.iter().any(|n| !(4..=4096).contains(n)) {
+        let at = c.coarse.as_ref().map_or(0, |v| v.span().start);
+        return cx.err(
+            at,
+            "mlvms.chidenn.coarse",
+            format!("expected a non-empty list of coarse sizes from 4 to 4096, got {sizes:?}"),
+        );
+    }
+    Ok(MlvmsChidennPlan {
+        coarse: sizes,
+        params,
     })
 }
 

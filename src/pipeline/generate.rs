@@ -18,6 +18,9 @@ use crate::data::{DataError, Dataset, FORMAT_NAME, FORMAT_VERSION};
 use crate::PdekitError;
 use pdekit_solvers::field::{CoefficientTransform, GrfParams};
 use pdekit_solvers::grid::{Centring, Grid2d};
+use pdekit_solvers::multiscale::chidenn::ChidennParams;
+use pdekit_solvers::multiscale::multilevel::Basis;
+use pdekit_solvers::problem::beam::{BeamGenerator, BeamParams};
 use pdekit_solvers::problem::burgers::{BurgersGenerator, BurgersParams};
 use pdekit_solvers::problem::darcy::{DarcyError, DarcyForm, DarcyGenerator, DarcyParams};
 use pdekit_solvers::problem::heat::{Diffusivity, HeatGenerator, HeatParams, TimeScheme};
@@ -148,6 +151,26 @@ pub fn family(g: &GeneratePlan) -> Result<Box<dyn Family>, ProblemError> {
             source: h.source,
             solver: solver(),
         })?),
+        ProblemPlan::Mlvms(b) => {
+            let solver = g.solver.as_ref().expect("mlvms has a solver plan");
+            Box::new(BeamGenerator::new(BeamParams {
+                resolution: b.resolution,
+                coarse: b.coarse,
+                levels: b.levels.iter().map(|l| (l.half_width, l.refine)).collect(),
+                conductivity: b.conductivity,
+                radius: b.radius,
+                power: (b.power[0], b.power[1]),
+                margin: b.margin,
+                bases: match b.basis {
+                    config::BasisName::Linear => Vec::new(),
+                    config::BasisName::Chidenn => {
+                        vec![Basis::Chidenn(ChidennParams::default()); b.levels.len() + 1]
+                    }
+                },
+                tolerance: solver.tolerance,
+                max_iterations: solver.max_iterations,
+            })?)
+        }
         ProblemPlan::Burgers(b) => Box::new(BurgersGenerator::new(burgers_params(b))?),
         ProblemPlan::NavierStokes(n) => {
             Box::new(NavierStokesGenerator::new(navier_stokes_params(n))?)

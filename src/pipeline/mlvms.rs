@@ -16,7 +16,8 @@ use crate::PdekitError;
 use ndarray::Array2;
 use pdekit_solvers::multiscale::mesh::BoxMesh;
 use pdekit_solvers::multiscale::multilevel::{
-    solve_steady, LevelSpec, MultilevelInfo, MultilevelParams, MultilevelSolution, SteadyHeat,
+    solve_steady, Basis, LevelSpec, MultilevelInfo, MultilevelParams, MultilevelSolution,
+    SteadyHeat,
 };
 use pdekit_solvers::multiscale::transient::{solve_transient, MovingSource, TransientParams};
 use serde::Serialize;
@@ -44,6 +45,8 @@ pub struct Run {
 pub struct MlvmsOutcome {
     pub multilevel: Run,
     pub uniform: Vec<Run>,
+    /// Multilevel runs with the C-HiDeNN basis on every level, one per coarse size.
+    pub chidenn: Vec<Run>,
     pub report: PathBuf,
     pub figures: Vec<PathBuf>,
 }
@@ -90,18 +93,28 @@ fn run_dim<const D: usize>(
         dirichlet: &exact,
     };
     let params = MultilevelParams::default();
-    let coarse = BoxMesh::new([0.0; D], [1.0; D], [plan.coarse; D]);
-    let mut levels = Vec::new();
-    let mut parent = coarse;
-    for l in &plan.levels {
-        let spec = LevelSpec::around(&parent, centre, l.half_width, l.refine);
-        parent = spec.mesh(&parent);
-        levels.push(spec);
-    }
+    // The level boxes around the source on a coarse mesh of n cells per axis.
+    let hierarchy = |n: usize| {
+        let coarse = BoxMesh::new([0.0; D], [1.0; D], [n; D]);
+        let mut levels = Vec::new();
+        let mut parent = coarse;
+        for l in &plan.levels {
+            let spec = LevelSpec::around(&parent, centre, l.half_width, l.refine);
+            parent = spec.mesh(&parent);
+            levels.push(spec);
+        }
+        (coarse, levels)
+    };
+    let (coarse, levels) = hierarchy(plan.coarse);
     let fail = |e: pdekit_solvers::multiscale::multilevel::MultiscaleError| {
         PdekitError::Usage(format!("{}: {e}", config.display()))
     };
-    let bar = rep.bar(1 + plan.uniform.len() as u64, "mlvms", "solves");
+    let chidenn_sizes = plan.chidenn.as_ref().map_or(&[][..], |c| &c.coarse[..]);
+    let bar = rep.bar(
+        (1 + plan.uniform.len() + chidenn_sizes.len()) as u64,
+        "mlvms",
+        "solves",
+    );
     let (ml, ml_info) = solve_steady(coarse, &levels, &problem, &params).map_err(fail)?;
     bar.inc(1);
     let rel = |s: &MultilevelSolution<D>| {
@@ -116,8 +129,21 @@ fn run_dim<const D: usize>(
         uniform.push(run_of(format!("uniform {n}"), &info, rel(&sol)));
         bar.inc(1);
     }
+    let mut chidenn = Vec::new();
+    if let Some(c) = &plan.chidenn {
+        for &n in &c.coarse {
+            let (coarse, levels) = hierarchy(n);
+            let p = MultilevelParams {
+                bases: vec![Basis::Chidenn(c.params); levels.len() + 1],
+                ..params.clone()
+            };
+            let (sol, info) = solve_steady(coarse, &levels, &problem, &p).map_err(fail)?;
+            chidenn.push(run_of(format!("C-HiDeNN coarse {n}"), &info, rel(&sol)));
+            bar.inc(1);
+        }
+    }
     bar.finish_and_clear();
-    for r in std::iter::once(&multilevel).chain(&uniform) {
+    for r in std::iter::once(&multilevel).chain(&uniform).chain(&chidenn) {
         if !r.converged {
             rep.warn(format!(
                 "{}: CG stopped at its cap ({} iterations); its error is reported as measured",
@@ -129,11 +155,29 @@ fn run_dim<const D: usize>(
     // The cheapest uniform mesh as accurate as the multilevel solve, "as accurate" allowing 5 %
     // (when the finest level and a uniform mesh share h near the source their errors agree to
     // rounding, and a strict ≤ would pass over that mesh).
+    let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
+    // The cheapest run of `pool` as accurate as `run` (within 5 %).
+    let match_in = |pool: &[Run], run: &Run| -> Option<serde_json::Value> {
+        pool.iter()
+            .filter(|u| u.rel_l2 <= EQUAL_ERROR * run.rel_l2)
+            .min_by_key(|u| u.unknowns)
+            .map(|u| {
+                json!({
+                    "method": u.method,
+                    "unknowns_ratio": u.unknowns as f64 / run.unknowns as f64,
+                    "time_ratio": total(u) / total(run),
+                })
+            })
+    };
     let matched = uniform
         .iter()
         .filter(|u| u.rel_l2 <= EQUAL_ERROR * multilevel.rel_l2)
         .min_by_key(|u| u.unknowns);
-    let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
+    // The C-HiDeNN run with the fewest unknowns that is as accurate as the linear multilevel run.
+    let chidenn_matched = chidenn
+        .iter()
+        .filter(|c| c.rel_l2 <= EQUAL_ERROR * multilevel.rel_l2)
+        .min_by_key(|c| c.unknowns);
     let doc = json!({
         "config": config,
         "command": crate::meta::command_line(),
@@ -145,25 +189,30 @@ fn run_dim<const D: usize>(
         "multilevel": multilevel,
         "uniform": uniform,
         "equal_error_factor": EQUAL_ERROR,
-        "matched_uniform": matched.map(|u| json!({
-            "method": u.method,
-            "unknowns_ratio": u.unknowns as f64 / multilevel.unknowns as f64,
-            "time_ratio": total(u) / total(&multilevel),
+        "matched_uniform": match_in(&uniform, &multilevel),
+        "chidenn": chidenn.iter().map(|c| json!({
+            "run": c,
+            "matched_uniform": match_in(&uniform, c),
+        })).collect::<Vec<_>>(),
+        "chidenn_as_accurate_as_multilevel": chidenn_matched.map(|c| json!({
+            "method": c.method,
+            "unknowns_ratio_linear_to_chidenn": multilevel.unknowns as f64 / c.unknowns as f64,
+            "time_ratio_linear_to_chidenn": total(&multilevel) / total(c),
         })),
     });
     let report = write_atomic(
         &plan.output_dir.join("mlvms_report.json"),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
     )?;
-    let figures = plots(plan, &ml, &exact, &levels, &multilevel, &uniform)?;
+    let figures = plots(plan, &ml, &exact, &levels, &multilevel, &uniform, &chidenn)?;
 
     let mut table = format!(
-        "{:<14} {:>10} {:>12} {:>8} {:>10}\n",
+        "{:<20} {:>10} {:>12} {:>8} {:>10}\n",
         "method", "unknowns", "rel L2", "CG its", "time (s)"
     );
-    for r in std::iter::once(&multilevel).chain(&uniform) {
+    for r in std::iter::once(&multilevel).chain(&uniform).chain(&chidenn) {
         table.push_str(&format!(
-            "{:<14} {:>10} {:>12.3e} {:>8} {:>10.3}\n",
+            "{:<20} {:>10} {:>12.3e} {:>8} {:>10.3}\n",
             r.method,
             r.unknowns,
             r.rel_l2,
@@ -181,6 +230,17 @@ fn run_dim<const D: usize>(
         None => "no uniform mesh of the comparison is as accurate (within 5 %) as the multilevel solve"
             .into(),
     };
+    let verdict = match (chidenn.is_empty(), chidenn_matched) {
+        (true, _) => verdict,
+        (false, Some(c)) => format!(
+            "{verdict}\nC-HiDeNN: {} is as accurate as the linear multilevel solve with {:.1}× fewer unknowns",
+            c.method,
+            multilevel.unknowns as f64 / c.unknowns as f64
+        ),
+        (false, None) => format!(
+            "{verdict}\nC-HiDeNN: no run is as accurate (within 5 %) as the linear multilevel solve"
+        ),
+    };
     rep.info(format!(
         "mlvms ({}-D, {} levels above the coarse mesh):\n{table}{verdict}\nwrote {} and {} figures in {}",
         D,
@@ -192,6 +252,7 @@ fn run_dim<const D: usize>(
     Ok(MlvmsOutcome {
         multilevel,
         uniform,
+        chidenn,
         report,
         figures,
     })
@@ -204,6 +265,7 @@ fn plots<const D: usize>(
     levels: &[LevelSpec<D>],
     multilevel: &Run,
     uniform: &[Run],
+    chidenn: &[Run],
 ) -> Result<Vec<PathBuf>, PdekitError> {
     let dir = &plan.output_dir;
     let ext = plan.format.extension();
@@ -308,12 +370,25 @@ fn plots<const D: usize>(
                     markers: false,
                 },
                 Line {
-                    label: format!("multilevel ({} levels)", levels.len() + 1),
+                    label: format!("multilevel Q1 ({} levels)", levels.len() + 1),
                     points: vec![(log(xf(multilevel)), log(multilevel.rel_l2))],
                     color: PALETTE[1],
                     markers: true,
                 },
-            ],
+            ]
+            .into_iter()
+            .chain((!chidenn.is_empty()).then(|| {
+                Line {
+                    label: format!("multilevel C-HiDeNN ({} levels)", levels.len() + 1),
+                    points: chidenn
+                        .iter()
+                        .map(|r| (log(xf(r)), log(r.rel_l2)))
+                        .collect(),
+                    color: PALETTE[2],
+                    markers: false,
+                }
+            }))
+            .collect::<Vec<_>>(),
         )?);
     }
     Ok(out)

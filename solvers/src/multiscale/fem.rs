@@ -4,24 +4,33 @@
 use super::mesh::BoxMesh;
 use sprs::{CsMat, TriMat};
 
-/// Gauss–Legendre points and weights on [0, 1] with `n` = 1, 2 or 3 points (exact for degree
-/// 2n − 1).
+/// Gauss–Legendre points and weights on [0, 1] with `n ≥ 1` points (exact for degree 2n − 1).
+/// The roots of the Legendre polynomial are found by Newton's method from Chebyshev guesses.
 pub fn gauss_1d(n: usize) -> Vec<(f64, f64)> {
-    match n {
-        1 => vec![(0.5, 1.0)],
-        2 => {
-            let d = 0.5 / 3f64.sqrt();
-            vec![(0.5 - d, 0.5), (0.5 + d, 0.5)]
+    let n = n.max(1);
+    let mut rule = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
+        let mut dp = 1.0;
+        for _ in 0..100 {
+            // P_n(x) and P_n'(x) by the three-term recurrence.
+            let (mut p0, mut p1) = (1.0, x);
+            for k in 2..=n {
+                let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
+                p0 = p1;
+                p1 = p2;
+            }
+            dp = n as f64 * (x * p1 - p0) / (x * x - 1.0);
+            let step = p1 / dp;
+            x -= step;
+            if step.abs() < 1e-16 {
+                break;
+            }
         }
-        _ => {
-            let d = 0.5 * (0.6f64).sqrt();
-            vec![
-                (0.5 - d, 5.0 / 18.0),
-                (0.5, 8.0 / 18.0),
-                (0.5 + d, 5.0 / 18.0),
-            ]
-        }
+        let w = 2.0 / ((1.0 - x * x) * dp * dp);
+        rule.push((0.5 * (1.0 - x), 0.5 * w));
     }
+    rule
 }
 
 /// The tensor rule on [0, 1]^D: points and weights.
@@ -201,13 +210,16 @@ mod tests {
 
     #[test]
     fn gauss_rules_integrate_polynomials_exactly() {
-        for n in 1..=3 {
+        for n in 1..=8 {
             let deg = 2 * n - 1;
             let integral: f64 = gauss_1d(n)
                 .iter()
                 .map(|(x, w)| w * x.powi(deg as i32))
                 .sum();
-            assert!((integral - 1.0 / (deg as f64 + 1.0)).abs() < 1e-14);
+            assert!(
+                (integral - 1.0 / (deg as f64 + 1.0)).abs() < 1e-14,
+                "{n} points"
+            );
         }
         let v: f64 = gauss::<2>(2).iter().map(|(p, w)| w * p[0] * p[1]).sum();
         assert!((v - 0.25).abs() < 1e-15);

@@ -67,6 +67,13 @@ impl<const D: usize> BoxMesh<D> {
     }
 
     /// The `2^D` nodes of element `e`, corner `c` having offset bit k along axis k.
+    /// The element whose lowest node is `m` (the inverse of [`Self::cell`]).
+    pub fn cell_index(&self, m: [usize; D]) -> usize {
+        m.iter()
+            .zip(&self.cells)
+            .fold(0, |acc, (&i, &n)| acc * n + i)
+    }
+
     pub fn element_nodes(&self, e: usize) -> Vec<usize> {
         let base = self.cell(e);
         (0..1usize << D)

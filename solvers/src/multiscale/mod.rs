@@ -7,9 +7,9 @@
 //!   AMG-preconditioned CG.
 //! - [`transient`]: a moving Gaussian beam, θ-method steps, boxes re-centred on the beam, and an
 //!   energy ledger.
-//!
-//! Not yet here: the C-HiDeNN convolution-patch basis.
+//! - [`chidenn`]: the convolution-patch (C-HiDeNN) basis, usable on any level.
 
+pub mod chidenn;
 pub mod fem;
 pub mod mesh;
 pub mod multilevel;

@@ -17,13 +17,16 @@
 //! assembled over the elements of `R_m` only: every cross-level integral is computed on the finer
 //! mesh. Dirichlet data on `∂Ω` are level-0 boundary values, eliminated from the system.
 
-use super::fem::{assemble, gauss, point, shape};
+use super::chidenn::{ChidennParams, ChidennSpace, ElementValues};
+use super::fem::{assemble, gauss, point, shape, shape_gradients};
 use super::mesh::BoxMesh;
 use crate::krylov::cg;
 use crate::linalg::CsrOperator;
 use crate::precond::amg::{Amg, AmgParams};
 use crate::SolveParams;
+use rayon::prelude::*;
 use sprs::{CsMat, TriMat};
+use std::collections::HashMap;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -72,12 +75,28 @@ pub struct SteadyHeat<'a, const D: usize> {
     pub dirichlet: &'a (dyn Fn([f64; D]) -> f64 + Sync),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The functions a level contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Basis {
+    /// Multilinear hats (Q1).
+    #[default]
+    Linear,
+    /// The convolution-patch basis of [`super::chidenn`] on the level's mesh.
+    Chidenn(ChidennParams),
+}
+
+/// Gauss points per axis, at least, wherever a C-HiDeNN level is integrated: its functions are
+/// not polynomials.
+pub const CHIDENN_QUADRATURE: usize = 4;
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct MultilevelParams {
     pub tolerance: f64,
     pub max_iterations: usize,
     /// Gauss points per axis for the load (the source may be sharp).
     pub quadrature: usize,
+    /// One basis per level, the coarse mesh first; empty means linear everywhere.
+    pub bases: Vec<Basis>,
 }
 
 impl Default for MultilevelParams {
@@ -86,6 +105,7 @@ impl Default for MultilevelParams {
             tolerance: 1e-10,
             max_iterations: 5000,
             quadrature: 3,
+            bases: Vec::new(),
         }
     }
 }
@@ -98,6 +118,8 @@ pub struct MultilevelInfo {
     /// Coefficients per level (level 0 includes its Dirichlet nodes).
     pub per_level: Vec<usize>,
     pub iterations: usize,
+    /// Applications of the matrix by CG, true residuals included.
+    pub matvecs: usize,
     pub rel_residual: f64,
     pub converged: bool,
     pub assemble_seconds: f64,
@@ -129,6 +151,60 @@ pub struct Hierarchy<const D: usize> {
     pub total: usize,
     /// `T_m`: nodal values on mesh m from all coefficients.
     pub maps: Vec<CsMat<f64>>,
+    pub bases: Vec<Basis>,
+    /// The C-HiDeNN functions of the levels that use them.
+    spaces: Vec<Option<ChidennSpace<D>>>,
+    /// Per level, the coefficient of each mesh node (`usize::MAX`: none).
+    dof_of: Vec<Vec<usize>>,
+}
+
+/// Where element `cell` of a finer mesh sits in a coarser level: that level's element, the
+/// sub-cell inside it, and the refinement ratio per axis.
+struct Placement<const D: usize> {
+    corner: [usize; D],
+    sub: [usize; D],
+    ratio: [usize; D],
+}
+
+/// A C-HiDeNN table: level, clipping of the element's patches, sub-cell.
+type TableKey<const D: usize> = (usize, [(usize, usize); D], [usize; D]);
+
+/// The functions of all levels that are non-zero on one element, at a rule's points:
+/// `values[a * points + q]`.
+struct Active<const D: usize> {
+    dofs: Vec<usize>,
+    values: Vec<f64>,
+    gradients: Vec<[f64; D]>,
+}
+
+/// One element group's stiffness and mass triplets and load entries.
+type GroupPart = (
+    Vec<(u32, u32, f64)>,
+    Vec<(u32, u32, f64)>,
+    Vec<(usize, f64)>,
+);
+
+/// A CSR matrix from triplets, summing duplicates.
+fn csr_from_triplets(n: usize, mut triplets: Vec<(u32, u32, f64)>) -> CsMat<f64> {
+    triplets.par_sort_unstable_by_key(|&(r, c, _)| (r, c));
+    let mut indptr = vec![0usize; n + 1];
+    let mut indices: Vec<usize> = Vec::new();
+    let mut data: Vec<f64> = Vec::new();
+    let mut last = None;
+    for (r, c, v) in triplets {
+        if last == Some((r, c)) {
+            *data.last_mut().expect("a previous entry") += v;
+        } else {
+            indices.push(c as usize);
+            data.push(v);
+            indptr[r as usize + 1] += 1;
+            last = Some((r, c));
+        }
+    }
+    for i in 0..n {
+        indptr[i + 1] += indptr[i];
+    }
+    CsMat::new((n, n), indptr, indices, data)
 }
 
 fn tol(h: f64) -> f64 {
@@ -136,7 +212,22 @@ fn tol(h: f64) -> f64 {
 }
 
 impl<const D: usize> Hierarchy<D> {
+    /// Linear elements on every level.
     pub fn new(coarse: BoxMesh<D>, levels: &[LevelSpec<D>]) -> Result<Self, MultiscaleError> {
+        Self::with_bases(coarse, levels, &[])
+    }
+
+    /// `bases`: one per level, the coarse mesh first, or empty for linear everywhere.
+    ///
+    /// C-HiDeNN levels keep the same coefficients as linear ones: their boundary nodes use
+    /// tensor-product patches (see [`super::chidenn`]), so zero values on `∂Ω_l` make `u_l`
+    /// vanish on all of `∂Ω_l`, and Dirichlet values on `∂Ω` are exact conditions, not just
+    /// nodal ones.
+    pub fn with_bases(
+        coarse: BoxMesh<D>,
+        levels: &[LevelSpec<D>],
+        bases: &[Basis],
+    ) -> Result<Self, MultiscaleError> {
         let mut meshes = vec![coarse];
         for (l, spec) in levels.iter().enumerate() {
             let parent = meshes[l];
@@ -164,6 +255,30 @@ impl<const D: usize> Hierarchy<D> {
             }
             meshes.push(BoxMesh::new(spec.lo, spec.hi, cells));
         }
+        let bases = match bases.len() {
+            0 => vec![Basis::Linear; meshes.len()],
+            n if n == meshes.len() => bases.to_vec(),
+            n => {
+                return Err(MultiscaleError::BadLevel {
+                    level: 0,
+                    message: format!(
+                        "{n} bases given for {} levels (the coarse mesh included)",
+                        meshes.len()
+                    ),
+                })
+            }
+        };
+        let spaces = bases
+            .iter()
+            .zip(&meshes)
+            .enumerate()
+            .map(|(level, (basis, mesh))| match basis {
+                Basis::Linear => Ok(None),
+                Basis::Chidenn(p) => ChidennSpace::new(*mesh, *p)
+                    .map(Some)
+                    .map_err(|message| MultiscaleError::BadLevel { level, message }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         // Coefficients: every level-0 node; at level l ≥ 1 the interior nodes that are not nodes
         // of mesh l − 1.
         let mut dofs = vec![(0..meshes[0].nodes()).collect::<Vec<_>>()];
@@ -190,7 +305,39 @@ impl<const D: usize> Hierarchy<D> {
             offsets.push(offsets.last().unwrap() + d.len());
         }
         let total = *offsets.last().unwrap();
-        // T_0 = [I 0]; T_m = P_{m−1→m} T_{m−1} + E_m.
+        let mut dof_of: Vec<Vec<usize>> =
+            meshes.iter().map(|m| vec![usize::MAX; m.nodes()]).collect();
+        for (l, level) in dofs.iter().enumerate() {
+            for (c, &node) in level.iter().enumerate() {
+                dof_of[l][node] = offsets[l] + c;
+            }
+        }
+        let mut hierarchy = Self {
+            meshes,
+            dofs,
+            offsets,
+            total,
+            maps: Vec::new(),
+            bases,
+            spaces,
+            dof_of,
+        };
+        hierarchy.maps = if hierarchy.is_linear() {
+            hierarchy.linear_maps()
+        } else {
+            hierarchy.evaluated_maps()
+        };
+        Ok(hierarchy)
+    }
+
+    /// Whether every level uses linear elements (then `u` is Q1 on each region's mesh).
+    pub fn is_linear(&self) -> bool {
+        self.bases.iter().all(|b| *b == Basis::Linear)
+    }
+
+    /// `T_0 = [I 0]`, `T_m = P_{m−1→m} T_{m−1} + E_m` (exact for nested Q1 levels).
+    fn linear_maps(&self) -> Vec<CsMat<f64>> {
+        let (meshes, dofs, offsets, total) = (&self.meshes, &self.dofs, &self.offsets, self.total);
         let mut maps: Vec<CsMat<f64>> = Vec::new();
         let mut tri = TriMat::new((meshes[0].nodes(), total));
         for (c, &node) in dofs[0].iter().enumerate() {
@@ -211,13 +358,341 @@ impl<const D: usize> Hierarchy<D> {
                 |x: &f64, y: &f64| x + y,
             ));
         }
-        Ok(Self {
-            meshes,
-            dofs,
-            offsets,
-            total,
-            maps,
-        })
+        maps
+    }
+
+    /// `T_m` by evaluating every level's functions at the nodes of mesh m.
+    fn evaluated_maps(&self) -> Vec<CsMat<f64>> {
+        (0..self.meshes.len())
+            .map(|m| {
+                let mesh = &self.meshes[m];
+                let rows: Vec<Vec<(usize, f64)>> = (0..mesh.nodes())
+                    .into_par_iter()
+                    .map(|i| {
+                        let x = mesh.node_coord(mesh.node_multi(i));
+                        let mut row = Vec::new();
+                        for l in 0..m {
+                            row.extend(self.level_values(l, x));
+                        }
+                        if self.dof_of[m][i] != usize::MAX {
+                            row.push((self.dof_of[m][i], 1.0));
+                        }
+                        row
+                    })
+                    .collect();
+                let mut tri = TriMat::new((mesh.nodes(), self.total));
+                for (i, row) in rows.iter().enumerate() {
+                    for &(c, v) in row {
+                        if v != 0.0 {
+                            tri.add_triplet(i, c, v);
+                        }
+                    }
+                }
+                tri.to_csr()
+            })
+            .collect()
+    }
+
+    /// The level-l functions that are non-zero at `x`, with their values (none outside `Ω_l`).
+    pub fn level_values(&self, l: usize, x: [f64; D]) -> Vec<(usize, f64)> {
+        let mesh = &self.meshes[l];
+        if !mesh.contains(x) {
+            return Vec::new();
+        }
+        let (e, xi) = mesh.locate(x);
+        let dof_of = &self.dof_of[l];
+        match &self.spaces[l] {
+            None => mesh
+                .element_nodes(e)
+                .iter()
+                .zip(shape(xi))
+                .filter(|(&n, _)| dof_of[n] != usize::MAX)
+                .map(|(&n, v)| (dof_of[n], v))
+                .collect(),
+            Some(space) => {
+                let corner = mesh.cell(e);
+                let ev = space.element_values(corner, &[xi]);
+                (0..ev.nodes)
+                    .filter_map(|u| {
+                        let n = space.slot_node(corner, u)?;
+                        (dof_of[n] != usize::MAX).then(|| (dof_of[n], ev.values[u]))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// `u(x) = Σ_l u_l(x)`.
+    pub fn evaluate(&self, coefficients: &[f64], x: [f64; D]) -> f64 {
+        (0..self.meshes.len())
+            .flat_map(|l| self.level_values(l, x))
+            .map(|(c, v)| coefficients[c] * v)
+            .sum()
+    }
+
+    fn placement(&self, l: usize, m: usize, cell: [usize; D]) -> Placement<D> {
+        let (coarse, fine) = (&self.meshes[l], &self.meshes[m]);
+        let (hc, hf) = (coarse.h(), fine.h());
+        let ratio: [usize; D] = std::array::from_fn(|k| (hc[k] / hf[k]).round() as usize);
+        // The fine box starts on a node of the level above it, not necessarily of level l: count
+        // in fine cells from level l's origin.
+        let at: [usize; D] = std::array::from_fn(|k| {
+            ((fine.lo[k] - coarse.lo[k]) / hf[k]).round() as usize + cell[k]
+        });
+        Placement {
+            corner: std::array::from_fn(|k| at[k] / ratio[k]),
+            sub: std::array::from_fn(|k| at[k] % ratio[k]),
+            ratio,
+        }
+    }
+
+    fn table_key(&self, l: usize, p: &Placement<D>) -> TableKey<D> {
+        let s = match self.bases[l] {
+            Basis::Chidenn(c) => c.patch_layers,
+            Basis::Linear => 0,
+        };
+        let cells = self.meshes[l].cells;
+        let clip =
+            std::array::from_fn(|k| (p.corner[k].min(s), (cells[k] - 1 - p.corner[k]).min(s)));
+        (l, clip, p.sub)
+    }
+
+    fn local_points(p: &Placement<D>, rule: &[([f64; D], f64)]) -> Vec<[f64; D]> {
+        rule.iter()
+            .map(|(xi, _)| std::array::from_fn(|k| (p.sub[k] as f64 + xi[k]) / p.ratio[k] as f64))
+            .collect()
+    }
+
+    /// C-HiDeNN tables for the rule's points in the given elements of mesh m: one per level,
+    /// clipping pattern and sub-cell, since interior elements all look alike.
+    fn chidenn_tables(
+        &self,
+        m: usize,
+        elements: &[usize],
+        rule: &[([f64; D], f64)],
+    ) -> HashMap<TableKey<D>, ElementValues<D>> {
+        let mut wanted: HashMap<TableKey<D>, Placement<D>> = HashMap::new();
+        for &e in elements {
+            let cell = self.meshes[m].cell(e);
+            for l in (0..=m).filter(|&l| self.spaces[l].is_some()) {
+                let p = self.placement(l, m, cell);
+                wanted.entry(self.table_key(l, &p)).or_insert(p);
+            }
+        }
+        wanted
+            .into_par_iter()
+            .map(|(key, p)| {
+                let space = self.spaces[key.0].as_ref().expect("a C-HiDeNN level");
+                (
+                    key,
+                    space.element_values(p.corner, &Self::local_points(&p, rule)),
+                )
+            })
+            .collect()
+    }
+
+    /// Every level's non-zero functions on element `e` of mesh m, at the rule's points.
+    fn active(
+        &self,
+        m: usize,
+        e: usize,
+        rule: &[([f64; D], f64)],
+        tables: &HashMap<TableKey<D>, ElementValues<D>>,
+    ) -> Active<D> {
+        let q = rule.len();
+        let cell = self.meshes[m].cell(e);
+        let mut out = Active {
+            dofs: Vec::new(),
+            values: Vec::new(),
+            gradients: Vec::new(),
+        };
+        for l in 0..=m {
+            let mesh = &self.meshes[l];
+            let p = self.placement(l, m, cell);
+            let dof_of = &self.dof_of[l];
+            match &self.spaces[l] {
+                None => {
+                    let points = Self::local_points(&p, rule);
+                    let e_l = mesh.cell_index(p.corner);
+                    let h = mesh.h();
+                    let phi: Vec<Vec<f64>> = points.iter().map(|&xi| shape(xi)).collect();
+                    let grad: Vec<Vec<[f64; D]>> =
+                        points.iter().map(|&xi| shape_gradients(xi, h)).collect();
+                    for (c, &n) in mesh.element_nodes(e_l).iter().enumerate() {
+                        if dof_of[n] == usize::MAX {
+                            continue;
+                        }
+                        out.dofs.push(dof_of[n]);
+                        out.values.extend((0..q).map(|i| phi[i][c]));
+                        out.gradients.extend((0..q).map(|i| grad[i][c]));
+                    }
+                }
+                Some(space) => {
+                    let table = &tables[&self.table_key(l, &p)];
+                    for u in 0..table.nodes {
+                        let Some(n) = space.slot_node(p.corner, u) else {
+                            continue;
+                        };
+                        if dof_of[n] == usize::MAX {
+                            continue;
+                        }
+                        out.dofs.push(dof_of[n]);
+                        out.values
+                            .extend((0..q).map(|i| table.values[i * table.nodes + u]));
+                        out.gradients
+                            .extend((0..q).map(|i| table.gradients[i * table.nodes + u]));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Stiffness, mass and load by quadrature on each region's mesh, with every level's
+    /// functions evaluated at the points: the assembly for hierarchies with C-HiDeNN levels.
+    ///
+    /// Elements are taken in groups (the children of one element of the level above, or 4^D
+    /// tiles on the coarse mesh) whose contributions are summed in a dense matrix over the
+    /// group's functions before they become triplets: a coarse function meets every fine element
+    /// of its group, so per-element triplets would repeat each pair many times.
+    fn assemble_by_quadrature(
+        &self,
+        conductivity: f64,
+        source: &(dyn Fn([f64; D]) -> f64 + Sync),
+        quadrature: usize,
+        with_stiffness: bool,
+        with_mass: bool,
+    ) -> System {
+        let total = self.total;
+        let rule = gauss::<D>(quadrature.max(CHIDENN_QUADRATURE));
+        let q = rule.len();
+        let mut k_all = Vec::new();
+        let mut m_all = Vec::new();
+        let mut load = vec![0.0; total];
+        for (m, mesh) in self.meshes.iter().enumerate() {
+            let elements: Vec<usize> = (0..mesh.elements())
+                .filter(|&e| self.in_region(m, e))
+                .collect();
+            let tables = self.chidenn_tables(m, &elements, &rule);
+            let volume: f64 = mesh.h().iter().product();
+            let mut groups: HashMap<[usize; D], Vec<usize>> = HashMap::new();
+            for &e in &elements {
+                let cell = mesh.cell(e);
+                let key = if m == 0 {
+                    std::array::from_fn(|k| cell[k] / 4)
+                } else {
+                    self.placement(m - 1, m, cell).corner
+                };
+                groups.entry(key).or_default().push(e);
+            }
+            let groups: Vec<Vec<usize>> = groups.into_values().collect();
+            let parts: Vec<GroupPart> = groups
+                .par_iter()
+                .map(|group| {
+                    let acts: Vec<Active<D>> = group
+                        .iter()
+                        .map(|&e| self.active(m, e, &rule, &tables))
+                        .collect();
+                    let mut dofs: Vec<usize> =
+                        acts.iter().flat_map(|a| a.dofs.iter().copied()).collect();
+                    dofs.sort_unstable();
+                    dofs.dedup();
+                    let n = dofs.len();
+                    let mut kd = vec![0.0; if with_stiffness { n * n } else { 0 }];
+                    let mut md = vec![0.0; if with_mass { n * n } else { 0 }];
+                    let mut fd = vec![0.0; n];
+                    let mut scaled: Vec<f64> = Vec::new();
+                    let mut weighted: Vec<f64> = Vec::new();
+                    for (&e, act) in group.iter().zip(&acts) {
+                        let local: Vec<usize> = act
+                            .dofs
+                            .iter()
+                            .map(|d| dofs.binary_search(d).expect("a group dof"))
+                            .collect();
+                        let na = local.len();
+                        for (i, (xi, w)) in rule.iter().enumerate() {
+                            let src = source(point(mesh, e, *xi));
+                            if src != 0.0 {
+                                for a in 0..na {
+                                    fd[local[a]] += src * act.values[a * q + i] * w * volume;
+                                }
+                            }
+                        }
+                        if with_stiffness {
+                            // Rows of √(w k |E|)·∇φ, so each entry is one contiguous dot.
+                            scaled.clear();
+                            for a in 0..na {
+                                for (i, (_, w)) in rule.iter().enumerate() {
+                                    let c = (w * volume * conductivity).sqrt();
+                                    scaled.extend(act.gradients[a * q + i].iter().map(|g| g * c));
+                                }
+                            }
+                            let len = q * D;
+                            for a in 0..na {
+                                let ga = &scaled[a * len..(a + 1) * len];
+                                for b in a..na {
+                                    let gb = &scaled[b * len..(b + 1) * len];
+                                    let v: f64 = ga.iter().zip(gb).map(|(x, y)| x * y).sum();
+                                    kd[local[a] * n + local[b]] += v;
+                                    if b != a {
+                                        kd[local[b] * n + local[a]] += v;
+                                    }
+                                }
+                            }
+                        }
+                        if with_mass {
+                            weighted.clear();
+                            for a in 0..na {
+                                for (i, (_, w)) in rule.iter().enumerate() {
+                                    weighted.push(act.values[a * q + i] * (w * volume).sqrt());
+                                }
+                            }
+                            for a in 0..na {
+                                let va = &weighted[a * q..(a + 1) * q];
+                                for b in a..na {
+                                    let vb = &weighted[b * q..(b + 1) * q];
+                                    let v: f64 = va.iter().zip(vb).map(|(x, y)| x * y).sum();
+                                    md[local[a] * n + local[b]] += v;
+                                    if b != a {
+                                        md[local[b] * n + local[a]] += v;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let emit = |dense: &[f64]| -> Vec<(u32, u32, f64)> {
+                        let mut out = Vec::new();
+                        for (i, row) in dense.chunks(n.max(1)).enumerate() {
+                            for (j, &v) in row.iter().enumerate() {
+                                if v != 0.0 {
+                                    out.push((dofs[i] as u32, dofs[j] as u32, v));
+                                }
+                            }
+                        }
+                        out
+                    };
+                    let f: Vec<(usize, f64)> = dofs
+                        .iter()
+                        .copied()
+                        .zip(fd)
+                        .filter(|(_, v)| *v != 0.0)
+                        .collect();
+                    (emit(&kd), emit(&md), f)
+                })
+                .collect();
+            for (kt, mt, f) in parts {
+                k_all.extend(kt);
+                m_all.extend(mt);
+                for (d, v) in f {
+                    load[d] += v;
+                }
+            }
+        }
+        System {
+            stiffness: csr_from_triplets(total, k_all),
+            mass: csr_from_triplets(total, m_all),
+            load,
+        }
     }
 
     /// Whether element `e` of mesh `m` belongs to `R_m` (is not covered by mesh m + 1).
@@ -240,6 +715,9 @@ impl<const D: usize> Hierarchy<D> {
         quadrature: usize,
         with_mass: bool,
     ) -> System {
+        if !self.is_linear() {
+            return self.assemble_by_quadrature(conductivity, source, quadrature, true, with_mass);
+        }
         let total = self.total;
         let add = |a: &CsMat<f64>, b: &CsMat<f64>| {
             sprs::binop::csmat_binop(a.view(), b.view(), |x: &f64, y: &f64| x + y)
@@ -276,6 +754,11 @@ impl<const D: usize> Hierarchy<D> {
 
     /// The load vector alone (for a source that changes in time).
     pub fn load(&self, source: &(dyn Fn([f64; D]) -> f64 + Sync), quadrature: usize) -> Vec<f64> {
+        if !self.is_linear() {
+            return self
+                .assemble_by_quadrature(0.0, source, quadrature, false, false)
+                .load;
+        }
         let mut load = vec![0.0; self.total];
         for (m, mesh) in self.meshes.iter().enumerate() {
             let local = super::fem::load(mesh, source, &|e| self.in_region(m, e), quadrature);
@@ -351,41 +834,42 @@ pub struct MultilevelSolution<const D: usize> {
 }
 
 impl<const D: usize> MultilevelSolution<D> {
-    /// `u(x)`, from the finest mesh whose box contains x.
+    /// `u(x) = Σ_l u_l(x)`.
     pub fn value(&self, x: [f64; D]) -> f64 {
-        let meshes = &self.hierarchy.meshes;
-        let m = (0..meshes.len())
-            .rev()
-            .find(|&m| meshes[m].contains(x))
-            .unwrap_or(0);
-        let (e, xi) = meshes[m].locate(x);
-        let nodes = meshes[m].element_nodes(e);
-        shape(xi)
-            .iter()
-            .zip(&nodes)
-            .map(|(w, &n)| w * self.nodal[m][n])
-            .sum()
+        self.hierarchy.evaluate(&self.coefficients, x)
     }
 
-    /// `(‖u − exact‖_L2, ‖exact‖_L2)` by Gauss quadrature on each region's own mesh.
-    pub fn l2_error(&self, exact: &dyn Fn([f64; D]) -> f64) -> (f64, f64) {
-        let rule = gauss::<D>(3);
+    /// `(‖u − exact‖_L2, ‖exact‖_L2)` by Gauss quadrature (4 points per axis) on each region's
+    /// own mesh, with every level's functions evaluated at the points.
+    pub fn l2_error(&self, exact: &(dyn Fn([f64; D]) -> f64 + Sync)) -> (f64, f64) {
+        let h = &self.hierarchy;
+        let rule = gauss::<D>(CHIDENN_QUADRATURE);
+        let q = rule.len();
         let (mut err, mut norm) = (0.0, 0.0);
-        for (m, mesh) in self.hierarchy.meshes.iter().enumerate() {
+        for (m, mesh) in h.meshes.iter().enumerate() {
             let volume: f64 = mesh.h().iter().product();
-            for e in (0..mesh.elements()).filter(|&e| self.hierarchy.in_region(m, e)) {
-                let nodes = mesh.element_nodes(e);
-                for &(xi, w) in &rule {
-                    let uh: f64 = shape(xi)
-                        .iter()
-                        .zip(&nodes)
-                        .map(|(p, &n)| p * self.nodal[m][n])
-                        .sum();
-                    let ue = exact(point(mesh, e, xi));
-                    err += (uh - ue).powi(2) * w * volume;
-                    norm += ue * ue * w * volume;
-                }
-            }
+            let elements: Vec<usize> = (0..mesh.elements())
+                .filter(|&e| h.in_region(m, e))
+                .collect();
+            let tables = h.chidenn_tables(m, &elements, &rule);
+            let (e2, n2) = elements
+                .par_iter()
+                .map(|&e| {
+                    let act = h.active(m, e, &rule, &tables);
+                    let (mut e2, mut n2) = (0.0, 0.0);
+                    for (i, &(xi, w)) in rule.iter().enumerate() {
+                        let uh: f64 = (0..act.dofs.len())
+                            .map(|a| self.coefficients[act.dofs[a]] * act.values[a * q + i])
+                            .sum();
+                        let ue = exact(point(mesh, e, xi));
+                        e2 += (uh - ue).powi(2) * w * volume;
+                        n2 += ue * ue * w * volume;
+                    }
+                    (e2, n2)
+                })
+                .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            err += e2;
+            norm += n2;
         }
         (err.sqrt(), norm.sqrt())
     }
@@ -399,7 +883,7 @@ pub fn solve_steady<const D: usize>(
     params: &MultilevelParams,
 ) -> Result<(MultilevelSolution<D>, MultilevelInfo), MultiscaleError> {
     let started = Instant::now();
-    let hierarchy = Hierarchy::new(coarse, levels)?;
+    let hierarchy = Hierarchy::with_bases(coarse, levels, &params.bases)?;
     let total = hierarchy.total;
     let System {
         stiffness: a,
@@ -476,6 +960,7 @@ pub fn solve_steady<const D: usize>(
             unknowns: free,
             per_level,
             iterations: info.iterations,
+            matvecs: info.matvecs,
             rel_residual: info.rel_residual,
             converged: info.converged,
             assemble_seconds,
@@ -777,5 +1262,122 @@ mod tests {
         };
         let err = Hierarchy::new(unit(8), &[spec]).unwrap_err();
         assert!(err.to_string().contains("strictly inside"), "{err}");
+    }
+
+    fn chidenn_everywhere(levels: usize) -> MultilevelParams {
+        MultilevelParams {
+            bases: vec![Basis::Chidenn(ChidennParams::default()); levels + 1],
+            ..MultilevelParams::default()
+        }
+    }
+
+    fn two_boxes() -> [LevelSpec<2>; 2] {
+        [
+            LevelSpec {
+                lo: [0.25, 0.25],
+                hi: [0.75, 0.75],
+                refine: 2,
+            },
+            LevelSpec {
+                lo: [0.375, 0.375],
+                hi: [0.625, 0.625],
+                refine: 2,
+            },
+        ]
+    }
+
+    #[test]
+    fn chidenn_levels_reproduce_quadratic_fields() {
+        let quad = |x: [f64; 2]| {
+            1.0 + x[0] - 2.0 * x[1] + x[0] * x[0] + 3.0 * x[0] * x[1] - 2.0 * x[1] * x[1]
+        };
+        // −Δu = −(2 − 4) = 2, times k.
+        let problem = SteadyHeat {
+            conductivity: 1.5,
+            source: &|_| 3.0,
+            dirichlet: &quad,
+        };
+        let [l1, l2] = two_boxes();
+        for levels in [vec![], vec![l1], vec![l1, l2]] {
+            // The functions are not polynomials, so the patch test holds to quadrature accuracy:
+            // 1.6e-7 with 4 Gauss points per axis, 1e-10 with 10.
+            let p = MultilevelParams {
+                quadrature: 10,
+                ..chidenn_everywhere(levels.len())
+            };
+            let (sol, info) = solve_steady(unit(8), &levels, &problem, &p).unwrap();
+            assert!(info.converged);
+            let (err, norm) = sol.l2_error(&quad);
+            assert!(
+                err / norm < 1e-9,
+                "{} levels: {:e}",
+                levels.len(),
+                err / norm
+            );
+            for x in [[0.3, 0.7], [0.5, 0.5], [0.41, 0.6], [0.9, 0.05]] {
+                assert!((sol.value(x) - quad(x)).abs() < 1e-8, "at {x:?}");
+            }
+        }
+        // Linear coarse levels cannot hold a quadratic: the same check fails.
+        let mixed = MultilevelParams {
+            bases: vec![Basis::Linear, Basis::Chidenn(ChidennParams::default())],
+            ..MultilevelParams::default()
+        };
+        let (sol, _) = solve_steady(unit(8), &[l1], &problem, &mixed).unwrap();
+        let (err, norm) = sol.l2_error(&quad);
+        assert!(err / norm > 1e-6, "{:e}", err / norm);
+    }
+
+    #[test]
+    fn chidenn_converges_at_order_p_plus_1_on_one_level_and_on_three() {
+        let (u, q) = manufactured();
+        let problem = SteadyHeat {
+            conductivity: 1.0,
+            source: &q,
+            dirichlet: &u,
+        };
+        let [l1, l2] = two_boxes();
+        for levels in [vec![], vec![l1, l2]] {
+            let p = chidenn_everywhere(levels.len());
+            let err = |n| {
+                let (sol, info) = solve_steady(unit(n), &levels, &problem, &p).unwrap();
+                assert!(info.converged);
+                sol.l2_error(&u).0
+            };
+            let order = (err(8) / err(16)).log2();
+            assert!(order >= 3.0, "{} levels: order {order}", levels.len());
+        }
+    }
+
+    #[test]
+    fn bad_bases_are_clear_errors() {
+        let [l1, _] = two_boxes();
+        let p = MultilevelParams {
+            bases: vec![Basis::Linear],
+            ..MultilevelParams::default()
+        };
+        let problem = SteadyHeat {
+            conductivity: 1.0,
+            source: &|_| 1.0,
+            dirichlet: &|_| 0.0,
+        };
+        let err = solve_steady(unit(8), &[l1], &problem, &p).unwrap_err();
+        assert!(
+            err.to_string().contains("1 bases given for 2 levels"),
+            "{err}"
+        );
+        let bad = Basis::Chidenn(ChidennParams {
+            degree: 3,
+            ..ChidennParams::default()
+        });
+        let p = MultilevelParams {
+            bases: vec![Basis::Linear, bad],
+            ..MultilevelParams::default()
+        };
+        let err = solve_steady(unit(8), &[l1], &problem, &p).unwrap_err();
+        assert!(
+            err.to_string().contains("level 1: degree 3 needs 10"),
+            "{err}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! [`Family`] is what a dataset writer needs from any of them: the [`SampleLayout`] (names and
 //! shapes of the per-sample arrays and parameters) and [`Family::generate`].
 
+pub mod beam;
 pub mod burgers;
 pub mod darcy;
 pub mod heat;
