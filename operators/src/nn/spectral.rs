@@ -1,0 +1,512 @@
+//! Spectral convolution (the FNO layer) in 1-D, 2-D and 3-D.
+//!
+//! Forward: `X̂ = (1/N)·FFT(x)` truncated to the kept modes (the first `m` along the last axis of
+//! the real FFT, `±m` along the others), `Ŷ_k = X̂_k·W_k` per mode (a complex `c_in × c_out`
+//! matrix), and `y = IFFT(Ŷ)` with the other modes zero. The `1/N` on the forward transform (as
+//! neuraloperator's `fft_norm = "forward"`) makes the kept coefficients, and so the weights,
+//! independent of the grid: a layer trained at one resolution runs at any other.
+//!
+//! Backward, with gradients `g = ∂L/∂Re z + i·∂L/∂Im z`:
+//! - through the inverse transform, `dŶ = w ⊙ FFT(dy)` (unnormalised), where `w = 2` for the
+//!   last-axis modes the real inverse counts twice (all but 0 and n/2), 1 otherwise;
+//! - through the product, `dX̂_k = dŶ_k·W_kᴴ` and `dW_k += X̂_kᴴ·dŶ_k`;
+//! - through the forward transform, `dx = (1/N)·IFFT(dX̂ / w)`.
+
+use super::{Layer, NnError, Param, Real, Tensor};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
+use std::sync::Arc;
+
+/// FFT plans for one grid.
+struct Plans<T: Real> {
+    grid: Vec<usize>,
+    r2c: Arc<dyn RealToComplex<T>>,
+    c2r: Arc<dyn ComplexToReal<T>>,
+    /// Forward and inverse complex FFTs along each axis but the last.
+    forward: Vec<Arc<dyn Fft<T>>>,
+    inverse: Vec<Arc<dyn Fft<T>>>,
+}
+
+impl<T: Real> Plans<T> {
+    fn new(grid: &[usize]) -> Self {
+        let mut real = RealFftPlanner::<T>::new();
+        let mut complex = FftPlanner::<T>::new();
+        let last = *grid.last().expect("a grid axis");
+        let others = &grid[..grid.len() - 1];
+        Self {
+            grid: grid.to_vec(),
+            r2c: real.plan_fft_forward(last),
+            c2r: real.plan_fft_inverse(last),
+            forward: others
+                .iter()
+                .map(|&n| complex.plan_fft_forward(n))
+                .collect(),
+            inverse: others
+                .iter()
+                .map(|&n| complex.plan_fft_inverse(n))
+                .collect(),
+        }
+    }
+}
+
+/// The spectral convolution layer.
+pub struct SpectralConv<T: Real> {
+    pub c_in: usize,
+    pub c_out: usize,
+    /// Kept modes per spatial axis.
+    pub modes: Vec<usize>,
+    /// Complex weights `W[k][i][o]`, interleaved (re, im).
+    pub weight: Vec<T>,
+    weight_grad: Vec<T>,
+    plans: Option<Plans<T>>,
+    /// From the forward pass: batch size and `X̂[b][k][i]`.
+    saved: Option<(usize, Vec<Complex<T>>)>,
+}
+
+impl<T: Real> SpectralConv<T> {
+    /// Weights `scale·(u + iv)` with `u, v` uniform in [0, 1) and `scale = 1/(c_in·c_out)`, as in
+    /// the FNO reference code.
+    pub fn new(c_in: usize, c_out: usize, modes: &[usize], seed: u64) -> Result<Self, NnError> {
+        if modes.is_empty() || modes.len() > 3 || modes.contains(&0) {
+            return Err(NnError::BadSpec {
+                layer: "spectral conv",
+                message: format!("expected 1 to 3 positive mode counts, got {modes:?}"),
+            });
+        }
+        let k = kept_count(modes);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let scale = 1.0 / (c_in * c_out) as f64;
+        let weight = (0..2 * k * c_in * c_out)
+            .map(|_| T::lit(scale * rng.gen::<f64>()))
+            .collect::<Vec<_>>();
+        Ok(Self {
+            c_in,
+            c_out,
+            modes: modes.to_vec(),
+            weight_grad: vec![T::zero(); weight.len()],
+            weight,
+            plans: None,
+            saved: None,
+        })
+    }
+
+    fn check_grid(&self, x: &Tensor<T>, channels: usize, what: &str) -> Result<(), NnError> {
+        let d = self.modes.len();
+        let bad = |expected: String| {
+            Err(NnError::Shape {
+                layer: "spectral conv",
+                expected,
+                got: format!("shape {:?}", x.shape),
+            })
+        };
+        if x.shape.len() != d + 2 || x.channels() != channels {
+            return bad(format!(
+                "[batch, {d} grid axes, {channels} {what} channels]"
+            ));
+        }
+        let grid = x.grid();
+        for (a, (&n, &m)) in grid.iter().zip(&self.modes).enumerate() {
+            let fits = if a + 1 == d {
+                m <= n / 2 + 1
+            } else {
+                2 * m <= n
+            };
+            if !fits {
+                return bad(format!(
+                    "a grid that holds {m} modes along axis {a} (at least {} points)",
+                    if a + 1 == d { 2 * m - 2 } else { 2 * m }
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn plan(&mut self, grid: &[usize]) {
+        if self.plans.as_ref().is_none_or(|p| p.grid != grid) {
+            self.plans = Some(Plans::new(grid));
+        }
+    }
+}
+
+/// Modes kept: `Π_{axes but last} 2m · m_last`.
+fn kept_count(modes: &[usize]) -> usize {
+    let (last, others) = modes.split_last().expect("a mode count");
+    others.iter().map(|m| 2 * m).product::<usize>() * last
+}
+
+/// Shape of the kept block: `[2m_0, …, 2m_{d−2}, m_last]`.
+fn kept_shape(modes: &[usize]) -> Vec<usize> {
+    let d = modes.len();
+    modes
+        .iter()
+        .enumerate()
+        .map(|(a, &m)| if a + 1 == d { m } else { 2 * m })
+        .collect()
+}
+
+/// FFT index along a non-last axis of kept index `j` (the first m, then the last m).
+fn freq(j: usize, m: usize, n: usize) -> usize {
+    if j < m {
+        j
+    } else {
+        n - 2 * m + j
+    }
+}
+
+/// Applies `fft` along `axis` of the complex array `data` with shape `shape` (row-major).
+fn along_axis<T: Real>(data: &mut [Complex<T>], shape: &[usize], axis: usize, fft: &dyn Fft<T>) {
+    let n = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let outer: usize = shape[..axis].iter().product();
+    let mut line = vec![Complex::default(); n];
+    let mut scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let base = o * n * inner + i;
+            for (t, v) in line.iter_mut().enumerate() {
+                *v = data[base + t * inner];
+            }
+            fft.process_with_scratch(&mut line, &mut scratch);
+            for (t, v) in line.iter().enumerate() {
+                data[base + t * inner] = *v;
+            }
+        }
+    }
+}
+
+/// `(1/N)·FFT(field)` at the kept modes, laid out as [`kept_shape`].
+fn truncated_forward<T: Real>(field: &[T], plans: &Plans<T>, modes: &[usize]) -> Vec<Complex<T>> {
+    let grid = &plans.grid;
+    let d = grid.len();
+    let (n_last, m_last) = (grid[d - 1], modes[d - 1]);
+    let lines = field.len() / n_last;
+    // Real FFT of every line along the last axis, keeping the first m modes.
+    let mut shape: Vec<usize> = grid.to_vec();
+    shape[d - 1] = m_last;
+    let mut data = vec![Complex::default(); lines * m_last];
+    let mut input = plans.r2c.make_input_vec();
+    let mut output = plans.r2c.make_output_vec();
+    for l in 0..lines {
+        input.copy_from_slice(&field[l * n_last..(l + 1) * n_last]);
+        plans
+            .r2c
+            .process(&mut input, &mut output)
+            .expect("buffers sized by the plan");
+        data[l * m_last..(l + 1) * m_last].copy_from_slice(&output[..m_last]);
+    }
+    // Complex FFTs along the other axes, keeping ±m.
+    for axis in (0..d - 1).rev() {
+        along_axis(&mut data, &shape, axis, plans.forward[axis].as_ref());
+        let (n, m) = (shape[axis], modes[axis]);
+        let inner: usize = shape[axis + 1..].iter().product();
+        let outer: usize = shape[..axis].iter().product();
+        let mut kept = vec![Complex::default(); outer * 2 * m * inner];
+        for o in 0..outer {
+            for j in 0..2 * m {
+                let src = (o * n + freq(j, m, n)) * inner;
+                let dst = (o * 2 * m + j) * inner;
+                kept[dst..dst + inner].copy_from_slice(&data[src..src + inner]);
+            }
+        }
+        data = kept;
+        shape[axis] = 2 * m;
+    }
+    let scale = T::one() / T::lit(field.len() as f64);
+    data.iter_mut().for_each(|v| *v = *v * scale);
+    data
+}
+
+/// The real field whose (unnormalised) spectrum is `spectrum` at the kept modes and zero
+/// elsewhere; imaginary parts the real inverse cannot represent are dropped, as `irfftn` does.
+fn truncated_inverse<T: Real>(
+    spectrum: &[Complex<T>],
+    plans: &Plans<T>,
+    modes: &[usize],
+) -> Vec<T> {
+    let grid = &plans.grid;
+    let d = grid.len();
+    let mut shape = kept_shape(modes);
+    let mut data = spectrum.to_vec();
+    for axis in 0..d - 1 {
+        let (n, m) = (grid[axis], modes[axis]);
+        let inner: usize = shape[axis + 1..].iter().product();
+        let outer: usize = shape[..axis].iter().product();
+        let mut full = vec![Complex::default(); outer * n * inner];
+        for o in 0..outer {
+            for j in 0..2 * m {
+                let src = (o * 2 * m + j) * inner;
+                let dst = (o * n + freq(j, m, n)) * inner;
+                full[dst..dst + inner].copy_from_slice(&data[src..src + inner]);
+            }
+        }
+        data = full;
+        shape[axis] = n;
+        along_axis(&mut data, &shape, axis, plans.inverse[axis].as_ref());
+    }
+    let (n_last, m_last) = (grid[d - 1], modes[d - 1]);
+    let lines = data.len() / m_last;
+    let mut out = vec![T::zero(); lines * n_last];
+    let mut input = plans.c2r.make_input_vec();
+    let mut output = plans.c2r.make_output_vec();
+    for l in 0..lines {
+        input.iter_mut().for_each(|v| *v = Complex::default());
+        input[..m_last].copy_from_slice(&data[l * m_last..(l + 1) * m_last]);
+        input[0].im = T::zero();
+        if n_last.is_multiple_of(2) {
+            input[n_last / 2].im = T::zero();
+        }
+        plans
+            .c2r
+            .process(&mut input, &mut output)
+            .expect("buffers sized by the plan");
+        out[l * n_last..(l + 1) * n_last].copy_from_slice(&output);
+    }
+    out
+}
+
+/// `w` per kept mode: 2 where the real inverse counts a last-axis mode twice, else 1.
+fn doubling<T: Real>(modes: &[usize], n_last: usize) -> Vec<T> {
+    let m_last = *modes.last().expect("a mode count");
+    let k = kept_count(modes);
+    (0..k)
+        .map(|i| {
+            let j = i % m_last;
+            if j == 0 || (n_last.is_multiple_of(2) && j == n_last / 2) {
+                T::one()
+            } else {
+                T::lit(2.0)
+            }
+        })
+        .collect()
+}
+
+/// Channel `c` of sample `b` as a contiguous field.
+fn gather<T: Real>(x: &Tensor<T>, b: usize, c: usize, points: usize) -> Vec<T> {
+    let ch = x.channels();
+    (0..points)
+        .map(|p| x.data[(b * points + p) * ch + c])
+        .collect()
+}
+
+impl<T: Real> Layer<T> for SpectralConv<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.check_grid(x, self.c_in, "input")?;
+        let grid = x.grid().to_vec();
+        let (batch, points) = (x.shape[0], grid.iter().product::<usize>());
+        let modes = self.modes.clone();
+        let k = kept_count(&modes);
+        let (ci, co) = (self.c_in, self.c_out);
+        self.plan(&grid);
+        let plans = self.plans.as_ref().expect("planned");
+        // X̂[b][k][i].
+        let spectra: Vec<Vec<Complex<T>>> = (0..batch * ci)
+            .into_par_iter()
+            .map(|bc| truncated_forward(&gather(x, bc / ci, bc % ci, points), plans, &modes))
+            .collect();
+        let mut xhat = vec![Complex::default(); batch * k * ci];
+        for (bc, s) in spectra.iter().enumerate() {
+            let (b, i) = (bc / ci, bc % ci);
+            for (kk, v) in s.iter().enumerate() {
+                xhat[(b * k + kk) * ci + i] = *v;
+            }
+        }
+        // Ŷ[b][o][k] = Σ_i X̂[b][k][i]·W[k][i][o].
+        let w = &self.weight;
+        let yhat: Vec<Vec<Complex<T>>> = (0..batch * co)
+            .into_par_iter()
+            .map(|bo| {
+                let (b, o) = (bo / co, bo % co);
+                (0..k)
+                    .map(|kk| {
+                        let mut acc = Complex::default();
+                        for i in 0..ci {
+                            let at = 2 * ((kk * ci + i) * co + o);
+                            acc =
+                                acc + xhat[(b * k + kk) * ci + i] * Complex::new(w[at], w[at + 1]);
+                        }
+                        acc
+                    })
+                    .collect()
+            })
+            .collect();
+        let fields: Vec<Vec<T>> = yhat
+            .par_iter()
+            .map(|s| truncated_inverse(s, plans, &modes))
+            .collect();
+        let mut shape = x.shape.clone();
+        *shape.last_mut().expect("a channel axis") = co;
+        let mut y = Tensor::zeros(&shape);
+        for (bo, f) in fields.iter().enumerate() {
+            let (b, o) = (bo / co, bo % co);
+            for (p, v) in f.iter().enumerate() {
+                y.data[(b * points + p) * co + o] = *v;
+            }
+        }
+        self.saved = Some((batch, xhat));
+        Ok(y)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.check_grid(dy, self.c_out, "output-gradient")?;
+        let (batch, xhat) = self.saved.take().ok_or(NnError::NoForward {
+            layer: "spectral conv",
+        })?;
+        let grid = dy.grid().to_vec();
+        let points: usize = grid.iter().product();
+        let modes = self.modes.clone();
+        let k = kept_count(&modes);
+        let (ci, co) = (self.c_in, self.c_out);
+        let w_double = doubling::<T>(&modes, *grid.last().expect("a grid axis"));
+        let n = T::lit(points as f64);
+        self.plan(&grid);
+        let plans = self.plans.as_ref().expect("planned");
+        // dŶ[b][k][o] = w·FFT(dy) (unnormalised = N × the normalised forward).
+        let spectra: Vec<Vec<Complex<T>>> = (0..batch * co)
+            .into_par_iter()
+            .map(|bo| truncated_forward(&gather(dy, bo / co, bo % co, points), plans, &modes))
+            .collect();
+        let mut dyhat = vec![Complex::default(); batch * k * co];
+        for (bo, s) in spectra.iter().enumerate() {
+            let (b, o) = (bo / co, bo % co);
+            for (kk, v) in s.iter().enumerate() {
+                dyhat[(b * k + kk) * co + o] = *v * (n * w_double[kk]);
+            }
+        }
+        // dW[k][i][o] += Σ_b conj(X̂[b][k][i])·dŶ[b][k][o].
+        let grads: Vec<Vec<T>> = (0..k)
+            .into_par_iter()
+            .map(|kk| {
+                let mut g = vec![T::zero(); 2 * ci * co];
+                for b in 0..batch {
+                    for i in 0..ci {
+                        let xc = xhat[(b * k + kk) * ci + i].conj();
+                        for o in 0..co {
+                            let v = xc * dyhat[(b * k + kk) * co + o];
+                            g[2 * (i * co + o)] = g[2 * (i * co + o)] + v.re;
+                            g[2 * (i * co + o) + 1] = g[2 * (i * co + o) + 1] + v.im;
+                        }
+                    }
+                }
+                g
+            })
+            .collect();
+        for (kk, g) in grads.iter().enumerate() {
+            let base = 2 * kk * ci * co;
+            for (acc, v) in self.weight_grad[base..base + g.len()].iter_mut().zip(g) {
+                *acc = *acc + *v;
+            }
+        }
+        // dX̂[b][k][i] = Σ_o dŶ[b][k][o]·conj(W[k][i][o]); then dx = (1/N)·IFFT(dX̂ / w).
+        let w = &self.weight;
+        let fields: Vec<Vec<T>> = (0..batch * ci)
+            .into_par_iter()
+            .map(|bi| {
+                let (b, i) = (bi / ci, bi % ci);
+                let spectrum: Vec<Complex<T>> = (0..k)
+                    .map(|kk| {
+                        let mut acc = Complex::default();
+                        for o in 0..co {
+                            let at = 2 * ((kk * ci + i) * co + o);
+                            acc = acc
+                                + dyhat[(b * k + kk) * co + o] * Complex::new(w[at], -w[at + 1]);
+                        }
+                        acc / (w_double[kk] * n)
+                    })
+                    .collect();
+                truncated_inverse(&spectrum, plans, &modes)
+            })
+            .collect();
+        let mut shape = dy.shape.clone();
+        *shape.last_mut().expect("a channel axis") = ci;
+        let mut dx = Tensor::zeros(&shape);
+        for (bi, f) in fields.iter().enumerate() {
+            let (b, i) = (bi / ci, bi % ci);
+            for (p, v) in f.iter().enumerate() {
+                dx.data[(b * points + p) * ci + i] = *v;
+            }
+        }
+        Ok(dx)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        vec![Param {
+            name: "spectral weight",
+            value: &mut self.weight,
+            grad: &mut self.weight_grad,
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gradcheck::{check, random};
+    use super::*;
+
+    #[test]
+    fn gradients_match_finite_differences_in_one_two_and_three_dimensions() {
+        // Odd and even sizes, and a last axis that keeps its Nyquist mode (m = n/2 + 1).
+        let cases: Vec<(Vec<usize>, Vec<usize>)> = vec![
+            (vec![8], vec![3]),
+            (vec![6], vec![4]),
+            (vec![6, 7], vec![2, 3]),
+            (vec![4, 6], vec![2, 4]),
+            (vec![4, 4, 5], vec![1, 2, 2]),
+        ];
+        for (grid, modes) in cases {
+            let mut layer = SpectralConv::<f64>::new(2, 3, &modes, 5).unwrap();
+            let mut shape = vec![2];
+            shape.extend(&grid);
+            shape.push(2);
+            let worst = check(&mut layer, &random(&shape, 6));
+            assert!(worst < 1e-6, "grid {grid:?} modes {modes:?}: {worst:e}");
+        }
+    }
+
+    #[test]
+    fn all_modes_with_identity_weights_reproduce_the_input() {
+        // With every mode kept and W = I, the layer is the identity on real fields.
+        let (n0, n1) = (4, 6);
+        let mut layer = SpectralConv::<f64>::new(1, 1, &[2, 4], 0).unwrap();
+        layer.weight.iter_mut().enumerate().for_each(|(i, w)| {
+            *w = if i % 2 == 0 { 1.0 } else { 0.0 };
+        });
+        let x = random(&[1, n0, n1, 1], 3);
+        let y = layer.forward(&x).unwrap();
+        for (a, b) in x.data.iter().zip(&y.data) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn a_trained_layer_runs_at_another_resolution_with_the_same_low_modes() {
+        // cos(2πx) through a 2-mode layer is the same function on 16 and 32 points.
+        let mut layer = SpectralConv::<f64>::new(1, 1, &[3], 4).unwrap();
+        let eval = |layer: &mut SpectralConv<f64>, n: usize| -> Vec<f64> {
+            let x: Vec<f64> = (0..n)
+                .map(|j| (2.0 * std::f64::consts::PI * j as f64 / n as f64).cos())
+                .collect();
+            layer
+                .forward(&Tensor::from_vec(&[1, n, 1], x).unwrap())
+                .unwrap()
+                .data
+        };
+        let coarse = eval(&mut layer, 16);
+        let fine = eval(&mut layer, 32);
+        for (j, v) in coarse.iter().enumerate() {
+            assert!((v - fine[2 * j]).abs() < 1e-12, "point {j}");
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_clear_errors() {
+        let mut layer = SpectralConv::<f32>::new(2, 2, &[4, 4], 0).unwrap();
+        let err = layer.forward(&Tensor::zeros(&[1, 6, 8, 2])).unwrap_err();
+        assert!(err.to_string().contains("4 modes along axis 0"), "{err}");
+        let err = layer.forward(&Tensor::zeros(&[1, 8, 8, 3])).unwrap_err();
+        assert!(err.to_string().contains("2 input channels"), "{err}");
+        assert!(SpectralConv::<f32>::new(1, 1, &[2, 0], 0).is_err());
+    }
+}
