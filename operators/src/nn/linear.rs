@@ -134,13 +134,13 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         let mut out = vec![Param {
-            name: "weight",
+            name: "weight".into(),
             value: &mut self.weight,
             grad: &mut self.weight_grad,
         }];
         if !self.bias.is_empty() {
             out.push(Param {
-                name: "bias",
+                name: "bias".into(),
                 value: &mut self.bias,
                 grad: &mut self.bias_grad,
             });

@@ -433,7 +433,7 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         vec![Param {
-            name: "spectral weight",
+            name: "weight".into(),
             value: &mut self.weight,
             grad: &mut self.weight_grad,
         }]

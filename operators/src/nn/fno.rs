@@ -1,0 +1,417 @@
+//! The Fourier neural operator, built as neuraloperator builds it:
+//!
+//! ```text
+//! x ─ grid embedding ─ lifting MLP ─ [FNO block] × L ─ projection MLP ─ y
+//! FNO block:  h = SpectralConv(x) + LinearSkip(x)
+//!             z = ChannelMLP(GELU(h)) + SoftGate(x)
+//!             out = GELU(z)   (not after the last block)
+//! ```
+//!
+//! The lifting and projection MLPs are two pointwise layers with a GELU between (hidden width
+//! 2 × `width`); the block's channel MLP has hidden width `width / 2`.
+
+use super::linear::{Gelu, PointwiseLinear};
+use super::spectral::SpectralConv;
+use super::{Layer, NnError, Param, Real, Tensor};
+
+fn prefixed<'a, T>(prefix: &str, params: Vec<Param<'a, T>>) -> Vec<Param<'a, T>> {
+    params
+        .into_iter()
+        .map(|p| Param {
+            name: format!("{prefix}.{}", p.name),
+            ..p
+        })
+        .collect()
+}
+
+fn add_into<T: Real>(acc: &mut Tensor<T>, other: &Tensor<T>) {
+    debug_assert_eq!(acc.shape, other.shape);
+    for (a, b) in acc.data.iter_mut().zip(&other.data) {
+        *a = *a + *b;
+    }
+}
+
+/// Layers applied one after another.
+pub struct Sequential<T: Real> {
+    pub layers: Vec<(String, Box<dyn Layer<T>>)>,
+}
+
+impl<T: Real> Layer<T> for Sequential<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let mut h = x.clone();
+        for (_, layer) in &mut self.layers {
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let mut g = dy.clone();
+        for (_, layer) in self.layers.iter_mut().rev() {
+            g = layer.backward(&g)?;
+        }
+        Ok(g)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|(name, layer)| prefixed(name, layer.parameters()))
+            .collect()
+    }
+}
+
+/// Two pointwise linear layers with a GELU between.
+pub fn channel_mlp<T: Real>(c_in: usize, hidden: usize, c_out: usize, seed: u64) -> Sequential<T> {
+    Sequential {
+        layers: vec![
+            (
+                "fc1".into(),
+                Box::new(PointwiseLinear::new(c_in, hidden, true, seed)),
+            ),
+            ("act".into(), Box::new(Gelu::new())),
+            (
+                "fc2".into(),
+                Box::new(PointwiseLinear::new(hidden, c_out, true, seed + 1)),
+            ),
+        ],
+    }
+}
+
+/// `y = x ⊙ w` with one learned weight per channel (initially 1).
+pub struct SoftGating<T> {
+    pub weight: Vec<T>,
+    weight_grad: Vec<T>,
+    input: Option<Tensor<T>>,
+}
+
+impl<T: Real> SoftGating<T> {
+    pub fn new(channels: usize) -> Self {
+        Self {
+            weight: vec![T::one(); channels],
+            weight_grad: vec![T::zero(); channels],
+            input: None,
+        }
+    }
+}
+
+impl<T: Real> Layer<T> for SoftGating<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let c = self.weight.len();
+        if x.channels() != c {
+            return Err(NnError::Shape {
+                layer: "soft gating",
+                expected: format!("{c} channels"),
+                got: format!("shape {:?}", x.shape),
+            });
+        }
+        let mut y = x.clone();
+        for row in y.data.chunks_mut(c) {
+            for (v, w) in row.iter_mut().zip(&self.weight) {
+                *v = *v * *w;
+            }
+        }
+        self.input = Some(x.clone());
+        Ok(y)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let x = self.input.as_ref().ok_or(NnError::NoForward {
+            layer: "soft gating",
+        })?;
+        let c = self.weight.len();
+        let mut dx = dy.clone();
+        for (row, xrow) in dx.data.chunks_mut(c).zip(x.data.chunks(c)) {
+            for k in 0..c {
+                self.weight_grad[k] = self.weight_grad[k] + row[k] * xrow[k];
+                row[k] = row[k] * self.weight[k];
+            }
+        }
+        Ok(dx)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        vec![Param {
+            name: "weight".into(),
+            value: &mut self.weight,
+            grad: &mut self.weight_grad,
+        }]
+    }
+}
+
+/// Appends the grid coordinates in [0, 1] (one channel per axis), as neuraloperator's
+/// `GridEmbeddingND`.
+#[derive(Debug, Clone, Default)]
+pub struct GridEmbedding {
+    channels: usize,
+}
+
+impl<T: Real> Layer<T> for GridEmbedding {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let grid = x.grid().to_vec();
+        let (c, d) = (x.channels(), grid.len());
+        self.channels = c;
+        let mut shape = x.shape.clone();
+        *shape.last_mut().expect("a channel axis") = c + d;
+        let mut y = Tensor::zeros(&shape);
+        let points: usize = grid.iter().product();
+        for (p, (src, dst)) in x.data.chunks(c).zip(y.data.chunks_mut(c + d)).enumerate() {
+            dst[..c].copy_from_slice(src);
+            let mut rest = p % points;
+            for a in (0..d).rev() {
+                let i = rest % grid[a];
+                rest /= grid[a];
+                // The coordinate of point i on a grid of n points over [0, 1), as linspace(0, 1,
+                // n + 1)[:-1] in neuraloperator.
+                dst[c + a] = T::lit(i as f64 / grid[a] as f64);
+            }
+        }
+        Ok(y)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let c = self.channels;
+        let d = dy.shape.len() - 2;
+        let mut shape = dy.shape.clone();
+        *shape.last_mut().expect("a channel axis") = c;
+        let data = dy
+            .data
+            .chunks(c + d)
+            .flat_map(|row| row[..c].iter().copied())
+            .collect();
+        Tensor::from_vec(&shape, data)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        Vec::new()
+    }
+}
+
+/// One FNO block (see the module docs).
+pub struct FnoBlock<T: Real> {
+    conv: SpectralConv<T>,
+    skip: PointwiseLinear<T>,
+    act: Gelu<T>,
+    mlp: Sequential<T>,
+    gate: SoftGating<T>,
+    out_act: Option<Gelu<T>>,
+}
+
+impl<T: Real> FnoBlock<T> {
+    pub fn new(width: usize, modes: &[usize], last: bool, seed: u64) -> Result<Self, NnError> {
+        Ok(Self {
+            conv: SpectralConv::new(width, width, modes, seed)?,
+            skip: PointwiseLinear::new(width, width, false, seed + 1),
+            act: Gelu::new(),
+            mlp: channel_mlp(width, (width / 2).max(1), width, seed + 2),
+            gate: SoftGating::new(width),
+            out_act: (!last).then(Gelu::new),
+        })
+    }
+}
+
+impl<T: Real> Layer<T> for FnoBlock<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let mut h = self.conv.forward(x)?;
+        add_into(&mut h, &self.skip.forward(x)?);
+        let mut z = self.mlp.forward(&self.act.forward(&h)?)?;
+        add_into(&mut z, &self.gate.forward(x)?);
+        match &mut self.out_act {
+            Some(act) => act.forward(&z),
+            None => Ok(z),
+        }
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let dz = match &mut self.out_act {
+            Some(act) => act.backward(dy)?,
+            None => dy.clone(),
+        };
+        let mut dx = self.gate.backward(&dz)?;
+        let dh = self.act.backward(&self.mlp.backward(&dz)?)?;
+        add_into(&mut dx, &self.conv.backward(&dh)?);
+        add_into(&mut dx, &self.skip.backward(&dh)?);
+        Ok(dx)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        let mut out = prefixed("conv", self.conv.parameters());
+        out.extend(prefixed("skip", self.skip.parameters()));
+        out.extend(prefixed("mlp", self.mlp.parameters()));
+        out.extend(prefixed("gate", self.gate.parameters()));
+        out
+    }
+}
+
+/// What an FNO is made of: enough to rebuild it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FnoSpec {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub width: usize,
+    /// Modes per spatial axis (its length is the dimension).
+    pub modes: Vec<usize>,
+    pub layers: usize,
+    /// Append the grid coordinates to the input channels.
+    pub positional_embedding: bool,
+    pub seed: u64,
+}
+
+impl FnoSpec {
+    pub fn validate(&self) -> Result<(), NnError> {
+        let bad = |message: String| {
+            Err(NnError::BadSpec {
+                layer: "fno",
+                message,
+            })
+        };
+        if self.in_channels == 0 || self.out_channels == 0 || self.width == 0 {
+            return bad("channel counts and width must be positive".into());
+        }
+        if self.layers == 0 {
+            return bad("an FNO needs at least one block".into());
+        }
+        if self.modes.is_empty() || self.modes.len() > 3 || self.modes.contains(&0) {
+            return bad(format!(
+                "modes must list 1 to 3 positive counts, got {:?}",
+                self.modes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The FNO.
+pub struct Fno<T: Real> {
+    pub spec: FnoSpec,
+    net: Sequential<T>,
+}
+
+impl<T: Real> Fno<T> {
+    pub fn new(spec: FnoSpec) -> Result<Self, NnError> {
+        spec.validate()?;
+        let d = spec.modes.len();
+        let w = spec.width;
+        let lifting_in = spec.in_channels + if spec.positional_embedding { d } else { 0 };
+        let mut layers: Vec<(String, Box<dyn Layer<T>>)> = Vec::new();
+        if spec.positional_embedding {
+            layers.push(("embedding".into(), Box::new(GridEmbedding::default())));
+        }
+        let s = spec.seed.wrapping_mul(1000);
+        layers.push((
+            "lifting".into(),
+            Box::new(channel_mlp(lifting_in, 2 * w, w, s)),
+        ));
+        for l in 0..spec.layers {
+            layers.push((
+                format!("blocks.{l}"),
+                Box::new(FnoBlock::new(
+                    w,
+                    &spec.modes,
+                    l + 1 == spec.layers,
+                    s + 10 * (l as u64 + 1),
+                )?),
+            ));
+        }
+        layers.push((
+            "projection".into(),
+            Box::new(channel_mlp(w, 2 * w, spec.out_channels, s + 999)),
+        ));
+        Ok(Self {
+            spec,
+            net: Sequential { layers },
+        })
+    }
+
+    /// Trainable values (complex spectral weights count twice).
+    pub fn parameter_count(&mut self) -> usize {
+        self.parameters().iter().map(|p| p.value.len()).sum()
+    }
+}
+
+impl<T: Real> Layer<T> for Fno<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let d = self.spec.modes.len();
+        if x.shape.len() != d + 2 || x.channels() != self.spec.in_channels {
+            return Err(NnError::Shape {
+                layer: "fno",
+                expected: format!("[batch, {d} grid axes, {} channels]", self.spec.in_channels),
+                got: format!("{:?}", x.shape),
+            });
+        }
+        self.net.forward(x)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.net.backward(dy)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        self.net.parameters()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gradcheck::{check, random};
+    use super::*;
+
+    #[test]
+    fn soft_gating_and_grid_embedding_gradients_match_finite_differences() {
+        let mut gate = SoftGating::<f64>::new(3);
+        gate.weight = vec![0.5, -1.0, 2.0];
+        assert!(check(&mut gate, &random(&[2, 4, 3], 1)) < 1e-7);
+        let mut emb = GridEmbedding::default();
+        assert!(check(&mut emb, &random(&[2, 3, 4, 2], 2)) < 1e-7);
+    }
+
+    #[test]
+    fn fno_block_and_whole_fno_gradients_match_finite_differences() {
+        let mut block = FnoBlock::<f64>::new(4, &[2, 2], false, 3).unwrap();
+        let worst = check(&mut block, &random(&[2, 5, 6, 4], 4));
+        assert!(worst < 1e-6, "block: {worst:e}");
+        let mut fno = Fno::<f64>::new(FnoSpec {
+            in_channels: 1,
+            out_channels: 2,
+            width: 4,
+            modes: vec![3],
+            layers: 2,
+            positional_embedding: true,
+            seed: 7,
+        })
+        .unwrap();
+        let worst = check(&mut fno, &random(&[2, 8, 1], 5));
+        assert!(worst < 1e-6, "fno: {worst:e}");
+        let names: Vec<String> = fno.parameters().iter().map(|p| p.name.clone()).collect();
+        assert!(
+            names.contains(&"blocks.1.conv.weight".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"blocks.0.mlp.fc2.bias".to_string()),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn the_benchmark_fno_has_the_reference_parameter_count() {
+        // neuraloperator's FNO(n_modes=(12, 12), hidden_channels=32, n_layers=4, in 1 + 2
+        // coordinates, out 1): 4 × (2·12·24·32·32 + 32·32 + 2 MLP layers + 32 gates) + lifting
+        // + projection.
+        let mut fno = Fno::<f32>::new(FnoSpec {
+            in_channels: 1,
+            out_channels: 1,
+            width: 32,
+            modes: vec![12, 12],
+            layers: 4,
+            positional_embedding: true,
+            seed: 0,
+        })
+        .unwrap();
+        let spectral = 2 * 24 * 12 * 32 * 32;
+        let block = spectral + 32 * 32 + (32 * 16 + 16) + (16 * 32 + 32) + 32;
+        let lifting = (3 * 64 + 64) + (64 * 32 + 32);
+        let projection = (32 * 64 + 64) + (64 + 1);
+        assert_eq!(fno.parameter_count(), 4 * block + lifting + projection);
+    }
+}
