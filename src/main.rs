@@ -113,6 +113,35 @@ enum BenchCommand {
         after_help = "Examples:\n  pdekit bench gp configs/gp/poisson2d_sin100.toml --points 200\n  pdekit bench gp configs/gp/poisson1d_sin100.toml --steps 2000"
     )]
     Gp(GpBenchArgs),
+    /// Time one FNO training step (forward, loss, backward, Adam) on random data.
+    #[command(
+        after_help = "Examples:\n  pdekit bench train\n  pdekit bench train --peers   # also PyTorch (bench/peers/fno_torch.py), side by side\n  pdekit bench train --modes 16 --grid 1024 --width 64\n\n--peers runs bench/peers/fno_torch.py with PYTHON (default: bench/peers/.venv/bin/python if it\nexists, else python3); see bench/peers/README.md."
+    )]
+    Train(TrainBenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct TrainBenchArgs {
+    /// Channels inside the FNO blocks.
+    #[arg(long, default_value_t = 32)]
+    width: usize,
+    /// Kept Fourier modes per axis (±m on all axes but the last).
+    #[arg(long, num_args = 1..=3, default_values_t = [12, 12])]
+    modes: Vec<usize>,
+    /// FNO blocks.
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    /// Grid points per axis.
+    #[arg(long, num_args = 1..=3, default_values_t = [64, 64])]
+    grid: Vec<usize>,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Timed steps (after 3 warm-up steps).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Also run the PyTorch peer, with this Python.
+    #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "auto")]
+    peers: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -289,6 +318,24 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             )?;
             reporter.info(format!(
                 "\n{}\nwrote {}",
+                outcome.table,
+                outcome.json.display()
+            ));
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Train(args)) => {
+            let python = args.peers.map(peer_python);
+            let bench = pdekit::bench::train::TrainBench {
+                width: args.width,
+                modes: args.modes,
+                layers: args.layers,
+                grid: args.grid,
+                batch: args.batch,
+                steps: args.steps,
+            };
+            let outcome = pdekit::bench::train::run(&bench, &reporter, python.as_deref())?;
+            reporter.info(format!(
+                "{}\nwrote {}",
                 outcome.table,
                 outcome.json.display()
             ));

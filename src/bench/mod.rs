@@ -4,6 +4,7 @@
 pub mod generate;
 pub mod gp;
 pub mod solvers;
+pub mod train;
 
 use crate::data::DataError;
 use std::path::{Path, PathBuf};

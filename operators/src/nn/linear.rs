@@ -3,6 +3,33 @@
 
 use super::{Layer, NnError, Param, Real, Tensor};
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+/// Rows per parallel task in the pointwise matrix products and elementwise maps.
+const CHUNK_ROWS: usize = 4096;
+
+/// `C = A·B (+ C)` over row blocks of A in parallel: A is `rows × k`, B `k × n`, both row-major.
+fn gemm_rows<T: Real>(a: &[T], k: usize, b: &[T], n: usize, c: &mut [T], accumulate: bool) {
+    let beta = if accumulate { T::one() } else { T::zero() };
+    c.par_chunks_mut(CHUNK_ROWS * n)
+        .zip(a.par_chunks(CHUNK_ROWS * k))
+        .for_each(|(c, a)| {
+            let rows = a.len() / k.max(1);
+            T::gemm(
+                rows,
+                k,
+                n,
+                T::one(),
+                a,
+                (k as isize, 1),
+                b,
+                (n as isize, 1),
+                beta,
+                c,
+                (n as isize, 1),
+            );
+        });
+}
 
 /// `y[p, :] = x[p, :]·W + b` at every point p; `W` is `c_in × c_out`, row-major.
 #[derive(Debug, Clone)]
@@ -63,25 +90,15 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
                 row.copy_from_slice(&self.bias);
             }
         }
-        let (ci, co) = (self.c_in as isize, self.c_out as isize);
-        let beta = if self.bias.is_empty() {
-            T::zero()
-        } else {
-            T::one()
-        };
-        T::gemm(
-            p,
-            self.c_in,
-            self.c_out,
-            T::one(),
+        gemm_rows(
             &x.data,
-            (ci, 1),
+            self.c_in,
             &self.weight,
-            (co, 1),
-            beta,
+            self.c_out,
             &mut y.data,
-            (co, 1),
+            !self.bias.is_empty(),
         );
+        debug_assert_eq!(y.data.len(), p * self.c_out);
         self.input = Some(x.clone());
         Ok(y)
     }
@@ -91,44 +108,69 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
         let x = self.input.as_ref().ok_or(NnError::NoForward {
             layer: "pointwise linear",
         })?;
-        let p = x.points();
-        let (ci, co) = (self.c_in as isize, self.c_out as isize);
-        // dW += xᵀ·dy (xᵀ read through strides).
-        T::gemm(
-            self.c_in,
-            p,
-            self.c_out,
-            T::one(),
-            &x.data,
-            (1, ci),
-            &dy.data,
-            (co, 1),
-            T::one(),
-            &mut self.weight_grad,
-            (co, 1),
-        );
-        if !self.bias.is_empty() {
-            for row in dy.data.chunks(self.c_out) {
-                for (g, v) in self.bias_grad.iter_mut().zip(row) {
-                    *g = *g + *v;
+        let (ci, co) = (self.c_in, self.c_out);
+        // dW += xᵀ·dy and db += Σ dy, as sums of per-block partial products.
+        let partial: Vec<(Vec<T>, Vec<T>)> = x
+            .data
+            .par_chunks(CHUNK_ROWS * ci)
+            .zip(dy.data.par_chunks(CHUNK_ROWS * co))
+            .map(|(xb, gb)| {
+                let rows = xb.len() / ci;
+                let mut dw = vec![T::zero(); ci * co];
+                T::gemm(
+                    ci,
+                    rows,
+                    co,
+                    T::one(),
+                    xb,
+                    (1, ci as isize),
+                    gb,
+                    (co as isize, 1),
+                    T::zero(),
+                    &mut dw,
+                    (co as isize, 1),
+                );
+                let mut db = vec![T::zero(); co];
+                for row in gb.chunks(co) {
+                    for (g, v) in db.iter_mut().zip(row) {
+                        *g = *g + *v;
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        for (dw, db) in partial {
+            for (g, v) in self.weight_grad.iter_mut().zip(dw) {
+                *g = *g + v;
+            }
+            if !self.bias.is_empty() {
+                for (g, v) in self.bias_grad.iter_mut().zip(db) {
+                    *g = *g + v;
                 }
             }
         }
-        // dx = dy·Wᵀ.
+        // dx = dy·Wᵀ: Wᵀ read through strides, row blocks in parallel.
         let mut dx = Tensor::zeros(&x.shape);
-        T::gemm(
-            p,
-            self.c_out,
-            self.c_in,
-            T::one(),
-            &dy.data,
-            (co, 1),
-            &self.weight,
-            (1, co),
-            T::zero(),
-            &mut dx.data,
-            (ci, 1),
-        );
+        let w = &self.weight;
+        dx.data
+            .par_chunks_mut(CHUNK_ROWS * ci)
+            .zip(dy.data.par_chunks(CHUNK_ROWS * co))
+            .for_each(|(dxb, gb)| {
+                let rows = gb.len() / co;
+                T::gemm(
+                    rows,
+                    co,
+                    ci,
+                    T::one(),
+                    gb,
+                    (co as isize, 1),
+                    w,
+                    (1, co as isize),
+                    T::zero(),
+                    dxb,
+                    (ci as isize, 1),
+                );
+            });
         Ok(dx)
     }
 
@@ -161,15 +203,16 @@ impl<T: Real> Gelu<T> {
     }
 }
 
-fn phi_cdf<T: Real>(x: T) -> T {
-    T::lit(0.5) * (T::one() + (x * T::lit(std::f64::consts::FRAC_1_SQRT_2)).erf())
-}
-
 impl<T: Real> Layer<T> for Gelu<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
         let y = Tensor {
             shape: x.shape.clone(),
-            data: x.data.iter().map(|&v| v * phi_cdf(v)).collect(),
+            data: x
+                .data
+                .par_iter()
+                .with_min_len(CHUNK_ROWS)
+                .map(|&v| v * v.normal_cdf_pdf().0)
+                .collect(),
         };
         self.input = Some(x.clone());
         Ok(y)
@@ -187,16 +230,16 @@ impl<T: Real> Layer<T> for Gelu<T> {
                 got: format!("{:?}", dy.shape),
             });
         }
-        let density = T::lit(1.0 / (2.0 * std::f64::consts::PI).sqrt());
         Ok(Tensor {
             shape: x.shape.clone(),
             data: x
                 .data
-                .iter()
+                .par_iter()
                 .zip(&dy.data)
+                .with_min_len(CHUNK_ROWS)
                 .map(|(&v, &g)| {
-                    let pdf = density * (-(v * v) * T::lit(0.5)).exp();
-                    g * (phi_cdf(v) + v * pdf)
+                    let (cdf, pdf) = v.normal_cdf_pdf();
+                    g * (cdf + v * pdf)
                 })
                 .collect(),
         })
