@@ -1,10 +1,16 @@
 //! `pdekit-operators`: neural operators, their training, and Gaussian-process PDE solvers.
 //!
 //! - [`gp`]: the GP-HM solver (spectral-mixture kernels on grids, analytic gradients).
-//! - [`nn`]: neural-operator layers with explicit forward and backward passes.
+//! - [`tensor`]: channels-last tensors, generic over f32/f64.
+//! - [`layers`]: layers with explicit forward and backward passes.
+//! - [`models`]: neural operators built from serialisable specs (FNO).
+//! - [`train`]: optimisers and losses.
 //!
 //! The dependency rule holds: `pdekit` → `solvers`, `pdekit` → `operators`, never `solvers` ↔
 //! `operators`.
 
 pub mod gp;
-pub mod nn;
+pub mod layers;
+pub mod models;
+pub mod tensor;
+pub mod train;

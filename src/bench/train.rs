@@ -7,9 +7,11 @@ use crate::config::defaults;
 use crate::data::DataError;
 use crate::progress::Reporter;
 use crate::PdekitError;
-use pdekit_operators::nn::fno::{Fno, FnoSpec};
-use pdekit_operators::nn::optim::{relative_l2, Adam, AdamParams};
-use pdekit_operators::nn::{Layer, Tensor};
+use pdekit_operators::layers::Layer;
+use pdekit_operators::models::fno::{Fno, FnoSpec};
+use pdekit_operators::tensor::{NnError, Tensor};
+use pdekit_operators::train::loss::relative_l2;
+use pdekit_operators::train::optim::{Adam, AdamParams};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -74,7 +76,7 @@ pub fn run(
         positional_embedding: true,
         seed: 0,
     };
-    let usage = |e: pdekit_operators::nn::NnError| PdekitError::Usage(e.to_string());
+    let usage = |e: NnError| PdekitError::Usage(e.to_string());
     let mut model = Fno::<f32>::new(spec).map_err(usage)?;
     let mut shape = vec![b.batch];
     shape.extend(&b.grid);

@@ -12,7 +12,8 @@
 //! - through the product, `dX̂_k = dŶ_k·W_kᴴ` and `dW_k += X̂_kᴴ·dŶ_k`;
 //! - through the forward transform, `dx = (1/N)·IFFT(dX̂ / w)`.
 
-use super::{Layer, NnError, Param, Real, Tensor};
+use super::{Layer, Param};
+use crate::tensor::{NnError, Real, Tensor};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};

@@ -1,7 +1,8 @@
 //! Pointwise layers: a linear map of the channels at every grid point (one matrix product over
 //! all points of the batch), and GELU.
 
-use super::{Layer, NnError, Param, Real, Tensor};
+use super::{Layer, Param};
+use crate::tensor::{NnError, Real, Tensor};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 

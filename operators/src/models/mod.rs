@@ -1,0 +1,3 @@
+//! Models built from serialisable specs.
+
+pub mod fno;

@@ -1,0 +1,4 @@
+//! Training: optimisers and losses.
+
+pub mod loss;
+pub mod optim;
