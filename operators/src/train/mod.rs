@@ -1,4 +1,6 @@
-//! Training: optimisers and losses.
+//! Training: optimisers, losses, normalisers and the training loop.
 
 pub mod loss;
+pub mod normalizer;
 pub mod optim;
+pub mod trainer;

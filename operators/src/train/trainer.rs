@@ -1,0 +1,470 @@
+//! The training loop: shuffled mini-batches, Adam or AdamW, a learning-rate schedule, relative L2
+//! or H1 loss on decoded predictions, evaluation every epoch, early stopping, and a stop with a
+//! clear error when the loss stops being finite.
+//!
+//! Sample order in epoch e depends only on `(seed, e)`, and [`TrainState`] holds everything else
+//! that changes (optimiser moments, learning rate, plateau and early-stopping counters), so a run
+//! resumed from a saved state continues exactly as an uninterrupted one.
+
+use super::loss::{relative_h1, relative_l2};
+use super::normalizer::UnitGaussian;
+use super::optim::{Adam, AdamParams};
+use crate::layers::Layer;
+use crate::tensor::{NnError, Real, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::time::Instant;
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossKind {
+    L2,
+    H1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// Multiply by `gamma` every `step_size` epochs (PyTorch's StepLR).
+    Step {
+        step_size: usize,
+        gamma: f64,
+    },
+    /// Cosine decay to `min_lr` over the run.
+    Cosine {
+        min_lr: f64,
+    },
+    /// Multiply by `factor` when the test error has not improved for `patience` epochs.
+    Plateau {
+        patience: usize,
+        factor: f64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainParams {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub adam: AdamParams,
+    pub schedule: Schedule,
+    pub loss: LossKind,
+    pub seed: u64,
+    /// Stop when the test error has not improved for this many epochs.
+    pub early_stopping: Option<usize>,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        Self {
+            epochs: 500,
+            batch_size: 20,
+            learning_rate: 1e-3,
+            adam: AdamParams::default(),
+            schedule: Schedule::Step {
+                step_size: 100,
+                gamma: 0.5,
+            },
+            loss: LossKind::L2,
+            seed: 0,
+            early_stopping: None,
+        }
+    }
+}
+
+impl TrainParams {
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::BadParams(m));
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("epochs and batch_size must be at least 1".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub learning_rate: f64,
+    /// Mean training loss over the epoch's batches (the configured loss).
+    pub train_loss: f64,
+    pub test_l2: f64,
+    pub test_h1: f64,
+    pub seconds: f64,
+}
+
+/// Everything besides the weights that a resumed run needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainState<T> {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub learning_rate: f64,
+    pub adam: Adam<T>,
+    pub history: Vec<EpochRecord>,
+    pub best_test: f64,
+    pub since_best: usize,
+}
+
+impl<T: Real> TrainState<T> {
+    pub fn new(params: &TrainParams) -> Self {
+        Self {
+            epoch: 0,
+            learning_rate: params.learning_rate,
+            adam: Adam::new(params.adam),
+            history: Vec::new(),
+            best_test: f64::INFINITY,
+            since_best: 0,
+        }
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum TrainError {
+    #[error("training: {0}")]
+    BadParams(String),
+    #[error(transparent)]
+    Layer(#[from] NnError),
+    #[error("the training loss became {value} at epoch {epoch}, batch {batch}; the weights are those after the last finite step (lower the learning rate, or check the data for NaN/Inf)")]
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        value: f64,
+    },
+}
+
+/// What the observer asks for after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// A split: inputs and targets, raw (not normalised).
+pub struct Split<'a, T> {
+    pub x: &'a Tensor<T>,
+    pub y: &'a Tensor<T>,
+}
+
+/// Rows `idx` of `t` as one batch tensor.
+pub fn gather_rows<T: Real>(t: &Tensor<T>, idx: &[usize]) -> Tensor<T> {
+    let per = t.data.len() / t.shape[0].max(1);
+    let mut shape = t.shape.clone();
+    shape[0] = idx.len();
+    let mut data = Vec::with_capacity(idx.len() * per);
+    for &i in idx {
+        data.extend_from_slice(&t.data[i * per..(i + 1) * per]);
+    }
+    Tensor { shape, data }
+}
+
+/// Decoded predictions for `x` (raw inputs), in batches.
+pub fn predict<T: Real>(
+    model: &mut dyn Layer<T>,
+    norms: (&UnitGaussian, &UnitGaussian),
+    x: &Tensor<T>,
+    batch_size: usize,
+) -> Result<Tensor<T>, NnError> {
+    let n = x.shape[0];
+    let mut out: Option<Tensor<T>> = None;
+    for start in (0..n).step_by(batch_size.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
+        let pred = norms
+            .1
+            .decode(&model.forward(&norms.0.encode(&gather_rows(x, &idx)))?);
+        match &mut out {
+            None => out = Some(pred),
+            Some(o) => {
+                o.shape[0] += pred.shape[0];
+                o.data.extend(pred.data);
+            }
+        }
+    }
+    Ok(out.unwrap_or_else(|| Tensor::zeros(&x.shape)))
+}
+
+/// Mean relative L2 and H1 errors of the model on a split.
+pub fn evaluate<T: Real>(
+    model: &mut dyn Layer<T>,
+    norms: (&UnitGaussian, &UnitGaussian),
+    split: &Split<'_, T>,
+    batch_size: usize,
+) -> Result<(f64, f64), NnError> {
+    let pred = predict(model, norms, split.x, batch_size)?;
+    Ok((
+        relative_l2(&pred, split.y)?.0,
+        relative_h1(&pred, split.y)?.0,
+    ))
+}
+
+fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    idx.shuffle(&mut rng);
+    idx
+}
+
+/// Trains `model` from `state` (fresh or resumed) until `params.epochs` epochs are done, early
+/// stopping triggers, or `observer` returns [`Control::Stop`]. The observer sees each epoch's
+/// record, the model and the state (to write checkpoints).
+pub fn train<T: Real, M: Layer<T>>(
+    model: &mut M,
+    norms: (&UnitGaussian, &UnitGaussian),
+    train_split: &Split<'_, T>,
+    test_split: &Split<'_, T>,
+    params: &TrainParams,
+    mut state: TrainState<T>,
+    mut observer: impl FnMut(&EpochRecord, &mut M, &TrainState<T>) -> Control,
+) -> Result<TrainState<T>, TrainError> {
+    params.validate()?;
+    let n = train_split.x.shape[0];
+    if n == 0 || test_split.x.shape[0] == 0 {
+        return Err(TrainError::BadParams(
+            "the training and test splits must both be non-empty".into(),
+        ));
+    }
+    let (x_norm, y_norm) = norms;
+    while state.epoch < params.epochs {
+        let started = Instant::now();
+        let epoch = state.epoch;
+        let order = shuffled(n, params.seed, epoch);
+        let mut loss_sum = 0.0;
+        let batches: Vec<&[usize]> = order.chunks(params.batch_size).collect();
+        for (bi, idx) in batches.iter().enumerate() {
+            let x = x_norm.encode(&gather_rows(train_split.x, idx));
+            let y = gather_rows(train_split.y, idx);
+            model.zero_grad();
+            let pred = y_norm.decode(&model.forward(&x)?);
+            let (loss, grad) = match params.loss {
+                LossKind::L2 => relative_l2(&pred, &y)?,
+                LossKind::H1 => relative_h1(&pred, &y)?,
+            };
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    batch: bi,
+                    value: loss,
+                });
+            }
+            loss_sum += loss;
+            model.backward(&y_norm.decode_backward(&grad))?;
+            state
+                .adam
+                .update(&mut model.parameters(), state.learning_rate)?;
+        }
+        let (test_l2, test_h1) = evaluate(model, norms, test_split, params.batch_size)?;
+        let record = EpochRecord {
+            epoch,
+            learning_rate: state.learning_rate,
+            train_loss: loss_sum / batches.len() as f64,
+            test_l2,
+            test_h1,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let test = match params.loss {
+            LossKind::L2 => test_l2,
+            LossKind::H1 => test_h1,
+        };
+        if test < state.best_test {
+            state.best_test = test;
+            state.since_best = 0;
+        } else {
+            state.since_best += 1;
+        }
+        state.learning_rate = match params.schedule {
+            Schedule::Constant => state.learning_rate,
+            Schedule::Step { step_size, gamma } => {
+                params.learning_rate * gamma.powi(((epoch + 1) / step_size.max(1)) as i32)
+            }
+            Schedule::Cosine { min_lr } => {
+                let t = (epoch + 1) as f64 / params.epochs as f64;
+                min_lr
+                    + 0.5
+                        * (params.learning_rate - min_lr)
+                        * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            Schedule::Plateau { patience, factor } => {
+                if state.since_best > patience && state.since_best.is_multiple_of(patience + 1) {
+                    state.learning_rate * factor
+                } else {
+                    state.learning_rate
+                }
+            }
+        };
+        state.epoch += 1;
+        state.history.push(record.clone());
+        let stop_early = params.early_stopping.is_some_and(|p| state.since_best >= p);
+        if observer(&record, model, &state) == Control::Stop || stop_early {
+            break;
+        }
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::fno::{Fno, FnoSpec};
+    use rand::Rng;
+
+    fn data(n: usize, s: usize, seed: u64) -> (Tensor<f64>, Tensor<f64>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let (a, b): (f64, f64) = (rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0));
+            for j in 0..s {
+                let t = 2.0 * std::f64::consts::PI * j as f64 / s as f64;
+                xs.push(a * t.cos() + b * (2.0 * t).sin() + 2.0);
+                ys.push(0.5 * a * t.cos() + 0.2 * b * (2.0 * t).sin());
+            }
+        }
+        (
+            Tensor::from_vec(&[n, s, 1], xs).unwrap(),
+            Tensor::from_vec(&[n, s, 1], ys).unwrap(),
+        )
+    }
+
+    fn model() -> Fno<f64> {
+        Fno::new(FnoSpec {
+            in_channels: 1,
+            out_channels: 1,
+            width: 6,
+            modes: vec![4],
+            layers: 2,
+            positional_embedding: true,
+            seed: 3,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_resumed_run_continues_exactly_as_an_uninterrupted_one() {
+        let (x, y) = data(12, 16, 1);
+        let (tx, ty) = data(4, 16, 2);
+        let (xn, yn) = (UnitGaussian::fit(&x), UnitGaussian::fit(&y));
+        let params = TrainParams {
+            epochs: 6,
+            batch_size: 5,
+            learning_rate: 5e-3,
+            ..TrainParams::default()
+        };
+        let (tr, te) = (Split { x: &x, y: &y }, Split { x: &tx, y: &ty });
+        let mut whole = model();
+        let full = train(
+            &mut whole,
+            (&xn, &yn),
+            &tr,
+            &te,
+            &params,
+            TrainState::new(&params),
+            |_, _, _| Control::Continue,
+        )
+        .unwrap();
+        // Stop after 3 epochs, keep the weights and state, then go on.
+        let mut first = model();
+        let half = train(
+            &mut first,
+            (&xn, &yn),
+            &tr,
+            &te,
+            &params,
+            TrainState::new(&params),
+            |r, _, _| {
+                if r.epoch == 2 {
+                    Control::Stop
+                } else {
+                    Control::Continue
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(half.epoch, 3);
+        let weights: Vec<Vec<f64>> = first
+            .parameters()
+            .iter()
+            .map(|p| p.value.to_vec())
+            .collect();
+        let mut second = model();
+        for (p, w) in second.parameters().into_iter().zip(&weights) {
+            p.value.copy_from_slice(w);
+        }
+        let resumed = train(
+            &mut second,
+            (&xn, &yn),
+            &tr,
+            &te,
+            &params,
+            half,
+            |_, _, _| Control::Continue,
+        )
+        .unwrap();
+        // Bit-identical figures (wall times aside).
+        let figures = |h: &[EpochRecord]| -> Vec<[f64; 5]> {
+            h.iter()
+                .map(|r| {
+                    [
+                        r.epoch as f64,
+                        r.learning_rate,
+                        r.train_loss,
+                        r.test_l2,
+                        r.test_h1,
+                    ]
+                })
+                .collect()
+        };
+        assert_eq!(figures(&resumed.history), figures(&full.history));
+        assert_eq!(resumed.adam, full.adam);
+        assert!(full.history.last().unwrap().test_l2 < full.history[0].test_l2);
+    }
+
+    #[test]
+    fn a_non_finite_loss_stops_with_a_clear_error_and_empty_splits_are_refused() {
+        let (x, mut y) = data(6, 16, 1);
+        y.data[3] = f64::NAN;
+        let (xn, yn) = (UnitGaussian::fit(&x), UnitGaussian::fit(&data(6, 16, 1).1));
+        let params = TrainParams {
+            epochs: 2,
+            batch_size: 3,
+            ..TrainParams::default()
+        };
+        let mut m = model();
+        let err = train(
+            &mut m,
+            (&xn, &yn),
+            &Split { x: &x, y: &y },
+            &Split { x: &x, y: &y },
+            &params,
+            TrainState::new(&params),
+            |_, _, _| Control::Continue,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, TrainError::NonFinite { epoch: 0, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("lower the learning rate"));
+        let empty = Tensor::<f64>::zeros(&[0, 16, 1]);
+        let err = train(
+            &mut m,
+            (&xn, &yn),
+            &Split { x: &x, y: &x },
+            &Split {
+                x: &empty,
+                y: &empty,
+            },
+            &params,
+            TrainState::new(&params),
+            |_, _, _| Control::Continue,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("non-empty"), "{err}");
+    }
+}
