@@ -2,6 +2,7 @@
 //! and `pdekit-operators` libraries.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;

@@ -55,6 +55,33 @@ enum Command {
         #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
         shard: Option<Shard>,
     },
+    /// Run only the train stage of a config: train a neural operator on a dataset.
+    #[command(
+        after_help = "Examples:\n  pdekit train configs/darcy_fno.toml\n  pdekit train configs/darcy_fno.toml --force   # discard the checkpoint and start again\n\nA checkpoint is written after every epoch; rerunning resumes from it (optimizer state included)."
+    )]
+    Train {
+        /// The TOML config; it needs a [train] section.
+        config: PathBuf,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Score a checkpoint on a dataset (any resolution): relative L2, H1, RMSE and max error per
+    /// sample and overall.
+    #[command(
+        after_help = "Examples:\n  pdekit evaluate --checkpoint runs/darcy_fno/checkpoint.safetensors --data data/darcy_fno_85.h5\n  pdekit evaluate --checkpoint C --data data/darcy_141.h5 --samples 100   # zero-shot super-resolution"
+    )]
+    Evaluate {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Evaluate the first N samples (default: all).
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Where to write the JSON (default: beside the checkpoint).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Join the shard files of a sharded generate run into one dataset file.
     #[command(
         after_help = "Examples:\n  pdekit merge data/ns_1e-3.h5                 # finds data/ns_1e-3.shard-*-of-N.h5\n  pdekit merge data/all.h5 a.shard-0-of-2.h5 a.shard-1-of-2.h5"
@@ -257,6 +284,30 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                 shard,
             };
             pipeline::generate::run(&plan, opts, interrupted).map(|_| ())
+        }
+        Command::Train { config, force } => {
+            let plan = Plan::load(&config)?;
+            let t = plan.train.as_ref().ok_or_else(|| {
+                PdekitError::Usage(format!(
+                    "{}: the config has no [train] section",
+                    config.display()
+                ))
+            })?;
+            pipeline::train::run(t, &plan.source_path, reporter, force.force).map(|_| ())
+        }
+        Command::Evaluate {
+            checkpoint,
+            data,
+            samples,
+            out,
+        } => {
+            let outcome = pipeline::train::evaluate(&checkpoint, &data, samples, out.as_deref())?;
+            reporter.info(format!(
+                "{}\nwrote {}",
+                outcome.table,
+                outcome.json.display()
+            ));
+            Ok(())
         }
         Command::Merge { target, shards } => {
             let bar = reporter.bar(0, "merge", "samples");

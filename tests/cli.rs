@@ -112,6 +112,10 @@ fn shipped_configs_run_at_small_size() {
         let key = l.split('=').next().unwrap_or("").trim();
         match key {
             "samples" if !l.contains("output") => "samples = 6".to_string(),
+            "train_samples" => "train_samples = 4".to_string(),
+            "test_samples" => "test_samples = 2".to_string(),
+            "epochs" => "epochs = 1".to_string(),
+            "modes" => "modes = [4, 4]".to_string(),
             "resolution" => "resolution = 16".to_string(),
             "instances" => "instances = 60".to_string(),
             "steps" => "steps = 20".to_string(),

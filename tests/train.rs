@@ -60,3 +60,137 @@ fn bench_train_refuses_mismatched_sizes() {
     assert!(err.contains("holds 12 modes along axis 0"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+fn train_config(data: &str, epochs: usize, out: &str, extra: &str) -> String {
+    format!(
+        "[train]\ndata = \"{data}\"\ntrain_samples = 10\ntest_samples = 4\nepochs = {epochs}\nbatch_size = 4\nlearning_rate = 5e-3\noutput_dir = \"{out}\"\n{extra}\n[train.fno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\n"
+    )
+}
+
+fn history(report: &std::path::Path) -> Vec<[f64; 4]> {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    doc["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            ["learning_rate", "train_loss", "test_l2", "test_h1"].map(|k| r[k].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn train_resume_and_evaluate_at_another_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, res) in [("d16.h5", 16), ("d24.h5", 24)] {
+        let cfg = common::write(
+            d,
+            &format!("g{res}.toml"),
+            &common::darcy_config(name, 14, res, ""),
+        );
+        let (code, out, err) = common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // Four epochs in one run, and two plus two with a resume in between.
+    let whole = common::write(d, "whole.toml", &train_config("d16.h5", 4, "whole", ""));
+    let (code, out, err) = common::run(&["train", whole.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let half = common::write(d, "half.toml", &train_config("d16.h5", 2, "split", ""));
+    assert_eq!(
+        common::run(&["train", half.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    let rest = common::write(d, "half.toml", &train_config("d16.h5", 4, "split", ""));
+    let (code, out, err) = common::run(&["train", rest.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("resuming from"), "{out}");
+    let (a, b) = (
+        history(&d.join("whole/training_report.json")),
+        history(&d.join("split/training_report.json")),
+    );
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "a resumed run must repeat the uninterrupted one");
+    for f in ["loss.png", "predictions.png", "checkpoint.safetensors"] {
+        assert!(d.join("whole").join(f).exists(), "{f}");
+    }
+    // Zero-shot evaluation at 24×24 from the checkpoint alone.
+    let ckpt = d.join("whole/checkpoint.safetensors");
+    let out_json = d.join("eval24.json");
+    let (code, out, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        d.join("d24.h5").to_str().unwrap(),
+        "--out",
+        out_json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+    assert_eq!(doc["grid"], serde_json::json!([24, 24]));
+    assert_eq!(doc["per_sample"].as_array().unwrap().len(), 14);
+    let l2 = doc["overall"]["rel_l2"].as_f64().unwrap();
+    assert!(l2.is_finite() && l2 > 0.0, "{l2}");
+}
+
+#[test]
+fn train_and_evaluate_refuse_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = common::write(d, "g.toml", &common::darcy_config("d.h5", 6, 16, ""));
+    assert_eq!(
+        common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    // More samples than the dataset holds.
+    let bad = common::write(d, "t.toml", &train_config("d.h5", 1, "o", ""));
+    let (code, _, err) = common::run(&["train", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("= 14 but") && err.contains("holds 6 samples"),
+        "{err}"
+    );
+    // One mode count for 2-D data.
+    let text = train_config("d.h5", 1, "o", "")
+        .replace(
+            "train_samples = 10\ntest_samples = 4",
+            "train_samples = 4\ntest_samples = 2",
+        )
+        .replace("modes = [4, 4]", "modes = [4]");
+    let bad = common::write(d, "t.toml", &text);
+    let (code, _, err) = common::run(&["train", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("one mode count per grid axis"), "{err}");
+    // Config errors name the key.
+    common::assert_config_error(
+        &train_config("d.h5", 1, "o", "optimizer = \"sgd\"\n"),
+        9,
+        "train.optimizer",
+        "unknown variant `sgd`",
+    );
+    // A missing or corrupt checkpoint.
+    let (code, _, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        d.join("none.safetensors").to_str().unwrap(),
+        "--data",
+        d.join("d.h5").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("no such file"), "{err}");
+    let junk = d.join("junk.safetensors");
+    std::fs::write(&junk, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ").unwrap();
+    let (code, _, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        junk.to_str().unwrap(),
+        "--data",
+        d.join("d.h5").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("header is not JSON"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -102,6 +102,7 @@ pub mod defaults {
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Generate,
+    Train,
     Plot,
     Relax,
     Gp,
@@ -110,8 +111,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Generate,
+        Stage::Train,
         Stage::Plot,
         Stage::Relax,
         Stage::Gp,
@@ -122,6 +124,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::Generate => "generate",
+            Stage::Train => "train",
             Stage::Plot => "plot",
             Stage::Relax => "relax",
             Stage::Gp => "gp",
@@ -419,6 +422,70 @@ pub struct MlvmsPlan {
     pub format: ImageFormat,
 }
 
+/// The `[train]` stage: a neural operator trained on a dataset, with checkpoints, a report and
+/// figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainPlan {
+    pub data: PathBuf,
+    /// Field names in the dataset (e.g. `inputs/coefficient`).
+    pub input: String,
+    pub output: String,
+    pub train_samples: usize,
+    pub test_samples: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub optimizer: OptimizerName,
+    pub weight_decay: f64,
+    pub schedule: ScheduleName,
+    pub step_size: usize,
+    pub gamma: f64,
+    pub min_learning_rate: f64,
+    pub patience: usize,
+    pub factor: f64,
+    pub loss: LossName,
+    /// Epochs without improvement before stopping; 0: never.
+    pub early_stopping: usize,
+    pub seed: u64,
+    pub fno: FnoPlan,
+    pub output_dir: PathBuf,
+    /// Test samples drawn as prediction panels.
+    pub panels: usize,
+    pub format: ImageFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FnoPlan {
+    pub width: usize,
+    /// Kept modes per axis (±m on all axes but the last); its length must match the data.
+    pub modes: Vec<usize>,
+    pub layers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    Adam,
+    Adamw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleName {
+    Constant,
+    Step,
+    Cosine,
+    Plateau,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossName {
+    L2,
+    H1,
+}
+
 /// `[mlvms.chidenn]`: multilevel runs with the C-HiDeNN basis on every level, the same level
 /// boxes, one run per coarse size.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -467,6 +534,8 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generate: Option<GeneratePlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plot: Option<PlotPlan>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,8 +13,37 @@ pub(super) struct RawConfig {
     relax: Option<RawRelax>,
     solver_bench: Option<RawSolverBench>,
     gp: Option<RawGp>,
+    train: Option<RawTrain>,
     mlvms: Option<RawMlvms>,
     mlvms_transient: Option<RawMlvmsTransient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrain {
+    data: Spanned<String>,
+    input: Option<String>,
+    output: Option<String>,
+    train_samples: Spanned<usize>,
+    test_samples: Spanned<usize>,
+    epochs: Option<Spanned<usize>>,
+    batch_size: Option<Spanned<usize>>,
+    learning_rate: Option<Spanned<f64>>,
+    optimizer: Option<OptimizerName>,
+    weight_decay: Option<Spanned<f64>>,
+    schedule: Option<ScheduleName>,
+    step_size: Option<Spanned<usize>>,
+    gamma: Option<Spanned<f64>>,
+    min_learning_rate: Option<Spanned<f64>>,
+    patience: Option<Spanned<usize>>,
+    factor: Option<Spanned<f64>>,
+    loss: Option<LossName>,
+    early_stopping: Option<Spanned<usize>>,
+    seed: Option<u64>,
+    fno: Spanned<FnoPlan>,
+    output_dir: Spanned<String>,
+    panels: Option<Spanned<usize>>,
+    format: Option<ImageFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -611,6 +640,11 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         .transpose()?;
 
     let gp = raw.gp.as_ref().map(|r| check_gp(&cx, r)).transpose()?;
+    let train = raw
+        .train
+        .as_ref()
+        .map(|r| check_train(&cx, r))
+        .transpose()?;
     let mlvms = raw
         .mlvms
         .as_ref()
@@ -627,6 +661,9 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
             let mut s = Vec::new();
             if generate.is_some() {
                 s.push(Stage::Generate);
+            }
+            if train.is_some() {
+                s.push(Stage::Train);
             }
             if plot.is_some() {
                 s.push(Stage::Plot);
@@ -647,7 +684,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
                 return cx.err(
                     0,
                     "stages",
-                    "the config has nothing to run: add a [generate], [plot], [relax], [gp], [mlvms] or [mlvms_transient] section",
+                    "the config has nothing to run: add a [generate], [train], [plot], [relax], [gp], [mlvms] or [mlvms_transient] section",
                 );
             }
             s
@@ -672,6 +709,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
                 }
                 let present = match stage {
                     Stage::Generate => generate.is_some(),
+                    Stage::Train => train.is_some(),
                     Stage::Plot => plot.is_some(),
                     Stage::Relax => relax.is_some(),
                     Stage::Gp => gp.is_some(),
@@ -706,6 +744,7 @@ pub(super) fn check(raw: RawConfig, path: &Path, text: &str) -> Result<Plan, Con
         relax,
         solver_bench,
         gp,
+        train,
         mlvms,
         mlvms_transient,
         source_path: path.to_path_buf(),
@@ -2149,6 +2188,124 @@ fn check_mlvms_levels(
         }
     }
     Ok(())
+}
+
+fn check_train(cx: &Ctx, r: &RawTrain) -> Result<TrainPlan, ConfigError> {
+    let p = "train";
+    let fno = r.fno.get_ref().clone();
+    if fno.width == 0
+        || fno.layers == 0
+        || fno.modes.is_empty()
+        || fno.modes.len() > 3
+        || fno.modes.contains(&0)
+    {
+        return cx.err(
+            r.fno.span().start,
+            "train.fno",
+            format!(
+                "expected width ≥ 1, layers ≥ 1 and 1 to 3 positive modes, got width = {}, layers = {}, modes = {:?}",
+                fno.width, fno.layers, fno.modes
+            ),
+        );
+    }
+    let positive_count = |v: &Spanned<usize>, key: &str| -> Result<usize, ConfigError> {
+        if *v.get_ref() == 0 {
+            return cx.err(v.span().start, key, "expected at least 1");
+        }
+        Ok(*v.get_ref())
+    };
+    let learning_rate = cx.num(
+        &r.learning_rate,
+        1e-3,
+        &format!("{p}.learning_rate"),
+        |v: f64| v > 0.0 && v < 1.0,
+        "a number in (0, 1)",
+    )?;
+    Ok(TrainPlan {
+        data: cx.path(r.data.get_ref()),
+        input: r.input.clone().unwrap_or_default(),
+        output: r.output.clone().unwrap_or_default(),
+        train_samples: positive_count(&r.train_samples, "train.train_samples")?,
+        test_samples: positive_count(&r.test_samples, "train.test_samples")?,
+        epochs: cx.num(
+            &r.epochs,
+            500,
+            &format!("{p}.epochs"),
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        batch_size: cx.num(
+            &r.batch_size,
+            20,
+            &format!("{p}.batch_size"),
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        learning_rate,
+        optimizer: r.optimizer.unwrap_or(OptimizerName::Adam),
+        weight_decay: cx.num(
+            &r.weight_decay,
+            0.0,
+            &format!("{p}.weight_decay"),
+            |v: f64| (0.0..1.0).contains(&v),
+            "a number in [0, 1)",
+        )?,
+        schedule: r.schedule.unwrap_or(ScheduleName::Step),
+        step_size: cx.num(
+            &r.step_size,
+            100,
+            &format!("{p}.step_size"),
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        gamma: cx.num(
+            &r.gamma,
+            0.5,
+            &format!("{p}.gamma"),
+            |v: f64| v > 0.0 && v <= 1.0,
+            "a number in (0, 1]",
+        )?,
+        min_learning_rate: cx.num(
+            &r.min_learning_rate,
+            0.0,
+            &format!("{p}.min_learning_rate"),
+            |v: f64| (0.0..learning_rate).contains(&v),
+            "a number in [0, learning_rate)",
+        )?,
+        patience: cx.num(
+            &r.patience,
+            10,
+            &format!("{p}.patience"),
+            |v| v >= 1,
+            "an integer ≥ 1",
+        )?,
+        factor: cx.num(
+            &r.factor,
+            0.5,
+            &format!("{p}.factor"),
+            |v: f64| v > 0.0 && v < 1.0,
+            "a number in (0, 1)",
+        )?,
+        loss: r.loss.unwrap_or(LossName::L2),
+        early_stopping: cx.num(
+            &r.early_stopping,
+            0,
+            &format!("{p}.early_stopping"),
+            |_| true,
+            "an integer",
+        )?,
+        seed: r.seed.unwrap_or(0),
+        fno,
+        output_dir: cx.path(r.output_dir.get_ref()),
+        panels: cx.num(
+            &r.panels,
+            3,
+            &format!("{p}.panels"),
+            |v| v <= 16,
+            "an integer from 0 to 16",
+        )?,
+        format: r.format.unwrap_or(ImageFormat::Png),
+    })
 }
 
 fn check_mlvms_transient(

@@ -5,6 +5,7 @@ pub mod gp;
 pub mod mlvms;
 pub mod plot;
 pub mod relax;
+pub mod train;
 
 use crate::config::{Plan, Stage};
 use crate::progress::Reporter;
@@ -91,6 +92,11 @@ pub fn run(plan: &Plan, opts: RunOptions, interrupted: &AtomicBool) -> Result<()
         match stage {
             Stage::Generate => {
                 generate::run(plan, opts, interrupted)?;
+            }
+            Stage::Train => {
+                if let Some(t) = &plan.train {
+                    train::run(t, &plan.source_path, opts.reporter, opts.force)?;
+                }
             }
             Stage::Plot => {
                 if let Some(p) = &plan.plot {

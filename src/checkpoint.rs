@@ -1,0 +1,394 @@
+//! Model checkpoints as safetensors files: every parameter array (f32, named like
+//! `blocks.0.conv.weight`), the optimiser's moments (`optimizer.m.<name>`, `optimizer.v.<name>`),
+//! and, as metadata, the model spec, the normalisers, the training state and where the data came
+//! from. A checkpoint alone rebuilds the model; with the training state it resumes training.
+//!
+//! Parameter arrays are stored flat (shape `[len]`): the spec fixes their layout. Files are written
+//! to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+
+use crate::data::DataError;
+use pdekit_operators::layers::Layer;
+use pdekit_operators::models::fno::{Fno, FnoSpec};
+use pdekit_operators::train::normalizer::UnitGaussian;
+use pdekit_operators::train::optim::{Adam, AdamParams};
+use pdekit_operators::train::trainer::{EpochRecord, TrainState};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: &str = "pdekit-checkpoint";
+pub const FORMAT_VERSION: &str = "1";
+
+/// A loaded checkpoint.
+pub struct Loaded {
+    pub model: Fno<f32>,
+    pub x_norm: UnitGaussian,
+    pub y_norm: UnitGaussian,
+    pub state: TrainState<f32>,
+    /// The free-form `data` metadata (dataset path, field names, split).
+    pub data: Value,
+}
+
+fn spec_json(s: &FnoSpec) -> Value {
+    json!({
+        "kind": "fno",
+        "in_channels": s.in_channels,
+        "out_channels": s.out_channels,
+        "width": s.width,
+        "modes": s.modes,
+        "layers": s.layers,
+        "positional_embedding": s.positional_embedding,
+        "seed": s.seed,
+    })
+}
+
+fn norm_json(n: &UnitGaussian) -> Value {
+    json!({"mean": n.mean, "std": n.std})
+}
+
+fn record_json(r: &EpochRecord) -> Value {
+    json!({
+        "epoch": r.epoch, "learning_rate": r.learning_rate, "train_loss": r.train_loss,
+        "test_l2": r.test_l2, "test_h1": r.test_h1, "seconds": r.seconds,
+    })
+}
+
+/// The epoch records as JSON (also used by the training report).
+pub fn history_json(h: &[EpochRecord]) -> Value {
+    Value::Array(h.iter().map(record_json).collect())
+}
+
+/// Writes `model` and its training state to `path` (atomically).
+pub fn save(
+    path: &Path,
+    model: &mut Fno<f32>,
+    norms: (&UnitGaussian, &UnitGaussian),
+    state: &TrainState<f32>,
+    data: Value,
+) -> Result<PathBuf, DataError> {
+    let spec = spec_json(&model.spec);
+    let mut tensors: Vec<(String, Vec<f32>)> = Vec::new();
+    let names: Vec<String> = model.parameters().iter().map(|p| p.name.clone()).collect();
+    for p in model.parameters() {
+        tensors.push((p.name.clone(), p.value.to_vec()));
+    }
+    if !state.adam.m.is_empty() {
+        for (i, name) in names.iter().enumerate() {
+            tensors.push((format!("optimizer.m.{name}"), state.adam.m[i].clone()));
+            tensors.push((format!("optimizer.v.{name}"), state.adam.v[i].clone()));
+        }
+    }
+    let p = state.adam.params;
+    let meta = json!({
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "pdekit_version": env!("CARGO_PKG_VERSION"),
+        "created": crate::meta::now_utc(),
+        "commit": crate::meta::commit(),
+        "model": spec,
+        "normalizer_x": norm_json(norms.0),
+        "normalizer_y": norm_json(norms.1),
+        "state": {
+            "epoch": state.epoch,
+            "learning_rate": state.learning_rate,
+            "best_test": state.best_test,
+            "since_best": state.since_best,
+            "adam": {"step": state.adam.step, "beta1": p.beta1, "beta2": p.beta2, "eps": p.eps,
+                     "weight_decay": p.weight_decay, "decoupled": p.decoupled},
+            "history": history_json(&state.history),
+        },
+        "data": data,
+    });
+    // safetensors metadata is a map of strings.
+    let mut metadata = Map::new();
+    for (k, v) in meta.as_object().expect("an object") {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        metadata.insert(k.clone(), Value::String(text));
+    }
+    let mut header = Map::new();
+    header.insert("__metadata__".into(), Value::Object(metadata));
+    let mut offset = 0usize;
+    for (name, values) in &tensors {
+        let end = offset + 4 * values.len();
+        header.insert(
+            name.clone(),
+            json!({"dtype": "F32", "shape": [values.len()], "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut text = Value::Object(header).to_string();
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut bytes = Vec::with_capacity(8 + text.len() + offset);
+    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(text.as_bytes());
+    for (_, values) in &tensors {
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let io = |e: std::io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, &bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(path.to_path_buf())
+}
+
+/// Reads a checkpoint and rebuilds its model, normalisers and training state.
+pub fn load(path: &Path) -> Result<Loaded, DataError> {
+    let corrupt = |message: String| DataError::Corrupt {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.exists() {
+        return Err(DataError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if bytes.len() < 8 {
+        return Err(corrupt("too short for a safetensors file".into()));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let body = 8usize
+        .checked_add(n)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| corrupt(format!("header length {n} runs past the end of the file")))?;
+    let header: Map<String, Value> = serde_json::from_slice(&bytes[8..body])
+        .map_err(|e| corrupt(format!("the safetensors header is not JSON: {e}")))?;
+    let data = &bytes[body..];
+    let meta = header
+        .get("__metadata__")
+        .and_then(Value::as_object)
+        .ok_or_else(|| corrupt("no __metadata__: not a pdekit checkpoint".into()))?;
+    let text = |k: &str| -> Result<&str, DataError> {
+        meta.get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| corrupt(format!("metadata `{k}` is missing")))
+    };
+    let parsed = |k: &str| -> Result<Value, DataError> {
+        serde_json::from_str(text(k)?).map_err(|e| corrupt(format!("metadata `{k}`: {e}")))
+    };
+    if text("format")? != FORMAT {
+        return Err(corrupt(format!(
+            "format is `{}`, expected `{FORMAT}`",
+            text("format")?
+        )));
+    }
+    if text("format_version")? != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "format_version {} is not supported (this pdekit reads {FORMAT_VERSION})",
+            text("format_version")?
+        )));
+    }
+    let model = parsed("model")?;
+    let get_usize = |v: &Value, k: &str| -> Result<usize, DataError> {
+        v[k].as_u64()
+            .map(|x| x as usize)
+            .ok_or_else(|| corrupt(format!("model.{k} is missing or not an integer")))
+    };
+    if model["kind"].as_str() != Some("fno") {
+        return Err(corrupt(format!("unknown model kind {}", model["kind"])));
+    }
+    let spec = FnoSpec {
+        in_channels: get_usize(&model, "in_channels")?,
+        out_channels: get_usize(&model, "out_channels")?,
+        width: get_usize(&model, "width")?,
+        modes: model["modes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_u64)
+                    .map(|m| m as usize)
+                    .collect()
+            })
+            .ok_or_else(|| corrupt("model.modes is missing".into()))?,
+        layers: get_usize(&model, "layers")?,
+        positional_embedding: model["positional_embedding"].as_bool().unwrap_or(true),
+        seed: model["seed"].as_u64().unwrap_or(0),
+    };
+    let mut fno = Fno::<f32>::new(spec).map_err(|e| corrupt(format!("model spec: {e}")))?;
+    let tensor = |name: &str| -> Result<Vec<f32>, DataError> {
+        let entry = header
+            .get(name)
+            .ok_or_else(|| corrupt(format!("tensor `{name}` is missing")))?;
+        if entry["dtype"].as_str() != Some("F32") {
+            return Err(corrupt(format!("tensor `{name}` is not F32")));
+        }
+        let off: Vec<usize> = entry["data_offsets"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_u64)
+                    .map(|x| x as usize)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if off.len() != 2
+            || off[0] > off[1]
+            || off[1] > data.len()
+            || !(off[1] - off[0]).is_multiple_of(4)
+        {
+            return Err(corrupt(format!(
+                "tensor `{name}` has bad data offsets {off:?}"
+            )));
+        }
+        Ok(data[off[0]..off[1]]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect())
+    };
+    let names: Vec<String> = fno.parameters().iter().map(|p| p.name.clone()).collect();
+    for p in fno.parameters() {
+        let values = tensor(&p.name)?;
+        if values.len() != p.value.len() {
+            return Err(corrupt(format!(
+                "tensor `{}` has {} values, the model spec needs {}",
+                p.name,
+                values.len(),
+                p.value.len()
+            )));
+        }
+        p.value.copy_from_slice(&values);
+    }
+    let norm = |k: &str| -> Result<UnitGaussian, DataError> {
+        let v = parsed(k)?;
+        let list = |f: &str| -> Vec<f64> {
+            v[f].as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default()
+        };
+        let (mean, std) = (list("mean"), list("std"));
+        if mean.is_empty() || mean.len() != std.len() {
+            return Err(corrupt(format!("metadata `{k}` is malformed")));
+        }
+        Ok(UnitGaussian { mean, std })
+    };
+    let st = parsed("state")?;
+    let a = &st["adam"];
+    let adam_params = AdamParams {
+        beta1: a["beta1"].as_f64().unwrap_or(0.9),
+        beta2: a["beta2"].as_f64().unwrap_or(0.999),
+        eps: a["eps"].as_f64().unwrap_or(1e-8),
+        weight_decay: a["weight_decay"].as_f64().unwrap_or(0.0),
+        decoupled: a["decoupled"].as_bool().unwrap_or(false),
+    };
+    let mut adam = Adam::new(adam_params);
+    adam.step = a["step"].as_u64().unwrap_or(0);
+    if header.contains_key(&format!("optimizer.m.{}", names[0])) {
+        for name in &names {
+            adam.m.push(tensor(&format!("optimizer.m.{name}"))?);
+            adam.v.push(tensor(&format!("optimizer.v.{name}"))?);
+        }
+    }
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let history = st["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|r| EpochRecord {
+                    epoch: r["epoch"].as_u64().unwrap_or(0) as usize,
+                    learning_rate: f(r, "learning_rate"),
+                    train_loss: f(r, "train_loss"),
+                    test_l2: f(r, "test_l2"),
+                    test_h1: f(r, "test_h1"),
+                    seconds: f(r, "seconds"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let state = TrainState {
+        epoch: st["epoch"].as_u64().unwrap_or(0) as usize,
+        learning_rate: f(&st, "learning_rate"),
+        adam,
+        history,
+        // JSON has no infinity: a missing best is "none yet".
+        best_test: st["best_test"].as_f64().unwrap_or(f64::INFINITY),
+        since_best: st["since_best"].as_u64().unwrap_or(0) as usize,
+    };
+    Ok(Loaded {
+        model: fno,
+        x_norm: norm("normalizer_x")?,
+        y_norm: norm("normalizer_y")?,
+        state,
+        data: parsed("data").unwrap_or(Value::Null),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pdekit_operators::tensor::Tensor;
+    use pdekit_operators::train::loss::relative_l2;
+
+    #[test]
+    fn a_checkpoint_rebuilds_the_model_bit_for_bit_with_its_optimizer_state() {
+        let spec = FnoSpec {
+            in_channels: 1,
+            out_channels: 1,
+            width: 5,
+            modes: vec![3, 3],
+            layers: 2,
+            positional_embedding: true,
+            seed: 4,
+        };
+        let mut model = Fno::<f32>::new(spec).unwrap();
+        let x = Tensor::from_vec(
+            &[2, 8, 8, 1],
+            (0..128).map(|i| (i as f32 * 0.37).sin()).collect(),
+        )
+        .unwrap();
+        let y = Tensor::from_vec(
+            &[2, 8, 8, 1],
+            (0..128).map(|i| (i as f32 * 0.11).cos()).collect(),
+        )
+        .unwrap();
+        let params = pdekit_operators::train::trainer::TrainParams::default();
+        let mut state = TrainState::new(&params);
+        for _ in 0..3 {
+            model.zero_grad();
+            let p = model.forward(&x).unwrap();
+            let (_, g) = relative_l2(&p, &y).unwrap();
+            model.backward(&g).unwrap();
+            state.adam.update(&mut model.parameters(), 1e-2).unwrap();
+        }
+        state.epoch = 3;
+        let norm = UnitGaussian {
+            mean: vec![0.5],
+            std: vec![2.0],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        save(
+            &path,
+            &mut model,
+            (&norm, &norm),
+            &state,
+            json!({"input": "a"}),
+        )
+        .unwrap();
+        let mut loaded = load(&path).unwrap();
+        let (a, b) = (
+            model.forward(&x).unwrap(),
+            loaded.model.forward(&x).unwrap(),
+        );
+        assert_eq!(a.data, b.data, "predictions must be bit-identical");
+        assert_eq!(loaded.state.adam, state.adam);
+        assert_eq!(loaded.state.epoch, 3);
+        assert_eq!(loaded.x_norm, norm);
+        assert_eq!(loaded.data["input"], "a");
+        assert!(!dir.path().join("c.partial").exists());
+    }
+}

@@ -1,0 +1,450 @@
+//! The `train` stage: an FNO trained on a pdekit (or neuraloperator / PDEBench) dataset, and
+//! `pdekit evaluate`, which rebuilds a model from its checkpoint alone and scores it on any
+//! dataset, at any resolution.
+//!
+//! Writes to `output_dir`: `checkpoint.safetensors` (after every epoch, atomically; a rerun resumes
+//! from it), `training_report.json`, `loss.png` (train loss and test errors against epoch, log
+//! scale) and `predictions.png` (input, truth, prediction and |error| for a few test samples,
+//! 2-D data).
+
+use crate::bench::train::peak_rss_mib;
+use crate::bench::write_atomic;
+use crate::checkpoint;
+use crate::config::{LossName, OptimizerName, ScheduleName, TrainPlan};
+use crate::data::{DataError, Dataset};
+use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
+use crate::progress::Reporter;
+use crate::PdekitError;
+use ndarray::Array2;
+use pdekit_operators::models::fno::{Fno, FnoSpec};
+use pdekit_operators::tensor::Tensor;
+use pdekit_operators::train::loss::{relative_h1, relative_l2};
+use pdekit_operators::train::normalizer::UnitGaussian;
+use pdekit_operators::train::optim::AdamParams;
+use pdekit_operators::train::trainer::{
+    predict, train, Control, LossKind, Schedule, Split, TrainParams, TrainState,
+};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+pub struct TrainOutcome {
+    pub epochs: usize,
+    pub final_test_l2: f64,
+    pub checkpoint: PathBuf,
+    pub report: PathBuf,
+    pub figures: Vec<PathBuf>,
+}
+
+/// The dataset field called `name`, or the first `inputs/…` / `outputs/…` field when empty; a
+/// bare name is looked up under `group/`.
+fn resolve(ds: &Dataset, name: &str, group: &str) -> Result<String, PdekitError> {
+    let names: Vec<&str> = ds.fields().iter().map(|f| f.name.as_str()).collect();
+    let found = if name.is_empty() {
+        names
+            .iter()
+            .find(|n| n.starts_with(&format!("{group}/")))
+            .copied()
+    } else {
+        names
+            .iter()
+            .find(|n| **n == name || **n == format!("{group}/{name}"))
+            .copied()
+    };
+    found.map(str::to_string).ok_or_else(|| {
+        PdekitError::Usage(format!(
+            "{}: no {group} field {}; it has: {}",
+            ds.path().display(),
+            if name.is_empty() {
+                "at all".into()
+            } else {
+                format!("`{name}`")
+            },
+            names.join(", ")
+        ))
+    })
+}
+
+/// Samples `rows` of a field as an f32 tensor `[n, grid…, 1]`.
+fn read_tensor(
+    ds: &Dataset,
+    name: &str,
+    rows: std::ops::Range<usize>,
+) -> Result<Tensor<f32>, PdekitError> {
+    let a = ds.read(name, rows)?;
+    let mut shape = a.shape().to_vec();
+    shape.push(1);
+    let data: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+    Tensor::from_vec(&shape, data).map_err(|e| PdekitError::Usage(e.to_string()))
+}
+
+fn params_of(plan: &TrainPlan) -> TrainParams {
+    TrainParams {
+        epochs: plan.epochs,
+        batch_size: plan.batch_size,
+        learning_rate: plan.learning_rate,
+        adam: AdamParams {
+            weight_decay: plan.weight_decay,
+            decoupled: plan.optimizer == OptimizerName::Adamw,
+            ..AdamParams::default()
+        },
+        schedule: match plan.schedule {
+            ScheduleName::Constant => Schedule::Constant,
+            ScheduleName::Step => Schedule::Step {
+                step_size: plan.step_size,
+                gamma: plan.gamma,
+            },
+            ScheduleName::Cosine => Schedule::Cosine {
+                min_lr: plan.min_learning_rate,
+            },
+            ScheduleName::Plateau => Schedule::Plateau {
+                patience: plan.patience,
+                factor: plan.factor,
+            },
+        },
+        loss: match plan.loss {
+            LossName::L2 => LossKind::L2,
+            LossName::H1 => LossKind::H1,
+        },
+        seed: plan.seed,
+        early_stopping: (plan.early_stopping > 0).then_some(plan.early_stopping),
+    }
+}
+
+pub fn run(
+    plan: &TrainPlan,
+    config: &Path,
+    rep: Reporter,
+    force: bool,
+) -> Result<TrainOutcome, PdekitError> {
+    let ds = Dataset::open(&plan.data)?;
+    let input = resolve(&ds, &plan.input, "inputs")?;
+    let output = resolve(&ds, &plan.output, "outputs")?;
+    let (n_train, n_test) = (plan.train_samples, plan.test_samples);
+    if n_train + n_test > ds.len() {
+        return Err(PdekitError::Usage(format!(
+            "{}: train.train_samples + train.test_samples = {} but {} holds {} samples",
+            config.display(),
+            n_train + n_test,
+            ds.path().display(),
+            ds.len()
+        )));
+    }
+    let x = read_tensor(&ds, &input, 0..n_train)?;
+    let y = read_tensor(&ds, &output, 0..n_train)?;
+    let tx = read_tensor(&ds, &input, n_train..n_train + n_test)?;
+    let ty = read_tensor(&ds, &output, n_train..n_train + n_test)?;
+    let dims = x.grid().len();
+    if dims != plan.fno.modes.len() || y.grid() != x.grid() {
+        return Err(PdekitError::Usage(format!(
+            "{}: train.fno.modes has {} entries, but `{input}` has grid {:?} and `{output}` grid {:?} (one mode count per grid axis, and equal grids)",
+            config.display(),
+            plan.fno.modes.len(),
+            x.grid(),
+            y.grid()
+        )));
+    }
+    let params = params_of(plan);
+    let ckpt_path = plan.output_dir.join("checkpoint.safetensors");
+    let spec = FnoSpec {
+        in_channels: 1,
+        out_channels: 1,
+        width: plan.fno.width,
+        modes: plan.fno.modes.clone(),
+        layers: plan.fno.layers,
+        positional_embedding: true,
+        seed: plan.seed,
+    };
+    let data_meta = json!({
+        "path": plan.data, "input": input, "output": output,
+        "train_samples": n_train, "test_samples": n_test,
+    });
+    let (mut model, x_norm, y_norm, state) = if ckpt_path.exists() && !force {
+        let loaded = checkpoint::load(&ckpt_path)?;
+        if loaded.model.spec != spec || loaded.data != data_meta {
+            return Err(PdekitError::Usage(format!(
+                "{}: holds a model of another spec or data; rerun with --force to start again",
+                ckpt_path.display()
+            )));
+        }
+        rep.info(format!(
+            "resuming from {} after epoch {}",
+            ckpt_path.display(),
+            loaded.state.epoch
+        ));
+        (loaded.model, loaded.x_norm, loaded.y_norm, loaded.state)
+    } else {
+        let model = Fno::<f32>::new(spec).map_err(|e| PdekitError::Usage(e.to_string()))?;
+        (
+            model,
+            UnitGaussian::fit(&x),
+            UnitGaussian::fit(&y),
+            TrainState::new(&params),
+        )
+    };
+    let bar = rep.bar(plan.epochs as u64, "train", "epochs");
+    bar.set_position(state.epoch as u64);
+    let mut save_error = None;
+    let result = train(
+        &mut model,
+        (&x_norm, &y_norm),
+        &Split { x: &x, y: &y },
+        &Split { x: &tx, y: &ty },
+        &params,
+        state,
+        |record, model, state| {
+            bar.set_message(format!(
+                "loss {:.3e}, test L2 {:.3e}",
+                record.train_loss, record.test_l2
+            ));
+            bar.inc(1);
+            match checkpoint::save(
+                &ckpt_path,
+                model,
+                (&x_norm, &y_norm),
+                state,
+                data_meta.clone(),
+            ) {
+                Ok(_) => Control::Continue,
+                Err(e) => {
+                    save_error = Some(e);
+                    Control::Stop
+                }
+            }
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(e) = save_error {
+        return Err(e.into());
+    }
+    let state = result.map_err(|e| {
+        PdekitError::Usage(format!(
+            "{}: {e}; the last good checkpoint is {}",
+            config.display(),
+            ckpt_path.display()
+        ))
+    })?;
+    let last = state.history.last().cloned();
+    let doc = json!({
+        "config": config,
+        "command": crate::meta::command_line(),
+        "commit": crate::meta::commit(),
+        "machine": crate::meta::machine(),
+        "created": crate::meta::now_utc(),
+        "threads": rayon::current_num_threads(),
+        "plan": plan,
+        "parameters": model.parameter_count(),
+        "epochs_done": state.epoch,
+        "final": last.as_ref().map(|r| json!({"test_l2": r.test_l2, "test_h1": r.test_h1, "train_loss": r.train_loss})),
+        "mean_epoch_seconds": if state.history.is_empty() { 0.0 } else {
+            state.history.iter().map(|r| r.seconds).sum::<f64>() / state.history.len() as f64
+        },
+        "peak_rss_mib": peak_rss_mib(),
+        "history": checkpoint::history_json(&state.history),
+        "checkpoint": ckpt_path,
+    });
+    let report = write_atomic(
+        &plan.output_dir.join("training_report.json"),
+        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
+    )?;
+    let mut figures = Vec::new();
+    let log = |v: f64| v.max(1e-300).log10();
+    let series = |f: fn(&pdekit_operators::train::trainer::EpochRecord) -> f64| -> Vec<(f64, f64)> {
+        state
+            .history
+            .iter()
+            .map(|r| ((r.epoch + 1) as f64, log(f(r))))
+            .collect()
+    };
+    let ext = plan.format.extension();
+    figures.push(line_chart(
+        &plan.output_dir.join(format!("loss.{ext}")),
+        plan.format,
+        "training",
+        "epoch",
+        "log10",
+        &[
+            Line {
+                label: format!("train loss ({:?})", plan.loss),
+                points: series(|r| r.train_loss),
+                color: PALETTE[0],
+                markers: false,
+            },
+            Line {
+                label: "test relative L2".into(),
+                points: series(|r| r.test_l2),
+                color: PALETTE[1],
+                markers: false,
+            },
+            Line {
+                label: "test relative H1".into(),
+                points: series(|r| r.test_h1),
+                color: PALETTE[2],
+                markers: false,
+            },
+        ],
+    )?);
+    if dims == 2 && plan.panels > 0 {
+        let k = plan.panels.min(n_test);
+        let idx: Vec<usize> = (0..k).collect();
+        let xs = pdekit_operators::train::trainer::gather_rows(&tx, &idx);
+        let pred = predict(&mut model, (&x_norm, &y_norm), &xs, plan.batch_size)
+            .map_err(|e| PdekitError::Usage(e.to_string()))?;
+        let (s0, s1) = (x.grid()[0], x.grid()[1]);
+        let per = s0 * s1;
+        let to2 = |v: &[f32]| Array2::from_shape_fn((s0, s1), |(i, j)| v[i * s1 + j] as f64);
+        let mut maps = Vec::new();
+        let mut arrays = Vec::new();
+        for b in 0..k {
+            let xin = to2(&xs.data[b * per..(b + 1) * per]);
+            let truth = to2(&ty.data[b * per..(b + 1) * per]);
+            let p = to2(&pred.data[b * per..(b + 1) * per]);
+            let err = (&p - &truth).mapv(f64::abs);
+            arrays.push((b, xin, truth, p, err));
+        }
+        for (b, xin, truth, p, err) in &arrays {
+            for (title, a) in [
+                (format!("test {b}: input"), xin),
+                ("truth".to_string(), truth),
+                ("prediction".to_string(), p),
+                ("|error|".to_string(), err),
+            ] {
+                maps.push(Heatmap {
+                    title,
+                    values: a.view(),
+                    outlines: Vec::new(),
+                });
+            }
+        }
+        figures.push(heatmap_panel(
+            &plan.output_dir.join(format!("predictions.{ext}")),
+            plan.format,
+            "test samples",
+            4,
+            &maps,
+        )?);
+    }
+    rep.info(format!(
+        "trained an FNO ({} parameters) for {} epochs: final test relative L2 {:.4e}, H1 {:.4e}\nwrote {}, {} and {} figures in {}",
+        model.parameter_count(),
+        state.epoch,
+        last.as_ref().map_or(f64::NAN, |r| r.test_l2),
+        last.as_ref().map_or(f64::NAN, |r| r.test_h1),
+        ckpt_path.display(),
+        report.display(),
+        figures.len(),
+        plan.output_dir.display()
+    ));
+    Ok(TrainOutcome {
+        epochs: state.epoch,
+        final_test_l2: last.map_or(f64::NAN, |r| r.test_l2),
+        checkpoint: ckpt_path,
+        report,
+        figures,
+    })
+}
+
+/// Per-sample and overall errors of a checkpoint's model on a dataset.
+pub struct EvalOutcome {
+    pub table: String,
+    pub json: PathBuf,
+    pub mean_l2: f64,
+}
+
+pub fn evaluate(
+    checkpoint_path: &Path,
+    data: &Path,
+    samples: Option<usize>,
+    out: Option<&Path>,
+) -> Result<EvalOutcome, PdekitError> {
+    let mut loaded = checkpoint::load(checkpoint_path)?;
+    let ds = Dataset::open(data)?;
+    let field = |k: &str| loaded.data[k].as_str().unwrap_or("").to_string();
+    let input = resolve(&ds, &field("input"), "inputs")?;
+    let output = resolve(&ds, &field("output"), "outputs")?;
+    let n = samples.unwrap_or(ds.len()).min(ds.len());
+    if n == 0 {
+        return Err(DataError::Corrupt {
+            path: data.to_path_buf(),
+            message: "no samples to evaluate".into(),
+        }
+        .into());
+    }
+    let x = read_tensor(&ds, &input, 0..n)?;
+    let y = read_tensor(&ds, &output, 0..n)?;
+    let usage = |e: pdekit_operators::tensor::NnError| {
+        PdekitError::Usage(format!("{}: {e}", data.display()))
+    };
+    let pred =
+        predict(&mut loaded.model, (&loaded.x_norm, &loaded.y_norm), &x, 16).map_err(usage)?;
+    let per = pred.data.len() / n;
+    let mut rows = Vec::new();
+    for b in 0..n {
+        let one = |t: &Tensor<f32>| {
+            let mut shape = t.shape.clone();
+            shape[0] = 1;
+            Tensor::from_vec(&shape, t.data[b * per..(b + 1) * per].to_vec()).expect("a sample")
+        };
+        let (p, t) = (one(&pred), one(&y));
+        let l2 = relative_l2(&p, &t).map_err(usage)?.0;
+        let h1 = relative_h1(&p, &t).map_err(usage)?.0;
+        let (mut se, mut max) = (0.0f64, 0.0f64);
+        for (a, c) in p.data.iter().zip(&t.data) {
+            let d = (*a as f64 - *c as f64).abs();
+            se += d * d;
+            max = max.max(d);
+        }
+        rows.push(json!({"sample": b, "rel_l2": l2, "rel_h1": h1, "rmse": (se / per as f64).sqrt(), "max_error": max}));
+    }
+    let mean = |k: &str| {
+        rows.iter()
+            .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
+            .sum::<f64>()
+            / n as f64
+    };
+    let overall = json!({
+        "rel_l2": mean("rel_l2"), "rel_h1": mean("rel_h1"), "rmse": mean("rmse"),
+        "max_error": rows.iter().map(|r| r["max_error"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max),
+    });
+    let doc = json!({
+        "checkpoint": checkpoint_path,
+        "data": data,
+        "grid": x.grid(),
+        "samples": n,
+        "input": input,
+        "output": output,
+        "command": crate::meta::command_line(),
+        "commit": crate::meta::commit(),
+        "created": crate::meta::now_utc(),
+        "overall": overall,
+        "per_sample": rows,
+    });
+    let stem = data
+        .file_stem()
+        .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    let path = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        checkpoint_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("evaluation-{stem}.json"))
+    });
+    let json = write_atomic(
+        &path,
+        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
+    )?;
+    let table = format!(
+        "{} on {} ({} samples, grid {:?}):\n  relative L2 {:.4e}   relative H1 {:.4e}   RMSE {:.4e}   max error {:.4e}",
+        checkpoint_path.display(),
+        data.display(),
+        n,
+        x.grid(),
+        doc["overall"]["rel_l2"].as_f64().unwrap_or(f64::NAN),
+        doc["overall"]["rel_h1"].as_f64().unwrap_or(f64::NAN),
+        doc["overall"]["rmse"].as_f64().unwrap_or(f64::NAN),
+        doc["overall"]["max_error"].as_f64().unwrap_or(f64::NAN),
+    );
+    Ok(EvalOutcome {
+        table,
+        json,
+        mean_l2: doc["overall"]["rel_l2"].as_f64().unwrap_or(f64::NAN),
+    })
+}
