@@ -16,12 +16,18 @@ pub fn prefixed<'a, T>(prefix: &str, params: Vec<Param<'a, T>>) -> Vec<Param<'a,
         .collect()
 }
 
-/// `acc += other`, elementwise.
+/// `acc += other`, elementwise (in parallel blocks).
 pub fn add_into<T: Real>(acc: &mut Tensor<T>, other: &Tensor<T>) {
+    use rayon::prelude::*;
     debug_assert_eq!(acc.shape, other.shape);
-    for (a, b) in acc.data.iter_mut().zip(&other.data) {
-        *a = *a + *b;
-    }
+    acc.data
+        .par_chunks_mut(1 << 15)
+        .zip(other.data.par_chunks(1 << 15))
+        .for_each(|(a, b)| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x = *x + *y;
+            }
+        });
 }
 
 /// Layers applied one after another.
@@ -31,19 +37,19 @@ pub struct Sequential<T: Real> {
 
 impl<T: Real> Layer<T> for Sequential<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let mut h = x.clone();
+        let mut h: Option<Tensor<T>> = None;
         for (_, layer) in &mut self.layers {
-            h = layer.forward(&h)?;
+            h = Some(layer.forward(h.as_ref().unwrap_or(x))?);
         }
-        Ok(h)
+        Ok(h.unwrap_or_else(|| x.clone()))
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let mut g = dy.clone();
+        let mut g: Option<Tensor<T>> = None;
         for (_, layer) in self.layers.iter_mut().rev() {
-            g = layer.backward(&g)?;
+            g = Some(layer.backward(g.as_ref().unwrap_or(dy))?);
         }
-        Ok(g)
+        Ok(g.unwrap_or_else(|| dy.clone()))
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {

@@ -204,17 +204,20 @@ impl<T: Real> Gelu<T> {
     }
 }
 
+/// Elements per parallel task in elementwise maps; plain loops inside, so they vectorise.
+const CHUNK_ELEMS: usize = 1 << 15;
+
 impl<T: Real> Layer<T> for Gelu<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let y = Tensor {
-            shape: x.shape.clone(),
-            data: x
-                .data
-                .par_iter()
-                .with_min_len(CHUNK_ROWS)
-                .map(|&v| v * v.normal_cdf_pdf().0)
-                .collect(),
-        };
+        let mut y = Tensor::zeros(&x.shape);
+        y.data
+            .par_chunks_mut(CHUNK_ELEMS)
+            .zip(x.data.par_chunks(CHUNK_ELEMS))
+            .for_each(|(out, inp)| {
+                for (o, &v) in out.iter_mut().zip(inp) {
+                    *o = v * v.normal_cdf_pdf().0;
+                }
+            });
         self.input = Some(x.clone());
         Ok(y)
     }
@@ -231,19 +234,21 @@ impl<T: Real> Layer<T> for Gelu<T> {
                 got: format!("{:?}", dy.shape),
             });
         }
-        Ok(Tensor {
-            shape: x.shape.clone(),
-            data: x
-                .data
-                .par_iter()
-                .zip(&dy.data)
-                .with_min_len(CHUNK_ROWS)
-                .map(|(&v, &g)| {
+        let mut dx = Tensor::zeros(&x.shape);
+        dx.data
+            .par_chunks_mut(CHUNK_ELEMS)
+            .zip(
+                x.data
+                    .par_chunks(CHUNK_ELEMS)
+                    .zip(dy.data.par_chunks(CHUNK_ELEMS)),
+            )
+            .for_each(|(out, (xs, gs))| {
+                for ((o, &v), &g) in out.iter_mut().zip(xs).zip(gs) {
                     let (cdf, pdf) = v.normal_cdf_pdf();
-                    g * (cdf + v * pdf)
-                })
-                .collect(),
-        })
+                    *o = g * (cdf + v * pdf);
+                }
+            });
+        Ok(dx)
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
