@@ -37,6 +37,7 @@ fn spec_json(s: &FnoSpec) -> Value {
         "modes": s.modes,
         "layers": s.layers,
         "positional_embedding": s.positional_embedding,
+        "domain_padding": s.domain_padding,
         "seed": s.seed,
     })
 }
@@ -217,6 +218,7 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
             .ok_or_else(|| corrupt("model.modes is missing".into()))?,
         layers: get_usize(&model, "layers")?,
         positional_embedding: model["positional_embedding"].as_bool().unwrap_or(true),
+        domain_padding: model["domain_padding"].as_f64().unwrap_or(0.0),
         seed: model["seed"].as_u64().unwrap_or(0),
     };
     let mut fno = Fno::<f32>::new(spec).map_err(|e| corrupt(format!("model spec: {e}")))?;
@@ -342,6 +344,7 @@ mod tests {
             modes: vec![3, 3],
             layers: 2,
             positional_embedding: true,
+            domain_padding: 0.0,
             seed: 4,
         };
         let mut model = Fno::<f32>::new(spec).unwrap();

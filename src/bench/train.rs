@@ -74,6 +74,7 @@ pub fn run(
         modes: b.modes.clone(),
         layers: b.layers,
         positional_embedding: true,
+        domain_padding: 0.0,
         seed: 0,
     };
     let usage = |e: NnError| PdekitError::Usage(e.to_string());

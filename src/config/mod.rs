@@ -461,6 +461,9 @@ pub struct FnoPlan {
     /// Kept modes per axis (±m on all axes but the last); its length must match the data.
     pub modes: Vec<usize>,
     pub layers: usize,
+    /// Zero padding around the blocks, a fraction of each grid axis (0: none).
+    #[serde(default)]
+    pub domain_padding: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

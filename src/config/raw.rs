@@ -2198,13 +2198,14 @@ fn check_train(cx: &Ctx, r: &RawTrain) -> Result<TrainPlan, ConfigError> {
         || fno.modes.is_empty()
         || fno.modes.len() > 3
         || fno.modes.contains(&0)
+        || !(0.0..=1.0).contains(&fno.domain_padding)
     {
         return cx.err(
             r.fno.span().start,
             "train.fno",
             format!(
-                "expected width ≥ 1, layers ≥ 1 and 1 to 3 positive modes, got width = {}, layers = {}, modes = {:?}",
-                fno.width, fno.layers, fno.modes
+                "expected width ≥ 1, layers ≥ 1, 1 to 3 positive modes and domain_padding in [0, 1], got width = {}, layers = {}, modes = {:?}, domain_padding = {}",
+                fno.width, fno.layers, fno.modes, fno.domain_padding
             ),
         );
     }

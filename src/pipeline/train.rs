@@ -152,6 +152,7 @@ pub fn run(
         modes: plan.fno.modes.clone(),
         layers: plan.fno.layers,
         positional_embedding: true,
+        domain_padding: plan.fno.domain_padding,
         seed: plan.seed,
     };
     let data_meta = json!({

@@ -186,10 +186,105 @@ impl<T: Real> Layer<T> for GridEmbedding {
     }
 }
 
+/// Copies the grid block of `x` into a tensor of grid `grid` (both start at index 0 on every
+/// axis; the smaller extent per axis is copied, the rest is zero).
+fn resize_grid<T: Real>(x: &Tensor<T>, grid: &[usize]) -> Tensor<T> {
+    let c = x.channels();
+    let from = x.grid().to_vec();
+    let mut shape = vec![x.shape[0]];
+    shape.extend(grid);
+    shape.push(c);
+    let mut y = Tensor::zeros(&shape);
+    let d = grid.len();
+    let common: Vec<usize> = (0..d).map(|k| from[k].min(grid[k])).collect();
+    let lines: usize = x.shape[0] * common[..d - 1].iter().product::<usize>();
+    let run = common[d - 1] * c;
+    for line in 0..lines {
+        // Multi-index of the line over (batch, common axes but the last).
+        let mut rest = line;
+        let mut src = 0;
+        let mut dst = 0;
+        let mut idx = vec![0usize; d - 1];
+        for k in (0..d - 1).rev() {
+            idx[k] = rest % common[k];
+            rest /= common[k];
+        }
+        let b = rest;
+        let (mut s_stride, mut d_stride) = (from[d - 1] * c, grid[d - 1] * c);
+        for k in (0..d - 1).rev() {
+            src += idx[k] * s_stride;
+            dst += idx[k] * d_stride;
+            s_stride *= from[k];
+            d_stride *= grid[k];
+        }
+        src += b * s_stride;
+        dst += b * d_stride;
+        y.data[dst..dst + run].copy_from_slice(&x.data[src..src + run]);
+    }
+    y
+}
+
+/// Zero padding at the end of every grid axis by `round(fraction · n)` points, for problems that
+/// are not periodic (neuraloperator's one-sided domain padding), and the crop that undoes it.
+#[derive(Debug, Clone, Default)]
+pub struct DomainPadding {
+    pub fraction: f64,
+    original: Vec<usize>,
+}
+
+impl DomainPadding {
+    pub fn new(fraction: f64) -> Self {
+        Self {
+            fraction,
+            original: Vec::new(),
+        }
+    }
+
+    pub fn pad<T: Real>(&mut self, x: &Tensor<T>) -> Tensor<T> {
+        self.original = x.grid().to_vec();
+        let padded: Vec<usize> = self
+            .original
+            .iter()
+            .map(|&n| n + (self.fraction * n as f64).round() as usize)
+            .collect();
+        resize_grid(x, &padded)
+    }
+
+    pub fn crop<T: Real>(&self, x: &Tensor<T>) -> Tensor<T> {
+        resize_grid(x, &self.original)
+    }
+
+    /// The gradient through [`Self::pad`]: the crop.
+    pub fn pad_backward<T: Real>(&self, dy: &Tensor<T>) -> Tensor<T> {
+        resize_grid(dy, &self.original)
+    }
+
+    /// The gradient through [`Self::crop`]: zeros on the padding.
+    pub fn crop_backward<T: Real>(&self, dy: &Tensor<T>, padded: &[usize]) -> Tensor<T> {
+        resize_grid(dy, padded)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::gradcheck::{check, random};
     use super::*;
+
+    #[test]
+    fn padding_then_cropping_is_the_identity_and_pads_with_zeros() {
+        let x = random(&[2, 3, 5, 2], 7);
+        let mut pad = DomainPadding::new(0.4);
+        let p = pad.pad(&x);
+        assert_eq!(p.shape, vec![2, 4, 7, 2]);
+        assert_eq!(pad.crop(&p), x);
+        // The padded corner [b = 1, i = 3, j = 6] is zero; [1, 2, 4] is x's last point.
+        let at = |t: &Tensor<f64>, b: usize, i: usize, j: usize, c: usize| {
+            let g = t.grid();
+            t.data[((b * g[0] + i) * g[1] + j) * 2 + c]
+        };
+        assert_eq!(at(&p, 1, 3, 6, 1), 0.0);
+        assert_eq!(at(&p, 1, 2, 4, 1), at(&x, 1, 2, 4, 1));
+    }
 
     #[test]
     fn soft_gating_and_grid_embedding_gradients_match_finite_differences() {

@@ -11,7 +11,7 @@
 //! 2 × `width`); the block's channel MLP has hidden width `width / 2`.
 
 use crate::layers::compose::{
-    add_into, channel_mlp, prefixed, GridEmbedding, Sequential, SoftGating,
+    add_into, channel_mlp, prefixed, DomainPadding, GridEmbedding, Sequential, SoftGating,
 };
 use crate::layers::linear::{Gelu, PointwiseLinear};
 use crate::layers::spectral::SpectralConv;
@@ -85,6 +85,9 @@ pub struct FnoSpec {
     pub layers: usize,
     /// Append the grid coordinates to the input channels.
     pub positional_embedding: bool,
+    /// Zero-pad every grid axis by this fraction around the FNO blocks (0: none), for
+    /// non-periodic problems.
+    pub domain_padding: f64,
     pub seed: u64,
 }
 
@@ -102,6 +105,12 @@ impl FnoSpec {
         if self.layers == 0 {
             return bad("an FNO needs at least one block".into());
         }
+        if !(0.0..=1.0).contains(&self.domain_padding) {
+            return bad(format!(
+                "domain_padding must be a fraction in [0, 1], got {}",
+                self.domain_padding
+            ));
+        }
         if self.modes.is_empty() || self.modes.len() > 3 || self.modes.contains(&0) {
             return bad(format!(
                 "modes must list 1 to 3 positive counts, got {:?}",
@@ -115,7 +124,13 @@ impl FnoSpec {
 /// The FNO.
 pub struct Fno<T: Real> {
     pub spec: FnoSpec,
-    net: Sequential<T>,
+    /// Embedding and lifting; the blocks; the projection.
+    front: Sequential<T>,
+    blocks: Sequential<T>,
+    back: Sequential<T>,
+    padding: Option<DomainPadding>,
+    /// The padded grid of the last forward pass.
+    padded: Vec<usize>,
 }
 
 impl<T: Real> Fno<T> {
@@ -124,17 +139,18 @@ impl<T: Real> Fno<T> {
         let d = spec.modes.len();
         let w = spec.width;
         let lifting_in = spec.in_channels + if spec.positional_embedding { d } else { 0 };
-        let mut layers: Vec<(String, Box<dyn Layer<T>>)> = Vec::new();
+        let mut front: Vec<(String, Box<dyn Layer<T>>)> = Vec::new();
         if spec.positional_embedding {
-            layers.push(("embedding".into(), Box::new(GridEmbedding::default())));
+            front.push(("embedding".into(), Box::new(GridEmbedding::default())));
         }
         let s = spec.seed.wrapping_mul(1000);
-        layers.push((
+        front.push((
             "lifting".into(),
             Box::new(channel_mlp(lifting_in, 2 * w, w, s)),
         ));
+        let mut blocks: Vec<(String, Box<dyn Layer<T>>)> = Vec::new();
         for l in 0..spec.layers {
-            layers.push((
+            blocks.push((
                 format!("blocks.{l}"),
                 Box::new(FnoBlock::new(
                     w,
@@ -144,13 +160,17 @@ impl<T: Real> Fno<T> {
                 )?),
             ));
         }
-        layers.push((
+        let back: Vec<(String, Box<dyn Layer<T>>)> = vec![(
             "projection".into(),
             Box::new(channel_mlp(w, 2 * w, spec.out_channels, s + 999)),
-        ));
+        )];
         Ok(Self {
+            padding: (spec.domain_padding > 0.0).then(|| DomainPadding::new(spec.domain_padding)),
             spec,
-            net: Sequential { layers },
+            front: Sequential { layers: front },
+            blocks: Sequential { layers: blocks },
+            back: Sequential { layers: back },
+            padded: Vec::new(),
         })
     }
 
@@ -170,15 +190,35 @@ impl<T: Real> Layer<T> for Fno<T> {
                 got: format!("{:?}", x.shape),
             });
         }
-        self.net.forward(x)
+        let mut h = self.front.forward(x)?;
+        if let Some(pad) = &mut self.padding {
+            h = pad.pad(&h);
+            self.padded = h.grid().to_vec();
+        }
+        h = self.blocks.forward(&h)?;
+        if let Some(pad) = &self.padding {
+            h = pad.crop(&h);
+        }
+        self.back.forward(&h)
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        self.net.backward(dy)
+        let mut g = self.back.backward(dy)?;
+        if let Some(pad) = &self.padding {
+            g = pad.crop_backward(&g, &self.padded);
+        }
+        g = self.blocks.backward(&g)?;
+        if let Some(pad) = &self.padding {
+            g = pad.pad_backward(&g);
+        }
+        self.front.backward(&g)
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
-        self.net.parameters()
+        let mut out = self.front.parameters();
+        out.extend(self.blocks.parameters());
+        out.extend(self.back.parameters());
+        out
     }
 }
 
@@ -199,11 +239,26 @@ mod tests {
             modes: vec![3],
             layers: 2,
             positional_embedding: true,
+            domain_padding: 0.0,
             seed: 7,
         })
         .unwrap();
         let worst = check(&mut fno, &random(&[2, 8, 1], 5));
         assert!(worst < 1e-6, "fno: {worst:e}");
+        // With domain padding (8 → 10 points around the blocks), in 2-D.
+        let mut padded = Fno::<f64>::new(FnoSpec {
+            in_channels: 1,
+            out_channels: 1,
+            width: 3,
+            modes: vec![2, 2],
+            layers: 1,
+            positional_embedding: true,
+            domain_padding: 0.25,
+            seed: 2,
+        })
+        .unwrap();
+        let worst = check(&mut padded, &random(&[1, 6, 8, 1], 6));
+        assert!(worst < 1e-6, "padded fno: {worst:e}");
         let names: Vec<String> = fno.parameters().iter().map(|p| p.name.clone()).collect();
         assert!(
             names.contains(&"blocks.1.conv.weight".to_string()),
@@ -227,6 +282,7 @@ mod tests {
             modes: vec![12, 12],
             layers: 4,
             positional_embedding: true,
+            domain_padding: 0.0,
             seed: 0,
         })
         .unwrap();

@@ -170,6 +170,7 @@ mod tests {
             modes: vec![6],
             layers: 2,
             positional_embedding: true,
+            domain_padding: 0.0,
             seed: 1,
         })
         .unwrap();

@@ -340,6 +340,7 @@ mod tests {
             modes: vec![4],
             layers: 2,
             positional_embedding: true,
+            domain_padding: 0.0,
             seed: 3,
         })
         .unwrap()
