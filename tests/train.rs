@@ -35,6 +35,7 @@ fn bench_train_times_a_step_and_writes_its_json() {
     assert_eq!(doc["timed_steps"].as_u64(), Some(2));
     assert!(doc["model"]["parameters"].as_u64().unwrap() > 0);
     assert!(doc["peer"].is_null());
+    assert!(doc["rss_at_end_mib"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -32,12 +32,22 @@ pub struct Outcome {
     pub json: PathBuf,
 }
 
-/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
+/// A memory figure of this process from `/proc/self/status` (Linux), in MiB.
+fn status_mib(key: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// Peak resident memory of this process (`VmHWM`), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// Resident memory now (`VmRSS`), in MiB.
+pub fn rss_mib() -> Option<f64> {
+    status_mib("VmRSS:")
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -95,7 +105,11 @@ pub fn run(
     let warmup = 3;
     let bar = reporter.bar((warmup + b.steps) as u64, "bench train", "steps");
     let (mut step, mut fb) = (Vec::new(), Vec::new());
+    let mut rss_after_warmup = None;
     for i in 0..warmup + b.steps {
+        if i == warmup {
+            rss_after_warmup = rss_mib();
+        }
         let t = Instant::now();
         model.zero_grad();
         let pred = model.forward(&x).map_err(usage)?;
@@ -110,6 +124,7 @@ pub fn run(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let rss_at_end = rss_mib();
     let step_min = step.iter().copied().fold(f64::INFINITY, f64::min);
     let (step_med, fb_med) = (median(&mut step), median(&mut fb));
     let params = model.parameter_count();
@@ -121,7 +136,7 @@ pub fn run(
         .as_ref()
         .and_then(|p| p["models"]["neuraloperator"]["step_seconds_median"].as_f64());
     let mut table = format!(
-        "FNO width {}, modes {:?}, {} layers, grid {:?}, batch {}, {} parameters, {} threads:\n  pdekit: {:.1} ms per training step (median of {}; min {:.1}), forward+backward {:.1} ms",
+        "FNO width {}, modes {:?}, {} layers, grid {:?}, batch {}, {} parameters, {} threads:\n  pdekit: {:.1} ms per training step (median of {}; min {:.1}), forward+backward {:.1} ms; resident memory {} MiB after warm-up, {} MiB at the end",
         b.width,
         b.modes,
         b.layers,
@@ -132,7 +147,9 @@ pub fn run(
         1e3 * step_med,
         b.steps,
         1e3 * step_min,
-        1e3 * fb_med
+        1e3 * fb_med,
+        rss_after_warmup.map_or("?".into(), |v| format!("{v:.0}")),
+        rss_at_end.map_or("?".into(), |v| format!("{v:.0}")),
     );
     if let Some(p) = &peer {
         for (name, m) in p["models"].as_object().into_iter().flatten() {
@@ -169,6 +186,10 @@ pub fn run(
         "step_seconds_min": step_min,
         "forward_backward_seconds_median": fb_med,
         "peak_rss_mib": peak_rss_mib(),
+        // Resident memory after the warm-up and after the timed steps: growth would mean
+        // per-step allocations that are never freed.
+        "rss_after_warmup_mib": rss_after_warmup,
+        "rss_at_end_mib": rss_at_end,
         "peer": peer,
         "ratio_to_neuraloperator": torch_med.map(|t| step_med / t),
     });
