@@ -4,7 +4,8 @@
 //! from. A checkpoint alone rebuilds the model; with the training state it resumes training.
 //!
 //! Parameter arrays are stored flat (shape `[len]`): the spec fixes their layout. Files are written
-//! to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+//! to a temporary name and renamed ([`crate::bench::write_bytes_atomic`]), so a crash never leaves a
+//! half-written checkpoint.
 
 use crate::data::DataError;
 use pdekit_operators::layers::Layer;
@@ -131,17 +132,7 @@ pub fn save(
             bytes.extend_from_slice(&v.to_le_bytes());
         }
     }
-    let io = |e: std::io::Error| DataError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, &bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(path.to_path_buf())
+    crate::bench::write_bytes_atomic(path, &bytes)
 }
 
 /// Reads a checkpoint and rebuilds its model, normalisers and training state.

@@ -137,6 +137,10 @@ real_impl!(f64, matrixmultiply::dgemm, libm::erf, |x: f64| {
     )
 });
 
+/// Elements per parallel task in elementwise loops: large enough to amortise the task, and the
+/// loops inside stay plain so they vectorise.
+pub(crate) const PARALLEL_CHUNK: usize = 1 << 15;
+
 /// A dense tensor, row-major, channels last: `[batch, n_1, …, n_d, channels]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor<T> {

@@ -529,15 +529,5 @@ fn run_peers(
 ) -> Result<serde_json::Value, PdekitError> {
     let out = dir.join("peers.json");
     super::run_peer_script(python, "solvers_scipy.py", &[dir, &out], reporter)?;
-    let text = std::fs::read_to_string(&out).map_err(|e| DataError::Io {
-        path: out.clone(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        DataError::Corrupt {
-            path: out,
-            message: format!("peer output is not JSON: {e}"),
-        }
-        .into()
-    })
+    super::read_peer_json(out)
 }

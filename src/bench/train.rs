@@ -4,7 +4,7 @@
 
 use super::{stamp, write_atomic};
 use crate::config::defaults;
-use crate::data::DataError;
+use crate::meta::{peak_rss_mib, rss_mib};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use pdekit_operators::layers::Layer;
@@ -30,24 +30,6 @@ pub struct TrainBench {
 pub struct Outcome {
     pub table: String,
     pub json: PathBuf,
-}
-
-/// A memory figure of this process from `/proc/self/status` (Linux), in MiB.
-fn status_mib(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-/// Peak resident memory of this process (`VmHWM`), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    status_mib("VmHWM:")
-}
-
-/// Resident memory now (`VmRSS`), in MiB.
-pub fn rss_mib() -> Option<f64> {
-    status_mib("VmRSS:")
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -221,15 +203,5 @@ fn run_peer(
     args.extend(["--threads".into(), rayon::current_num_threads().to_string()]);
     let paths: Vec<&Path> = args.iter().map(Path::new).collect();
     super::run_peer_script(python, "fno_torch.py", &paths, reporter)?;
-    let text = std::fs::read_to_string(&out).map_err(|e| DataError::Io {
-        path: out.clone(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        DataError::Corrupt {
-            path: out,
-            message: format!("peer output is not JSON: {e}"),
-        }
-        .into()
-    })
+    super::read_peer_json(out)
 }

@@ -64,6 +64,13 @@ fn run_of(method: String, info: &MultilevelInfo, rel_l2: f64) -> Run {
     }
 }
 
+/// The run of `pool` with the fewest unknowns whose error is within [`EQUAL_ERROR`] of `run`'s.
+fn cheapest_as_accurate<'a>(pool: &'a [Run], run: &Run) -> Option<&'a Run> {
+    pool.iter()
+        .filter(|u| u.rel_l2 <= EQUAL_ERROR * run.rel_l2)
+        .min_by_key(|u| u.unknowns)
+}
+
 pub fn run(plan: &MlvmsPlan, config: &Path, rep: Reporter) -> Result<MlvmsOutcome, PdekitError> {
     match plan.dim {
         2 => run_dim::<2>(plan, config, rep),
@@ -158,26 +165,17 @@ fn run_dim<const D: usize>(
     let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
     // The cheapest run of `pool` as accurate as `run` (within 5 %).
     let match_in = |pool: &[Run], run: &Run| -> Option<serde_json::Value> {
-        pool.iter()
-            .filter(|u| u.rel_l2 <= EQUAL_ERROR * run.rel_l2)
-            .min_by_key(|u| u.unknowns)
-            .map(|u| {
-                json!({
-                    "method": u.method,
-                    "unknowns_ratio": u.unknowns as f64 / run.unknowns as f64,
-                    "time_ratio": total(u) / total(run),
-                })
+        cheapest_as_accurate(pool, run).map(|u| {
+            json!({
+                "method": u.method,
+                "unknowns_ratio": u.unknowns as f64 / run.unknowns as f64,
+                "time_ratio": total(u) / total(run),
             })
+        })
     };
-    let matched = uniform
-        .iter()
-        .filter(|u| u.rel_l2 <= EQUAL_ERROR * multilevel.rel_l2)
-        .min_by_key(|u| u.unknowns);
+    let matched = cheapest_as_accurate(&uniform, &multilevel);
     // The C-HiDeNN run with the fewest unknowns that is as accurate as the linear multilevel run.
-    let chidenn_matched = chidenn
-        .iter()
-        .filter(|c| c.rel_l2 <= EQUAL_ERROR * multilevel.rel_l2)
-        .min_by_key(|c| c.unknowns);
+    let chidenn_matched = cheapest_as_accurate(&chidenn, &multilevel);
     let doc = json!({
         "config": config,
         "command": crate::meta::command_line(),

@@ -7,7 +7,6 @@
 //! scale) and `predictions.png` (input, truth, prediction and |error| for a few test samples,
 //! 2-D data).
 
-use crate::bench::train::peak_rss_mib;
 use crate::bench::write_atomic;
 use crate::checkpoint;
 use crate::config::{LossName, OptimizerName, ScheduleName, TrainPlan};
@@ -239,7 +238,7 @@ pub fn run(
         "mean_epoch_seconds": if state.history.is_empty() { 0.0 } else {
             state.history.iter().map(|r| r.seconds).sum::<f64>() / state.history.len() as f64
         },
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": crate::meta::peak_rss_mib(),
         "history": checkpoint::history_json(&state.history),
         "checkpoint": ckpt_path,
     });

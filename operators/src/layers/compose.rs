@@ -3,7 +3,7 @@
 
 use super::linear::{Gelu, PointwiseLinear};
 use super::{Layer, Param};
-use crate::tensor::{NnError, Real, Tensor};
+use crate::tensor::{NnError, Real, Tensor, PARALLEL_CHUNK};
 
 /// Names a sub-layer's parameters `prefix.name`.
 pub fn prefixed<'a, T>(prefix: &str, params: Vec<Param<'a, T>>) -> Vec<Param<'a, T>> {
@@ -21,8 +21,8 @@ pub fn add_into<T: Real>(acc: &mut Tensor<T>, other: &Tensor<T>) {
     use rayon::prelude::*;
     debug_assert_eq!(acc.shape, other.shape);
     acc.data
-        .par_chunks_mut(1 << 15)
-        .zip(other.data.par_chunks(1 << 15))
+        .par_chunks_mut(PARALLEL_CHUNK)
+        .zip(other.data.par_chunks(PARALLEL_CHUNK))
         .for_each(|(a, b)| {
             for (x, y) in a.iter_mut().zip(b) {
                 *x = *x + *y;

@@ -2,7 +2,7 @@
 //! all points of the batch), and GELU.
 
 use super::{Layer, Param};
-use crate::tensor::{NnError, Real, Tensor};
+use crate::tensor::{NnError, Real, Tensor, PARALLEL_CHUNK};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
@@ -204,15 +204,12 @@ impl<T: Real> Gelu<T> {
     }
 }
 
-/// Elements per parallel task in elementwise maps; plain loops inside, so they vectorise.
-const CHUNK_ELEMS: usize = 1 << 15;
-
 impl<T: Real> Layer<T> for Gelu<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
         let mut y = Tensor::zeros(&x.shape);
         y.data
-            .par_chunks_mut(CHUNK_ELEMS)
-            .zip(x.data.par_chunks(CHUNK_ELEMS))
+            .par_chunks_mut(PARALLEL_CHUNK)
+            .zip(x.data.par_chunks(PARALLEL_CHUNK))
             .for_each(|(out, inp)| {
                 for (o, &v) in out.iter_mut().zip(inp) {
                     *o = v * v.normal_cdf_pdf().0;
@@ -236,11 +233,11 @@ impl<T: Real> Layer<T> for Gelu<T> {
         }
         let mut dx = Tensor::zeros(&x.shape);
         dx.data
-            .par_chunks_mut(CHUNK_ELEMS)
+            .par_chunks_mut(PARALLEL_CHUNK)
             .zip(
                 x.data
-                    .par_chunks(CHUNK_ELEMS)
-                    .zip(dy.data.par_chunks(CHUNK_ELEMS)),
+                    .par_chunks(PARALLEL_CHUNK)
+                    .zip(dy.data.par_chunks(PARALLEL_CHUNK)),
             )
             .for_each(|(out, (xs, gs))| {
                 for ((o, &v), &g) in out.iter_mut().zip(xs).zip(gs) {

@@ -292,28 +292,52 @@ fn gather<T: Real>(x: &Tensor<T>, b: usize, c: usize, points: usize) -> Vec<T> {
         .collect()
 }
 
+/// The truncated spectra of every (sample, channel) field of `x`, laid out `[b][k][c]`.
+fn spectra_of<T: Real>(x: &Tensor<T>, plans: &Plans<T>, modes: &[usize]) -> Vec<Complex<T>> {
+    let (batch, c) = (x.shape[0], x.channels());
+    let points: usize = x.grid().iter().product();
+    let k = kept_count(modes);
+    let spectra: Vec<Vec<Complex<T>>> = (0..batch * c)
+        .into_par_iter()
+        .map(|bc| truncated_forward(&gather(x, bc / c, bc % c, points), plans, modes))
+        .collect();
+    let mut out = vec![Complex::default(); batch * k * c];
+    for (bc, s) in spectra.iter().enumerate() {
+        let (b, ch) = (bc / c, bc % c);
+        for (kk, v) in s.iter().enumerate() {
+            out[(b * k + kk) * c + ch] = *v;
+        }
+    }
+    out
+}
+
+/// A channels-last tensor of `grid` from one field per (sample, channel), in that order.
+fn from_fields<T: Real>(fields: &[Vec<T>], batch: usize, grid: &[usize], c: usize) -> Tensor<T> {
+    let points: usize = grid.iter().product();
+    let mut shape = vec![batch];
+    shape.extend(grid);
+    shape.push(c);
+    let mut t = Tensor::zeros(&shape);
+    for (bc, f) in fields.iter().enumerate() {
+        let (b, ch) = (bc / c, bc % c);
+        for (p, v) in f.iter().enumerate() {
+            t.data[(b * points + p) * c + ch] = *v;
+        }
+    }
+    t
+}
+
 impl<T: Real> Layer<T> for SpectralConv<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
         self.check_grid(x, self.c_in, "input")?;
         let grid = x.grid().to_vec();
-        let (batch, points) = (x.shape[0], grid.iter().product::<usize>());
+        let batch = x.shape[0];
         let modes = self.modes.clone();
         let k = kept_count(&modes);
         let (ci, co) = (self.c_in, self.c_out);
         self.plan(&grid);
         let plans = self.plans.as_ref().expect("planned");
-        // X̂[b][k][i].
-        let spectra: Vec<Vec<Complex<T>>> = (0..batch * ci)
-            .into_par_iter()
-            .map(|bc| truncated_forward(&gather(x, bc / ci, bc % ci, points), plans, &modes))
-            .collect();
-        let mut xhat = vec![Complex::default(); batch * k * ci];
-        for (bc, s) in spectra.iter().enumerate() {
-            let (b, i) = (bc / ci, bc % ci);
-            for (kk, v) in s.iter().enumerate() {
-                xhat[(b * k + kk) * ci + i] = *v;
-            }
-        }
+        let xhat = spectra_of(x, plans, &modes);
         // Ŷ[b][o][k] = Σ_i X̂[b][k][i]·W[k][i][o].
         let w = &self.weight;
         let yhat: Vec<Vec<Complex<T>>> = (0..batch * co)
@@ -337,17 +361,8 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
             .par_iter()
             .map(|s| truncated_inverse(s, plans, &modes))
             .collect();
-        let mut shape = x.shape.clone();
-        *shape.last_mut().expect("a channel axis") = co;
-        let mut y = Tensor::zeros(&shape);
-        for (bo, f) in fields.iter().enumerate() {
-            let (b, o) = (bo / co, bo % co);
-            for (p, v) in f.iter().enumerate() {
-                y.data[(b * points + p) * co + o] = *v;
-            }
-        }
         self.saved = Some((batch, xhat));
-        Ok(y)
+        Ok(from_fields(&fields, batch, &grid, co))
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
@@ -365,16 +380,9 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
         self.plan(&grid);
         let plans = self.plans.as_ref().expect("planned");
         // dŶ[b][k][o] = w·FFT(dy) (unnormalised = N × the normalised forward).
-        let spectra: Vec<Vec<Complex<T>>> = (0..batch * co)
-            .into_par_iter()
-            .map(|bo| truncated_forward(&gather(dy, bo / co, bo % co, points), plans, &modes))
-            .collect();
-        let mut dyhat = vec![Complex::default(); batch * k * co];
-        for (bo, s) in spectra.iter().enumerate() {
-            let (b, o) = (bo / co, bo % co);
-            for (kk, v) in s.iter().enumerate() {
-                dyhat[(b * k + kk) * co + o] = *v * (n * w_double[kk]);
-            }
+        let mut dyhat = spectra_of(dy, plans, &modes);
+        for (at, v) in dyhat.iter_mut().enumerate() {
+            *v = *v * (n * w_double[(at / co) % k]);
         }
         // dW[k][i][o] += Σ_b conj(X̂[b][k][i])·dŶ[b][k][o].
         let grads: Vec<Vec<T>> = (0..k)
@@ -420,16 +428,7 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
                 truncated_inverse(&spectrum, plans, &modes)
             })
             .collect();
-        let mut shape = dy.shape.clone();
-        *shape.last_mut().expect("a channel axis") = ci;
-        let mut dx = Tensor::zeros(&shape);
-        for (bi, f) in fields.iter().enumerate() {
-            let (b, i) = (bi / ci, bi % ci);
-            for (p, v) in f.iter().enumerate() {
-                dx.data[(b * points + p) * ci + i] = *v;
-            }
-        }
-        Ok(dx)
+        Ok(from_fields(&fields, batch, &grid, ci))
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {

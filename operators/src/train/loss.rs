@@ -2,18 +2,27 @@
 
 use crate::tensor::{NnError, Real, Tensor};
 
+fn same_shape<T: Real>(
+    loss: &'static str,
+    pred: &Tensor<T>,
+    target: &Tensor<T>,
+) -> Result<(), NnError> {
+    if pred.shape != target.shape {
+        return Err(NnError::Shape {
+            layer: loss,
+            expected: format!("a prediction of the target's shape {:?}", target.shape),
+            got: format!("{:?}", pred.shape),
+        });
+    }
+    Ok(())
+}
+
 /// Mean over the batch of `‖pred_b − target_b‖ / ‖target_b‖`, and its gradient in `pred`.
 pub fn relative_l2<T: Real>(
     pred: &Tensor<T>,
     target: &Tensor<T>,
 ) -> Result<(f64, Tensor<T>), NnError> {
-    if pred.shape != target.shape {
-        return Err(NnError::Shape {
-            layer: "relative L2 loss",
-            expected: format!("a prediction of the target's shape {:?}", target.shape),
-            got: format!("{:?}", pred.shape),
-        });
-    }
+    same_shape("relative L2 loss", pred, target)?;
     let batch = pred.shape[0];
     let per = pred.data.len() / batch.max(1);
     let mut grad = Tensor::zeros(&pred.shape);
@@ -91,13 +100,7 @@ pub fn relative_h1<T: Real>(
     pred: &Tensor<T>,
     target: &Tensor<T>,
 ) -> Result<(f64, Tensor<T>), NnError> {
-    if pred.shape != target.shape {
-        return Err(NnError::Shape {
-            layer: "relative H1 loss",
-            expected: format!("a prediction of the target's shape {:?}", target.shape),
-            got: format!("{:?}", pred.shape),
-        });
-    }
+    same_shape("relative H1 loss", pred, target)?;
     let batch = pred.shape[0];
     let dims = pred.grid().to_vec();
     let c = pred.channels();
