@@ -8,8 +8,12 @@
 //! half-written checkpoint.
 
 use crate::data::DataError;
+use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::layers::Layer;
-use pdekit_operators::models::fno::{Fno, FnoSpec};
+use pdekit_operators::models::deeponet::DeepOnetSpec;
+use pdekit_operators::models::ffno::FfnoSpec;
+use pdekit_operators::models::fno::FnoSpec;
+use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::train::normalizer::UnitGaussian;
 use pdekit_operators::train::optim::{Adam, AdamParams};
 use pdekit_operators::train::trainer::{EpochRecord, TrainState};
@@ -21,7 +25,7 @@ pub const FORMAT_VERSION: &str = "1";
 
 /// A loaded checkpoint.
 pub struct Loaded {
-    pub model: Fno<f32>,
+    pub model: Model<f32>,
     pub x_norm: UnitGaussian,
     pub y_norm: UnitGaussian,
     pub state: TrainState<f32>,
@@ -29,17 +33,138 @@ pub struct Loaded {
     pub data: Value,
 }
 
-fn spec_json(s: &FnoSpec) -> Value {
-    json!({
-        "kind": "fno",
-        "in_channels": s.in_channels,
-        "out_channels": s.out_channels,
-        "width": s.width,
-        "modes": s.modes,
-        "layers": s.layers,
-        "positional_embedding": s.positional_embedding,
-        "domain_padding": s.domain_padding,
-        "seed": s.seed,
+fn factorization_json(f: &Factorization) -> Value {
+    let rank = |r: &Rank| match r {
+        Rank::Fraction(x) => json!({"rank": x}),
+        Rank::Explicit(v) => json!({"ranks": v}),
+    };
+    match f {
+        Factorization::Dense => json!({"kind": "dense"}),
+        Factorization::Tucker(r) => {
+            let mut v = rank(r);
+            v["kind"] = json!("tucker");
+            v
+        }
+        Factorization::Cp(r) => {
+            let mut v = rank(r);
+            v["kind"] = json!("cp");
+            v
+        }
+    }
+}
+
+/// The model spec as checkpoint metadata; `kind` names the model.
+pub fn spec_json(spec: &ModelSpec) -> Value {
+    let mut v = match spec {
+        ModelSpec::Fno(s) => json!({
+            "in_channels": s.in_channels,
+            "out_channels": s.out_channels,
+            "width": s.width,
+            "modes": s.modes,
+            "layers": s.layers,
+            "domain_padding": s.domain_padding,
+            "factorization": factorization_json(&s.factorization),
+            "seed": s.seed,
+        }),
+        ModelSpec::Ffno(s) => json!({
+            "in_channels": s.in_channels,
+            "out_channels": s.out_channels,
+            "width": s.width,
+            "modes": s.modes,
+            "layers": s.layers,
+            "ff_expansion": s.ff_expansion,
+            "share_weights": s.share_weights,
+            "domain_padding": s.domain_padding,
+            "seed": s.seed,
+        }),
+        ModelSpec::DeepOnet(s) => json!({
+            "in_channels": s.in_channels,
+            "out_channels": s.out_channels,
+            "sensors": s.sensors,
+            "branch": s.branch,
+            "trunk": s.trunk,
+            "basis": s.basis,
+            "seed": s.seed,
+        }),
+    };
+    v["kind"] = json!(spec.kind());
+    v
+}
+
+/// Reads [`spec_json`]'s output back; errors name the missing or malformed key.
+fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
+    let int = |k: &str| -> Result<usize, String> {
+        model[k]
+            .as_u64()
+            .map(|x| x as usize)
+            .ok_or_else(|| format!("model.{k} is missing or not an integer"))
+    };
+    let ints = |k: &str| -> Result<Vec<usize>, String> {
+        model[k]
+            .as_array()
+            .and_then(|a| a.iter().map(|m| m.as_u64().map(|m| m as usize)).collect())
+            .ok_or_else(|| format!("model.{k} is missing or not a list of integers"))
+    };
+    let padding = model["domain_padding"].as_f64().unwrap_or(0.0);
+    let seed = model["seed"].as_u64().unwrap_or(0);
+    let kind = model["kind"].as_str().unwrap_or("");
+    Ok(match kind {
+        "fno" | "tfno" => {
+            let f = &model["factorization"];
+            let rank = || -> Result<Rank, String> {
+                match (f["rank"].as_f64(), f["ranks"].as_array()) {
+                    (Some(x), _) => Ok(Rank::Fraction(x)),
+                    (None, Some(a)) => Ok(Rank::Explicit(
+                        a.iter()
+                            .filter_map(Value::as_u64)
+                            .map(|r| r as usize)
+                            .collect(),
+                    )),
+                    _ => Err("model.factorization has neither rank nor ranks".to_string()),
+                }
+            };
+            let factorization = match f["kind"].as_str() {
+                None | Some("dense") => Factorization::Dense,
+                Some("tucker") => Factorization::Tucker(rank()?),
+                Some("cp") => Factorization::Cp(rank()?),
+                Some(other) => return Err(format!("unknown model.factorization.kind `{other}`")),
+            };
+            ModelSpec::Fno(FnoSpec {
+                in_channels: int("in_channels")?,
+                out_channels: int("out_channels")?,
+                width: int("width")?,
+                modes: ints("modes")?,
+                layers: int("layers")?,
+                domain_padding: padding,
+                factorization,
+                seed,
+            })
+        }
+        "ffno" => ModelSpec::Ffno(FfnoSpec {
+            in_channels: int("in_channels")?,
+            out_channels: int("out_channels")?,
+            width: int("width")?,
+            modes: ints("modes")?,
+            layers: int("layers")?,
+            ff_expansion: int("ff_expansion")?,
+            share_weights: model["share_weights"].as_bool().unwrap_or(false),
+            domain_padding: padding,
+            seed,
+        }),
+        "deeponet" => ModelSpec::DeepOnet(DeepOnetSpec {
+            in_channels: int("in_channels")?,
+            out_channels: int("out_channels")?,
+            sensors: ints("sensors")?,
+            branch: ints("branch")?,
+            trunk: ints("trunk")?,
+            basis: int("basis")?,
+            seed,
+        }),
+        other => {
+            return Err(format!(
+                "unknown model kind `{other}` (this pdekit reads fno, tfno, ffno and deeponet)"
+            ))
+        }
     })
 }
 
@@ -62,12 +187,12 @@ pub fn history_json(h: &[EpochRecord]) -> Value {
 /// Writes `model` and its training state to `path` (atomically).
 pub fn save(
     path: &Path,
-    model: &mut Fno<f32>,
+    model: &mut Model<f32>,
     norms: (&UnitGaussian, &UnitGaussian),
     state: &TrainState<f32>,
     data: Value,
 ) -> Result<PathBuf, DataError> {
-    let spec = spec_json(&model.spec);
+    let spec = spec_json(&model.spec());
     let mut tensors: Vec<(String, Vec<f32>)> = Vec::new();
     let names: Vec<String> = model.parameters().iter().map(|p| p.name.clone()).collect();
     for p in model.parameters() {
@@ -186,33 +311,8 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         )));
     }
     let model = parsed("model")?;
-    let get_usize = |v: &Value, k: &str| -> Result<usize, DataError> {
-        v[k].as_u64()
-            .map(|x| x as usize)
-            .ok_or_else(|| corrupt(format!("model.{k} is missing or not an integer")))
-    };
-    if model["kind"].as_str() != Some("fno") {
-        return Err(corrupt(format!("unknown model kind {}", model["kind"])));
-    }
-    let spec = FnoSpec {
-        in_channels: get_usize(&model, "in_channels")?,
-        out_channels: get_usize(&model, "out_channels")?,
-        width: get_usize(&model, "width")?,
-        modes: model["modes"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_u64)
-                    .map(|m| m as usize)
-                    .collect()
-            })
-            .ok_or_else(|| corrupt("model.modes is missing".into()))?,
-        layers: get_usize(&model, "layers")?,
-        positional_embedding: model["positional_embedding"].as_bool().unwrap_or(true),
-        domain_padding: model["domain_padding"].as_f64().unwrap_or(0.0),
-        seed: model["seed"].as_u64().unwrap_or(0),
-    };
-    let mut fno = Fno::<f32>::new(spec).map_err(|e| corrupt(format!("model spec: {e}")))?;
+    let spec = spec_from_json(&model).map_err(corrupt)?;
+    let mut net = Model::<f32>::new(spec).map_err(|e| corrupt(format!("model spec: {e}")))?;
     let tensor = |name: &str| -> Result<Vec<f32>, DataError> {
         let entry = header
             .get(name)
@@ -243,8 +343,8 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect())
     };
-    let names: Vec<String> = fno.parameters().iter().map(|p| p.name.clone()).collect();
-    for p in fno.parameters() {
+    let names: Vec<String> = net.parameters().iter().map(|p| p.name.clone()).collect();
+    for p in net.parameters() {
         let values = tensor(&p.name)?;
         if values.len() != p.value.len() {
             return Err(corrupt(format!(
@@ -312,7 +412,7 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         since_best: st["since_best"].as_u64().unwrap_or(0) as usize,
     };
     Ok(Loaded {
-        model: fno,
+        model: net,
         x_norm: norm("normalizer_x")?,
         y_norm: norm("normalizer_y")?,
         state,
@@ -326,19 +426,57 @@ mod tests {
     use pdekit_operators::tensor::Tensor;
     use pdekit_operators::train::loss::relative_l2;
 
-    #[test]
-    fn a_checkpoint_rebuilds_the_model_bit_for_bit_with_its_optimizer_state() {
-        let spec = FnoSpec {
-            in_channels: 1,
-            out_channels: 1,
-            width: 5,
-            modes: vec![3, 3],
-            layers: 2,
-            positional_embedding: true,
-            domain_padding: 0.0,
-            seed: 4,
+    fn specs() -> Vec<ModelSpec> {
+        let fno = |factorization| {
+            ModelSpec::Fno(FnoSpec {
+                in_channels: 1,
+                out_channels: 1,
+                width: 5,
+                modes: vec![3, 3],
+                layers: 2,
+                domain_padding: 0.0,
+                factorization,
+                seed: 4,
+            })
         };
-        let mut model = Fno::<f32>::new(spec).unwrap();
+        vec![
+            fno(Factorization::Dense),
+            fno(Factorization::Tucker(Rank::Fraction(0.3))),
+            fno(Factorization::Cp(Rank::Explicit(vec![4]))),
+            ModelSpec::Ffno(FfnoSpec {
+                in_channels: 1,
+                out_channels: 1,
+                width: 4,
+                modes: vec![3, 3],
+                layers: 3,
+                ff_expansion: 2,
+                share_weights: true,
+                domain_padding: 0.2,
+                seed: 2,
+            }),
+            ModelSpec::DeepOnet(DeepOnetSpec {
+                in_channels: 1,
+                out_channels: 1,
+                sensors: vec![5, 5],
+                branch: vec![8],
+                trunk: vec![8, 8],
+                basis: 6,
+                seed: 3,
+            }),
+        ]
+    }
+
+    #[test]
+    fn a_checkpoint_rebuilds_every_model_kind_bit_for_bit_with_its_optimizer_state() {
+        for spec in specs() {
+            round_trip(spec);
+        }
+    }
+
+    fn round_trip(spec: ModelSpec) {
+        let kind = spec.kind();
+        assert_eq!(spec_from_json(&spec_json(&spec)).unwrap(), spec);
+        let mut model = Model::<f32>::new(spec).unwrap();
         let x = Tensor::from_vec(
             &[2, 8, 8, 1],
             (0..128).map(|i| (i as f32 * 0.37).sin()).collect(),
@@ -378,7 +516,7 @@ mod tests {
             model.forward(&x).unwrap(),
             loaded.model.forward(&x).unwrap(),
         );
-        assert_eq!(a.data, b.data, "predictions must be bit-identical");
+        assert_eq!(a.data, b.data, "{kind}: predictions must be bit-identical");
         assert_eq!(loaded.state.adam, state.adam);
         assert_eq!(loaded.state.epoch, 3);
         assert_eq!(loaded.x_norm, norm);

@@ -164,7 +164,10 @@ fn train_and_evaluate_refuse_bad_input_clearly() {
     let bad = common::write(d, "t.toml", &text);
     let (code, _, err) = common::run(&["train", bad.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("one mode count per grid axis"), "{err}");
+    assert!(
+        err.contains("one mode or sensor count per grid axis"),
+        "{err}"
+    );
     // Config errors name the key.
     common::assert_config_error(
         &train_config("d.h5", 1, "o", "optimizer = \"sgd\"\n"),
@@ -194,4 +197,109 @@ fn train_and_evaluate_refuse_bad_input_clearly() {
     assert_ne!(code, 0);
     assert!(err.contains("header is not JSON"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `[train]` with the given model table instead of `[train.fno]`.
+fn model_config(data: &str, out: &str, model: &str) -> String {
+    train_config(data, 2, out, "").replace(
+        "[train.fno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\n",
+        model,
+    )
+}
+
+#[test]
+fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, res) in [("d16.h5", 16), ("d24.h5", 24)] {
+        let cfg = common::write(
+            d,
+            &format!("g{res}.toml"),
+            &common::darcy_config(name, 14, res, ""),
+        );
+        assert_eq!(
+            common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]).0,
+            0
+        );
+    }
+    let models = [
+        ("tfno", "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"tucker\"\nrank = 0.3\n"),
+        ("cp", "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"cp\"\nranks = [5]\n"),
+        ("ffno", "[train.ffno]\nwidth = 6\nmodes = [4, 4]\nlayers = 3\nshare_weights = true\ndomain_padding = 0.1\n"),
+        ("deeponet", "[train.deeponet]\nsensors = [8, 8]\nbranch = [16]\ntrunk = [16, 16]\nbasis = 8\n"),
+    ];
+    for (name, table) in models {
+        let cfg = common::write(
+            d,
+            &format!("{name}.toml"),
+            &model_config("d16.h5", name, table),
+        );
+        let (code, out, err) = common::run(&["train", cfg.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        let h = history(&d.join(name).join("training_report.json"));
+        assert_eq!(h.len(), 2, "{name}");
+        assert!(
+            h.iter().all(|r| r.iter().all(|v| v.is_finite())),
+            "{name}: {h:?}"
+        );
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join(name).join("training_report.json")).unwrap(),
+        )
+        .unwrap();
+        let kind = if name == "cp" { "tfno" } else { name };
+        assert_eq!(report["model"]["kind"], kind, "{name}");
+        // The checkpoint alone rebuilds the model, here on a 24×24 grid.
+        let out_json = d.join(format!("{name}-24.json"));
+        let (code, out, err) = common::run(&[
+            "evaluate",
+            "--checkpoint",
+            d.join(name)
+                .join("checkpoint.safetensors")
+                .to_str()
+                .unwrap(),
+            "--data",
+            d.join("d24.h5").to_str().unwrap(),
+            "--out",
+            out_json.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+        let l2 = doc["overall"]["rel_l2"].as_f64().unwrap();
+        assert!(l2.is_finite() && l2 > 0.0, "{name}: {l2}");
+    }
+}
+
+#[test]
+fn model_tables_are_checked_with_clear_errors() {
+    let two = format!(
+        "{}[train.ffno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\n",
+        train_config("d.h5", 1, "o", "")
+    );
+    common::assert_config_error(
+        &two,
+        14,
+        "train",
+        "exactly one model table ([train.fno], [train.tfno], [train.ffno] or [train.deeponet]), got [train.fno] and [train.ffno]",
+    );
+    common::assert_config_error(
+        &model_config(
+            "d.h5",
+            "o",
+            "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"tucker\"\nranks = [2, 2]\n",
+        ),
+        10,
+        "train.tfno.rank",
+        "`ranks` (4 positive integers: one per mode axis, then c_in and c_out), got ranks = [2, 2]",
+    );
+    common::assert_config_error(
+        &model_config(
+            "d.h5",
+            "o",
+            "[train.deeponet]\nsensors = [8, 8]\nbranch = []\ntrunk = [4]\nbasis = 8\n",
+        ),
+        10,
+        "train.deeponet",
+        "non-empty lists of positive branch and trunk widths",
+    );
 }

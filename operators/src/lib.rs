@@ -3,7 +3,7 @@
 //! - [`gp`]: the GP-HM solver (spectral-mixture kernels on grids, analytic gradients).
 //! - [`tensor`]: channels-last tensors, generic over f32/f64.
 //! - [`layers`]: layers with explicit forward and backward passes.
-//! - [`models`]: neural operators built from serialisable specs (FNO).
+//! - [`models`]: neural operators built from serialisable specs (FNO, TFNO, F-FNO, DeepONet).
 //! - [`train`]: optimisers and losses.
 //!
 //! The dependency rule holds: `pdekit` → `solvers`, `pdekit` → `operators`, never `solvers` ↔

@@ -65,8 +65,8 @@ pub fn run(
         width: b.width,
         modes: b.modes.clone(),
         layers: b.layers,
-        positional_embedding: true,
         domain_padding: 0.0,
+        factorization: pdekit_operators::layers::factorized::Factorization::Dense,
         seed: 0,
     };
     let usage = |e: NnError| PdekitError::Usage(e.to_string());

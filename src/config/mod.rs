@@ -447,11 +447,101 @@ pub struct TrainPlan {
     /// Epochs without improvement before stopping; 0: never.
     pub early_stopping: usize,
     pub seed: u64,
-    pub fno: FnoPlan,
+    pub model: ModelPlan,
     pub output_dir: PathBuf,
     /// Test samples drawn as prediction panels.
     pub panels: usize,
     pub format: ImageFormat,
+}
+
+/// The model a `[train]` stage trains: exactly one of `[train.fno]`, `[train.tfno]`,
+/// `[train.ffno]` and `[train.deeponet]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ModelPlan {
+    Fno(FnoPlan),
+    Tfno(TfnoPlan),
+    Ffno(FfnoPlan),
+    Deeponet(DeepOnetPlan),
+}
+
+impl ModelPlan {
+    /// Grid axes the model expects.
+    pub fn dims(&self) -> usize {
+        match self {
+            ModelPlan::Fno(p) => p.modes.len(),
+            ModelPlan::Tfno(p) => p.modes.len(),
+            ModelPlan::Ffno(p) => p.modes.len(),
+            ModelPlan::Deeponet(p) => p.sensors.len(),
+        }
+    }
+
+    /// The config key of the model's table, e.g. `train.fno`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ModelPlan::Fno(_) => "train.fno",
+            ModelPlan::Tfno(_) => "train.tfno",
+            ModelPlan::Ffno(_) => "train.ffno",
+            ModelPlan::Deeponet(_) => "train.deeponet",
+        }
+    }
+}
+
+/// `[train.tfno]`: an FNO whose spectral weights are Tucker or CP factorised.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TfnoPlan {
+    pub width: usize,
+    pub modes: Vec<usize>,
+    pub layers: usize,
+    #[serde(default)]
+    pub domain_padding: f64,
+    pub factorization: FactorizationName,
+    /// Parameters as a fraction of the dense spectral weight's (give this or `ranks`).
+    pub rank: Option<f64>,
+    /// Explicit ranks: Tucker one per weight axis (modes…, c_in, c_out), CP one.
+    pub ranks: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactorizationName {
+    Tucker,
+    Cp,
+}
+
+/// `[train.ffno]`: the factorised FNO (per-axis spectral convolutions, residual blocks).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FfnoPlan {
+    pub width: usize,
+    pub modes: Vec<usize>,
+    pub layers: usize,
+    /// Hidden width of each block's feed-forward part, in multiples of `width`.
+    #[serde(default = "default_ff_expansion")]
+    pub ff_expansion: usize,
+    /// One set of spectral weights for all blocks.
+    #[serde(default)]
+    pub share_weights: bool,
+    #[serde(default)]
+    pub domain_padding: f64,
+}
+
+fn default_ff_expansion() -> usize {
+    4
+}
+
+/// `[train.deeponet]`: branch MLP on sensor values, trunk MLP on coordinates.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepOnetPlan {
+    /// Sensor points per grid axis (the input is interpolated onto them when its grid differs).
+    pub sensors: Vec<usize>,
+    /// Hidden widths of the branch and trunk MLPs.
+    pub branch: Vec<usize>,
+    pub trunk: Vec<usize>,
+    /// Basis functions per output channel.
+    pub basis: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]

@@ -40,7 +40,10 @@ struct RawTrain {
     loss: Option<LossName>,
     early_stopping: Option<Spanned<usize>>,
     seed: Option<u64>,
-    fno: Spanned<FnoPlan>,
+    fno: Option<Spanned<FnoPlan>>,
+    tfno: Option<Spanned<TfnoPlan>>,
+    ffno: Option<Spanned<FfnoPlan>>,
+    deeponet: Option<Spanned<DeepOnetPlan>>,
     output_dir: Spanned<String>,
     panels: Option<Spanned<usize>>,
     format: Option<ImageFormat>,
@@ -2190,25 +2193,135 @@ fn check_mlvms_levels(
     Ok(())
 }
 
-fn check_train(cx: &Ctx, r: &RawTrain) -> Result<TrainPlan, ConfigError> {
-    let p = "train";
-    let fno = r.fno.get_ref().clone();
-    if fno.width == 0
-        || fno.layers == 0
-        || fno.modes.is_empty()
-        || fno.modes.len() > 3
-        || fno.modes.contains(&0)
-        || !(0.0..=1.0).contains(&fno.domain_padding)
+/// Width, layers, modes and padding shared by the FNO-like models.
+fn check_fno_like(
+    cx: &Ctx,
+    at: usize,
+    key: &str,
+    width: usize,
+    layers: usize,
+    modes: &[usize],
+    domain_padding: f64,
+) -> Result<(), ConfigError> {
+    if width == 0
+        || layers == 0
+        || modes.is_empty()
+        || modes.len() > 3
+        || modes.contains(&0)
+        || !(0.0..=1.0).contains(&domain_padding)
     {
         return cx.err(
-            r.fno.span().start,
-            "train.fno",
+            at,
+            key,
             format!(
-                "expected width ≥ 1, layers ≥ 1, 1 to 3 positive modes and domain_padding in [0, 1], got width = {}, layers = {}, modes = {:?}, domain_padding = {}",
-                fno.width, fno.layers, fno.modes, fno.domain_padding
+                "expected width ≥ 1, layers ≥ 1, 1 to 3 positive modes and domain_padding in [0, 1], got width = {width}, layers = {layers}, modes = {modes:?}, domain_padding = {domain_padding}"
             ),
         );
     }
+    Ok(())
+}
+
+fn check_model(cx: &Ctx, r: &RawTrain) -> Result<ModelPlan, ConfigError> {
+    let given: Vec<(usize, ModelPlan)> = [
+        r.fno
+            .as_ref()
+            .map(|v| (v.span().start, ModelPlan::Fno(v.get_ref().clone()))),
+        r.tfno
+            .as_ref()
+            .map(|v| (v.span().start, ModelPlan::Tfno(v.get_ref().clone()))),
+        r.ffno
+            .as_ref()
+            .map(|v| (v.span().start, ModelPlan::Ffno(v.get_ref().clone()))),
+        r.deeponet
+            .as_ref()
+            .map(|v| (v.span().start, ModelPlan::Deeponet(v.get_ref().clone()))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() != 1 {
+        let at = given.get(1).map_or(r.output_dir.span().start, |g| g.0);
+        return cx.err(
+            at,
+            "train",
+            format!(
+                "expected exactly one model table ([train.fno], [train.tfno], [train.ffno] or [train.deeponet]), got {}",
+                if given.is_empty() { "none".to_string() } else {
+                    given.iter().map(|g| format!("[{}]", g.1.key())).collect::<Vec<_>>().join(" and ")
+                }
+            ),
+        );
+    }
+    let (at, model) = given.into_iter().next().expect("one model");
+    let key = model.key();
+    match &model {
+        ModelPlan::Fno(p) => {
+            check_fno_like(cx, at, key, p.width, p.layers, &p.modes, p.domain_padding)?
+        }
+        ModelPlan::Ffno(p) => {
+            check_fno_like(cx, at, key, p.width, p.layers, &p.modes, p.domain_padding)?;
+            if p.ff_expansion == 0 {
+                return cx.err(at, "train.ffno.ff_expansion", "expected an integer ≥ 1");
+            }
+        }
+        ModelPlan::Tfno(p) => {
+            check_fno_like(cx, at, key, p.width, p.layers, &p.modes, p.domain_padding)?;
+            let axes = p.modes.len() + 2;
+            let ok = match (p.rank, &p.ranks, p.factorization) {
+                (Some(f), None, _) => f > 0.0 && f <= 1.0,
+                (None, Some(r), FactorizationName::Tucker) => r.len() == axes && !r.contains(&0),
+                (None, Some(r), FactorizationName::Cp) => r.len() == 1 && r[0] > 0,
+                _ => false,
+            };
+            if !ok {
+                let count = match p.factorization {
+                    FactorizationName::Tucker => {
+                        format!("{axes} positive integers: one per mode axis, then c_in and c_out")
+                    }
+                    FactorizationName::Cp => "one positive integer".to_string(),
+                };
+                let got = match (p.rank, &p.ranks) {
+                    (None, None) => "neither".to_string(),
+                    (Some(f), None) => format!("rank = {f}"),
+                    (None, Some(r)) => format!("ranks = {r:?}"),
+                    (Some(f), Some(r)) => format!("both rank = {f} and ranks = {r:?}"),
+                };
+                return cx.err(
+                    at,
+                    "train.tfno.rank",
+                    format!(
+                        "expected either `rank` (a fraction in (0, 1] of the dense spectral weights) or `ranks` ({count}), got {got}"
+                    ),
+                );
+            }
+        }
+        ModelPlan::Deeponet(p) => {
+            if p.sensors.is_empty()
+                || p.sensors.len() > 3
+                || p.sensors.contains(&0)
+                || p.branch.is_empty()
+                || p.branch.contains(&0)
+                || p.trunk.is_empty()
+                || p.trunk.contains(&0)
+                || p.basis == 0
+            {
+                return cx.err(
+                    at,
+                    key,
+                    format!(
+                        "expected 1 to 3 positive sensor counts, non-empty lists of positive branch and trunk widths and basis ≥ 1, got sensors = {:?}, branch = {:?}, trunk = {:?}, basis = {}",
+                        p.sensors, p.branch, p.trunk, p.basis
+                    ),
+                );
+            }
+        }
+    }
+    Ok(model)
+}
+
+fn check_train(cx: &Ctx, r: &RawTrain) -> Result<TrainPlan, ConfigError> {
+    let p = "train";
+    let model = check_model(cx, r)?;
     let positive_count = |v: &Spanned<usize>, key: &str| -> Result<usize, ConfigError> {
         if *v.get_ref() == 0 {
             return cx.err(v.span().start, key, "expected at least 1");
@@ -2296,7 +2409,7 @@ fn check_train(cx: &Ctx, r: &RawTrain) -> Result<TrainPlan, ConfigError> {
             "an integer",
         )?,
         seed: r.seed.unwrap_or(0),
-        fno,
+        model,
         output_dir: cx.path(r.output_dir.get_ref()),
         panels: cx.num(
             &r.panels,

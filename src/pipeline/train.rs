@@ -9,13 +9,19 @@
 
 use crate::bench::write_atomic;
 use crate::checkpoint;
-use crate::config::{LossName, OptimizerName, ScheduleName, TrainPlan};
+use crate::config::{
+    FactorizationName, LossName, ModelPlan, OptimizerName, ScheduleName, TrainPlan,
+};
 use crate::data::{DataError, Dataset};
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
-use pdekit_operators::models::fno::{Fno, FnoSpec};
+use pdekit_operators::layers::factorized::{Factorization, Rank};
+use pdekit_operators::models::deeponet::DeepOnetSpec;
+use pdekit_operators::models::ffno::FfnoSpec;
+use pdekit_operators::models::fno::FnoSpec;
+use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::tensor::Tensor;
 use pdekit_operators::train::loss::{relative_h1, relative_l2};
 use pdekit_operators::train::normalizer::UnitGaussian;
@@ -63,17 +69,118 @@ fn resolve(ds: &Dataset, name: &str, group: &str) -> Result<String, PdekitError>
     })
 }
 
-/// Samples `rows` of a field as an f32 tensor `[n, grid…, 1]`.
+/// Samples `rows` of a field as an f32 tensor `[n, grid…, channels]` for a model on `dims` grid
+/// axes: a field with `dims` axes per sample is one channel; one with `dims + 1` axes (e.g.
+/// snapshots `[T, n, n]`) has its first axis as the channels.
 fn read_tensor(
     ds: &Dataset,
     name: &str,
     rows: std::ops::Range<usize>,
+    dims: usize,
 ) -> Result<Tensor<f32>, PdekitError> {
     let a = ds.read(name, rows)?;
-    let mut shape = a.shape().to_vec();
-    shape.push(1);
+    let shape = a.shape().to_vec();
     let data: Vec<f32> = a.iter().map(|&v| v as f32).collect();
-    Tensor::from_vec(&shape, data).map_err(|e| PdekitError::Usage(e.to_string()))
+    let (n, per_sample) = (shape[0], &shape[1..]);
+    let tensor = if per_sample.len() == dims {
+        let mut s = shape.clone();
+        s.push(1);
+        Tensor::from_vec(&s, data)
+    } else if per_sample.len() == dims + 1 {
+        let c = per_sample[0];
+        let points: usize = per_sample[1..].iter().product();
+        let mut moved = vec![0f32; data.len()];
+        for b in 0..n {
+            for ch in 0..c {
+                for p in 0..points {
+                    moved[(b * points + p) * c + ch] = data[(b * c + ch) * points + p];
+                }
+            }
+        }
+        let mut s = vec![n];
+        s.extend(&per_sample[1..]);
+        s.push(c);
+        Tensor::from_vec(&s, moved)
+    } else {
+        return Err(PdekitError::Usage(format!(
+            "{}: field `{name}` has samples of shape {per_sample:?}; the model works on {dims} grid axes (a field of {dims} axes, or {} with channels first)",
+            ds.path().display(),
+            dims + 1
+        )));
+    };
+    tensor.map_err(|e| PdekitError::Usage(e.to_string()))
+}
+
+/// Grid axes of an input/output pair: the smaller of the two fields' per-sample axis counts (the
+/// other may have one more, a leading channel axis).
+fn data_dims(ds: &Dataset, input: &str, output: &str) -> Result<usize, PdekitError> {
+    let (a, b) = (
+        ds.field(input)?.shape.len() - 1,
+        ds.field(output)?.shape.len() - 1,
+    );
+    if a.abs_diff(b) > 1 || a.min(b) == 0 {
+        return Err(PdekitError::Usage(format!(
+            "{}: `{input}` has {a} axes per sample and `{output}` {b}; expected fields on one grid, one of them optionally with a leading channel axis",
+            ds.path().display()
+        )));
+    }
+    Ok(a.min(b))
+}
+
+/// The model spec a `[train]` plan asks for, with the data's channel counts.
+fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: u64) -> ModelSpec {
+    let fno = |width, modes: &Vec<usize>, layers, domain_padding, factorization| {
+        ModelSpec::Fno(FnoSpec {
+            in_channels,
+            out_channels,
+            width,
+            modes: modes.clone(),
+            layers,
+            domain_padding,
+            factorization,
+            seed,
+        })
+    };
+    match model {
+        ModelPlan::Fno(p) => fno(
+            p.width,
+            &p.modes,
+            p.layers,
+            p.domain_padding,
+            Factorization::Dense,
+        ),
+        ModelPlan::Tfno(p) => {
+            let rank = match (&p.ranks, p.rank) {
+                (Some(r), _) => Rank::Explicit(r.clone()),
+                (None, f) => Rank::Fraction(f.unwrap_or(0.1)),
+            };
+            let factorization = match p.factorization {
+                FactorizationName::Tucker => Factorization::Tucker(rank),
+                FactorizationName::Cp => Factorization::Cp(rank),
+            };
+            fno(p.width, &p.modes, p.layers, p.domain_padding, factorization)
+        }
+        ModelPlan::Ffno(p) => ModelSpec::Ffno(FfnoSpec {
+            in_channels,
+            out_channels,
+            width: p.width,
+            modes: p.modes.clone(),
+            layers: p.layers,
+            ff_expansion: p.ff_expansion,
+            share_weights: p.share_weights,
+            domain_padding: p.domain_padding,
+            seed,
+        }),
+        ModelPlan::Deeponet(p) => ModelSpec::DeepOnet(DeepOnetSpec {
+            in_channels,
+            out_channels,
+            sensors: p.sensors.clone(),
+            branch: p.branch.clone(),
+            trunk: p.trunk.clone(),
+            basis: p.basis,
+            seed,
+        }),
+    }
 }
 
 fn params_of(plan: &TrainPlan) -> TrainParams {
@@ -128,39 +235,38 @@ pub fn run(
             ds.len()
         )));
     }
-    let x = read_tensor(&ds, &input, 0..n_train)?;
-    let y = read_tensor(&ds, &output, 0..n_train)?;
-    let tx = read_tensor(&ds, &input, n_train..n_train + n_test)?;
-    let ty = read_tensor(&ds, &output, n_train..n_train + n_test)?;
-    let dims = x.grid().len();
-    if dims != plan.fno.modes.len() || y.grid() != x.grid() {
+    let dims = data_dims(&ds, &input, &output)?;
+    if dims != plan.model.dims() {
         return Err(PdekitError::Usage(format!(
-            "{}: train.fno.modes has {} entries, but `{input}` has grid {:?} and `{output}` grid {:?} (one mode count per grid axis, and equal grids)",
+            "{}: {} is for {}-D data, but `{input}` and `{output}` are {dims}-D (one mode or sensor count per grid axis)",
             config.display(),
-            plan.fno.modes.len(),
+            plan.model.key(),
+            plan.model.dims()
+        )));
+    }
+    let x = read_tensor(&ds, &input, 0..n_train, dims)?;
+    let y = read_tensor(&ds, &output, 0..n_train, dims)?;
+    let tx = read_tensor(&ds, &input, n_train..n_train + n_test, dims)?;
+    let ty = read_tensor(&ds, &output, n_train..n_train + n_test, dims)?;
+    if y.grid() != x.grid() {
+        return Err(PdekitError::Usage(format!(
+            "{}: `{input}` has grid {:?} but `{output}` has grid {:?}; {} maps fields on one grid",
+            config.display(),
             x.grid(),
-            y.grid()
+            y.grid(),
+            plan.model.key()
         )));
     }
     let params = params_of(plan);
     let ckpt_path = plan.output_dir.join("checkpoint.safetensors");
-    let spec = FnoSpec {
-        in_channels: 1,
-        out_channels: 1,
-        width: plan.fno.width,
-        modes: plan.fno.modes.clone(),
-        layers: plan.fno.layers,
-        positional_embedding: true,
-        domain_padding: plan.fno.domain_padding,
-        seed: plan.seed,
-    };
+    let spec = model_spec(&plan.model, x.channels(), y.channels(), plan.seed);
     let data_meta = json!({
         "path": plan.data, "input": input, "output": output,
         "train_samples": n_train, "test_samples": n_test,
     });
     let (mut model, x_norm, y_norm, state) = if ckpt_path.exists() && !force {
         let loaded = checkpoint::load(&ckpt_path)?;
-        if loaded.model.spec != spec || loaded.data != data_meta {
+        if loaded.model.spec() != spec || loaded.data != data_meta {
             return Err(PdekitError::Usage(format!(
                 "{}: holds a model of another spec or data; rerun with --force to start again",
                 ckpt_path.display()
@@ -173,7 +279,9 @@ pub fn run(
         ));
         (loaded.model, loaded.x_norm, loaded.y_norm, loaded.state)
     } else {
-        let model = Fno::<f32>::new(spec).map_err(|e| PdekitError::Usage(e.to_string()))?;
+        let model = Model::<f32>::new(spec).map_err(|e| {
+            PdekitError::Usage(format!("{}: {}: {e}", config.display(), plan.model.key()))
+        })?;
         (
             model,
             UnitGaussian::fit(&x),
@@ -232,6 +340,7 @@ pub fn run(
         "created": crate::meta::now_utc(),
         "threads": rayon::current_num_threads(),
         "plan": plan,
+        "model": checkpoint::spec_json(&model.spec()),
         "parameters": model.parameter_count(),
         "epochs_done": state.epoch,
         "final": last.as_ref().map(|r| json!({"test_l2": r.test_l2, "test_h1": r.test_h1, "train_loss": r.train_loss})),
@@ -290,14 +399,20 @@ pub fn run(
         let pred = predict(&mut model, (&x_norm, &y_norm), &xs, plan.batch_size)
             .map_err(|e| PdekitError::Usage(e.to_string()))?;
         let (s0, s1) = (x.grid()[0], x.grid()[1]);
-        let per = s0 * s1;
-        let to2 = |v: &[f32]| Array2::from_shape_fn((s0, s1), |(i, j)| v[i * s1 + j] as f64);
+        // Input channel 0 and the last output channel (the final snapshot of a trajectory).
+        let field = |t: &Tensor<f32>, b: usize, c: usize| {
+            let ch = t.channels();
+            Array2::from_shape_fn((s0, s1), |(i, j)| {
+                t.data[((b * s0 + i) * s1 + j) * ch + c] as f64
+            })
+        };
+        let last_ch = ty.channels() - 1;
         let mut maps = Vec::new();
         let mut arrays = Vec::new();
         for b in 0..k {
-            let xin = to2(&xs.data[b * per..(b + 1) * per]);
-            let truth = to2(&ty.data[b * per..(b + 1) * per]);
-            let p = to2(&pred.data[b * per..(b + 1) * per]);
+            let xin = field(&xs, b, 0);
+            let truth = field(&ty, b, last_ch);
+            let p = field(&pred, b, last_ch);
             let err = (&p - &truth).mapv(f64::abs);
             arrays.push((b, xin, truth, p, err));
         }
@@ -324,7 +439,8 @@ pub fn run(
         )?);
     }
     rep.info(format!(
-        "trained an FNO ({} parameters) for {} epochs: final test relative L2 {:.4e}, H1 {:.4e}\nwrote {}, {} and {} figures in {}",
+        "trained a {} ({} parameters) for {} epochs: final test relative L2 {:.4e}, H1 {:.4e}\nwrote {}, {} and {} figures in {}",
+        model.spec().kind().to_uppercase(),
         model.parameter_count(),
         state.epoch,
         last.as_ref().map_or(f64::NAN, |r| r.test_l2),
@@ -369,8 +485,16 @@ pub fn evaluate(
         }
         .into());
     }
-    let x = read_tensor(&ds, &input, 0..n)?;
-    let y = read_tensor(&ds, &output, 0..n)?;
+    let dims = data_dims(&ds, &input, &output)?;
+    if dims != loaded.model.spec().dims() {
+        return Err(PdekitError::Usage(format!(
+            "{}: the model is for {}-D data, but `{input}` and `{output}` are {dims}-D",
+            data.display(),
+            loaded.model.spec().dims()
+        )));
+    }
+    let x = read_tensor(&ds, &input, 0..n, dims)?;
+    let y = read_tensor(&ds, &output, 0..n, dims)?;
     let usage = |e: pdekit_operators::tensor::NnError| {
         PdekitError::Usage(format!("{}: {e}", data.display()))
     };

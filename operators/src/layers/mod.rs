@@ -5,9 +5,13 @@
 //!
 //! - [`linear`]: pointwise linear maps (a matrix product over all grid points) and GELU.
 //! - [`spectral`]: spectral convolution in 1-D, 2-D and 3-D by real FFTs.
+//! - [`axes`]: the F-FNO's per-axis spectral convolution.
+//! - [`factorized`]: Tucker and CP spectral weights (TFNO).
 //! - [`compose`]: sequences, channel MLPs, soft gating and the grid-coordinate embedding.
 
+pub mod axes;
 pub mod compose;
+pub mod factorized;
 pub mod linear;
 pub mod spectral;
 

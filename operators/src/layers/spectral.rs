@@ -12,6 +12,8 @@
 //! - through the product, `dX̂_k = dŶ_k·W_kᴴ` and `dW_k += X̂_kᴴ·dŶ_k`;
 //! - through the forward transform, `dx = (1/N)·IFFT(dX̂ / w)`.
 
+use super::compose::prefixed;
+use super::factorized::{Factorization, FactorizedWeight};
 use super::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
 use rand::{Rng, SeedableRng};
@@ -59,9 +61,11 @@ pub struct SpectralConv<T: Real> {
     pub c_out: usize,
     /// Kept modes per spatial axis.
     pub modes: Vec<usize>,
-    /// Complex weights `W[k][i][o]`, interleaved (re, im).
+    /// Complex weights `W[k][i][o]`, interleaved (re, im). With a factorisation this is rebuilt
+    /// from the factors on every forward pass, and the factors are the parameters.
     pub weight: Vec<T>,
-    weight_grad: Vec<T>,
+    pub(crate) weight_grad: Vec<T>,
+    pub factorized: Option<FactorizedWeight<T>>,
     plans: Option<Plans<T>>,
     /// From the forward pass: batch size and `X̂[b][k][i]`.
     saved: Option<(usize, Vec<Complex<T>>)>,
@@ -89,9 +93,31 @@ impl<T: Real> SpectralConv<T> {
             modes: modes.to_vec(),
             weight_grad: vec![T::zero(); weight.len()],
             weight,
+            factorized: None,
             plans: None,
             saved: None,
         })
+    }
+
+    /// A layer whose weight is stored as `factorization` (dense: [`SpectralConv::new`]). Factorised
+    /// weights start zero-mean with the dense initialisation's RMS modulus.
+    pub fn with_factorization(
+        c_in: usize,
+        c_out: usize,
+        modes: &[usize],
+        factorization: &Factorization,
+        seed: u64,
+    ) -> Result<Self, NnError> {
+        let mut layer = Self::new(c_in, c_out, modes, seed)?;
+        if *factorization != Factorization::Dense {
+            let mut shape = kept_shape(modes);
+            shape.extend([c_in, c_out]);
+            let rms = (2.0f64 / 3.0).sqrt() / (c_in * c_out) as f64;
+            let f = FactorizedWeight::new(&shape, factorization.clone(), rms, seed)?;
+            layer.weight = f.reconstruct();
+            layer.factorized = Some(f);
+        }
+        Ok(layer)
     }
 
     fn check_grid(&self, x: &Tensor<T>, channels: usize, what: &str) -> Result<(), NnError> {
@@ -335,6 +361,9 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
         let modes = self.modes.clone();
         let k = kept_count(&modes);
         let (ci, co) = (self.c_in, self.c_out);
+        if let Some(f) = &self.factorized {
+            self.weight = f.reconstruct();
+        }
         self.plan(&grid);
         let plans = self.plans.as_ref().expect("planned");
         let xhat = spectra_of(x, plans, &modes);
@@ -402,11 +431,18 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
                 g
             })
             .collect();
+        if self.factorized.is_some() {
+            // The dense gradient is scratch here: it is pulled back onto the factors below.
+            self.weight_grad.iter_mut().for_each(|g| *g = T::zero());
+        }
         for (kk, g) in grads.iter().enumerate() {
             let base = 2 * kk * ci * co;
             for (acc, v) in self.weight_grad[base..base + g.len()].iter_mut().zip(g) {
                 *acc = *acc + *v;
             }
+        }
+        if let Some(f) = &mut self.factorized {
+            f.backward(&self.weight_grad);
         }
         // dX̂[b][k][i] = Σ_o dŶ[b][k][o]·conj(W[k][i][o]); then dx = (1/N)·IFFT(dX̂ / w).
         let w = &self.weight;
@@ -432,6 +468,9 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        if let Some(f) = &mut self.factorized {
+            return prefixed("weight", f.parameters());
+        }
         vec![Param {
             name: "weight".into(),
             value: &mut self.weight,
@@ -462,6 +501,23 @@ mod tests {
             shape.push(2);
             let worst = check(&mut layer, &random(&shape, 6));
             assert!(worst < 1e-6, "grid {grid:?} modes {modes:?}: {worst:e}");
+        }
+    }
+
+    #[test]
+    fn tucker_and_cp_layers_have_gradients_that_match_finite_differences() {
+        use crate::layers::factorized::Rank;
+        let kinds = [
+            Factorization::Tucker(Rank::Explicit(vec![2, 2, 2, 2])),
+            Factorization::Cp(Rank::Explicit(vec![3])),
+        ];
+        for kind in &kinds {
+            let mut layer =
+                SpectralConv::<f64>::with_factorization(2, 3, &[2, 3], kind, 5).unwrap();
+            let names: Vec<String> = layer.parameters().iter().map(|p| p.name.clone()).collect();
+            assert!(names.iter().all(|n| n.starts_with("weight.")), "{names:?}");
+            let worst = check(&mut layer, &random(&[2, 6, 7, 2], 6));
+            assert!(worst < 1e-6, "{kind:?}: {worst:e}");
         }
     }
 

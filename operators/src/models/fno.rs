@@ -7,12 +7,15 @@
 //!             out = GELU(z)   (not after the last block)
 //! ```
 //!
-//! The lifting and projection MLPs are two pointwise layers with a GELU between (hidden width
-//! 2 × `width`); the block's channel MLP has hidden width `width / 2`.
+//! The grid coordinates are appended to the input channels. The lifting and projection MLPs are
+//! two pointwise layers with a GELU between (hidden width 2 × `width`); the block's channel MLP
+//! has hidden width `width / 2`. With a Tucker or CP [`Factorization`] of the spectral weights
+//! this is the TFNO (Kossaifi et al., 2023).
 
 use crate::layers::compose::{
     add_into, channel_mlp, prefixed, DomainPadding, GridEmbedding, Sequential, SoftGating,
 };
+use crate::layers::factorized::Factorization;
 use crate::layers::linear::{Gelu, PointwiseLinear};
 use crate::layers::spectral::SpectralConv;
 use crate::layers::{Layer, Param};
@@ -29,9 +32,15 @@ pub struct FnoBlock<T: Real> {
 }
 
 impl<T: Real> FnoBlock<T> {
-    pub fn new(width: usize, modes: &[usize], last: bool, seed: u64) -> Result<Self, NnError> {
+    pub fn new(
+        width: usize,
+        modes: &[usize],
+        factorization: &Factorization,
+        last: bool,
+        seed: u64,
+    ) -> Result<Self, NnError> {
         Ok(Self {
-            conv: SpectralConv::new(width, width, modes, seed)?,
+            conv: SpectralConv::with_factorization(width, width, modes, factorization, seed)?,
             skip: PointwiseLinear::new(width, width, false, seed + 1),
             act: Gelu::new(),
             mlp: channel_mlp(width, (width / 2).max(1), width, seed + 2),
@@ -83,11 +92,11 @@ pub struct FnoSpec {
     /// Modes per spatial axis (its length is the dimension).
     pub modes: Vec<usize>,
     pub layers: usize,
-    /// Append the grid coordinates to the input channels.
-    pub positional_embedding: bool,
     /// Zero-pad every grid axis by this fraction around the FNO blocks (0: none), for
     /// non-periodic problems.
     pub domain_padding: f64,
+    /// How the spectral weights are stored: dense (FNO) or Tucker/CP (TFNO).
+    pub factorization: Factorization,
     pub seed: u64,
 }
 
@@ -121,33 +130,17 @@ impl FnoSpec {
     }
 }
 
-/// The FNO.
+/// The FNO (and, with factorised spectral weights, the TFNO).
 pub struct Fno<T: Real> {
     pub spec: FnoSpec,
-    /// Embedding and lifting; the blocks; the projection.
-    front: Sequential<T>,
-    blocks: Sequential<T>,
-    back: Sequential<T>,
-    padding: Option<DomainPadding>,
-    /// The padded grid of the last forward pass.
-    padded: Vec<usize>,
+    net: GridOperator<T>,
 }
 
 impl<T: Real> Fno<T> {
     pub fn new(spec: FnoSpec) -> Result<Self, NnError> {
         spec.validate()?;
-        let d = spec.modes.len();
         let w = spec.width;
-        let lifting_in = spec.in_channels + if spec.positional_embedding { d } else { 0 };
-        let mut front: Vec<(String, Box<dyn Layer<T>>)> = Vec::new();
-        if spec.positional_embedding {
-            front.push(("embedding".into(), Box::new(GridEmbedding::default())));
-        }
         let s = spec.seed.wrapping_mul(1000);
-        front.push((
-            "lifting".into(),
-            Box::new(channel_mlp(lifting_in, 2 * w, w, s)),
-        ));
         let mut blocks: Vec<(String, Box<dyn Layer<T>>)> = Vec::new();
         for l in 0..spec.layers {
             blocks.push((
@@ -155,23 +148,23 @@ impl<T: Real> Fno<T> {
                 Box::new(FnoBlock::new(
                     w,
                     &spec.modes,
+                    &spec.factorization,
                     l + 1 == spec.layers,
                     s + 10 * (l as u64 + 1),
                 )?),
             ));
         }
-        let back: Vec<(String, Box<dyn Layer<T>>)> = vec![(
-            "projection".into(),
-            Box::new(channel_mlp(w, 2 * w, spec.out_channels, s + 999)),
-        )];
-        Ok(Self {
-            padding: (spec.domain_padding > 0.0).then(|| DomainPadding::new(spec.domain_padding)),
-            spec,
-            front: Sequential { layers: front },
-            blocks: Sequential { layers: blocks },
-            back: Sequential { layers: back },
-            padded: Vec::new(),
-        })
+        let lifting = channel_mlp(spec.in_channels + spec.modes.len(), 2 * w, w, s);
+        let net = GridOperator::new(
+            "fno",
+            spec.modes.len(),
+            spec.in_channels,
+            Box::new(lifting),
+            Box::new(Sequential { layers: blocks }),
+            channel_mlp(w, 2 * w, spec.out_channels, s + 999),
+            spec.domain_padding,
+        );
+        Ok(Self { spec, net })
     }
 
     /// Trainable values (complex spectral weights count twice).
@@ -182,11 +175,69 @@ impl<T: Real> Fno<T> {
 
 impl<T: Real> Layer<T> for Fno<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let d = self.spec.modes.len();
-        if x.shape.len() != d + 2 || x.channels() != self.spec.in_channels {
+        self.net.forward(x)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.net.backward(dy)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        self.net.parameters()
+    }
+}
+
+/// The shape every grid operator here shares: grid embedding and lifting, blocks (on a
+/// zero-padded grid when `domain_padding > 0`), projection.
+pub struct GridOperator<T: Real> {
+    name: &'static str,
+    dims: usize,
+    in_channels: usize,
+    front: Sequential<T>,
+    blocks: Box<dyn Layer<T>>,
+    back: Sequential<T>,
+    padding: Option<DomainPadding>,
+    /// The padded grid of the last forward pass.
+    padded: Vec<usize>,
+}
+
+impl<T: Real> GridOperator<T> {
+    /// Parameter names: `embedding`, `lifting.…`, the blocks' own names, `projection.…`.
+    pub fn new(
+        name: &'static str,
+        dims: usize,
+        in_channels: usize,
+        lifting: Box<dyn Layer<T>>,
+        blocks: Box<dyn Layer<T>>,
+        projection: Sequential<T>,
+        domain_padding: f64,
+    ) -> Self {
+        let front: Vec<(String, Box<dyn Layer<T>>)> = vec![
+            ("embedding".into(), Box::new(GridEmbedding::default())),
+            ("lifting".into(), lifting),
+        ];
+        Self {
+            name,
+            dims,
+            in_channels,
+            front: Sequential { layers: front },
+            blocks,
+            back: Sequential {
+                layers: vec![("projection".into(), Box::new(projection))],
+            },
+            padding: (domain_padding > 0.0).then(|| DomainPadding::new(domain_padding)),
+            padded: Vec::new(),
+        }
+    }
+}
+
+impl<T: Real> Layer<T> for GridOperator<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let d = self.dims;
+        if x.shape.len() != d + 2 || x.channels() != self.in_channels {
             return Err(NnError::Shape {
-                layer: "fno",
-                expected: format!("[batch, {d} grid axes, {} channels]", self.spec.in_channels),
+                layer: self.name,
+                expected: format!("[batch, {d} grid axes, {} channels]", self.in_channels),
                 got: format!("{:?}", x.shape),
             });
         }
@@ -229,7 +280,7 @@ mod tests {
 
     #[test]
     fn fno_block_and_whole_fno_gradients_match_finite_differences() {
-        let mut block = FnoBlock::<f64>::new(4, &[2, 2], false, 3).unwrap();
+        let mut block = FnoBlock::<f64>::new(4, &[2, 2], &Factorization::Dense, false, 3).unwrap();
         let worst = check(&mut block, &random(&[2, 5, 6, 4], 4));
         assert!(worst < 1e-6, "block: {worst:e}");
         let mut fno = Fno::<f64>::new(FnoSpec {
@@ -238,8 +289,8 @@ mod tests {
             width: 4,
             modes: vec![3],
             layers: 2,
-            positional_embedding: true,
             domain_padding: 0.0,
+            factorization: Factorization::Dense,
             seed: 7,
         })
         .unwrap();
@@ -252,8 +303,8 @@ mod tests {
             width: 3,
             modes: vec![2, 2],
             layers: 1,
-            positional_embedding: true,
             domain_padding: 0.25,
+            factorization: Factorization::Dense,
             seed: 2,
         })
         .unwrap();
@@ -281,8 +332,8 @@ mod tests {
             width: 32,
             modes: vec![12, 12],
             layers: 4,
-            positional_embedding: true,
             domain_padding: 0.0,
+            factorization: Factorization::Dense,
             seed: 0,
         })
         .unwrap();

@@ -169,8 +169,8 @@ mod tests {
             width: 8,
             modes: vec![6],
             layers: 2,
-            positional_embedding: true,
             domain_padding: 0.0,
+            factorization: crate::layers::factorized::Factorization::Dense,
             seed: 1,
         })
         .unwrap();

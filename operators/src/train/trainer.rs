@@ -339,8 +339,8 @@ mod tests {
             width: 6,
             modes: vec![4],
             layers: 2,
-            positional_embedding: true,
             domain_padding: 0.0,
+            factorization: crate::layers::factorized::Factorization::Dense,
             seed: 3,
         })
         .unwrap()

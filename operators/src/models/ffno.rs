@@ -1,0 +1,226 @@
+//! The factorised FNO (F-FNO, Tran et al. 2023):
+//!
+//! ```text
+//! x ─ grid embedding ─ lifting ─ [F-FNO block] × L ─ projection MLP ─ y
+//! F-FNO block:  x + FF(K(x)),  K = Σ_axes 1-D spectral conv along the axis,
+//!               FF = Linear(width → e·width) ─ GELU ─ Linear(e·width → width)
+//! ```
+//!
+//! The residual around every block is what lets F-FNO stacks go deep. With `share_weights` every
+//! block uses the same spectral weights (the paper's weight-sharing variant): the model exposes
+//! only the first block's, copies them into the others before each forward pass and gathers the
+//! others' gradients into the first's after each backward pass.
+
+use super::fno::GridOperator;
+use crate::layers::axes::AxisSpectralConv;
+use crate::layers::compose::{add_into, channel_mlp, prefixed, Sequential};
+use crate::layers::linear::PointwiseLinear;
+use crate::layers::{Layer, Param};
+use crate::tensor::{NnError, Real, Tensor};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FfnoSpec {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub width: usize,
+    /// Modes along each grid axis (its length is the dimension).
+    pub modes: Vec<usize>,
+    pub layers: usize,
+    /// Hidden width of the feed-forward part, as a multiple of `width`.
+    pub ff_expansion: usize,
+    pub share_weights: bool,
+    pub domain_padding: f64,
+    pub seed: u64,
+}
+
+impl FfnoSpec {
+    pub fn validate(&self) -> Result<(), NnError> {
+        let bad = |message: String| {
+            Err(NnError::BadSpec {
+                layer: "ffno",
+                message,
+            })
+        };
+        if self.in_channels == 0 || self.out_channels == 0 || self.width == 0 {
+            return bad("channel counts and width must be positive".into());
+        }
+        if self.layers == 0 || self.ff_expansion == 0 {
+            return bad("an F-FNO needs at least one block and ff_expansion ≥ 1".into());
+        }
+        if self.modes.is_empty() || self.modes.len() > 3 || self.modes.contains(&0) {
+            return bad(format!(
+                "modes must list 1 to 3 positive counts, got {:?}",
+                self.modes
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.domain_padding) {
+            return bad(format!(
+                "domain_padding must be a fraction in [0, 1], got {}",
+                self.domain_padding
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct FfnoBlock<T: Real> {
+    conv: AxisSpectralConv<T>,
+    ff: Sequential<T>,
+}
+
+/// The F-FNO's blocks, with optional weight sharing.
+struct FfnoStack<T: Real> {
+    blocks: Vec<FfnoBlock<T>>,
+    share: bool,
+}
+
+impl<T: Real> FfnoStack<T> {
+    fn sync_shared(&mut self) {
+        if let Some((first, rest)) = self.blocks.split_first_mut() {
+            if self.share {
+                rest.iter_mut()
+                    .for_each(|b| b.conv.copy_weights_from(&first.conv));
+            }
+        }
+    }
+}
+
+impl<T: Real> Layer<T> for FfnoStack<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.sync_shared();
+        let mut h = x.clone();
+        for b in &mut self.blocks {
+            let mut next = b.ff.forward(&b.conv.forward(&h)?)?;
+            add_into(&mut next, &h);
+            h = next;
+        }
+        Ok(h)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let mut g = dy.clone();
+        for b in self.blocks.iter_mut().rev() {
+            let mut dx = b.conv.backward(&b.ff.backward(&g)?)?;
+            add_into(&mut dx, &g);
+            g = dx;
+        }
+        if self.share {
+            let (first, rest) = self.blocks.split_first_mut().expect("a block");
+            rest.iter_mut()
+                .for_each(|b| b.conv.move_grads_into(&mut first.conv));
+        }
+        Ok(g)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        let share = self.share;
+        let mut out = Vec::new();
+        for (l, b) in self.blocks.iter_mut().enumerate() {
+            if l == 0 || !share {
+                out.extend(prefixed(&format!("blocks.{l}.conv"), b.conv.parameters()));
+            }
+            out.extend(prefixed(&format!("blocks.{l}.ff"), b.ff.parameters()));
+        }
+        out
+    }
+}
+
+/// The F-FNO.
+pub struct Ffno<T: Real> {
+    pub spec: FfnoSpec,
+    net: GridOperator<T>,
+}
+
+impl<T: Real> Ffno<T> {
+    pub fn new(spec: FfnoSpec) -> Result<Self, NnError> {
+        spec.validate()?;
+        let w = spec.width;
+        let s = spec.seed.wrapping_mul(1000);
+        let blocks = (0..spec.layers)
+            .map(|l| {
+                let seed = s + 10 * (l as u64 + 1);
+                Ok(FfnoBlock {
+                    conv: AxisSpectralConv::new(w, w, &spec.modes, seed)?,
+                    ff: channel_mlp(w, spec.ff_expansion * w, w, seed + 5),
+                })
+            })
+            .collect::<Result<Vec<_>, NnError>>()?;
+        let lifting = PointwiseLinear::new(spec.in_channels + spec.modes.len(), w, true, s);
+        let net = GridOperator::new(
+            "ffno",
+            spec.modes.len(),
+            spec.in_channels,
+            Box::new(lifting),
+            Box::new(FfnoStack {
+                blocks,
+                share: spec.share_weights,
+            }),
+            channel_mlp(w, 2 * w, spec.out_channels, s + 999),
+            spec.domain_padding,
+        );
+        Ok(Self { spec, net })
+    }
+}
+
+impl<T: Real> Layer<T> for Ffno<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.net.forward(x)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.net.backward(dy)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        self.net.parameters()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::{check, random};
+
+    fn spec(share: bool) -> FfnoSpec {
+        FfnoSpec {
+            in_channels: 1,
+            out_channels: 2,
+            width: 3,
+            modes: vec![2, 2],
+            layers: 3,
+            ff_expansion: 2,
+            share_weights: share,
+            domain_padding: 0.0,
+            seed: 4,
+        }
+    }
+
+    #[test]
+    fn ffno_gradients_match_finite_differences_with_and_without_shared_weights() {
+        for share in [false, true] {
+            let mut model = Ffno::<f64>::new(spec(share)).unwrap();
+            let worst = check(&mut model, &random(&[2, 5, 6, 1], 8));
+            assert!(worst < 1e-6, "share {share}: {worst:e}");
+        }
+    }
+
+    #[test]
+    fn shared_weights_count_once() {
+        let mut own = Ffno::<f64>::new(spec(false)).unwrap();
+        let mut shared = Ffno::<f64>::new(spec(true)).unwrap();
+        let count =
+            |m: &mut Ffno<f64>| -> usize { m.parameters().iter().map(|p| p.value.len()).sum() };
+        // Per block: two axes × 2 modes × 3 × 3 complex weights.
+        let conv = 2 * 2 * 3 * 3 * 2;
+        assert_eq!(count(&mut own) - count(&mut shared), 2 * conv);
+        let names: Vec<String> = shared.parameters().iter().map(|p| p.name.clone()).collect();
+        assert!(
+            names.contains(&"blocks.0.conv.axis1.weight".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n.starts_with("blocks.1.conv")),
+            "{names:?}"
+        );
+    }
+}
