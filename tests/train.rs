@@ -81,10 +81,8 @@ fn history(report: &std::path::Path) -> Vec<[f64; 4]> {
         .collect()
 }
 
-#[test]
-fn train_resume_and_evaluate_at_another_resolution() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// 14 Darcy samples at 16×16 (`d16.h5`) and at 24×24 (`d24.h5`) in `d`.
+fn darcy_at_16_and_24(d: &std::path::Path) {
     for (name, res) in [("d16.h5", 16), ("d24.h5", 24)] {
         let cfg = common::write(
             d,
@@ -94,6 +92,13 @@ fn train_resume_and_evaluate_at_another_resolution() {
         let (code, out, err) = common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]);
         assert_eq!(code, 0, "{out}{err}");
     }
+}
+
+#[test]
+fn train_resume_and_evaluate_at_another_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    darcy_at_16_and_24(d);
     // Four epochs in one run, and two plus two with a resume in between.
     let whole = common::write(d, "whole.toml", &train_config("d16.h5", 4, "whole", ""));
     let (code, out, err) = common::run(&["train", whole.to_str().unwrap(), "--quiet"]);
@@ -211,17 +216,7 @@ fn model_config(data: &str, out: &str, model: &str) -> String {
 fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for (name, res) in [("d16.h5", 16), ("d24.h5", 24)] {
-        let cfg = common::write(
-            d,
-            &format!("g{res}.toml"),
-            &common::darcy_config(name, 14, res, ""),
-        );
-        assert_eq!(
-            common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]).0,
-            0
-        );
-    }
+    darcy_at_16_and_24(d);
     let models = [
         ("tfno", "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"tucker\"\nrank = 0.3\n"),
         ("cp", "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"cp\"\nranks = [5]\n"),

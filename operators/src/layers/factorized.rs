@@ -149,6 +149,16 @@ struct Op<'a, T> {
     conj: bool,
 }
 
+/// An operand from the start of `m`.
+fn op<T>(m: &Planar<T>, strides: (isize, isize), conj: bool) -> Op<'_, T> {
+    Op {
+        m,
+        offset: 0,
+        strides,
+        conj,
+    }
+}
+
 /// `C = A·B + beta·C` for complex `A` (`rows × k`), `B` (`k × cols`), `C` row-major from
 /// `c_offset` with row stride `c_row`.
 #[allow(clippy::too_many_arguments)]
@@ -389,12 +399,7 @@ impl<T: Real> FactorizedWeight<T> {
             if Some(j) == skip {
                 continue;
             }
-            let op = Op {
-                m: uj,
-                offset: 0,
-                strides: (self.ranks[j] as isize, 1),
-                conj: false,
-            };
+            let op = op(uj, (self.ranks[j] as isize, 1), false);
             (t, shape) = mode_product(&t, &shape, j, op, self.shape[j]);
         }
         (t, shape)
@@ -437,19 +442,9 @@ impl<T: Real> FactorizedWeight<T> {
         let z = self.cp_leading(&f);
         let points = z.re.len() / r;
         let mut w = Planar::zeros(points * last);
-        let zt = Op {
-            m: &z,
-            offset: 0,
-            strides: (r as isize, 1),
-            conj: false,
-        };
+        let zt = op(&z, (r as isize, 1), false);
         // F_lastᵀ: element (q, c) is F_last[c, q].
-        let ft = Op {
-            m: &f[f.len() - 1],
-            offset: 0,
-            strides: (1, r as isize),
-            conj: false,
-        };
+        let ft = op(&f[f.len() - 1], (1, r as isize), false);
         cgemm(points, r, last, zt, ft, T::zero(), &mut w, 0, last);
         w.to_interleaved()
     }
@@ -464,12 +459,7 @@ impl<T: Real> FactorizedWeight<T> {
             let mut t = g.clone();
             let mut shape = self.shape.clone();
             for (k, uk) in f.iter().enumerate() {
-                let op = Op {
-                    m: uk,
-                    offset: 0,
-                    strides: (1, self.ranks[k] as isize),
-                    conj: true,
-                };
+                let op = op(uk, (1, self.ranks[k] as isize), true);
                 (t, shape) = mode_product(&t, &shape, k, op, self.ranks[k]);
             }
             t.add_to_interleaved(&mut self.core_grad);
@@ -486,34 +476,14 @@ impl<T: Real> FactorizedWeight<T> {
         let points = z.re.len() / r;
         // g_F_last = g_Wᵀ·conj(Z)  (last × points · points × r).
         let mut g_last = Planar::zeros(last * r);
-        let gt = Op {
-            m: &g,
-            offset: 0,
-            strides: (1, last as isize),
-            conj: false,
-        };
-        let zc = Op {
-            m: &z,
-            offset: 0,
-            strides: (r as isize, 1),
-            conj: true,
-        };
+        let gt = op(&g, (1, last as isize), false);
+        let zc = op(&z, (r as isize, 1), true);
         cgemm(last, points, r, gt, zc, T::zero(), &mut g_last, 0, r);
         g_last.add_to_interleaved(&mut self.factor_grads[n_axes - 1]);
         // H = g_W·conj(F_last)  (points × last · last × r), then the other leading factors.
         let mut h = Planar::zeros(points * r);
-        let gw = Op {
-            m: &g,
-            offset: 0,
-            strides: (last as isize, 1),
-            conj: false,
-        };
-        let fc = Op {
-            m: &f[n_axes - 1],
-            offset: 0,
-            strides: (r as isize, 1),
-            conj: true,
-        };
+        let gw = op(&g, (last as isize, 1), false);
+        let fc = op(&f[n_axes - 1], (r as isize, 1), true);
         cgemm(points, last, r, gw, fc, T::zero(), &mut h, 0, r);
         let lead = &self.shape[..n_axes - 1];
         let mut grads: Vec<Planar<T>> = lead.iter().map(|&n| Planar::zeros(n * r)).collect();
