@@ -298,3 +298,21 @@ fn model_tables_are_checked_with_clear_errors() {
         "non-empty lists of positive branch and trunk widths",
     );
 }
+
+#[test]
+fn trains_on_neuraloperator_and_pdebench_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (file, train, test) in [("neuraloperator_f32.h5", 2, 1), ("pdebench_darcy.h5", 1, 1)] {
+        let text = format!(
+            "[train]\ndata = \"{}\"\ntrain_samples = {train}\ntest_samples = {test}\nepochs = 2\nbatch_size = 2\noutput_dir = \"out-{file}\"\n[train.fno]\nwidth = 4\nmodes = [2, 2]\nlayers = 1\n",
+            fixtures.join(file).display()
+        );
+        let cfg = common::write(dir.path(), &format!("{file}.toml"), &text);
+        let (code, out, err) = common::run(&["train", cfg.to_str().unwrap()]);
+        assert_eq!(code, 0, "{file}: {out}{err}");
+        let h = history(&dir.path().join(format!("out-{file}/training_report.json")));
+        assert_eq!(h.len(), 2, "{file}");
+        assert!(h.iter().all(|r| r.iter().all(|v| v.is_finite())), "{file}: {h:?}");
+    }
+}
