@@ -313,6 +313,9 @@ fn trains_on_neuraloperator_and_pdebench_files() {
         assert_eq!(code, 0, "{file}: {out}{err}");
         let h = history(&dir.path().join(format!("out-{file}/training_report.json")));
         assert_eq!(h.len(), 2, "{file}");
-        assert!(h.iter().all(|r| r.iter().all(|v| v.is_finite())), "{file}: {h:?}");
+        assert!(
+            h.iter().all(|r| r.iter().all(|v| v.is_finite())),
+            "{file}: {h:?}"
+        );
     }
 }

@@ -188,8 +188,10 @@ fn run_peer(
     b: &TrainBench,
     reporter: &Reporter,
 ) -> Result<serde_json::Value, PdekitError> {
-    let out =
-        PathBuf::from(defaults::BENCH_OUTPUT_DIR).join(format!("train-peer-{}.json", stamp()));
+    let dir = PathBuf::from(defaults::BENCH_OUTPUT_DIR);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| PdekitError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let out = dir.join(format!("train-peer-{}.json", stamp()));
     let list = |v: &[usize]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
     let mut args: Vec<String> = vec!["--out".into(), out.display().to_string()];
     args.extend(["--width".into(), b.width.to_string()]);
