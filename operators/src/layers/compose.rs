@@ -1,7 +1,7 @@
 //! Compositions and small layers: sequences, channel MLPs, soft gating and the grid-coordinate
 //! embedding.
 
-use super::linear::{Gelu, PointwiseLinear};
+use super::linear::{gelu, gelu_backward, PointwiseLinear};
 use super::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor, PARALLEL_CHUNK};
 
@@ -60,27 +60,63 @@ impl<T: Real> Layer<T> for Sequential<T> {
     }
 }
 
-/// Two pointwise linear layers with a GELU between.
-pub fn channel_mlp<T: Real>(c_in: usize, hidden: usize, c_out: usize, seed: u64) -> Sequential<T> {
-    Sequential {
-        layers: vec![
-            (
-                "fc1".into(),
-                Box::new(PointwiseLinear::new(c_in, hidden, true, seed)),
-            ),
-            ("act".into(), Box::new(Gelu::new())),
-            (
-                "fc2".into(),
-                Box::new(PointwiseLinear::new(hidden, c_out, true, seed + 1)),
-            ),
-        ],
+/// Two pointwise linear layers with a GELU between: `fc2(GELU(fc1(x)))`. One layer rather than a
+/// [`Sequential`] so that it keeps its intermediate tensors without copying them.
+pub struct ChannelMlp<T: Real> {
+    pub fc1: PointwiseLinear<T>,
+    pub fc2: PointwiseLinear<T>,
+    /// The input, `z = fc1(x)` and `h = GELU(z)` of the last forward pass.
+    saved: Option<(Tensor<T>, Tensor<T>, Tensor<T>)>,
+}
+
+pub fn channel_mlp<T: Real>(c_in: usize, hidden: usize, c_out: usize, seed: u64) -> ChannelMlp<T> {
+    ChannelMlp {
+        fc1: PointwiseLinear::new(c_in, hidden, true, seed),
+        fc2: PointwiseLinear::new(hidden, c_out, true, seed + 1),
+        saved: None,
+    }
+}
+
+impl<T: Real> ChannelMlp<T> {
+    /// The forward pass, keeping `x` itself for the backward pass (no copy).
+    pub fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let z = self.fc1.apply(&x)?;
+        let h = gelu(&z);
+        let y = self.fc2.apply(&h)?;
+        self.saved = Some((x, z, h));
+        Ok(y)
+    }
+}
+
+impl<T: Real> Layer<T> for ChannelMlp<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.forward_owned(x.clone())
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let (x, z, h) = self.saved.take().ok_or(NnError::NoForward {
+            layer: "channel mlp",
+        })?;
+        self.fc2.accumulate_grads(&h, dy)?;
+        let mut dz = self.fc2.input_grad(dy, None)?;
+        gelu_backward(&z, &mut dz)?;
+        self.fc1.accumulate_grads(&x, &dz)?;
+        let dx = self.fc1.input_grad(&dz, None);
+        self.saved = Some((x, z, h));
+        dx
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        let mut out = prefixed("fc1", self.fc1.parameters());
+        out.extend(prefixed("fc2", self.fc2.parameters()));
+        out
     }
 }
 
 /// `y = x ⊙ w` with one learned weight per channel (initially 1).
 pub struct SoftGating<T> {
     pub weight: Vec<T>,
-    weight_grad: Vec<T>,
+    pub(crate) weight_grad: Vec<T>,
     input: Option<Tensor<T>>,
 }
 
@@ -91,6 +127,46 @@ impl<T: Real> SoftGating<T> {
             weight_grad: vec![T::zero(); channels],
             input: None,
         }
+    }
+}
+
+impl<T: Real> SoftGating<T> {
+    /// `out += x ⊙ w`, keeping nothing.
+    pub fn apply_add(&self, x: &Tensor<T>, out: &mut Tensor<T>) -> Result<(), NnError> {
+        let c = self.weight.len();
+        if x.channels() != c || out.shape != x.shape {
+            return Err(NnError::Shape {
+                layer: "soft gating",
+                expected: format!("{c} channels and equal shapes"),
+                got: format!("{:?} and {:?}", x.shape, out.shape),
+            });
+        }
+        for (o, xr) in out.data.chunks_mut(c).zip(x.data.chunks(c)) {
+            for ((v, xv), w) in o.iter_mut().zip(xr).zip(&self.weight) {
+                *v = *v + *xv * *w;
+            }
+        }
+        Ok(())
+    }
+
+    /// The backward pass for the input `x` of a forward pass: `dw += Σ dy ⊙ x`, returns `dy ⊙ w`.
+    pub fn backward_with(&mut self, x: &Tensor<T>, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let c = self.weight.len();
+        if dy.shape != x.shape {
+            return Err(NnError::Shape {
+                layer: "soft gating",
+                expected: format!("an output gradient of shape {:?}", x.shape),
+                got: format!("{:?}", dy.shape),
+            });
+        }
+        let mut dx = dy.clone();
+        for (row, xrow) in dx.data.chunks_mut(c).zip(x.data.chunks(c)) {
+            for k in 0..c {
+                self.weight_grad[k] = self.weight_grad[k] + row[k] * xrow[k];
+                row[k] = row[k] * self.weight[k];
+            }
+        }
+        Ok(dx)
     }
 }
 
@@ -115,18 +191,12 @@ impl<T: Real> Layer<T> for SoftGating<T> {
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let x = self.input.as_ref().ok_or(NnError::NoForward {
+        let x = self.input.take().ok_or(NnError::NoForward {
             layer: "soft gating",
         })?;
-        let c = self.weight.len();
-        let mut dx = dy.clone();
-        for (row, xrow) in dx.data.chunks_mut(c).zip(x.data.chunks(c)) {
-            for k in 0..c {
-                self.weight_grad[k] = self.weight_grad[k] + row[k] * xrow[k];
-                row[k] = row[k] * self.weight[k];
-            }
-        }
-        Ok(dx)
+        let dx = self.backward_with(&x, dy);
+        self.input = Some(x);
+        dx
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {

@@ -79,10 +79,10 @@ impl<T: Real> PointwiseLinear<T> {
     }
 }
 
-impl<T: Real> Layer<T> for PointwiseLinear<T> {
-    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+impl<T: Real> PointwiseLinear<T> {
+    /// `x·W + b`, keeping nothing.
+    pub fn apply(&self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
         self.check(x, self.c_in, "input")?;
-        let p = x.points();
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("a channel axis") = self.c_out;
         let mut y = Tensor::zeros(&shape);
@@ -99,18 +99,36 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
             &mut y.data,
             !self.bias.is_empty(),
         );
-        debug_assert_eq!(y.data.len(), p * self.c_out);
-        self.input = Some(x.clone());
         Ok(y)
     }
 
-    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+    /// `out += x·W + b`, keeping nothing.
+    pub fn apply_add(&self, x: &Tensor<T>, out: &mut Tensor<T>) -> Result<(), NnError> {
+        self.check(x, self.c_in, "input")?;
+        self.check(out, self.c_out, "output")?;
+        if !self.bias.is_empty() {
+            for row in out.data.chunks_mut(self.c_out) {
+                for (v, b) in row.iter_mut().zip(&self.bias) {
+                    *v = *v + *b;
+                }
+            }
+        }
+        gemm_rows(
+            &x.data,
+            self.c_in,
+            &self.weight,
+            self.c_out,
+            &mut out.data,
+            true,
+        );
+        Ok(())
+    }
+
+    /// `dW += xᵀ·dy` and `db += Σ dy` for the input `x` of a forward pass.
+    pub fn accumulate_grads(&mut self, x: &Tensor<T>, dy: &Tensor<T>) -> Result<(), NnError> {
         self.check(dy, self.c_out, "output-gradient")?;
-        let x = self.input.as_ref().ok_or(NnError::NoForward {
-            layer: "pointwise linear",
-        })?;
         let (ci, co) = (self.c_in, self.c_out);
-        // dW += xᵀ·dy and db += Σ dy, as sums of per-block partial products.
+        // Sums of per-block partial products.
         let partial: Vec<(Vec<T>, Vec<T>)> = x
             .data
             .par_chunks(CHUNK_ROWS * ci)
@@ -150,8 +168,21 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
                 }
             }
         }
-        // dx = dy·Wᵀ: Wᵀ read through strides, row blocks in parallel.
-        let mut dx = Tensor::zeros(&x.shape);
+        Ok(())
+    }
+
+    /// `dy·Wᵀ`, added to `acc` when given (which is then returned), else a new tensor.
+    pub fn input_grad(&self, dy: &Tensor<T>, acc: Option<Tensor<T>>) -> Result<Tensor<T>, NnError> {
+        self.check(dy, self.c_out, "output-gradient")?;
+        let (ci, co) = (self.c_in, self.c_out);
+        let accumulate = acc.is_some();
+        let mut dx = acc.unwrap_or_else(|| {
+            let mut shape = dy.shape.clone();
+            *shape.last_mut().expect("a channel axis") = ci;
+            Tensor::zeros(&shape)
+        });
+        self.check(&dx, ci, "input-gradient")?;
+        let beta = if accumulate { T::one() } else { T::zero() };
         let w = &self.weight;
         dx.data
             .par_chunks_mut(CHUNK_ROWS * ci)
@@ -167,12 +198,30 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
                     (co as isize, 1),
                     w,
                     (1, co as isize),
-                    T::zero(),
+                    beta,
                     dxb,
                     (ci as isize, 1),
                 );
             });
         Ok(dx)
+    }
+}
+
+impl<T: Real> Layer<T> for PointwiseLinear<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let y = self.apply(x)?;
+        self.input = Some(x.clone());
+        Ok(y)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let x = self.input.take().ok_or(NnError::NoForward {
+            layer: "pointwise linear",
+        })?;
+        self.accumulate_grads(&x, dy)?;
+        let dx = self.input_grad(dy, None);
+        self.input = Some(x);
+        dx
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
@@ -192,6 +241,41 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
     }
 }
 
+/// `GELU(x)` elementwise.
+pub fn gelu<T: Real>(x: &Tensor<T>) -> Tensor<T> {
+    let mut y = Tensor::zeros(&x.shape);
+    y.data
+        .par_chunks_mut(PARALLEL_CHUNK)
+        .zip(x.data.par_chunks(PARALLEL_CHUNK))
+        .for_each(|(out, inp)| {
+            for (o, &v) in out.iter_mut().zip(inp) {
+                *o = v * v.normal_cdf_pdf().0;
+            }
+        });
+    y
+}
+
+/// The gradient through GELU at input `x`, in place: `dy ← dy·GELU'(x)`.
+pub fn gelu_backward<T: Real>(x: &Tensor<T>, dy: &mut Tensor<T>) -> Result<(), NnError> {
+    if dy.shape != x.shape {
+        return Err(NnError::Shape {
+            layer: "gelu",
+            expected: format!("output gradient of shape {:?}", x.shape),
+            got: format!("{:?}", dy.shape),
+        });
+    }
+    dy.data
+        .par_chunks_mut(PARALLEL_CHUNK)
+        .zip(x.data.par_chunks(PARALLEL_CHUNK))
+        .for_each(|(gs, xs)| {
+            for (g, &v) in gs.iter_mut().zip(xs) {
+                let (cdf, pdf) = v.normal_cdf_pdf();
+                *g = *g * (cdf + v * pdf);
+            }
+        });
+    Ok(())
+}
+
 /// `GELU(x) = x·Φ(x)` with the exact normal CDF (PyTorch's default).
 #[derive(Debug, Clone, Default)]
 pub struct Gelu<T> {
@@ -206,17 +290,8 @@ impl<T: Real> Gelu<T> {
 
 impl<T: Real> Layer<T> for Gelu<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let mut y = Tensor::zeros(&x.shape);
-        y.data
-            .par_chunks_mut(PARALLEL_CHUNK)
-            .zip(x.data.par_chunks(PARALLEL_CHUNK))
-            .for_each(|(out, inp)| {
-                for (o, &v) in out.iter_mut().zip(inp) {
-                    *o = v * v.normal_cdf_pdf().0;
-                }
-            });
         self.input = Some(x.clone());
-        Ok(y)
+        Ok(gelu(x))
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
@@ -224,27 +299,8 @@ impl<T: Real> Layer<T> for Gelu<T> {
             .input
             .as_ref()
             .ok_or(NnError::NoForward { layer: "gelu" })?;
-        if dy.shape != x.shape {
-            return Err(NnError::Shape {
-                layer: "gelu",
-                expected: format!("output gradient of shape {:?}", x.shape),
-                got: format!("{:?}", dy.shape),
-            });
-        }
-        let mut dx = Tensor::zeros(&x.shape);
-        dx.data
-            .par_chunks_mut(PARALLEL_CHUNK)
-            .zip(
-                x.data
-                    .par_chunks(PARALLEL_CHUNK)
-                    .zip(dy.data.par_chunks(PARALLEL_CHUNK)),
-            )
-            .for_each(|(out, (xs, gs))| {
-                for ((o, &v), &g) in out.iter_mut().zip(xs).zip(gs) {
-                    let (cdf, pdf) = v.normal_cdf_pdf();
-                    *o = g * (cdf + v * pdf);
-                }
-            });
+        let mut dx = dy.clone();
+        gelu_backward(x, &mut dx)?;
         Ok(dx)
     }
 

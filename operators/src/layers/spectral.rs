@@ -310,12 +310,29 @@ fn doubling<T: Real>(modes: &[usize], n_last: usize) -> Vec<T> {
         .collect()
 }
 
-/// Channel `c` of sample `b` as a contiguous field.
-fn gather<T: Real>(x: &Tensor<T>, b: usize, c: usize, points: usize) -> Vec<T> {
-    let ch = x.channels();
-    (0..points)
-        .map(|p| x.data[(b * points + p) * ch + c])
-        .collect()
+/// Points per block in the channels-last ↔ channel-major transposes: a block of every channel
+/// stays in L1.
+const TRANSPOSE_BLOCK: usize = 64;
+
+/// The fields of `x` channel-major, `[b][c][points]`, by a blocked transpose of each sample.
+fn channel_major<T: Real>(x: &Tensor<T>) -> Vec<T> {
+    let c = x.channels();
+    let batch = x.shape[0];
+    let points = x.data.len() / (batch * c).max(1);
+    let mut out = vec![T::zero(); x.data.len()];
+    out.par_chunks_mut(c * points)
+        .zip(x.data.par_chunks(c * points))
+        .for_each(|(dst, src)| {
+            for p0 in (0..points).step_by(TRANSPOSE_BLOCK) {
+                let p1 = (p0 + TRANSPOSE_BLOCK).min(points);
+                for ch in 0..c {
+                    for p in p0..p1 {
+                        dst[ch * points + p] = src[p * c + ch];
+                    }
+                }
+            }
+        });
+    out
 }
 
 /// The truncated spectra of every (sample, channel) field of `x`, laid out `[b][k][c]`.
@@ -323,9 +340,10 @@ fn spectra_of<T: Real>(x: &Tensor<T>, plans: &Plans<T>, modes: &[usize]) -> Vec<
     let (batch, c) = (x.shape[0], x.channels());
     let points: usize = x.grid().iter().product();
     let k = kept_count(modes);
-    let spectra: Vec<Vec<Complex<T>>> = (0..batch * c)
-        .into_par_iter()
-        .map(|bc| truncated_forward(&gather(x, bc / c, bc % c, points), plans, modes))
+    let fields = channel_major(x);
+    let spectra: Vec<Vec<Complex<T>>> = fields
+        .par_chunks(points)
+        .map(|f| truncated_forward(f, plans, modes))
         .collect();
     let mut out = vec![Complex::default(); batch * k * c];
     for (bc, s) in spectra.iter().enumerate() {
@@ -337,19 +355,35 @@ fn spectra_of<T: Real>(x: &Tensor<T>, plans: &Plans<T>, modes: &[usize]) -> Vec<
     out
 }
 
+/// Writes (or adds, with `add`) one field per (sample, channel), in that order, into the
+/// channels-last tensor `t`, by blocked transposes of each sample.
+fn put_fields<T: Real>(fields: &[Vec<T>], t: &mut Tensor<T>, add: bool) {
+    let c = t.channels();
+    let batch = t.shape[0];
+    let points = t.data.len() / (batch * c).max(1);
+    t.data
+        .par_chunks_mut(c * points)
+        .zip(fields.par_chunks(c))
+        .for_each(|(dst, fs)| {
+            for p0 in (0..points).step_by(TRANSPOSE_BLOCK) {
+                let p1 = (p0 + TRANSPOSE_BLOCK).min(points);
+                for (ch, f) in fs.iter().enumerate() {
+                    for (p, v) in f.iter().enumerate().take(p1).skip(p0) {
+                        let at = p * c + ch;
+                        dst[at] = if add { dst[at] + *v } else { *v };
+                    }
+                }
+            }
+        });
+}
+
 /// A channels-last tensor of `grid` from one field per (sample, channel), in that order.
 fn from_fields<T: Real>(fields: &[Vec<T>], batch: usize, grid: &[usize], c: usize) -> Tensor<T> {
-    let points: usize = grid.iter().product();
     let mut shape = vec![batch];
     shape.extend(grid);
     shape.push(c);
     let mut t = Tensor::zeros(&shape);
-    for (bc, f) in fields.iter().enumerate() {
-        let (b, ch) = (bc / c, bc % c);
-        for (p, v) in f.iter().enumerate() {
-            t.data[(b * points + p) * c + ch] = *v;
-        }
-    }
+    put_fields(fields, &mut t, false);
     t
 }
 
@@ -367,23 +401,29 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
         self.plan(&grid);
         let plans = self.plans.as_ref().expect("planned");
         let xhat = spectra_of(x, plans, &modes);
-        // Ŷ[b][o][k] = Σ_i X̂[b][k][i]·W[k][i][o].
+        // Ŷ[b][k][o] = Σ_i X̂[b][k][i]·W[k][i][o], with the inner loop along o (contiguous).
         let w = &self.weight;
+        let mut mixed = vec![Complex::default(); batch * k * co];
+        mixed
+            .par_chunks_mut(k * co)
+            .enumerate()
+            .for_each(|(b, yb)| {
+                for kk in 0..k {
+                    let y = &mut yb[kk * co..(kk + 1) * co];
+                    for i in 0..ci {
+                        let xv = xhat[(b * k + kk) * ci + i];
+                        let wr = &w[2 * (kk * ci + i) * co..2 * (kk * ci + i + 1) * co];
+                        for (yo, wo) in y.iter_mut().zip(wr.chunks_exact(2)) {
+                            *yo = *yo + xv * Complex::new(wo[0], wo[1]);
+                        }
+                    }
+                }
+            });
         let yhat: Vec<Vec<Complex<T>>> = (0..batch * co)
             .into_par_iter()
             .map(|bo| {
                 let (b, o) = (bo / co, bo % co);
-                (0..k)
-                    .map(|kk| {
-                        let mut acc = Complex::default();
-                        for i in 0..ci {
-                            let at = 2 * ((kk * ci + i) * co + o);
-                            acc =
-                                acc + xhat[(b * k + kk) * ci + i] * Complex::new(w[at], w[at + 1]);
-                        }
-                        acc
-                    })
-                    .collect()
+                (0..k).map(|kk| mixed[(b * k + kk) * co + o]).collect()
             })
             .collect();
         let fields: Vec<Vec<T>> = yhat
@@ -395,6 +435,32 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.backward_into(dy, None)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        if let Some(f) = &mut self.factorized {
+            return prefixed("weight", f.parameters());
+        }
+        vec![Param {
+            name: "weight".into(),
+            value: &mut self.weight,
+            grad: &mut self.weight_grad,
+        }]
+    }
+}
+
+impl<T: Real> SpectralConv<T> {
+    /// The backward pass with the input gradient added to `acc` (which is returned).
+    pub fn backward_add(&mut self, dy: &Tensor<T>, acc: Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.backward_into(dy, Some(acc))
+    }
+
+    fn backward_into(
+        &mut self,
+        dy: &Tensor<T>,
+        acc: Option<Tensor<T>>,
+    ) -> Result<Tensor<T>, NnError> {
         self.check_grid(dy, self.c_out, "output-gradient")?;
         let (batch, xhat) = self.saved.take().ok_or(NnError::NoForward {
             layer: "spectral conv",
@@ -464,18 +530,22 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
                 truncated_inverse(&spectrum, plans, &modes)
             })
             .collect();
-        Ok(from_fields(&fields, batch, &grid, ci))
-    }
-
-    fn parameters(&mut self) -> Vec<Param<'_, T>> {
-        if let Some(f) = &mut self.factorized {
-            return prefixed("weight", f.parameters());
+        match acc {
+            None => Ok(from_fields(&fields, batch, &grid, ci)),
+            Some(mut acc) => {
+                if acc.shape.len() != grid.len() + 2 || acc.grid() != grid || acc.channels() != ci {
+                    return Err(NnError::Shape {
+                        layer: "spectral conv",
+                        expected: format!(
+                            "an input-gradient accumulator of grid {grid:?} and {ci} channels"
+                        ),
+                        got: format!("{:?}", acc.shape),
+                    });
+                }
+                put_fields(&fields, &mut acc, true);
+                Ok(acc)
+            }
         }
-        vec![Param {
-            name: "weight".into(),
-            value: &mut self.weight,
-            grad: &mut self.weight_grad,
-        }]
     }
 }
 

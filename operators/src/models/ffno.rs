@@ -13,7 +13,7 @@
 
 use super::fno::GridOperator;
 use crate::layers::axes::AxisSpectralConv;
-use crate::layers::compose::{add_into, channel_mlp, prefixed, Sequential};
+use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp};
 use crate::layers::linear::PointwiseLinear;
 use crate::layers::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
@@ -65,7 +65,7 @@ impl FfnoSpec {
 
 struct FfnoBlock<T: Real> {
     conv: AxisSpectralConv<T>,
-    ff: Sequential<T>,
+    ff: ChannelMlp<T>,
 }
 
 /// The F-FNO's blocks, with optional weight sharing.
@@ -90,7 +90,7 @@ impl<T: Real> Layer<T> for FfnoStack<T> {
         self.sync_shared();
         let mut h = x.clone();
         for b in &mut self.blocks {
-            let mut next = b.ff.forward(&b.conv.forward(&h)?)?;
+            let mut next = b.ff.forward_owned(b.conv.forward(&h)?)?;
             add_into(&mut next, &h);
             h = next;
         }

@@ -13,22 +13,30 @@
 //! this is the TFNO (Kossaifi et al., 2023).
 
 use crate::layers::compose::{
-    add_into, channel_mlp, prefixed, DomainPadding, GridEmbedding, Sequential, SoftGating,
+    channel_mlp, prefixed, ChannelMlp, DomainPadding, GridEmbedding, Sequential, SoftGating,
 };
 use crate::layers::factorized::Factorization;
-use crate::layers::linear::{Gelu, PointwiseLinear};
+use crate::layers::linear::{gelu, gelu_backward, PointwiseLinear};
 use crate::layers::spectral::SpectralConv;
 use crate::layers::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
 
-/// One FNO block (see the module docs).
+/// What an FNO block keeps for its backward pass: the input, `h` and (when a GELU follows) `z`.
+struct BlockSaved<T> {
+    x: Tensor<T>,
+    h: Tensor<T>,
+    z: Option<Tensor<T>>,
+}
+
+/// One FNO block (see the module docs). It runs its parts itself rather than as layers, so the
+/// input, `h` and `z` are each kept once and the sums are formed in place.
 pub struct FnoBlock<T: Real> {
     conv: SpectralConv<T>,
     skip: PointwiseLinear<T>,
-    act: Gelu<T>,
-    mlp: Sequential<T>,
+    mlp: ChannelMlp<T>,
     gate: SoftGating<T>,
-    out_act: Option<Gelu<T>>,
+    last: bool,
+    saved: Option<BlockSaved<T>>,
 }
 
 impl<T: Real> FnoBlock<T> {
@@ -42,10 +50,10 @@ impl<T: Real> FnoBlock<T> {
         Ok(Self {
             conv: SpectralConv::with_factorization(width, width, modes, factorization, seed)?,
             skip: PointwiseLinear::new(width, width, false, seed + 1),
-            act: Gelu::new(),
             mlp: channel_mlp(width, (width / 2).max(1), width, seed + 2),
             gate: SoftGating::new(width),
-            out_act: (!last).then(Gelu::new),
+            last,
+            saved: None,
         })
     }
 }
@@ -53,24 +61,33 @@ impl<T: Real> FnoBlock<T> {
 impl<T: Real> Layer<T> for FnoBlock<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
         let mut h = self.conv.forward(x)?;
-        add_into(&mut h, &self.skip.forward(x)?);
-        let mut z = self.mlp.forward(&self.act.forward(&h)?)?;
-        add_into(&mut z, &self.gate.forward(x)?);
-        match &mut self.out_act {
-            Some(act) => act.forward(&z),
-            None => Ok(z),
-        }
+        self.skip.apply_add(x, &mut h)?;
+        let mut z = self.mlp.forward_owned(gelu(&h))?;
+        self.gate.apply_add(x, &mut z)?;
+        let (out, z) = if self.last {
+            (z, None)
+        } else {
+            (gelu(&z), Some(z))
+        };
+        self.saved = Some(BlockSaved { x: x.clone(), h, z });
+        Ok(out)
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let dz = match &mut self.out_act {
-            Some(act) => act.backward(dy)?,
-            None => dy.clone(),
-        };
-        let mut dx = self.gate.backward(&dz)?;
-        let dh = self.act.backward(&self.mlp.backward(&dz)?)?;
-        add_into(&mut dx, &self.conv.backward(&dh)?);
-        add_into(&mut dx, &self.skip.backward(&dh)?);
+        let BlockSaved { x, h, z } = self
+            .saved
+            .take()
+            .ok_or(NnError::NoForward { layer: "fno block" })?;
+        let mut dz = dy.clone();
+        if let Some(z) = &z {
+            gelu_backward(z, &mut dz)?;
+        }
+        let dx = self.gate.backward_with(&x, &dz)?;
+        let mut dh = self.mlp.backward(&dz)?;
+        gelu_backward(&h, &mut dh)?;
+        let mut dx = self.conv.backward_add(&dh, dx)?;
+        self.skip.accumulate_grads(&x, &dh)?;
+        dx = self.skip.input_grad(&dh, Some(dx))?;
         Ok(dx)
     }
 
@@ -195,7 +212,7 @@ pub struct GridOperator<T: Real> {
     in_channels: usize,
     front: Sequential<T>,
     blocks: Box<dyn Layer<T>>,
-    back: Sequential<T>,
+    projection: ChannelMlp<T>,
     padding: Option<DomainPadding>,
     /// The padded grid of the last forward pass.
     padded: Vec<usize>,
@@ -209,7 +226,7 @@ impl<T: Real> GridOperator<T> {
         in_channels: usize,
         lifting: Box<dyn Layer<T>>,
         blocks: Box<dyn Layer<T>>,
-        projection: Sequential<T>,
+        projection: ChannelMlp<T>,
         domain_padding: f64,
     ) -> Self {
         let front: Vec<(String, Box<dyn Layer<T>>)> = vec![
@@ -222,9 +239,7 @@ impl<T: Real> GridOperator<T> {
             in_channels,
             front: Sequential { layers: front },
             blocks,
-            back: Sequential {
-                layers: vec![("projection".into(), Box::new(projection))],
-            },
+            projection,
             padding: (domain_padding > 0.0).then(|| DomainPadding::new(domain_padding)),
             padded: Vec::new(),
         }
@@ -250,11 +265,11 @@ impl<T: Real> Layer<T> for GridOperator<T> {
         if let Some(pad) = &self.padding {
             h = pad.crop(&h);
         }
-        self.back.forward(&h)
+        self.projection.forward_owned(h)
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let mut g = self.back.backward(dy)?;
+        let mut g = self.projection.backward(dy)?;
         if let Some(pad) = &self.padding {
             g = pad.crop_backward(&g, &self.padded);
         }
@@ -268,7 +283,7 @@ impl<T: Real> Layer<T> for GridOperator<T> {
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         let mut out = self.front.parameters();
         out.extend(self.blocks.parameters());
-        out.extend(self.back.parameters());
+        out.extend(prefixed("projection", self.projection.parameters()));
         out
     }
 }
