@@ -215,7 +215,29 @@ enum Format {
     Svg,
 }
 
+/// Training allocates and frees tensors of several MiB every step. By default glibc serves those
+/// with fresh `mmap`s and returns them on free, so every step page-faults its tensors in again
+/// (an 8 MiB copy took 4 ms, 1 ms without the faults). Keep freed memory in the process instead.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only tunes glibc's allocator; called before any other thread exists.
+    unsafe {
+        // 32 MiB is the largest threshold glibc accepts on 64-bit.
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => e.exit(),

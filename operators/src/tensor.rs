@@ -115,12 +115,15 @@ macro_rules! real_impl {
                     );
                 }
             }
+            #[inline(always)]
             fn erf(self) -> Self {
                 $erf(self)
             }
+            #[inline(always)]
             fn lit(v: f64) -> Self {
                 v as $t
             }
+            #[inline(always)]
             fn normal_cdf_pdf(self) -> (Self, Self) {
                 $cdf(self)
             }

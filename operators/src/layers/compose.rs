@@ -4,6 +4,7 @@
 use super::linear::{gelu, gelu_backward, PointwiseLinear};
 use super::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor, PARALLEL_CHUNK};
+use rayon::prelude::*;
 
 /// Names a sub-layer's parameters `prefix.name`.
 pub fn prefixed<'a, T>(prefix: &str, params: Vec<Param<'a, T>>) -> Vec<Param<'a, T>> {
@@ -18,7 +19,6 @@ pub fn prefixed<'a, T>(prefix: &str, params: Vec<Param<'a, T>>) -> Vec<Param<'a,
 
 /// `acc += other`, elementwise (in parallel blocks).
 pub fn add_into<T: Real>(acc: &mut Tensor<T>, other: &Tensor<T>) {
-    use rayon::prelude::*;
     debug_assert_eq!(acc.shape, other.shape);
     acc.data
         .par_chunks_mut(PARALLEL_CHUNK)
@@ -141,11 +141,17 @@ impl<T: Real> SoftGating<T> {
                 got: format!("{:?} and {:?}", x.shape, out.shape),
             });
         }
-        for (o, xr) in out.data.chunks_mut(c).zip(x.data.chunks(c)) {
-            for ((v, xv), w) in o.iter_mut().zip(xr).zip(&self.weight) {
-                *v = *v + *xv * *w;
-            }
-        }
+        let rows = (PARALLEL_CHUNK / c).max(1) * c;
+        out.data
+            .par_chunks_mut(rows)
+            .zip(x.data.par_chunks(rows))
+            .for_each(|(o, xs)| {
+                for (or, xr) in o.chunks_mut(c).zip(xs.chunks(c)) {
+                    for ((v, xv), w) in or.iter_mut().zip(xr).zip(&self.weight) {
+                        *v = *v + *xv * *w;
+                    }
+                }
+            });
         Ok(())
     }
 
@@ -160,10 +166,26 @@ impl<T: Real> SoftGating<T> {
             });
         }
         let mut dx = dy.clone();
-        for (row, xrow) in dx.data.chunks_mut(c).zip(x.data.chunks(c)) {
-            for k in 0..c {
-                self.weight_grad[k] = self.weight_grad[k] + row[k] * xrow[k];
-                row[k] = row[k] * self.weight[k];
+        let rows = (PARALLEL_CHUNK / c).max(1) * c;
+        let w = &self.weight;
+        let partial: Vec<Vec<T>> = dx
+            .data
+            .par_chunks_mut(rows)
+            .zip(x.data.par_chunks(rows))
+            .map(|(d, xs)| {
+                let mut g = vec![T::zero(); c];
+                for (row, xrow) in d.chunks_mut(c).zip(xs.chunks(c)) {
+                    for k in 0..c {
+                        g[k] = g[k] + row[k] * xrow[k];
+                        row[k] = row[k] * w[k];
+                    }
+                }
+                g
+            })
+            .collect();
+        for g in partial {
+            for (acc, v) in self.weight_grad.iter_mut().zip(g) {
+                *acc = *acc + v;
             }
         }
         Ok(dx)

@@ -87,9 +87,13 @@ impl<T: Real> PointwiseLinear<T> {
         *shape.last_mut().expect("a channel axis") = self.c_out;
         let mut y = Tensor::zeros(&shape);
         if !self.bias.is_empty() {
-            for row in y.data.chunks_mut(self.c_out) {
-                row.copy_from_slice(&self.bias);
-            }
+            y.data
+                .par_chunks_mut(CHUNK_ROWS * self.c_out)
+                .for_each(|block| {
+                    for row in block.chunks_mut(self.c_out) {
+                        row.copy_from_slice(&self.bias);
+                    }
+                });
         }
         gemm_rows(
             &x.data,

@@ -1,7 +1,8 @@
 //! Adam and AdamW.
 
 use crate::layers::Param;
-use crate::tensor::{NnError, Real};
+use crate::tensor::{NnError, Real, PARALLEL_CHUNK};
+use rayon::prelude::*;
 
 /// Adam (`weight_decay` added to the gradient) or AdamW (`decoupled`: decay applied to the
 /// weights directly, scaled by the learning rate).
@@ -73,21 +74,25 @@ impl<T: Real> Adam<T> {
         let c2 = T::lit(1.0 - p.beta2.powi(self.step as i32));
         let (lr_t, eps, wd) = (T::lit(lr), T::lit(p.eps), T::lit(p.weight_decay));
         let one = T::one();
-        for ((param, m), v) in model.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-            for i in 0..param.value.len() {
-                let mut g = param.grad[i];
-                if !p.decoupled && p.weight_decay != 0.0 {
-                    g = g + wd * param.value[i];
-                }
-                m[i] = b1 * m[i] + (one - b1) * g;
-                v[i] = b2 * v[i] + (one - b2) * g * g;
-                let step = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-                let mut w = param.value[i];
-                if p.decoupled && p.weight_decay != 0.0 {
-                    w = w - lr_t * wd * w;
-                }
-                param.value[i] = w - lr_t * step;
+        let (decoupled, decay) = (p.decoupled, p.weight_decay != 0.0);
+        let update = |value: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]| {
+            for (((w, &g0), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
+                let g = if !decoupled && decay { g0 + wd * *w } else { g0 };
+                *m = b1 * *m + (one - b1) * g;
+                *v = b2 * *v + (one - b2) * g * g;
+                let step = (*m / c1) / ((*v / c2).sqrt() + eps);
+                let w0 = if decoupled && decay { *w - lr_t * wd * *w } else { *w };
+                *w = w0 - lr_t * step;
             }
+        };
+        for ((param, m), v) in model.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            param
+                .value
+                .par_chunks_mut(PARALLEL_CHUNK)
+                .zip(param.grad.par_chunks(PARALLEL_CHUNK))
+                .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+                .zip(v.par_chunks_mut(PARALLEL_CHUNK))
+                .for_each(|(((w, g), m), v)| update(w, g, m, v));
         }
         Ok(())
     }
