@@ -37,12 +37,16 @@ fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest by adding and removing 1.5·2²³ (no libm floor, so it vectorises).
     const SHIFTER: f32 = 12_582_912.0;
-    let k = (x * std::f32::consts::LOG2_E + SHIFTER) - SHIFTER;
+    let y = x * std::f32::consts::LOG2_E + SHIFTER;
+    let k = y - SHIFTER;
+    // The integer k sits in the low mantissa bits of y: read it from there rather than with a
+    // saturating `as i32`, which does not vectorise well.
+    let ki = (y.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
     let r = x - k * 0.693_145_75 - k * 1.428_606_8e-6;
     let p = 1.0
         + r * (1.0
             + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
-    f32::from_bits(((k as i32 + 127) << 23) as u32) * p
+    f32::from_bits(((ki + 127) << 23) as u32) * p
 }
 
 /// `(Φ(x), φ(x))` in f32 with Abramowitz & Stegun 7.1.26 for erf (absolute error below 1.5e-7):
