@@ -2,7 +2,7 @@
 //! all points of the batch), and GELU.
 
 use super::{Layer, Param};
-use crate::tensor::{NnError, Real, Tensor, PARALLEL_CHUNK};
+use crate::tensor::{vectorised, NnError, Real, Tensor, PARALLEL_CHUNK};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
@@ -260,44 +260,12 @@ fn gelu_grad_kernel<T: Real>(g: &mut [T], x: &[T]) {
     }
 }
 
-/// The GELU kernels compiled for AVX2 + FMA as well, and picked at run time: the erf and exp
-/// polynomials are most of a training step's arithmetic outside the matrix products, and the
-/// baseline x86-64 target vectorises them only 4 wide. Lane width does not change any result.
-#[cfg(target_arch = "x86_64")]
-mod wide {
-    use crate::tensor::Real;
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gelu<T: Real>(out: &mut [T], inp: &[T]) {
-        super::gelu_kernel(out, inp)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gelu_grad<T: Real>(g: &mut [T], x: &[T]) {
-        super::gelu_grad_kernel(g, x)
-    }
-
-    pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-}
-
 fn gelu_slice<T: Real>(out: &mut [T], inp: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    if wide::available() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { wide::gelu(out, inp) };
-    }
-    gelu_kernel(out, inp)
+    vectorised(|| gelu_kernel(out, inp))
 }
 
 fn gelu_grad_slice<T: Real>(g: &mut [T], x: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    if wide::available() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { wide::gelu_grad(g, x) };
-    }
-    gelu_grad_kernel(g, x)
+    vectorised(|| gelu_grad_kernel(g, x))
 }
 
 /// `GELU(x)` elementwise.

@@ -15,7 +15,7 @@
 use super::compose::prefixed;
 use super::factorized::{Factorization, FactorizedWeight};
 use super::{Layer, Param};
-use crate::tensor::{NnError, Real, Tensor};
+use crate::tensor::{vectorised, NnError, Real, Tensor};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
@@ -480,20 +480,21 @@ impl<T: Real> SpectralConv<T> {
             *v = *v * (n * w_double[(at / co) % k]);
         }
         // dW[k][i][o] += Σ_b conj(X̂[b][k][i])·dŶ[b][k][o].
-        let grads: Vec<Vec<T>> = (0..k)
+        let grads: Vec<Vec<Complex<T>>> = (0..k)
             .into_par_iter()
             .map(|kk| {
-                let mut g = vec![T::zero(); 2 * ci * co];
-                for b in 0..batch {
-                    for i in 0..ci {
-                        let xc = xhat[(b * k + kk) * ci + i].conj();
-                        for o in 0..co {
-                            let v = xc * dyhat[(b * k + kk) * co + o];
-                            g[2 * (i * co + o)] = g[2 * (i * co + o)] + v.re;
-                            g[2 * (i * co + o) + 1] = g[2 * (i * co + o) + 1] + v.im;
+                let mut g = vec![Complex::default(); ci * co];
+                vectorised(|| {
+                    for b in 0..batch {
+                        let dy = &dyhat[(b * k + kk) * co..(b * k + kk + 1) * co];
+                        for (i, gi) in g.chunks_exact_mut(co).enumerate() {
+                            let xc = xhat[(b * k + kk) * ci + i].conj();
+                            for (gv, dv) in gi.iter_mut().zip(dy) {
+                                *gv = *gv + xc * *dv;
+                            }
                         }
                     }
-                }
+                });
                 g
             })
             .collect();
@@ -503,8 +504,10 @@ impl<T: Real> SpectralConv<T> {
         }
         for (kk, g) in grads.iter().enumerate() {
             let base = 2 * kk * ci * co;
-            for (acc, v) in self.weight_grad[base..base + g.len()].iter_mut().zip(g) {
-                *acc = *acc + *v;
+            let acc = &mut self.weight_grad[base..base + 2 * g.len()];
+            for (a, v) in acc.chunks_exact_mut(2).zip(g) {
+                a[0] = a[0] + v.re;
+                a[1] = a[1] + v.im;
             }
         }
         if let Some(f) = &mut self.factorized {

@@ -77,11 +77,19 @@ impl<T: Real> Adam<T> {
         let (decoupled, decay) = (p.decoupled, p.weight_decay != 0.0);
         let update = |value: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]| {
             for (((w, &g0), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
-                let g = if !decoupled && decay { g0 + wd * *w } else { g0 };
+                let g = if !decoupled && decay {
+                    g0 + wd * *w
+                } else {
+                    g0
+                };
                 *m = b1 * *m + (one - b1) * g;
                 *v = b2 * *v + (one - b2) * g * g;
                 let step = (*m / c1) / ((*v / c2).sqrt() + eps);
-                let w0 = if decoupled && decay { *w - lr_t * wd * *w } else { *w };
+                let w0 = if decoupled && decay {
+                    *w - lr_t * wd * *w
+                } else {
+                    *w
+                };
                 *w = w0 - lr_t * step;
             }
         };
