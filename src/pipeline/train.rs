@@ -1,6 +1,6 @@
-//! The `train` stage: an FNO trained on a pdekit (or neuraloperator / PDEBench) dataset, and
-//! `pdekit evaluate`, which rebuilds a model from its checkpoint alone and scores it on any
-//! dataset, at any resolution.
+//! The `train` stage: a neural operator (FNO, TFNO, F-FNO or DeepONet) trained on a pdekit (or
+//! neuraloperator / PDEBench) dataset, and `pdekit evaluate`, which rebuilds a model from its
+//! checkpoint alone and scores it on any dataset, at any resolution.
 //!
 //! Writes to `output_dir`: `checkpoint.safetensors` (after every epoch, atomically; a rerun resumes
 //! from it), `training_report.json`, `loss.png` (train loss and test errors against epoch, log
@@ -439,8 +439,8 @@ pub fn run(
         )?);
     }
     rep.info(format!(
-        "trained a {} ({} parameters) for {} epochs: final test relative L2 {:.4e}, H1 {:.4e}\nwrote {}, {} and {} figures in {}",
-        model.spec().kind().to_uppercase(),
+        "trained the {} ({} parameters) for {} epochs: final test relative L2 {:.4e}, H1 {:.4e}\nwrote {}, {} and {} figures in {}",
+        model.spec().name(),
         model.parameter_count(),
         state.epoch,
         last.as_ref().map_or(f64::NAN, |r| r.test_l2),

@@ -32,6 +32,16 @@ impl ModelSpec {
         }
     }
 
+    /// The model's usual name: FNO, TFNO, F-FNO or DeepONet.
+    pub fn name(&self) -> &'static str {
+        match self.kind() {
+            "fno" => "FNO",
+            "tfno" => "TFNO",
+            "ffno" => "F-FNO",
+            _ => "DeepONet",
+        }
+    }
+
     /// Grid axes of the data.
     pub fn dims(&self) -> usize {
         match self {
