@@ -216,11 +216,12 @@ fn truncated_forward<T: Real>(field: &[T], plans: &Plans<T>, modes: &[usize]) ->
     let mut data = vec![Complex::default(); lines * m_last];
     let mut input = plans.r2c.make_input_vec();
     let mut output = plans.r2c.make_output_vec();
+    let mut scratch = plans.r2c.make_scratch_vec();
     for l in 0..lines {
         input.copy_from_slice(&field[l * n_last..(l + 1) * n_last]);
         plans
             .r2c
-            .process(&mut input, &mut output)
+            .process_with_scratch(&mut input, &mut output, &mut scratch)
             .expect("buffers sized by the plan");
         data[l * m_last..(l + 1) * m_last].copy_from_slice(&output[..m_last]);
     }
@@ -278,6 +279,7 @@ fn truncated_inverse<T: Real>(
     let mut out = vec![T::zero(); lines * n_last];
     let mut input = plans.c2r.make_input_vec();
     let mut output = plans.c2r.make_output_vec();
+    let mut scratch = plans.c2r.make_scratch_vec();
     for l in 0..lines {
         input.iter_mut().for_each(|v| *v = Complex::default());
         input[..m_last].copy_from_slice(&data[l * m_last..(l + 1) * m_last]);
@@ -287,7 +289,7 @@ fn truncated_inverse<T: Real>(
         }
         plans
             .c2r
-            .process(&mut input, &mut output)
+            .process_with_scratch(&mut input, &mut output, &mut scratch)
             .expect("buffers sized by the plan");
         out[l * n_last..(l + 1) * n_last].copy_from_slice(&output);
     }
