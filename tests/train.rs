@@ -319,3 +319,22 @@ fn trains_on_neuraloperator_and_pdebench_files() {
         );
     }
 }
+
+#[test]
+fn snapshots_become_output_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = "[generate]\nproblem = \"navier_stokes\"\noutput = \"ns.h5\"\nsamples = 6\nseed = 1\n[generate.navier_stokes]\nresolution = 16\nfinal_time = 0.03\nsnapshots = 3\ndt = 0.01\n";
+    let cfg = common::write(d, "g.toml", gen);
+    let (code, out, err) = common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = "[train]\ndata = \"ns.h5\"\ninput = \"initial_vorticity\"\noutput = \"vorticity\"\ntrain_samples = 4\ntest_samples = 2\nepochs = 1\nbatch_size = 2\noutput_dir = \"o\"\n[train.ffno]\nwidth = 4\nmodes = [3, 3]\nlayers = 2\n";
+    let cfg = common::write(d, "t.toml", text);
+    let (code, out, err) = common::run(&["train", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("o/training_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["model"]["in_channels"], 1);
+    assert_eq!(report["model"]["out_channels"], 3);
+}

@@ -88,15 +88,7 @@ fn read_tensor(
         Tensor::from_vec(&s, data)
     } else if per_sample.len() == dims + 1 {
         let c = per_sample[0];
-        let points: usize = per_sample[1..].iter().product();
-        let mut moved = vec![0f32; data.len()];
-        for b in 0..n {
-            for ch in 0..c {
-                for p in 0..points {
-                    moved[(b * points + p) * c + ch] = data[(b * c + ch) * points + p];
-                }
-            }
-        }
+        let moved = channels_last(&data, n, c);
         let mut s = vec![n];
         s.extend(&per_sample[1..]);
         s.push(c);
@@ -109,6 +101,20 @@ fn read_tensor(
         )));
     };
     tensor.map_err(|e| PdekitError::Usage(e.to_string()))
+}
+
+/// `[n][c][points]` → `[n][points][c]`.
+fn channels_last(data: &[f32], n: usize, c: usize) -> Vec<f32> {
+    let points = data.len() / (n * c).max(1);
+    let mut moved = vec![0f32; data.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for p in 0..points {
+                moved[(b * points + p) * c + ch] = data[(b * c + ch) * points + p];
+            }
+        }
+    }
+    moved
 }
 
 /// Grid axes of an input/output pair: the smaller of the two fields' per-sample axis counts (the
@@ -571,4 +577,24 @@ pub fn evaluate(
         json,
         mean_l2: doc["overall"]["rel_l2"].as_f64().unwrap_or(f64::NAN),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::channels_last;
+
+    #[test]
+    fn a_leading_axis_moves_to_the_channels() {
+        // Two samples, three snapshots of two points: value = 100·b + 10·t + p.
+        let data: Vec<f32> = (0..2)
+            .flat_map(|b| {
+                (0..3).flat_map(move |t| (0..2).map(move |p| (100 * b + 10 * t + p) as f32))
+            })
+            .collect();
+        let moved = channels_last(&data, 2, 3);
+        assert_eq!(
+            moved,
+            vec![0., 10., 20., 1., 11., 21., 100., 110., 120., 101., 111., 121.]
+        );
+    }
 }
