@@ -7,19 +7,24 @@ use super::compose::{add_into, prefixed};
 use super::spectral::SpectralConv;
 use super::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
+use rayon::prelude::*;
 
 /// `[outer, n, mid, c]` → `[outer, mid, n, c]` (or back, with `n` and `mid` swapped).
 fn swap_middle<T: Real>(x: &[T], outer: usize, n: usize, mid: usize, c: usize) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
-    for o in 0..outer {
-        for t in 0..n {
-            for m in 0..mid {
-                let src = ((o * n + t) * mid + m) * c;
-                let dst = ((o * mid + m) * n + t) * c;
-                out[dst..dst + c].copy_from_slice(&x[src..src + c]);
+    let block = n * mid * c;
+    debug_assert_eq!(x.len(), outer * block);
+    out.par_chunks_mut(block)
+        .zip(x.par_chunks(block))
+        .for_each(|(dst, src)| {
+            for t in 0..n {
+                for m in 0..mid {
+                    let from = (t * mid + m) * c;
+                    let to = (m * n + t) * c;
+                    dst[to..to + c].copy_from_slice(&src[from..from + c]);
+                }
             }
-        }
-    }
+        });
     out
 }
 

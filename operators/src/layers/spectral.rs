@@ -348,12 +348,15 @@ fn spectra_of<T: Real>(x: &Tensor<T>, plans: &Plans<T>, modes: &[usize]) -> Vec<
         .map(|f| truncated_forward(f, plans, modes))
         .collect();
     let mut out = vec![Complex::default(); batch * k * c];
-    for (bc, s) in spectra.iter().enumerate() {
-        let (b, ch) = (bc / c, bc % c);
-        for (kk, v) in s.iter().enumerate() {
-            out[(b * k + kk) * c + ch] = *v;
-        }
-    }
+    out.par_chunks_mut(k * c)
+        .zip(spectra.par_chunks(c))
+        .for_each(|(ob, sb)| {
+            for (ch, s) in sb.iter().enumerate() {
+                for (kk, v) in s.iter().enumerate() {
+                    ob[kk * c + ch] = *v;
+                }
+            }
+        });
     out
 }
 
