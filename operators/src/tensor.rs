@@ -163,6 +163,14 @@ pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The row-major multi-index of flat index `p` over `dims`, written into `idx`.
+pub(crate) fn unravel(mut p: usize, dims: &[usize], idx: &mut [usize]) {
+    for k in (0..dims.len()).rev() {
+        idx[k] = p % dims[k];
+        p /= dims[k];
+    }
+}
+
 /// Elements per parallel task in elementwise loops: large enough to amortise the task, and the
 /// loops inside stay plain so they vectorise.
 pub(crate) const PARALLEL_CHUNK: usize = 1 << 15;

@@ -14,7 +14,7 @@
 //! Khatri–Rao product in place of `Y`. All contractions are complex GEMMs on planar (re, im) arrays.
 
 use super::Param;
-use crate::tensor::{NnError, Real};
+use crate::tensor::{unravel, NnError, Real};
 use rand::{Rng, SeedableRng};
 
 /// How a spectral weight is stored.
@@ -411,13 +411,9 @@ impl<T: Real> FactorizedWeight<T> {
         let lead = &self.shape[..self.shape.len() - 1];
         let points: usize = lead.iter().product();
         let mut z = Planar::zeros(points * r);
+        let mut idx = vec![0; lead.len()];
         for p in 0..points {
-            let mut rest = p;
-            let mut idx = vec![0; lead.len()];
-            for k in (0..lead.len()).rev() {
-                idx[k] = rest % lead[k];
-                rest /= lead[k];
-            }
+            unravel(p, lead, &mut idx);
             for q in 0..r {
                 let (mut re, mut im) = (T::one(), T::zero());
                 for (k, &i) in idx.iter().enumerate() {
@@ -487,13 +483,9 @@ impl<T: Real> FactorizedWeight<T> {
         cgemm(points, last, r, gw, fc, T::zero(), &mut h, 0, r);
         let lead = &self.shape[..n_axes - 1];
         let mut grads: Vec<Planar<T>> = lead.iter().map(|&n| Planar::zeros(n * r)).collect();
+        let mut idx = vec![0; lead.len()];
         for p in 0..points {
-            let mut rest = p;
-            let mut idx = vec![0; lead.len()];
-            for k in (0..lead.len()).rev() {
-                idx[k] = rest % lead[k];
-                rest /= lead[k];
-            }
+            unravel(p, lead, &mut idx);
             for q in 0..r {
                 for k in 0..lead.len() {
                     // conj(Π_{j≠k} F_j)·H.

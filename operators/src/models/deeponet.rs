@@ -10,7 +10,7 @@
 use crate::layers::compose::{prefixed, Sequential};
 use crate::layers::linear::{Gelu, PointwiseLinear};
 use crate::layers::{Layer, Param};
-use crate::tensor::{NnError, Real, Tensor};
+use crate::tensor::{unravel, NnError, Real, Tensor};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeepOnetSpec {
@@ -119,19 +119,16 @@ fn coordinates<T: Real>(grid: &[usize]) -> Tensor<T> {
     let points: usize = grid.iter().product();
     let d = grid.len();
     let mut data = Vec::with_capacity(points * d);
+    let mut idx = vec![0; d];
     for p in 0..points {
-        let mut rest = p;
-        let mut c = vec![T::zero(); d];
-        for a in (0..d).rev() {
-            let i = rest % grid[a];
-            rest /= grid[a];
-            c[a] = T::lit(if grid[a] > 1 {
-                i as f64 / (grid[a] - 1) as f64
+        unravel(p, grid, &mut idx);
+        data.extend(idx.iter().zip(grid).map(|(&i, &n)| {
+            T::lit(if n > 1 {
+                i as f64 / (n - 1) as f64
             } else {
                 0.0
-            });
-        }
-        data.extend(c);
+            })
+        }));
     }
     Tensor {
         shape: vec![points, d],
