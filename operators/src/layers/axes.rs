@@ -95,6 +95,19 @@ impl<T: Real> AxisSpectralConv<T> {
                 got: format!("{:?}", x.shape),
             });
         }
+        for (a, conv) in self.convs.iter().enumerate() {
+            let (n, m) = (x.shape[a + 1], conv.modes[0]);
+            if m > n / 2 + 1 {
+                return Err(NnError::Shape {
+                    layer: "per-axis spectral conv",
+                    expected: format!(
+                        "a grid that holds {m} modes along axis {a} (at least {} points)",
+                        2 * m - 2
+                    ),
+                    got: format!("shape {:?}", x.shape),
+                });
+            }
+        }
         let c = x.channels();
         let mut out: Option<Tensor<T>> = None;
         for a in 0..d {
@@ -159,6 +172,17 @@ mod tests {
         let mut layer = AxisSpectralConv::<f64>::new(2, 2, &[1, 2, 2], 1).unwrap();
         let worst = check(&mut layer, &random(&[1, 3, 4, 5, 2], 3));
         assert!(worst < 1e-6, "3-D: {worst:e}");
+    }
+
+    #[test]
+    fn too_many_modes_name_the_axis() {
+        let mut layer = AxisSpectralConv::<f32>::new(1, 1, &[2, 5], 0).unwrap();
+        let err = layer.forward(&Tensor::zeros(&[1, 8, 6, 1])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("5 modes along axis 1 (at least 8 points)"),
+            "{err}"
+        );
     }
 
     #[test]
