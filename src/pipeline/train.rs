@@ -298,6 +298,8 @@ pub fn run(
     let bar = rep.bar(plan.epochs as u64, "train", "epochs");
     bar.set_position(state.epoch as u64);
     let mut save_error = None;
+    // The previous epoch's test error, shown beside the running loss while an epoch runs.
+    let last_test = std::cell::Cell::new(state.history.last().map(|r| r.test_l2));
     let result = train(
         &mut model,
         (&x_norm, &y_norm),
@@ -305,7 +307,17 @@ pub fn run(
         &Split { x: &tx, y: &ty },
         &params,
         state,
+        &mut |batch, running| {
+            bar.set_message(format!(
+                "batch {}, running loss {running:.3e}{}",
+                batch + 1,
+                last_test
+                    .get()
+                    .map_or(String::new(), |t| format!(", last test L2 {t:.3e}"))
+            ));
+        },
         |record, model, state| {
+            last_test.set(Some(record.test_l2));
             bar.set_message(format!(
                 "loss {:.3e}, test L2 {:.3e}",
                 record.train_loss, record.test_l2

@@ -214,7 +214,8 @@ fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 
 /// Trains `model` from `state` (fresh or resumed) until `params.epochs` epochs are done, early
 /// stopping triggers, or `observer` returns [`Control::Stop`]. The observer sees each epoch's
-/// record, the model and the state (to write checkpoints).
+/// record, the model and the state (to write checkpoints); `on_batch` sees each batch's index in
+/// its epoch and the epoch's running mean loss (for progress bars).
 pub fn train<T: Real, M: Layer<T>>(
     model: &mut M,
     norms: (&UnitGaussian, &UnitGaussian),
@@ -222,6 +223,7 @@ pub fn train<T: Real, M: Layer<T>>(
     test_split: &Split<'_, T>,
     params: &TrainParams,
     mut state: TrainState<T>,
+    on_batch: &mut dyn FnMut(usize, f64),
     mut observer: impl FnMut(&EpochRecord, &mut M, &TrainState<T>) -> Control,
 ) -> Result<TrainState<T>, TrainError> {
     params.validate()?;
@@ -255,6 +257,7 @@ pub fn train<T: Real, M: Layer<T>>(
                 });
             }
             loss_sum += loss;
+            on_batch(bi, loss_sum / (bi + 1) as f64);
             model.backward(&y_norm.decode_backward(&grad))?;
             state
                 .adam
@@ -366,6 +369,7 @@ mod tests {
             &te,
             &params,
             TrainState::new(&params),
+            &mut |_, _| {},
             |_, _, _| Control::Continue,
         )
         .unwrap();
@@ -378,6 +382,7 @@ mod tests {
             &te,
             &params,
             TrainState::new(&params),
+            &mut |_, _| {},
             |r, _, _| {
                 if r.epoch == 2 {
                     Control::Stop
@@ -404,6 +409,7 @@ mod tests {
             &te,
             &params,
             half,
+            &mut |_, _| {},
             |_, _, _| Control::Continue,
         )
         .unwrap();
@@ -444,6 +450,7 @@ mod tests {
             &Split { x: &x, y: &y },
             &params,
             TrainState::new(&params),
+            &mut |_, _| {},
             |_, _, _| Control::Continue,
         )
         .unwrap_err();
@@ -463,6 +470,7 @@ mod tests {
             },
             &params,
             TrainState::new(&params),
+            &mut |_, _| {},
             |_, _, _| Control::Continue,
         )
         .unwrap_err();
