@@ -303,8 +303,7 @@ pub fn run(
     let result = train(
         &mut model,
         (&x_norm, &y_norm),
-        &Split { x: &x, y: &y },
-        &Split { x: &tx, y: &ty },
+        (&Split { x: &x, y: &y }, &Split { x: &tx, y: &ty }),
         &params,
         state,
         &mut |batch, running| {

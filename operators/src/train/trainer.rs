@@ -219,8 +219,7 @@ fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 pub fn train<T: Real, M: Layer<T>>(
     model: &mut M,
     norms: (&UnitGaussian, &UnitGaussian),
-    train_split: &Split<'_, T>,
-    test_split: &Split<'_, T>,
+    (train_split, test_split): (&Split<'_, T>, &Split<'_, T>),
     params: &TrainParams,
     mut state: TrainState<T>,
     on_batch: &mut dyn FnMut(usize, f64),
@@ -365,8 +364,7 @@ mod tests {
         let full = train(
             &mut whole,
             (&xn, &yn),
-            &tr,
-            &te,
+            (&tr, &te),
             &params,
             TrainState::new(&params),
             &mut |_, _| {},
@@ -378,8 +376,7 @@ mod tests {
         let half = train(
             &mut first,
             (&xn, &yn),
-            &tr,
-            &te,
+            (&tr, &te),
             &params,
             TrainState::new(&params),
             &mut |_, _| {},
@@ -405,8 +402,7 @@ mod tests {
         let resumed = train(
             &mut second,
             (&xn, &yn),
-            &tr,
-            &te,
+            (&tr, &te),
             &params,
             half,
             &mut |_, _| {},
@@ -446,8 +442,7 @@ mod tests {
         let err = train(
             &mut m,
             (&xn, &yn),
-            &Split { x: &x, y: &y },
-            &Split { x: &x, y: &y },
+            (&Split { x: &x, y: &y }, &Split { x: &x, y: &y }),
             &params,
             TrainState::new(&params),
             &mut |_, _| {},
@@ -463,11 +458,13 @@ mod tests {
         let err = train(
             &mut m,
             (&xn, &yn),
-            &Split { x: &x, y: &x },
-            &Split {
-                x: &empty,
-                y: &empty,
-            },
+            (
+                &Split { x: &x, y: &x },
+                &Split {
+                    x: &empty,
+                    y: &empty,
+                },
+            ),
             &params,
             TrainState::new(&params),
             &mut |_, _| {},
