@@ -118,8 +118,15 @@ fn channels_last(data: &[f32], n: usize, c: usize) -> Vec<f32> {
 }
 
 /// Grid axes of an input/output pair: the smaller of the two fields' per-sample axis counts (the
-/// other may have one more, a leading channel axis).
-fn data_dims(ds: &Dataset, input: &str, output: &str) -> Result<usize, PdekitError> {
+/// other may have one more, a leading channel axis). It must be `model_dims`, the dimension of
+/// `model` (named in the error).
+fn data_dims(
+    ds: &Dataset,
+    input: &str,
+    output: &str,
+    model_dims: usize,
+    model: &str,
+) -> Result<usize, PdekitError> {
     let (a, b) = (
         ds.field(input)?.shape.len() - 1,
         ds.field(output)?.shape.len() - 1,
@@ -130,7 +137,14 @@ fn data_dims(ds: &Dataset, input: &str, output: &str) -> Result<usize, PdekitErr
             ds.path().display()
         )));
     }
-    Ok(a.min(b))
+    let dims = a.min(b);
+    if dims != model_dims {
+        return Err(PdekitError::Usage(format!(
+            "{}: {model} is for {model_dims}-D data, but `{input}` and `{output}` are {dims}-D (one mode or sensor count per grid axis)",
+            ds.path().display()
+        )));
+    }
+    Ok(dims)
 }
 
 /// The model spec a `[train]` plan asks for, with the data's channel counts.
@@ -156,9 +170,10 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
             Factorization::Dense,
         ),
         ModelPlan::Tfno(p) => {
+            // The config check requires exactly one of the two.
             let rank = match (&p.ranks, p.rank) {
                 (Some(r), _) => Rank::Explicit(r.clone()),
-                (None, f) => Rank::Fraction(f.unwrap_or(0.1)),
+                (None, f) => Rank::Fraction(f.expect("train.tfno has rank or ranks")),
             };
             let factorization = match p.factorization {
                 FactorizationName::Tucker => Factorization::Tucker(rank),
@@ -241,15 +256,13 @@ pub fn run(
             ds.len()
         )));
     }
-    let dims = data_dims(&ds, &input, &output)?;
-    if dims != plan.model.dims() {
-        return Err(PdekitError::Usage(format!(
-            "{}: {} is for {}-D data, but `{input}` and `{output}` are {dims}-D (one mode or sensor count per grid axis)",
-            config.display(),
-            plan.model.key(),
-            plan.model.dims()
-        )));
-    }
+    let dims = data_dims(
+        &ds,
+        &input,
+        &output,
+        plan.model.dims(),
+        &format!("{} ({})", plan.model.key(), config.display()),
+    )?;
     let x = read_tensor(&ds, &input, 0..n_train, dims)?;
     let y = read_tensor(&ds, &output, 0..n_train, dims)?;
     let tx = read_tensor(&ds, &input, n_train..n_train + n_test, dims)?;
@@ -502,14 +515,13 @@ pub fn evaluate(
         }
         .into());
     }
-    let dims = data_dims(&ds, &input, &output)?;
-    if dims != loaded.model.spec().dims() {
-        return Err(PdekitError::Usage(format!(
-            "{}: the model is for {}-D data, but `{input}` and `{output}` are {dims}-D",
-            data.display(),
-            loaded.model.spec().dims()
-        )));
-    }
+    let dims = data_dims(
+        &ds,
+        &input,
+        &output,
+        loaded.model.spec().dims(),
+        &format!("the model of {}", checkpoint_path.display()),
+    )?;
     let x = read_tensor(&ds, &input, 0..n, dims)?;
     let y = read_tensor(&ds, &output, 0..n, dims)?;
     let usage = |e: pdekit_operators::tensor::NnError| {

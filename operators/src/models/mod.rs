@@ -34,11 +34,11 @@ impl ModelSpec {
 
     /// The model's usual name: FNO, TFNO, F-FNO or DeepONet.
     pub fn name(&self) -> &'static str {
-        match self.kind() {
-            "fno" => "FNO",
-            "tfno" => "TFNO",
-            "ffno" => "F-FNO",
-            _ => "DeepONet",
+        match self {
+            ModelSpec::Fno(s) if s.factorization == Factorization::Dense => "FNO",
+            ModelSpec::Fno(_) => "TFNO",
+            ModelSpec::Ffno(_) => "F-FNO",
+            ModelSpec::DeepOnet(_) => "DeepONet",
         }
     }
 
