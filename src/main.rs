@@ -78,6 +78,9 @@ enum Command {
         /// Evaluate the first N samples (default: all).
         #[arg(long)]
         samples: Option<usize>,
+        /// Evaluate on every K-th grid point of each axis (default 1: the data's grid).
+        #[arg(long, default_value_t = 1)]
+        subsample: usize,
         /// Where to write the JSON (default: beside the checkpoint).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -321,9 +324,11 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             checkpoint,
             data,
             samples,
+            subsample,
             out,
         } => {
-            let outcome = pipeline::train::evaluate(&checkpoint, &data, samples, out.as_deref())?;
+            let outcome =
+                pipeline::train::evaluate(&checkpoint, &data, samples, subsample, out.as_deref())?;
             reporter.info(format!(
                 "{}\nwrote {}",
                 outcome.table,

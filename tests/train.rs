@@ -143,6 +143,68 @@ fn train_resume_and_evaluate_at_another_resolution() {
 }
 
 #[test]
+fn subsampled_training_and_evaluation_see_the_same_coarse_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    darcy_at_16_and_24(d);
+    let cfg = common::write(
+        d,
+        "sub.toml",
+        &train_config("d24.h5", 2, "sub", "subsample = 2"),
+    );
+    let (code, out, err) = common::run(&["train", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let last_test_l2 = history(&d.join("sub/training_report.json")).last().unwrap()[2];
+    let ckpt = d.join("sub/checkpoint.safetensors");
+    let data = d.join("d24.h5");
+    let evaluate = |extra: &[&str], json: &str| {
+        let out_json = d.join(json);
+        let mut args = vec![
+            "evaluate",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out_json.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let (code, out, err) = common::run(&args);
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&out_json).unwrap())
+            .unwrap()
+    };
+    // The model trained on 12×12 (every other point of 24); evaluated there, its error on the
+    // test rows (10..14) is the one training reported last.
+    let coarse = evaluate(&["--subsample", "2"], "coarse.json");
+    assert_eq!(coarse["grid"], serde_json::json!([12, 12]));
+    let rows = coarse["per_sample"].as_array().unwrap();
+    let test_mean = rows[10..14]
+        .iter()
+        .map(|r| r["rel_l2"].as_f64().unwrap())
+        .sum::<f64>()
+        / 4.0;
+    assert!(
+        (test_mean - last_test_l2).abs() <= 1e-4 * last_test_l2,
+        "evaluate {test_mean} vs training {last_test_l2}"
+    );
+    let fine = evaluate(&[], "fine.json");
+    assert_eq!(fine["grid"], serde_json::json!([24, 24]));
+    assert!(fine["overall"]["rel_l2"].as_f64().unwrap().is_finite());
+    let (code, _, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--subsample",
+        "0",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--subsample must be at least 1"), "{err}");
+}
+
+#[test]
 fn train_and_evaluate_refuse_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

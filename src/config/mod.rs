@@ -446,6 +446,9 @@ pub struct TrainPlan {
     pub loss: LossName,
     /// Epochs without improvement before stopping; 0: never.
     pub early_stopping: usize,
+    /// Train and test on every `subsample`-th grid point of each axis (1: the data's grid), as
+    /// the FNO paper trains at 85² on its 421² solutions.
+    pub subsample: usize,
     pub seed: u64,
     pub model: ModelPlan,
     pub output_dir: PathBuf,

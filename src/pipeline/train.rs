@@ -263,10 +263,12 @@ pub fn run(
         plan.model.dims(),
         &format!("{} ({})", plan.model.key(), config.display()),
     )?;
-    let x = read_tensor(&ds, &input, 0..n_train, dims)?;
-    let y = read_tensor(&ds, &output, 0..n_train, dims)?;
-    let tx = read_tensor(&ds, &input, n_train..n_train + n_test, dims)?;
-    let ty = read_tensor(&ds, &output, n_train..n_train + n_test, dims)?;
+    let read =
+        |name: &str, rows| read_tensor(&ds, name, rows, dims).map(|t| t.subsample(plan.subsample));
+    let x = read(&input, 0..n_train)?;
+    let y = read(&output, 0..n_train)?;
+    let tx = read(&input, n_train..n_train + n_test)?;
+    let ty = read(&output, n_train..n_train + n_test)?;
     if y.grid() != x.grid() {
         return Err(PdekitError::Usage(format!(
             "{}: `{input}` has grid {:?} but `{output}` has grid {:?}; {} maps fields on one grid",
@@ -279,10 +281,14 @@ pub fn run(
     let params = params_of(plan);
     let ckpt_path = plan.output_dir.join("checkpoint.safetensors");
     let spec = model_spec(&plan.model, x.channels(), y.channels(), plan.seed);
-    let data_meta = json!({
+    let mut data_meta = json!({
         "path": plan.data, "input": input, "output": output,
         "train_samples": n_train, "test_samples": n_test,
     });
+    if plan.subsample > 1 {
+        // Only when used, so checkpoints from before the option still resume.
+        data_meta["subsample"] = json!(plan.subsample);
+    }
     let (mut model, x_norm, y_norm, state) = if ckpt_path.exists() && !force {
         let loaded = checkpoint::load(&ckpt_path)?;
         if loaded.model.spec() != spec || loaded.data != data_meta {
@@ -500,6 +506,7 @@ pub fn evaluate(
     checkpoint_path: &Path,
     data: &Path,
     samples: Option<usize>,
+    subsample: usize,
     out: Option<&Path>,
 ) -> Result<EvalOutcome, PdekitError> {
     let mut loaded = checkpoint::load(checkpoint_path)?;
@@ -522,8 +529,13 @@ pub fn evaluate(
         loaded.model.spec().dims(),
         &format!("the model of {}", checkpoint_path.display()),
     )?;
-    let x = read_tensor(&ds, &input, 0..n, dims)?;
-    let y = read_tensor(&ds, &output, 0..n, dims)?;
+    if subsample == 0 {
+        return Err(PdekitError::Usage(
+            "--subsample must be at least 1 (1 keeps the data's grid)".into(),
+        ));
+    }
+    let x = read_tensor(&ds, &input, 0..n, dims)?.subsample(subsample);
+    let y = read_tensor(&ds, &output, 0..n, dims)?.subsample(subsample);
     let usage = |e: pdekit_operators::tensor::NnError| {
         PdekitError::Usage(format!("{}: {e}", data.display()))
     };
@@ -562,6 +574,7 @@ pub fn evaluate(
         "checkpoint": checkpoint_path,
         "data": data,
         "grid": x.grid(),
+        "subsample": subsample,
         "samples": n,
         "input": input,
         "output": output,
@@ -571,9 +584,12 @@ pub fn evaluate(
         "overall": overall,
         "per_sample": rows,
     });
-    let stem = data
+    let mut stem = data
         .file_stem()
         .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    if subsample > 1 {
+        stem = format!("{stem}-subsample{subsample}");
+    }
     let path = out.map(Path::to_path_buf).unwrap_or_else(|| {
         checkpoint_path
             .parent()
