@@ -562,6 +562,42 @@ mod tests {
     use super::super::gradcheck::{check, random};
     use super::*;
 
+    /// Two channels of a periodic field on an n×n grid over [0, 1)², made of frequencies up to 5.
+    fn band_limited(n: usize) -> Tensor<f64> {
+        let tau = std::f64::consts::TAU;
+        let mut t = Tensor::zeros(&[1, n, n, 2]);
+        for i in 0..n {
+            for j in 0..n {
+                let (x, y) = (i as f64 / n as f64, j as f64 / n as f64);
+                t.data[(i * n + j) * 2] = (tau * x).sin() * (2.0 * tau * y).cos() + 0.3;
+                t.data[(i * n + j) * 2 + 1] = (3.0 * tau * x + 1.0).cos() + (5.0 * tau * y).sin();
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn a_band_limited_field_gives_the_same_values_on_a_grid_twice_as_fine() {
+        // The discretisation invariance zero-shot super-resolution rests on: the kept modes of a
+        // field that the grid resolves do not depend on the grid (frequency 5 is dropped on both).
+        let mut conv = SpectralConv::<f64>::new(2, 3, &[4, 4], 7).unwrap();
+        let coarse = conv.forward(&band_limited(12)).unwrap();
+        let fine = conv.forward(&band_limited(24)).unwrap();
+        let scale = coarse.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-2, "the layer must not vanish: {scale}");
+        for i in 0..12 {
+            for j in 0..12 {
+                for c in 0..3 {
+                    let (u, v) = (
+                        coarse.data[(i * 12 + j) * 3 + c],
+                        fine.data[(2 * i * 24 + 2 * j) * 3 + c],
+                    );
+                    assert!((u - v).abs() < 1e-12 * scale, "({i}, {j}, {c}): {u} vs {v}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn gradients_match_finite_differences_in_one_two_and_three_dimensions() {
         // Odd and even sizes, and a last axis that keeps its Nyquist mode (m = n/2 + 1).
