@@ -36,6 +36,13 @@ fn bench_train_times_a_step_and_writes_its_json() {
     assert!(doc["model"]["parameters"].as_u64().unwrap() > 0);
     assert!(doc["peer"].is_null());
     assert!(doc["rss_at_end_mib"].as_f64().unwrap() > 0.0);
+    let series = doc["rss_mib_per_step"].as_array().unwrap();
+    assert_eq!(
+        series.len(),
+        2,
+        "one resident-memory reading per timed step"
+    );
+    assert!(series.iter().all(|v| v.as_f64().unwrap() > 0.0));
 }
 
 #[test]

@@ -88,6 +88,7 @@ pub fn run(
     let bar = reporter.bar((warmup + b.steps) as u64, "bench train", "steps");
     let (mut step, mut fb) = (Vec::new(), Vec::new());
     let mut rss_after_warmup = None;
+    let mut rss_per_step = Vec::new();
     for i in 0..warmup + b.steps {
         if i == warmup {
             rss_after_warmup = rss_mib();
@@ -102,11 +103,13 @@ pub fn run(
         if i >= warmup {
             step.push(t.elapsed().as_secs_f64());
             fb.push(t_fb);
+            rss_per_step.extend(rss_mib());
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     let rss_at_end = rss_mib();
+    let rss_half_way = rss_per_step.get(rss_per_step.len() / 2).copied();
     let step_min = step.iter().copied().fold(f64::INFINITY, f64::min);
     let (step_med, fb_med) = (median(&mut step), median(&mut fb));
     let params = model.parameter_count();
@@ -118,7 +121,7 @@ pub fn run(
         .as_ref()
         .and_then(|p| p["models"]["neuraloperator"]["step_seconds_median"].as_f64());
     let mut table = format!(
-        "FNO width {}, modes {:?}, {} layers, grid {:?}, batch {}, {} parameters, {} threads:\n  pdekit: {:.1} ms per training step (median of {}; min {:.1}), forward+backward {:.1} ms; resident memory {} MiB after warm-up, {} MiB at the end",
+        "FNO width {}, modes {:?}, {} layers, grid {:?}, batch {}, {} parameters, {} threads:\n  pdekit: {:.1} ms per training step (median of {}; min {:.1}), forward+backward {:.1} ms; resident memory {} MiB after warm-up, {} MiB half-way, {} MiB at the end",
         b.width,
         b.modes,
         b.layers,
@@ -131,6 +134,7 @@ pub fn run(
         1e3 * step_min,
         1e3 * fb_med,
         rss_after_warmup.map_or("?".into(), |v| format!("{v:.0}")),
+        rss_half_way.map_or("?".into(), |v| format!("{v:.0}")),
         rss_at_end.map_or("?".into(), |v| format!("{v:.0}")),
     );
     if let Some(p) = &peer {
@@ -172,6 +176,7 @@ pub fn run(
         // per-step allocations that are never freed.
         "rss_after_warmup_mib": rss_after_warmup,
         "rss_at_end_mib": rss_at_end,
+        "rss_mib_per_step": rss_per_step,
         "peer": peer,
         "ratio_to_neuraloperator": torch_med.map(|t| step_med / t),
     });
