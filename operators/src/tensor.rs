@@ -2,6 +2,8 @@
 //! `[batch, n_1, …, n_d, channels]` (so pointwise layers are one matrix product), generic over the
 //! scalar ([`Real`]): models train in `f32`, and the tests check gradients in `f64`.
 
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use thiserror::Error;
 
 /// The scalars layers compute in.
@@ -23,6 +25,18 @@ pub trait Real:
         beta: Self,
         c: &mut [Self],
         c_strides: (isize, isize),
+    );
+    /// `C = A·B` for row-major `A` (m × k) and `B` (k × n, with the given strides) into the
+    /// first `m·n` values of `c` (row-major, n columns), which need not be initialised: they all
+    /// are afterwards.
+    fn gemm_overwrite(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        b: &[Self],
+        b_strides: (isize, isize),
+        c: &mut [MaybeUninit<Self>],
     );
     fn erf(self) -> Self;
     fn lit(v: f64) -> Self;
@@ -119,6 +133,49 @@ macro_rules! real_impl {
                     );
                 }
             }
+            fn gemm_overwrite(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[Self],
+                b: &[Self],
+                b_strides: (isize, isize),
+                c: &mut [MaybeUninit<Self>],
+            ) {
+                let b_last = (k.saturating_sub(1) as isize * b_strides.0
+                    + n.saturating_sub(1) as isize * b_strides.1) as usize;
+                assert!(a.len() >= m * k, "gemm: A too short");
+                assert!(k == 0 || b_last < b.len(), "gemm: B too short");
+                assert!(c.len() >= m * n, "gemm: C too short");
+                if m == 0 || n == 0 {
+                    return;
+                }
+                if k == 0 {
+                    c[..m * n].fill(MaybeUninit::new(0.0));
+                    return;
+                }
+                // SAFETY: the operands are in bounds (checked above) and do not alias. With β = 0
+                // the kernel writes every value of C and never reads it, so C may be
+                // uninitialised (matrixmultiply's documented contract).
+                unsafe {
+                    $gemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        k as isize,
+                        1,
+                        b.as_ptr(),
+                        b_strides.0,
+                        b_strides.1,
+                        0.0,
+                        c.as_mut_ptr().cast::<Self>(),
+                        n as isize,
+                        1,
+                    );
+                }
+            }
             #[inline(always)]
             fn erf(self) -> Self {
                 $erf(self)
@@ -187,6 +244,31 @@ impl<T: Real> Tensor<T> {
         Self {
             shape: shape.to_vec(),
             data: vec![T::zero(); shape.iter().product()],
+        }
+    }
+
+    /// A tensor of `shape` whose values `fill(run, values)` writes, `chunk` values per run, in
+    /// parallel, with no zero fill first: [`Tensor::zeros`] costs a pass over memory that is
+    /// wasted when every value is overwritten.
+    ///
+    /// # Safety
+    /// `fill` must write every value of each run it is given.
+    pub(crate) unsafe fn par_written(
+        shape: &[usize],
+        chunk: usize,
+        fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync + Send,
+    ) -> Self {
+        let n: usize = shape.iter().product();
+        let mut data = Vec::with_capacity(n);
+        data.spare_capacity_mut()[..n]
+            .par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .for_each(|(run, values)| fill(run, values));
+        // SAFETY: `fill` wrote all `n` values (the caller's contract).
+        unsafe { data.set_len(n) };
+        Self {
+            shape: shape.to_vec(),
+            data,
         }
     }
 
@@ -291,6 +373,36 @@ mod tests {
             worst = worst.max(rel);
         }
         assert!(worst < 5e-7, "exp: {worst:e}");
+    }
+
+    #[test]
+    fn gemm_overwrite_ignores_what_c_held_and_matches_gemm() {
+        let (m, k, n) = (5, 3, 4);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.71).cos()).collect();
+        for b_strides in [(n as isize, 1), (1, k as isize)] {
+            let mut want = vec![0.0; m * n];
+            f64::gemm(
+                m,
+                k,
+                n,
+                1.0,
+                &a,
+                (k as isize, 1),
+                &b,
+                b_strides,
+                0.0,
+                &mut want,
+                (n as isize, 1),
+            );
+            let mut got = vec![MaybeUninit::new(f64::NAN); m * n];
+            f64::gemm_overwrite(m, k, n, &a, &b, b_strides, &mut got);
+            let got: Vec<f64> = got.iter().map(|v| unsafe { v.assume_init() }).collect();
+            assert_eq!(got, want);
+        }
+        let mut empty = vec![MaybeUninit::new(f64::NAN); 2 * 3];
+        f64::gemm_overwrite(2, 0, 3, &[], &[], (3, 1), &mut empty);
+        assert!(empty.iter().all(|v| unsafe { v.assume_init() } == 0.0));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::{Layer, Param};
 use crate::tensor::{vectorised, NnError, Real, Tensor, PARALLEL_CHUNK};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Rows per parallel task in the pointwise matrix products and elementwise maps.
 const CHUNK_ROWS: usize = 4096;
@@ -85,24 +86,28 @@ impl<T: Real> PointwiseLinear<T> {
         self.check(x, self.c_in, "input")?;
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("a channel axis") = self.c_out;
-        let mut y = Tensor::zeros(&shape);
-        if !self.bias.is_empty() {
-            y.data
-                .par_chunks_mut(CHUNK_ROWS * self.c_out)
-                .for_each(|block| {
-                    for row in block.chunks_mut(self.c_out) {
-                        row.copy_from_slice(&self.bias);
-                    }
-                });
+        let (ci, co) = (self.c_in, self.c_out);
+        if self.bias.is_empty() {
+            // SAFETY: each run of rows is written whole by the product (β = 0).
+            return Ok(unsafe {
+                Tensor::par_written(&shape, CHUNK_ROWS * co, |run, y| {
+                    let rows = y.len() / co;
+                    let x = &x.data[run * CHUNK_ROWS * ci..][..rows * ci];
+                    T::gemm_overwrite(rows, ci, co, x, &self.weight, (co as isize, 1), y)
+                })
+            });
         }
-        gemm_rows(
-            &x.data,
-            self.c_in,
-            &self.weight,
-            self.c_out,
-            &mut y.data,
-            !self.bias.is_empty(),
-        );
+        // SAFETY: every row gets the bias.
+        let mut y = unsafe {
+            Tensor::par_written(&shape, CHUNK_ROWS * co, |_, y| {
+                for row in y.chunks_mut(co) {
+                    for (v, b) in row.iter_mut().zip(&self.bias) {
+                        v.write(*b);
+                    }
+                }
+            })
+        };
+        gemm_rows(&x.data, ci, &self.weight, co, &mut y.data, true);
         Ok(y)
     }
 
@@ -179,15 +184,20 @@ impl<T: Real> PointwiseLinear<T> {
     pub fn input_grad(&self, dy: &Tensor<T>, acc: Option<Tensor<T>>) -> Result<Tensor<T>, NnError> {
         self.check(dy, self.c_out, "output-gradient")?;
         let (ci, co) = (self.c_in, self.c_out);
-        let accumulate = acc.is_some();
-        let mut dx = acc.unwrap_or_else(|| {
+        let w = &self.weight;
+        let Some(mut dx) = acc else {
             let mut shape = dy.shape.clone();
             *shape.last_mut().expect("a channel axis") = ci;
-            Tensor::zeros(&shape)
-        });
+            // SAFETY: each run of rows is written whole by the product (β = 0).
+            return Ok(unsafe {
+                Tensor::par_written(&shape, CHUNK_ROWS * ci, |run, dx| {
+                    let rows = dx.len() / ci;
+                    let dy = &dy.data[run * CHUNK_ROWS * co..][..rows * co];
+                    T::gemm_overwrite(rows, co, ci, dy, w, (1, co as isize), dx)
+                })
+            });
+        };
         self.check(&dx, ci, "input-gradient")?;
-        let beta = if accumulate { T::one() } else { T::zero() };
-        let w = &self.weight;
         dx.data
             .par_chunks_mut(CHUNK_ROWS * ci)
             .zip(dy.data.par_chunks(CHUNK_ROWS * co))
@@ -202,7 +212,7 @@ impl<T: Real> PointwiseLinear<T> {
                     (co as isize, 1),
                     w,
                     (1, co as isize),
-                    beta,
+                    T::one(),
                     dxb,
                     (ci as isize, 1),
                 );
@@ -246,9 +256,9 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
 }
 
 #[inline(always)]
-fn gelu_kernel<T: Real>(out: &mut [T], inp: &[T]) {
+fn gelu_kernel<T: Real>(out: &mut [MaybeUninit<T>], inp: &[T]) {
     for (o, &v) in out.iter_mut().zip(inp) {
-        *o = v * v.normal_cdf_pdf().0;
+        o.write(v * v.normal_cdf_pdf().0);
     }
 }
 
@@ -260,7 +270,7 @@ fn gelu_grad_kernel<T: Real>(g: &mut [T], x: &[T]) {
     }
 }
 
-fn gelu_slice<T: Real>(out: &mut [T], inp: &[T]) {
+fn gelu_slice<T: Real>(out: &mut [MaybeUninit<T>], inp: &[T]) {
     vectorised(|| gelu_kernel(out, inp))
 }
 
@@ -270,12 +280,12 @@ fn gelu_grad_slice<T: Real>(g: &mut [T], x: &[T]) {
 
 /// `GELU(x)` elementwise.
 pub fn gelu<T: Real>(x: &Tensor<T>) -> Tensor<T> {
-    let mut y = Tensor::zeros(&x.shape);
-    y.data
-        .par_chunks_mut(PARALLEL_CHUNK)
-        .zip(x.data.par_chunks(PARALLEL_CHUNK))
-        .for_each(|(out, inp)| gelu_slice(out, inp));
-    y
+    // SAFETY: the kernel writes one output per input, and each run of outputs has its inputs.
+    unsafe {
+        Tensor::par_written(&x.shape, PARALLEL_CHUNK, |run, out| {
+            gelu_slice(out, &x.data[run * PARALLEL_CHUNK..][..out.len()])
+        })
+    }
 }
 
 /// The gradient through GELU at input `x`, in place: `dy ← dy·GELU'(x)`.

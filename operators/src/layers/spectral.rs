@@ -360,26 +360,29 @@ fn spectra_of<T: Real>(x: &Tensor<T>, plans: &Plans<T>, modes: &[usize]) -> Vec<
     out
 }
 
-/// Writes (or adds, with `add`) one field per (sample, channel), in that order, into the
-/// channels-last tensor `t`, by blocked transposes of each sample.
-fn put_fields<T: Real>(fields: &[Vec<T>], t: &mut Tensor<T>, add: bool) {
+/// One sample's fields (one per channel, `points` values each) in channels-last order, by
+/// blocked transposes: `put(p·c + ch, field[ch][p])`.
+#[inline(always)]
+fn scatter_sample<T: Copy>(fields: &[Vec<T>], points: usize, mut put: impl FnMut(usize, T)) {
+    let c = fields.len();
+    for p0 in (0..points).step_by(TRANSPOSE_BLOCK) {
+        let p1 = (p0 + TRANSPOSE_BLOCK).min(points);
+        for (ch, f) in fields.iter().enumerate() {
+            for (p, v) in f.iter().enumerate().take(p1).skip(p0) {
+                put(p * c + ch, *v);
+            }
+        }
+    }
+}
+
+/// Adds one field per (sample, channel), in that order, into the channels-last tensor `t`.
+fn add_fields<T: Real>(fields: &[Vec<T>], t: &mut Tensor<T>) {
     let c = t.channels();
-    let batch = t.shape[0];
-    let points = t.data.len() / (batch * c).max(1);
+    let points = t.data.len() / (t.shape[0] * c).max(1);
     t.data
         .par_chunks_mut(c * points)
         .zip(fields.par_chunks(c))
-        .for_each(|(dst, fs)| {
-            for p0 in (0..points).step_by(TRANSPOSE_BLOCK) {
-                let p1 = (p0 + TRANSPOSE_BLOCK).min(points);
-                for (ch, f) in fs.iter().enumerate() {
-                    for (p, v) in f.iter().enumerate().take(p1).skip(p0) {
-                        let at = p * c + ch;
-                        dst[at] = if add { dst[at] + *v } else { *v };
-                    }
-                }
-            }
-        });
+        .for_each(|(dst, fs)| scatter_sample(fs, points, |at, v| dst[at] = dst[at] + v));
 }
 
 /// A channels-last tensor of `grid` from one field per (sample, channel), in that order.
@@ -387,9 +390,19 @@ fn from_fields<T: Real>(fields: &[Vec<T>], batch: usize, grid: &[usize], c: usiz
     let mut shape = vec![batch];
     shape.extend(grid);
     shape.push(c);
-    let mut t = Tensor::zeros(&shape);
-    put_fields(fields, &mut t, false);
-    t
+    let points: usize = grid.iter().product();
+    assert!(
+        fields.len() == batch * c && fields.iter().all(|f| f.len() == points),
+        "one field of {points} values per (sample, channel)"
+    );
+    // SAFETY: a sample's c fields of `points` values (asserted) write all its c·points values.
+    unsafe {
+        Tensor::par_written(&shape, c * points, |b, dst| {
+            scatter_sample(&fields[b * c..(b + 1) * c], points, |at, v| {
+                dst[at].write(v);
+            })
+        })
+    }
 }
 
 impl<T: Real> Layer<T> for SpectralConv<T> {
@@ -550,7 +563,7 @@ impl<T: Real> SpectralConv<T> {
                         got: format!("{:?}", acc.shape),
                     });
                 }
-                put_fields(&fields, &mut acc, true);
+                add_fields(&fields, &mut acc);
                 Ok(acc)
             }
         }
