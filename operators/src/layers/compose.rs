@@ -52,6 +52,19 @@ impl<T: Real> Layer<T> for Sequential<T> {
         Ok(g.unwrap_or_else(|| dy.clone()))
     }
 
+    fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.layers
+            .iter_mut()
+            .try_fold(x, |h, (_, layer)| layer.forward_owned(h))
+    }
+
+    fn backward_owned(&mut self, dy: Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.layers
+            .iter_mut()
+            .rev()
+            .try_fold(dy, |g, (_, layer)| layer.backward_owned(g))
+    }
+
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         self.layers
             .iter_mut()
@@ -77,20 +90,18 @@ pub fn channel_mlp<T: Real>(c_in: usize, hidden: usize, c_out: usize, seed: u64)
     }
 }
 
-impl<T: Real> ChannelMlp<T> {
-    /// The forward pass, keeping `x` itself for the backward pass (no copy).
-    pub fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
+impl<T: Real> Layer<T> for ChannelMlp<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.forward_owned(x.clone())
+    }
+
+    /// Keeps `x` itself for the backward pass.
+    fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
         let z = self.fc1.apply(&x)?;
         let h = gelu(&z);
         let y = self.fc2.apply(&h)?;
         self.saved = Some((x, z, h));
         Ok(y)
-    }
-}
-
-impl<T: Real> Layer<T> for ChannelMlp<T> {
-    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        self.forward_owned(x.clone())
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {

@@ -30,6 +30,15 @@ pub trait Layer<T: Real>: Send {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError>;
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError>;
     fn parameters(&mut self) -> Vec<Param<'_, T>>;
+    /// [`Layer::forward`] on a tensor the caller gives up: a layer that keeps its input
+    /// overrides this to keep `x` itself rather than a copy.
+    fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.forward(&x)
+    }
+    /// [`Layer::backward`] on a gradient the caller gives up, for layers that would copy it.
+    fn backward_owned(&mut self, dy: Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.backward(&dy)
+    }
     fn zero_grad(&mut self) {
         for p in self.parameters() {
             p.grad.iter_mut().for_each(|g| *g = T::zero());

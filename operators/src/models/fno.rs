@@ -60,25 +60,32 @@ impl<T: Real> FnoBlock<T> {
 
 impl<T: Real> Layer<T> for FnoBlock<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let mut h = self.conv.forward(x)?;
-        self.skip.apply_add(x, &mut h)?;
+        self.forward_owned(x.clone())
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.backward_owned(dy.clone())
+    }
+
+    fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let mut h = self.conv.forward(&x)?;
+        self.skip.apply_add(&x, &mut h)?;
         let mut z = self.mlp.forward_owned(gelu(&h))?;
-        self.gate.apply_add(x, &mut z)?;
+        self.gate.apply_add(&x, &mut z)?;
         let (out, z) = if self.last {
             (z, None)
         } else {
             (gelu(&z), Some(z))
         };
-        self.saved = Some(BlockSaved { x: x.clone(), h, z });
+        self.saved = Some(BlockSaved { x, h, z });
         Ok(out)
     }
 
-    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+    fn backward_owned(&mut self, mut dz: Tensor<T>) -> Result<Tensor<T>, NnError> {
         let BlockSaved { x, h, z } = self
             .saved
             .take()
             .ok_or(NnError::NoForward { layer: "fno block" })?;
-        let mut dz = dy.clone();
         if let Some(z) = &z {
             gelu_backward(z, &mut dz)?;
         }
@@ -261,7 +268,7 @@ impl<T: Real> Layer<T> for GridOperator<T> {
             h = pad.pad(&h);
             self.padded = h.grid().to_vec();
         }
-        h = self.blocks.forward(&h)?;
+        h = self.blocks.forward_owned(h)?;
         if let Some(pad) = &self.padding {
             h = pad.crop(&h);
         }
@@ -273,7 +280,7 @@ impl<T: Real> Layer<T> for GridOperator<T> {
         if let Some(pad) = &self.padding {
             g = pad.crop_backward(&g, &self.padded);
         }
-        g = self.blocks.backward(&g)?;
+        g = self.blocks.backward_owned(g)?;
         if let Some(pad) = &self.padding {
             g = pad.pad_backward(&g);
         }
