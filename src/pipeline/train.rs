@@ -509,6 +509,11 @@ pub fn evaluate(
     subsample: usize,
     out: Option<&Path>,
 ) -> Result<EvalOutcome, PdekitError> {
+    if subsample == 0 {
+        return Err(PdekitError::Usage(
+            "--subsample must be at least 1 (1 keeps the data's grid)".into(),
+        ));
+    }
     let mut loaded = checkpoint::load(checkpoint_path)?;
     let ds = Dataset::open(data)?;
     let field = |k: &str| loaded.data[k].as_str().unwrap_or("").to_string();
@@ -529,11 +534,6 @@ pub fn evaluate(
         loaded.model.spec().dims(),
         &format!("the model of {}", checkpoint_path.display()),
     )?;
-    if subsample == 0 {
-        return Err(PdekitError::Usage(
-            "--subsample must be at least 1 (1 keeps the data's grid)".into(),
-        ));
-    }
     let x = read_tensor(&ds, &input, 0..n, dims)?.subsample(subsample);
     let y = read_tensor(&ds, &output, 0..n, dims)?.subsample(subsample);
     let usage = |e: pdekit_operators::tensor::NnError| {

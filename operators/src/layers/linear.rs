@@ -33,6 +33,26 @@ fn gemm_rows<T: Real>(a: &[T], k: usize, b: &[T], n: usize, c: &mut [T], accumul
         });
 }
 
+/// `A·B` as a new tensor of `shape` (its last axis `n`), over row blocks of A in parallel: A is
+/// `rows × k` row-major, B `k × n` with the given strides. Written straight into fresh memory.
+fn gemm_rows_new<T: Real>(
+    a: &[T],
+    k: usize,
+    b: &[T],
+    b_strides: (isize, isize),
+    n: usize,
+    shape: &[usize],
+) -> Tensor<T> {
+    // SAFETY: each run of rows is written whole by the product (β = 0).
+    unsafe {
+        Tensor::par_written(shape, CHUNK_ROWS * n, |run, c| {
+            let rows = c.len() / n;
+            let a = &a[run * CHUNK_ROWS * k..][..rows * k];
+            T::gemm_overwrite(rows, k, n, a, b, b_strides, c)
+        })
+    }
+}
+
 /// `y[p, :] = x[p, :]·W + b` at every point p; `W` is `c_in × c_out`, row-major.
 #[derive(Debug, Clone)]
 pub struct PointwiseLinear<T> {
@@ -88,14 +108,8 @@ impl<T: Real> PointwiseLinear<T> {
         *shape.last_mut().expect("a channel axis") = self.c_out;
         let (ci, co) = (self.c_in, self.c_out);
         if self.bias.is_empty() {
-            // SAFETY: each run of rows is written whole by the product (β = 0).
-            return Ok(unsafe {
-                Tensor::par_written(&shape, CHUNK_ROWS * co, |run, y| {
-                    let rows = y.len() / co;
-                    let x = &x.data[run * CHUNK_ROWS * ci..][..rows * ci];
-                    T::gemm_overwrite(rows, ci, co, x, &self.weight, (co as isize, 1), y)
-                })
-            });
+            let w = &self.weight;
+            return Ok(gemm_rows_new(&x.data, ci, w, (co as isize, 1), co, &shape));
         }
         // SAFETY: every row gets the bias.
         let mut y = unsafe {
@@ -188,14 +202,7 @@ impl<T: Real> PointwiseLinear<T> {
         let Some(mut dx) = acc else {
             let mut shape = dy.shape.clone();
             *shape.last_mut().expect("a channel axis") = ci;
-            // SAFETY: each run of rows is written whole by the product (β = 0).
-            return Ok(unsafe {
-                Tensor::par_written(&shape, CHUNK_ROWS * ci, |run, dx| {
-                    let rows = dx.len() / ci;
-                    let dy = &dy.data[run * CHUNK_ROWS * co..][..rows * co];
-                    T::gemm_overwrite(rows, co, ci, dy, w, (1, co as isize), dx)
-                })
-            });
+            return Ok(gemm_rows_new(&dy.data, co, w, (1, co as isize), ci, &shape));
         };
         self.check(&dx, ci, "input-gradient")?;
         dx.data
