@@ -201,18 +201,33 @@ real_impl!(f64, matrixmultiply::dgemm, libm::erf, |x: f64| {
     )
 });
 
-/// Runs `f` compiled for AVX2 + FMA when the CPU has them (picked at run time; the baseline
-/// x86-64 target vectorises only 4 wide). For hot elementwise loops: `f`'s body is inlined into
-/// the wide function. Lane width does not change any result (no contraction into FMAs).
+/// Runs `f` compiled for AVX-512 (16 f32 lanes) or else AVX2 + FMA (8 lanes), whichever the CPU
+/// has (picked at run time; the baseline x86-64 target vectorises only 4 wide). For hot
+/// elementwise loops: `f`'s body is inlined into the wide function. Lane width does not change
+/// any result (no contraction into FMAs).
 #[inline(always)]
 pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+        unsafe fn widest<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
         #[target_feature(enable = "avx2,fma")]
         unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        if avx2
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has every feature `widest` is compiled for.
+            return unsafe { widest(f) };
+        }
+        if avx2 {
             // SAFETY: the CPU has AVX2 and FMA.
             return unsafe { wide(f) };
         }
