@@ -312,6 +312,70 @@ fn doubling<T: Real>(modes: &[usize], n_last: usize) -> Vec<T> {
         .collect()
 }
 
+/// The weights `W[k]` (`c_in × c_out` complex, interleaved re/im), laid out for [`mix_modes`]:
+/// per mode, one row per input (or, with `adjoint`, per output) of the real parts then the
+/// imaginary parts of its products, so that the mixing loop reads both contiguously. `adjoint`
+/// gives `W[k]ᴴ` (rows are outputs, values conjugated).
+fn split_weights<T: Real>(w: &[T], k: usize, ci: usize, co: usize, adjoint: bool) -> Vec<T> {
+    let (rows, cols) = if adjoint { (co, ci) } else { (ci, co) };
+    let mut out = vec![T::zero(); 2 * k * ci * co];
+    out.par_chunks_mut(2 * rows * cols)
+        .zip(w.par_chunks(2 * ci * co))
+        .for_each(|(dst, wk)| {
+            for (r, row) in dst.chunks_exact_mut(2 * cols).enumerate() {
+                let (re, im) = row.split_at_mut(cols);
+                for c in 0..cols {
+                    let (i, o) = if adjoint { (c, r) } else { (r, c) };
+                    let at = 2 * (i * co + o);
+                    re[c] = wk[at];
+                    im[c] = if adjoint { -wk[at + 1] } else { wk[at + 1] };
+                }
+            }
+        });
+    out
+}
+
+/// `out[b][k][:] = Σ_r a[b][k][r]·M_k[r][:]` for every sample `b` and kept mode `k`: `a` is
+/// `[batch][k][rows]`, `m` holds `M_k` (`rows × cols`) as [`split_weights`] lays them out, and
+/// `out` is `[batch][k][cols]`. Each product is formed as `num_complex` forms it, so the sums
+/// are the same, value for value, as plain complex arithmetic.
+fn mix_modes<T: Real>(
+    a: &[Complex<T>],
+    m: &[T],
+    k: usize,
+    rows: usize,
+    cols: usize,
+) -> Vec<Complex<T>> {
+    let batch = a.len() / (k * rows).max(1);
+    let mut out = vec![Complex::default(); batch * k * cols];
+    out.par_chunks_mut(k * cols)
+        .zip(a.par_chunks(k * rows))
+        .for_each(|(ob, ab)| {
+            let (mut re, mut im) = (vec![T::zero(); cols], vec![T::zero(); cols]);
+            vectorised(|| {
+                for ((yk, ak), mk) in ob
+                    .chunks_exact_mut(cols)
+                    .zip(ab.chunks_exact(rows))
+                    .zip(m.chunks_exact(2 * rows * cols))
+                {
+                    re.fill(T::zero());
+                    im.fill(T::zero());
+                    for (x, row) in ak.iter().zip(mk.chunks_exact(2 * cols)) {
+                        let (wr, wi) = row.split_at(cols);
+                        for (((r, i), &u), &v) in re.iter_mut().zip(&mut im).zip(wr).zip(wi) {
+                            *r = *r + (x.re * u - x.im * v);
+                            *i = *i + (x.re * v + x.im * u);
+                        }
+                    }
+                    for ((y, &r), &i) in yk.iter_mut().zip(&re).zip(&im) {
+                        *y = Complex::new(r, i);
+                    }
+                }
+            });
+        });
+    out
+}
+
 /// Points per block in the channels-last ↔ channel-major transposes: a block of every channel
 /// stays in L1.
 const TRANSPOSE_BLOCK: usize = 64;
@@ -419,24 +483,14 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
         self.plan(&grid);
         let plans = self.plans.as_ref().expect("planned");
         let xhat = spectra_of(x, plans, &modes);
-        // Ŷ[b][k][o] = Σ_i X̂[b][k][i]·W[k][i][o], with the inner loop along o (contiguous).
-        let w = &self.weight;
-        let mut mixed = vec![Complex::default(); batch * k * co];
-        mixed
-            .par_chunks_mut(k * co)
-            .enumerate()
-            .for_each(|(b, yb)| {
-                for kk in 0..k {
-                    let y = &mut yb[kk * co..(kk + 1) * co];
-                    for i in 0..ci {
-                        let xv = xhat[(b * k + kk) * ci + i];
-                        let wr = &w[2 * (kk * ci + i) * co..2 * (kk * ci + i + 1) * co];
-                        for (yo, wo) in y.iter_mut().zip(wr.chunks_exact(2)) {
-                            *yo = *yo + xv * Complex::new(wo[0], wo[1]);
-                        }
-                    }
-                }
-            });
+        // Ŷ[b][k][o] = Σ_i X̂[b][k][i]·W[k][i][o].
+        let mixed = mix_modes(
+            &xhat,
+            &split_weights(&self.weight, k, ci, co, false),
+            k,
+            ci,
+            co,
+        );
         let yhat: Vec<Vec<Complex<T>>> = (0..batch * co)
             .into_par_iter()
             .map(|bo| {
@@ -532,21 +586,19 @@ impl<T: Real> SpectralConv<T> {
             f.backward(&self.weight_grad);
         }
         // dX̂[b][k][i] = Σ_o dŶ[b][k][o]·conj(W[k][i][o]); then dx = (1/N)·IFFT(dX̂ / w).
-        let w = &self.weight;
+        let dxhat = mix_modes(
+            &dyhat,
+            &split_weights(&self.weight, k, ci, co, true),
+            k,
+            co,
+            ci,
+        );
         let fields: Vec<Vec<T>> = (0..batch * ci)
             .into_par_iter()
             .map(|bi| {
                 let (b, i) = (bi / ci, bi % ci);
                 let spectrum: Vec<Complex<T>> = (0..k)
-                    .map(|kk| {
-                        let mut acc = Complex::default();
-                        for o in 0..co {
-                            let at = 2 * ((kk * ci + i) * co + o);
-                            acc = acc
-                                + dyhat[(b * k + kk) * co + o] * Complex::new(w[at], -w[at + 1]);
-                        }
-                        acc / (w_double[kk] * n)
-                    })
+                    .map(|kk| dxhat[(b * k + kk) * ci + i] / (w_double[kk] * n))
                     .collect();
                 truncated_inverse(&spectrum, plans, &modes)
             })
