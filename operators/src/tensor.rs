@@ -203,7 +203,8 @@ real_impl!(f64, matrixmultiply::dgemm, libm::erf, |x: f64| {
 
 /// Runs `f` compiled for AVX-512 (16 f32 lanes) or else AVX2 + FMA (8 lanes), whichever the CPU
 /// has (picked at run time; the baseline x86-64 target vectorises only 4 wide). For hot
-/// elementwise loops: `f`'s body is inlined into the wide function. Lane width does not change
+/// elementwise loops. Mark `f` `#[inline(always)]`: only code inlined into the wide function is
+/// compiled wide, and LLVM will not inline a large closure by itself. Lane width does not change
 /// any result (no contraction into FMAs).
 #[inline(always)]
 pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {

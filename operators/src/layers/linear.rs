@@ -278,11 +278,17 @@ fn gelu_grad_kernel<T: Real>(g: &mut [T], x: &[T]) {
 }
 
 fn gelu_slice<T: Real>(out: &mut [MaybeUninit<T>], inp: &[T]) {
-    vectorised(|| gelu_kernel(out, inp))
+    vectorised(
+        #[inline(always)]
+        || gelu_kernel(out, inp),
+    )
 }
 
 fn gelu_grad_slice<T: Real>(g: &mut [T], x: &[T]) {
-    vectorised(|| gelu_grad_kernel(g, x))
+    vectorised(
+        #[inline(always)]
+        || gelu_grad_kernel(g, x),
+    )
 }
 
 /// `GELU(x)` elementwise.

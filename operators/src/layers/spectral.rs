@@ -352,28 +352,56 @@ fn mix_modes<T: Real>(
         .zip(a.par_chunks(k * rows))
         .for_each(|(ob, ab)| {
             let (mut re, mut im) = (vec![T::zero(); cols], vec![T::zero(); cols]);
-            vectorised(|| {
-                for ((yk, ak), mk) in ob
-                    .chunks_exact_mut(cols)
-                    .zip(ab.chunks_exact(rows))
-                    .zip(m.chunks_exact(2 * rows * cols))
-                {
-                    re.fill(T::zero());
-                    im.fill(T::zero());
-                    for (x, row) in ak.iter().zip(mk.chunks_exact(2 * cols)) {
-                        let (wr, wi) = row.split_at(cols);
-                        for (((r, i), &u), &v) in re.iter_mut().zip(&mut im).zip(wr).zip(wi) {
-                            *r = *r + (x.re * u - x.im * v);
-                            *i = *i + (x.re * v + x.im * u);
-                        }
+            vectorised(
+                #[inline(always)]
+                || {
+                    for ((yk, ak), mk) in ob
+                        .chunks_exact_mut(cols)
+                        .zip(ab.chunks_exact(rows))
+                        .zip(m.chunks_exact(2 * rows * cols))
+                    {
+                        vector_matrix_product(yk, ak, mk, &mut re, &mut im);
                     }
-                    for ((y, &r), &i) in yk.iter_mut().zip(&re).zip(&im) {
-                        *y = Complex::new(r, i);
-                    }
-                }
-            });
+                },
+            );
         });
     out
+}
+
+/// `y = a·M` for one mode, with `M` a split matrix (see [`split_weights`]) and `re`, `im` as
+/// scratch. Inlined so that it is compiled for the wide vector units of [`vectorised`].
+#[inline(always)]
+fn vector_matrix_product<T: Real>(
+    y: &mut [Complex<T>],
+    a: &[Complex<T>],
+    m: &[T],
+    re: &mut [T],
+    im: &mut [T],
+) {
+    let cols = y.len();
+    re.fill(T::zero());
+    im.fill(T::zero());
+    for (x, row) in a.iter().zip(m.chunks_exact(2 * cols)) {
+        let (wr, wi) = row.split_at(cols);
+        for (((r, i), &u), &v) in re.iter_mut().zip(im.iter_mut()).zip(wr).zip(wi) {
+            *r = *r + (x.re * u - x.im * v);
+            *i = *i + (x.re * v + x.im * u);
+        }
+    }
+    for ((y, &r), &i) in y.iter_mut().zip(&*re).zip(&*im) {
+        *y = Complex::new(r, i);
+    }
+}
+
+/// `g[i][o] += conj(x[i])·d[o]`; inlined for the same reason as [`vector_matrix_product`].
+#[inline(always)]
+fn outer_product_add<T: Real>(g: &mut [Complex<T>], x: &[Complex<T>], d: &[Complex<T>]) {
+    for (gi, xi) in g.chunks_exact_mut(d.len()).zip(x) {
+        let xc = xi.conj();
+        for (gv, dv) in gi.iter_mut().zip(d) {
+            *gv = *gv + xc * *dv;
+        }
+    }
 }
 
 /// Points per block in the channels-last ↔ channel-major transposes: a block of every channel
@@ -556,17 +584,19 @@ impl<T: Real> SpectralConv<T> {
             .into_par_iter()
             .map(|kk| {
                 let mut g = vec![Complex::default(); ci * co];
-                vectorised(|| {
-                    for b in 0..batch {
-                        let dy = &dyhat[(b * k + kk) * co..(b * k + kk + 1) * co];
-                        for (i, gi) in g.chunks_exact_mut(co).enumerate() {
-                            let xc = xhat[(b * k + kk) * ci + i].conj();
-                            for (gv, dv) in gi.iter_mut().zip(dy) {
-                                *gv = *gv + xc * *dv;
-                            }
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for b in 0..batch {
+                            let at = b * k + kk;
+                            outer_product_add(
+                                &mut g,
+                                &xhat[at * ci..][..ci],
+                                &dyhat[at * co..][..co],
+                            );
                         }
-                    }
-                });
+                    },
+                );
                 g
             })
             .collect();
