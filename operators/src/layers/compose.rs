@@ -1,7 +1,7 @@
 //! Compositions and small layers: sequences, channel MLPs, soft gating and the grid-coordinate
 //! embedding.
 
-use super::linear::{gelu, gelu_backward, PointwiseLinear};
+use super::linear::{gelu_backward, gelu_in_place, PointwiseLinear};
 use super::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor, PARALLEL_CHUNK};
 use rayon::prelude::*;
@@ -78,7 +78,7 @@ impl<T: Real> Layer<T> for Sequential<T> {
 pub struct ChannelMlp<T: Real> {
     pub fc1: PointwiseLinear<T>,
     pub fc2: PointwiseLinear<T>,
-    /// The input, `z = fc1(x)` and `h = GELU(z)` of the last forward pass.
+    /// The input, `GELU'(z)` at `z = fc1(x)`, and `h = GELU(z)` of the last forward pass.
     saved: Option<(Tensor<T>, Tensor<T>, Tensor<T>)>,
 }
 
@@ -97,23 +97,23 @@ impl<T: Real> Layer<T> for ChannelMlp<T> {
 
     /// Keeps `x` itself for the backward pass.
     fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let z = self.fc1.apply(&x)?;
-        let h = gelu(&z);
+        let mut h = self.fc1.apply(&x)?;
+        let slope = gelu_in_place(&mut h);
         let y = self.fc2.apply(&h)?;
-        self.saved = Some((x, z, h));
+        self.saved = Some((x, slope, h));
         Ok(y)
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let (x, z, h) = self.saved.take().ok_or(NnError::NoForward {
+        let (x, slope, h) = self.saved.take().ok_or(NnError::NoForward {
             layer: "channel mlp",
         })?;
         self.fc2.accumulate_grads(&h, dy)?;
         let mut dz = self.fc2.input_grad(dy, None)?;
-        gelu_backward(&z, &mut dz)?;
+        gelu_backward(&slope, &mut dz)?;
         self.fc1.accumulate_grads(&x, &dz)?;
         let dx = self.fc1.input_grad(&dz, None);
-        self.saved = Some((x, z, h));
+        self.saved = Some((x, slope, h));
         dx
     }
 

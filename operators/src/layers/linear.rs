@@ -263,85 +263,93 @@ impl<T: Real> Layer<T> for PointwiseLinear<T> {
 }
 
 #[inline(always)]
-fn gelu_kernel<T: Real>(out: &mut [MaybeUninit<T>], inp: &[T]) {
-    for (o, &v) in out.iter_mut().zip(inp) {
-        o.write(v * v.normal_cdf_pdf().0);
+fn gelu_kernel<T: Real>(values: &mut [T], slope: &mut [MaybeUninit<T>]) {
+    for (v, s) in values.iter_mut().zip(slope) {
+        let x = *v;
+        let (cdf, pdf) = x.normal_cdf_pdf();
+        *v = x * cdf;
+        s.write(cdf + x * pdf);
     }
 }
 
 #[inline(always)]
-fn gelu_grad_kernel<T: Real>(g: &mut [T], x: &[T]) {
-    for (g, &v) in g.iter_mut().zip(x) {
-        let (cdf, pdf) = v.normal_cdf_pdf();
-        *g = *g * (cdf + v * pdf);
+fn scale_kernel<T: Real>(g: &mut [T], s: &[T]) {
+    for (g, &s) in g.iter_mut().zip(s) {
+        *g = *g * s;
     }
 }
 
-fn gelu_slice<T: Real>(out: &mut [MaybeUninit<T>], inp: &[T]) {
-    vectorised(
-        #[inline(always)]
-        || gelu_kernel(out, inp),
-    )
-}
-
-fn gelu_grad_slice<T: Real>(g: &mut [T], x: &[T]) {
-    vectorised(
-        #[inline(always)]
-        || gelu_grad_kernel(g, x),
-    )
-}
-
-/// `GELU(x)` elementwise.
-pub fn gelu<T: Real>(x: &Tensor<T>) -> Tensor<T> {
-    // SAFETY: the kernel writes one output per input, and each run of outputs has its inputs.
-    unsafe {
-        Tensor::par_written(&x.shape, PARALLEL_CHUNK, |run, out| {
-            gelu_slice(out, &x.data[run * PARALLEL_CHUNK..][..out.len()])
-        })
+/// `x ← GELU(x)` elementwise, returning the slope `GELU'(x) = Φ(x) + x·φ(x)` at the old
+/// values. The slope is what the backward pass needs: it shares the forward's `erf` and `exp`,
+/// and keeping it in place of the input makes the backward pass one multiply per value.
+pub fn gelu_in_place<T: Real>(x: &mut Tensor<T>) -> Tensor<T> {
+    let n = x.data.len();
+    let mut slope = Vec::with_capacity(n);
+    x.data
+        .par_chunks_mut(PARALLEL_CHUNK)
+        .zip(slope.spare_capacity_mut()[..n].par_chunks_mut(PARALLEL_CHUNK))
+        .for_each(|(v, s)| {
+            vectorised(
+                #[inline(always)]
+                || gelu_kernel(v, s),
+            )
+        });
+    // SAFETY: the kernel wrote one slope per value, and the chunks cover all n.
+    unsafe { slope.set_len(n) };
+    Tensor {
+        shape: x.shape.clone(),
+        data: slope,
     }
 }
 
-/// The gradient through GELU at input `x`, in place: `dy ← dy·GELU'(x)`.
-pub fn gelu_backward<T: Real>(x: &Tensor<T>, dy: &mut Tensor<T>) -> Result<(), NnError> {
-    if dy.shape != x.shape {
+/// The gradient through GELU, in place: `dy ← dy·slope`, with the slope from [`gelu_in_place`].
+pub fn gelu_backward<T: Real>(slope: &Tensor<T>, dy: &mut Tensor<T>) -> Result<(), NnError> {
+    if dy.shape != slope.shape {
         return Err(NnError::Shape {
             layer: "gelu",
-            expected: format!("output gradient of shape {:?}", x.shape),
+            expected: format!("output gradient of shape {:?}", slope.shape),
             got: format!("{:?}", dy.shape),
         });
     }
     dy.data
         .par_chunks_mut(PARALLEL_CHUNK)
-        .zip(x.data.par_chunks(PARALLEL_CHUNK))
-        .for_each(|(gs, xs)| gelu_grad_slice(gs, xs));
+        .zip(slope.data.par_chunks(PARALLEL_CHUNK))
+        .for_each(|(g, s)| {
+            vectorised(
+                #[inline(always)]
+                || scale_kernel(g, s),
+            )
+        });
     Ok(())
 }
 
 /// `GELU(x) = x·Φ(x)` with the exact normal CDF (PyTorch's default).
 #[derive(Debug, Clone, Default)]
 pub struct Gelu<T> {
-    input: Option<Tensor<T>>,
+    /// `GELU'` at the input of the last forward pass.
+    slope: Option<Tensor<T>>,
 }
 
 impl<T: Real> Gelu<T> {
     pub fn new() -> Self {
-        Self { input: None }
+        Self { slope: None }
     }
 }
 
 impl<T: Real> Layer<T> for Gelu<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        self.input = Some(x.clone());
-        Ok(gelu(x))
+        let mut y = x.clone();
+        self.slope = Some(gelu_in_place(&mut y));
+        Ok(y)
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let x = self
-            .input
+        let slope = self
+            .slope
             .as_ref()
             .ok_or(NnError::NoForward { layer: "gelu" })?;
         let mut dx = dy.clone();
-        gelu_backward(x, &mut dx)?;
+        gelu_backward(slope, &mut dx)?;
         Ok(dx)
     }
 

@@ -16,20 +16,21 @@ use crate::layers::compose::{
     channel_mlp, prefixed, ChannelMlp, DomainPadding, GridEmbedding, Sequential, SoftGating,
 };
 use crate::layers::factorized::Factorization;
-use crate::layers::linear::{gelu, gelu_backward, PointwiseLinear};
+use crate::layers::linear::{gelu_backward, gelu_in_place, PointwiseLinear};
 use crate::layers::spectral::SpectralConv;
 use crate::layers::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
 
-/// What an FNO block keeps for its backward pass: the input, `h` and (when a GELU follows) `z`.
+/// What an FNO block keeps for its backward pass: the input, and `GELU'` at `h` and (when a GELU
+/// follows) at `z`.
 struct BlockSaved<T> {
     x: Tensor<T>,
-    h: Tensor<T>,
-    z: Option<Tensor<T>>,
+    h_slope: Tensor<T>,
+    z_slope: Option<Tensor<T>>,
 }
 
-/// One FNO block (see the module docs). It runs its parts itself rather than as layers, so the
-/// input, `h` and `z` are each kept once and the sums are formed in place.
+/// One FNO block (see the module docs). It runs its parts itself rather than as layers, so what
+/// backward needs is kept once and the sums are formed in place.
 pub struct FnoBlock<T: Real> {
     conv: SpectralConv<T>,
     skip: PointwiseLinear<T>,
@@ -70,28 +71,33 @@ impl<T: Real> Layer<T> for FnoBlock<T> {
     fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
         let mut h = self.conv.forward(&x)?;
         self.skip.apply_add(&x, &mut h)?;
-        let mut z = self.mlp.forward_owned(gelu(&h))?;
+        let h_slope = gelu_in_place(&mut h);
+        let mut z = self.mlp.forward_owned(h)?;
         self.gate.apply_add(&x, &mut z)?;
-        let (out, z) = if self.last {
-            (z, None)
-        } else {
-            (gelu(&z), Some(z))
-        };
-        self.saved = Some(BlockSaved { x, h, z });
-        Ok(out)
+        let z_slope = (!self.last).then(|| gelu_in_place(&mut z));
+        self.saved = Some(BlockSaved {
+            x,
+            h_slope,
+            z_slope,
+        });
+        Ok(z)
     }
 
     fn backward_owned(&mut self, mut dz: Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let BlockSaved { x, h, z } = self
+        let BlockSaved {
+            x,
+            h_slope,
+            z_slope,
+        } = self
             .saved
             .take()
             .ok_or(NnError::NoForward { layer: "fno block" })?;
-        if let Some(z) = &z {
-            gelu_backward(z, &mut dz)?;
+        if let Some(slope) = &z_slope {
+            gelu_backward(slope, &mut dz)?;
         }
         let dx = self.gate.backward_with(&x, &dz)?;
         let mut dh = self.mlp.backward(&dz)?;
-        gelu_backward(&h, &mut dh)?;
+        gelu_backward(&h_slope, &mut dh)?;
         let mut dx = self.conv.backward_add(&dh, dx)?;
         self.skip.accumulate_grads(&x, &dh)?;
         dx = self.skip.input_grad(&dh, Some(dx))?;
