@@ -10,6 +10,7 @@
 //! `operators`.
 
 pub mod gp;
+mod kernels;
 pub mod layers;
 pub mod models;
 pub mod tensor;

@@ -38,6 +38,37 @@ pub trait Real:
         b_strides: (isize, isize),
         c: &mut [MaybeUninit<Self>],
     );
+    /// `C ← A·B`, or `C ← C + A·B` with `accumulate`, for row-major `A` (m × k), `B` (k × n)
+    /// and `C` (m × n), by the packing-free kernels of [`crate::kernels`]. Returns false, having
+    /// done nothing, where those have no kernel (then use [`Real::gemm`]).
+    ///
+    /// # Safety
+    /// With `accumulate`, the first m·n values of `c` must be initialised.
+    #[allow(unused_variables)]
+    unsafe fn rows_product(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        b: &[Self],
+        c: &mut [MaybeUninit<Self>],
+        accumulate: bool,
+    ) -> bool {
+        false
+    }
+    /// `D ← D + Xᵀ·G` for row-major `X` (m × k), `G` (m × n) and `D` (k × n), by
+    /// [`crate::kernels`]; false, having done nothing, where they have no kernel.
+    #[allow(unused_variables)]
+    fn rows_transposed_product_add(
+        m: usize,
+        k: usize,
+        n: usize,
+        x: &[Self],
+        g: &[Self],
+        d: &mut [Self],
+    ) -> bool {
+        false
+    }
     fn erf(self) -> Self;
     fn lit(v: f64) -> Self;
     /// `(Φ(x), φ(x))`, the standard normal CDF and density, for GELU.
@@ -80,7 +111,7 @@ fn normal_cdf_pdf_f32(x: f32) -> (f32, f32) {
 }
 
 macro_rules! real_impl {
-    ($t:ty, $gemm:path, $erf:path, $cdf:expr) => {
+    ($t:ty, $gemm:path, $erf:path, $cdf:expr $(, $extra:item)*) => {
         impl Real for $t {
             fn gemm(
                 m: usize,
@@ -188,11 +219,39 @@ macro_rules! real_impl {
             fn normal_cdf_pdf(self) -> (Self, Self) {
                 $cdf(self)
             }
+            $($extra)*
         }
     };
 }
 
-real_impl!(f32, matrixmultiply::sgemm, libm::erff, normal_cdf_pdf_f32);
+real_impl!(
+    f32,
+    matrixmultiply::sgemm,
+    libm::erff,
+    normal_cdf_pdf_f32,
+    unsafe fn rows_product(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [MaybeUninit<f32>],
+        accumulate: bool,
+    ) -> bool {
+        // SAFETY: the caller's contract is the kernel's.
+        unsafe { crate::kernels::product(m, k, n, a, b, c, accumulate) }
+    },
+    fn rows_transposed_product_add(
+        m: usize,
+        k: usize,
+        n: usize,
+        x: &[f32],
+        g: &[f32],
+        d: &mut [f32],
+    ) -> bool {
+        crate::kernels::transposed_product_add(m, k, n, x, g, d)
+    }
+);
 // f64 (the gradient checks) keeps the exact erf.
 real_impl!(f64, matrixmultiply::dgemm, libm::erf, |x: f64| {
     (

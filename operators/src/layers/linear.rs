@@ -17,6 +17,11 @@ fn gemm_rows<T: Real>(a: &[T], k: usize, b: &[T], n: usize, c: &mut [T], accumul
         .zip(a.par_chunks(CHUNK_ROWS * k))
         .for_each(|(c, a)| {
             let rows = a.len() / k.max(1);
+            // SAFETY: `c` is initialised, and the kernel writes only values into it.
+            let c_uninit = unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) };
+            if unsafe { T::rows_product(rows, k, n, a, b, c_uninit, accumulate) } {
+                return;
+            }
             T::gemm(
                 rows,
                 k,
@@ -34,23 +39,25 @@ fn gemm_rows<T: Real>(a: &[T], k: usize, b: &[T], n: usize, c: &mut [T], accumul
 }
 
 /// `A·B` as a new tensor of `shape` (its last axis `n`), over row blocks of A in parallel: A is
-/// `rows × k` row-major, B `k × n` with the given strides. Written straight into fresh memory.
-fn gemm_rows_new<T: Real>(
-    a: &[T],
-    k: usize,
-    b: &[T],
-    b_strides: (isize, isize),
-    n: usize,
-    shape: &[usize],
-) -> Tensor<T> {
-    // SAFETY: each run of rows is written whole by the product (β = 0).
+/// `rows × k`, B `k × n`, both row-major. Written straight into fresh memory.
+fn gemm_rows_new<T: Real>(a: &[T], k: usize, b: &[T], n: usize, shape: &[usize]) -> Tensor<T> {
+    // SAFETY: each run of rows is written whole by the product (not accumulating, β = 0).
     unsafe {
         Tensor::par_written(shape, CHUNK_ROWS * n, |run, c| {
             let rows = c.len() / n;
             let a = &a[run * CHUNK_ROWS * k..][..rows * k];
-            T::gemm_overwrite(rows, k, n, a, b, b_strides, c)
+            if !T::rows_product(rows, k, n, a, b, c, false) {
+                T::gemm_overwrite(rows, k, n, a, b, (n as isize, 1), c)
+            }
         })
     }
+}
+
+/// The `rows × cols` row-major matrix `m`, transposed.
+fn transposed<T: Real>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..cols * rows)
+        .map(|at| m[(at % rows) * cols + at / rows])
+        .collect()
 }
 
 /// `y[p, :] = x[p, :]·W + b` at every point p; `W` is `c_in × c_out`, row-major.
@@ -108,8 +115,7 @@ impl<T: Real> PointwiseLinear<T> {
         *shape.last_mut().expect("a channel axis") = self.c_out;
         let (ci, co) = (self.c_in, self.c_out);
         if self.bias.is_empty() {
-            let w = &self.weight;
-            return Ok(gemm_rows_new(&x.data, ci, w, (co as isize, 1), co, &shape));
+            return Ok(gemm_rows_new(&x.data, ci, &self.weight, co, &shape));
         }
         // SAFETY: every row gets the bias.
         let mut y = unsafe {
@@ -159,19 +165,21 @@ impl<T: Real> PointwiseLinear<T> {
             .map(|(xb, gb)| {
                 let rows = xb.len() / ci;
                 let mut dw = vec![T::zero(); ci * co];
-                T::gemm(
-                    ci,
-                    rows,
-                    co,
-                    T::one(),
-                    xb,
-                    (1, ci as isize),
-                    gb,
-                    (co as isize, 1),
-                    T::zero(),
-                    &mut dw,
-                    (co as isize, 1),
-                );
+                if !T::rows_transposed_product_add(rows, ci, co, xb, gb, &mut dw) {
+                    T::gemm(
+                        ci,
+                        rows,
+                        co,
+                        T::one(),
+                        xb,
+                        (1, ci as isize),
+                        gb,
+                        (co as isize, 1),
+                        T::zero(),
+                        &mut dw,
+                        (co as isize, 1),
+                    );
+                }
                 let mut db = vec![T::zero(); co];
                 for row in gb.chunks(co) {
                     for (g, v) in db.iter_mut().zip(row) {
@@ -198,32 +206,14 @@ impl<T: Real> PointwiseLinear<T> {
     pub fn input_grad(&self, dy: &Tensor<T>, acc: Option<Tensor<T>>) -> Result<Tensor<T>, NnError> {
         self.check(dy, self.c_out, "output-gradient")?;
         let (ci, co) = (self.c_in, self.c_out);
-        let w = &self.weight;
+        let wt = transposed(&self.weight, ci, co);
         let Some(mut dx) = acc else {
             let mut shape = dy.shape.clone();
             *shape.last_mut().expect("a channel axis") = ci;
-            return Ok(gemm_rows_new(&dy.data, co, w, (1, co as isize), ci, &shape));
+            return Ok(gemm_rows_new(&dy.data, co, &wt, ci, &shape));
         };
         self.check(&dx, ci, "input-gradient")?;
-        dx.data
-            .par_chunks_mut(CHUNK_ROWS * ci)
-            .zip(dy.data.par_chunks(CHUNK_ROWS * co))
-            .for_each(|(dxb, gb)| {
-                let rows = gb.len() / co;
-                T::gemm(
-                    rows,
-                    co,
-                    ci,
-                    T::one(),
-                    gb,
-                    (co as isize, 1),
-                    w,
-                    (1, co as isize),
-                    T::one(),
-                    dxb,
-                    (ci as isize, 1),
-                );
-            });
+        gemm_rows(&dy.data, co, &wt, ci, &mut dx.data, true);
         Ok(dx)
     }
 }
