@@ -276,7 +276,7 @@ fn truncated_inverse<T: Real>(
     }
     let (n_last, m_last) = (grid[d - 1], modes[d - 1]);
     let lines = data.len() / m_last;
-    let mut out = vec![T::zero(); lines * n_last];
+    let mut out = Vec::with_capacity(lines * n_last);
     let mut input = plans.c2r.make_input_vec();
     let mut output = plans.c2r.make_output_vec();
     let mut scratch = plans.c2r.make_scratch_vec();
@@ -291,7 +291,7 @@ fn truncated_inverse<T: Real>(
             .c2r
             .process_with_scratch(&mut input, &mut output, &mut scratch)
             .expect("buffers sized by the plan");
-        out[l * n_last..(l + 1) * n_last].copy_from_slice(&output);
+        out.extend_from_slice(&output);
     }
     out
 }
@@ -413,20 +413,21 @@ fn channel_major<T: Real>(x: &Tensor<T>) -> Vec<T> {
     let c = x.channels();
     let batch = x.shape[0];
     let points = x.data.len() / (batch * c).max(1);
-    let mut out = vec![T::zero(); x.data.len()];
-    out.par_chunks_mut(c * points)
-        .zip(x.data.par_chunks(c * points))
-        .for_each(|(dst, src)| {
+    // SAFETY: each sample's run of c·points values is written whole, one value per (ch, p).
+    let out = unsafe {
+        Tensor::par_written(&[x.data.len()], (c * points).max(1), |b, dst| {
+            let src = &x.data[b * c * points..][..c * points];
             for p0 in (0..points).step_by(TRANSPOSE_BLOCK) {
                 let p1 = (p0 + TRANSPOSE_BLOCK).min(points);
                 for ch in 0..c {
                     for p in p0..p1 {
-                        dst[ch * points + p] = src[p * c + ch];
+                        dst[ch * points + p].write(src[p * c + ch]);
                     }
                 }
             }
-        });
-    out
+        })
+    };
+    out.data
 }
 
 /// The truncated spectra of every (sample, channel) field of `x`, laid out `[b][k][c]`.

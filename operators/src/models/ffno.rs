@@ -87,8 +87,15 @@ impl<T: Real> FfnoStack<T> {
 
 impl<T: Real> Layer<T> for FfnoStack<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.forward_owned(x.clone())
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        self.backward_owned(dy.clone())
+    }
+
+    fn forward_owned(&mut self, mut h: Tensor<T>) -> Result<Tensor<T>, NnError> {
         self.sync_shared();
-        let mut h = x.clone();
         for b in &mut self.blocks {
             let mut next = b.ff.forward_owned(b.conv.forward(&h)?)?;
             add_into(&mut next, &h);
@@ -97,8 +104,7 @@ impl<T: Real> Layer<T> for FfnoStack<T> {
         Ok(h)
     }
 
-    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let mut g = dy.clone();
+    fn backward_owned(&mut self, mut g: Tensor<T>) -> Result<Tensor<T>, NnError> {
         for b in self.blocks.iter_mut().rev() {
             let mut dx = b.conv.backward(&b.ff.backward(&g)?)?;
             add_into(&mut dx, &g);
