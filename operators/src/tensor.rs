@@ -39,25 +39,28 @@ pub trait Real:
         c: &mut [MaybeUninit<Self>],
     );
     /// `C ← A·B`, or `C ← C + A·B` with `accumulate`, for row-major `A` (m × k), `B` (k × n)
-    /// and `C` (m × n), by the packing-free kernels of [`crate::kernels`]. Returns false, having
-    /// done nothing, where those have no kernel (then use [`Real::gemm`]).
+    /// and `C` (m × n), plus `bias` on every row when given, by the packing-free kernels of
+    /// [`crate::kernels`]. Returns false, having done nothing, where those have no kernel (then
+    /// use [`Real::gemm`]).
     ///
     /// # Safety
     /// With `accumulate`, the first m·n values of `c` must be initialised.
-    #[allow(unused_variables)]
+    #[allow(unused_variables, clippy::too_many_arguments)]
     unsafe fn rows_product(
         m: usize,
         k: usize,
         n: usize,
         a: &[Self],
         b: &[Self],
+        bias: Option<&[Self]>,
         c: &mut [MaybeUninit<Self>],
         accumulate: bool,
     ) -> bool {
         false
     }
-    /// `D ← D + Xᵀ·G` for row-major `X` (m × k), `G` (m × n) and `D` (k × n), by
-    /// [`crate::kernels`]; false, having done nothing, where they have no kernel.
+    /// `D ← D + Xᵀ·G` for row-major `X` (m × k), `G` (m × n) and `D` (k × n), and
+    /// `s ← s + Σ_rows G` when `s` is given, by [`crate::kernels`]; false, having done nothing,
+    /// where they have no kernel.
     #[allow(unused_variables)]
     fn rows_transposed_product_add(
         m: usize,
@@ -66,6 +69,7 @@ pub trait Real:
         x: &[Self],
         g: &[Self],
         d: &mut [Self],
+        s: Option<&mut [Self]>,
     ) -> bool {
         false
     }
@@ -229,17 +233,19 @@ real_impl!(
     matrixmultiply::sgemm,
     libm::erff,
     normal_cdf_pdf_f32,
+    #[allow(clippy::too_many_arguments)]
     unsafe fn rows_product(
         m: usize,
         k: usize,
         n: usize,
         a: &[f32],
         b: &[f32],
+        bias: Option<&[f32]>,
         c: &mut [MaybeUninit<f32>],
         accumulate: bool,
     ) -> bool {
         // SAFETY: the caller's contract is the kernel's.
-        unsafe { crate::kernels::product(m, k, n, a, b, c, accumulate) }
+        unsafe { crate::kernels::product(m, k, n, a, b, bias, c, accumulate) }
     },
     fn rows_transposed_product_add(
         m: usize,
@@ -248,8 +254,9 @@ real_impl!(
         x: &[f32],
         g: &[f32],
         d: &mut [f32],
+        s: Option<&mut [f32]>,
     ) -> bool {
-        crate::kernels::transposed_product_add(m, k, n, x, g, d)
+        crate::kernels::transposed_product_add(m, k, n, x, g, d, s)
     }
 );
 // f64 (the gradient checks) keeps the exact erf.

@@ -10,17 +10,24 @@ use std::mem::MaybeUninit;
 /// Rows per parallel task in the pointwise matrix products and elementwise maps.
 const CHUNK_ROWS: usize = 4096;
 
-/// `C = A·B (+ C)` over row blocks of A in parallel: A is `rows × k`, B `k × n`, both row-major.
-fn gemm_rows<T: Real>(a: &[T], k: usize, b: &[T], n: usize, c: &mut [T], accumulate: bool) {
-    let beta = if accumulate { T::one() } else { T::zero() };
+/// `C ← C + A·B (+ bias on every row)` over row blocks of A in parallel: A is `rows × k`, B
+/// `k × n`, both row-major.
+fn gemm_rows_add<T: Real>(a: &[T], k: usize, b: &[T], bias: Option<&[T]>, n: usize, c: &mut [T]) {
     c.par_chunks_mut(CHUNK_ROWS * n)
         .zip(a.par_chunks(CHUNK_ROWS * k))
         .for_each(|(c, a)| {
             let rows = a.len() / k.max(1);
             // SAFETY: `c` is initialised, and the kernel writes only values into it.
             let c_uninit = unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) };
-            if unsafe { T::rows_product(rows, k, n, a, b, c_uninit, accumulate) } {
+            if unsafe { T::rows_product(rows, k, n, a, b, bias, c_uninit, true) } {
                 return;
+            }
+            if let Some(bias) = bias {
+                for row in c.chunks_mut(n) {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v = *v + *b;
+                    }
+                }
             }
             T::gemm(
                 rows,
@@ -31,24 +38,55 @@ fn gemm_rows<T: Real>(a: &[T], k: usize, b: &[T], n: usize, c: &mut [T], accumul
                 (k as isize, 1),
                 b,
                 (n as isize, 1),
-                beta,
+                T::one(),
                 c,
                 (n as isize, 1),
             );
         });
 }
 
-/// `A·B` as a new tensor of `shape` (its last axis `n`), over row blocks of A in parallel: A is
-/// `rows × k`, B `k × n`, both row-major. Written straight into fresh memory.
-fn gemm_rows_new<T: Real>(a: &[T], k: usize, b: &[T], n: usize, shape: &[usize]) -> Tensor<T> {
-    // SAFETY: each run of rows is written whole by the product (not accumulating, β = 0).
+/// `A·B (+ bias on every row)` as a new tensor of `shape` (its last axis `n`), over row blocks
+/// of A in parallel: A is `rows × k`, B `k × n`, both row-major. Written straight into fresh
+/// memory.
+fn gemm_rows_new<T: Real>(
+    a: &[T],
+    k: usize,
+    b: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    shape: &[usize],
+) -> Tensor<T> {
+    // SAFETY: each run of rows is written whole: by the kernel, by the product (β = 0), or by the
+    // bias rows before the product adds to them.
     unsafe {
         Tensor::par_written(shape, CHUNK_ROWS * n, |run, c| {
             let rows = c.len() / n;
             let a = &a[run * CHUNK_ROWS * k..][..rows * k];
-            if !T::rows_product(rows, k, n, a, b, c, false) {
-                T::gemm_overwrite(rows, k, n, a, b, (n as isize, 1), c)
+            if T::rows_product(rows, k, n, a, b, bias, c, false) {
+                return;
             }
+            let Some(bias) = bias else {
+                return T::gemm_overwrite(rows, k, n, a, b, (n as isize, 1), c);
+            };
+            for row in c.chunks_mut(n) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    v.write(*b);
+                }
+            }
+            let c = &mut *(c as *mut [MaybeUninit<T>] as *mut [T]);
+            T::gemm(
+                rows,
+                k,
+                n,
+                T::one(),
+                a,
+                (k as isize, 1),
+                b,
+                (n as isize, 1),
+                T::one(),
+                c,
+                (n as isize, 1),
+            );
         })
     }
 }
@@ -113,42 +151,29 @@ impl<T: Real> PointwiseLinear<T> {
         self.check(x, self.c_in, "input")?;
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("a channel axis") = self.c_out;
-        let (ci, co) = (self.c_in, self.c_out);
-        if self.bias.is_empty() {
-            return Ok(gemm_rows_new(&x.data, ci, &self.weight, co, &shape));
-        }
-        // SAFETY: every row gets the bias.
-        let mut y = unsafe {
-            Tensor::par_written(&shape, CHUNK_ROWS * co, |_, y| {
-                for row in y.chunks_mut(co) {
-                    for (v, b) in row.iter_mut().zip(&self.bias) {
-                        v.write(*b);
-                    }
-                }
-            })
-        };
-        gemm_rows(&x.data, ci, &self.weight, co, &mut y.data, true);
-        Ok(y)
+        let bias = (!self.bias.is_empty()).then_some(&self.bias[..]);
+        Ok(gemm_rows_new(
+            &x.data,
+            self.c_in,
+            &self.weight,
+            bias,
+            self.c_out,
+            &shape,
+        ))
     }
 
     /// `out += x·W + b`, keeping nothing.
     pub fn apply_add(&self, x: &Tensor<T>, out: &mut Tensor<T>) -> Result<(), NnError> {
         self.check(x, self.c_in, "input")?;
         self.check(out, self.c_out, "output")?;
-        if !self.bias.is_empty() {
-            for row in out.data.chunks_mut(self.c_out) {
-                for (v, b) in row.iter_mut().zip(&self.bias) {
-                    *v = *v + *b;
-                }
-            }
-        }
-        gemm_rows(
+        let bias = (!self.bias.is_empty()).then_some(&self.bias[..]);
+        gemm_rows_add(
             &x.data,
             self.c_in,
             &self.weight,
+            bias,
             self.c_out,
             &mut out.data,
-            true,
         );
         Ok(())
     }
@@ -157,6 +182,7 @@ impl<T: Real> PointwiseLinear<T> {
     pub fn accumulate_grads(&mut self, x: &Tensor<T>, dy: &Tensor<T>) -> Result<(), NnError> {
         self.check(dy, self.c_out, "output-gradient")?;
         let (ci, co) = (self.c_in, self.c_out);
+        let has_bias = !self.bias.is_empty();
         // Sums of per-block partial products.
         let partial: Vec<(Vec<T>, Vec<T>)> = x
             .data
@@ -165,25 +191,29 @@ impl<T: Real> PointwiseLinear<T> {
             .map(|(xb, gb)| {
                 let rows = xb.len() / ci;
                 let mut dw = vec![T::zero(); ci * co];
-                if !T::rows_transposed_product_add(rows, ci, co, xb, gb, &mut dw) {
-                    T::gemm(
-                        ci,
-                        rows,
-                        co,
-                        T::one(),
-                        xb,
-                        (1, ci as isize),
-                        gb,
-                        (co as isize, 1),
-                        T::zero(),
-                        &mut dw,
-                        (co as isize, 1),
-                    );
+                let mut db = vec![T::zero(); if has_bias { co } else { 0 }];
+                let sums = has_bias.then_some(&mut db[..]);
+                if T::rows_transposed_product_add(rows, ci, co, xb, gb, &mut dw, sums) {
+                    return (dw, db);
                 }
-                let mut db = vec![T::zero(); co];
-                for row in gb.chunks(co) {
-                    for (g, v) in db.iter_mut().zip(row) {
-                        *g = *g + *v;
+                T::gemm(
+                    ci,
+                    rows,
+                    co,
+                    T::one(),
+                    xb,
+                    (1, ci as isize),
+                    gb,
+                    (co as isize, 1),
+                    T::zero(),
+                    &mut dw,
+                    (co as isize, 1),
+                );
+                if has_bias {
+                    for row in gb.chunks(co) {
+                        for (g, v) in db.iter_mut().zip(row) {
+                            *g = *g + *v;
+                        }
                     }
                 }
                 (dw, db)
@@ -193,10 +223,8 @@ impl<T: Real> PointwiseLinear<T> {
             for (g, v) in self.weight_grad.iter_mut().zip(dw) {
                 *g = *g + v;
             }
-            if !self.bias.is_empty() {
-                for (g, v) in self.bias_grad.iter_mut().zip(db) {
-                    *g = *g + v;
-                }
+            for (g, v) in self.bias_grad.iter_mut().zip(db) {
+                *g = *g + v;
             }
         }
         Ok(())
@@ -210,10 +238,10 @@ impl<T: Real> PointwiseLinear<T> {
         let Some(mut dx) = acc else {
             let mut shape = dy.shape.clone();
             *shape.last_mut().expect("a channel axis") = ci;
-            return Ok(gemm_rows_new(&dy.data, co, &wt, ci, &shape));
+            return Ok(gemm_rows_new(&dy.data, co, &wt, None, ci, &shape));
         };
         self.check(&dx, ci, "input-gradient")?;
-        gemm_rows(&dy.data, co, &wt, ci, &mut dx.data, true);
+        gemm_rows_add(&dy.data, co, &wt, None, ci, &mut dx.data);
         Ok(dx)
     }
 }
