@@ -3,7 +3,7 @@
 
 use super::linear::{gelu_backward, gelu_in_place, PointwiseLinear};
 use super::{Layer, Param};
-use crate::tensor::{NnError, Real, Tensor, PARALLEL_CHUNK};
+use crate::tensor::{vectorised, NnError, Real, Tensor, PARALLEL_CHUNK};
 use rayon::prelude::*;
 
 /// Names a sub-layer's parameters `prefix.name`.
@@ -157,11 +157,16 @@ impl<T: Real> SoftGating<T> {
             .par_chunks_mut(rows)
             .zip(x.data.par_chunks(rows))
             .for_each(|(o, xs)| {
-                for (or, xr) in o.chunks_mut(c).zip(xs.chunks(c)) {
-                    for ((v, xv), w) in or.iter_mut().zip(xr).zip(&self.weight) {
-                        *v = *v + *xv * *w;
-                    }
-                }
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (or, xr) in o.chunks_mut(c).zip(xs.chunks(c)) {
+                            for ((v, xv), w) in or.iter_mut().zip(xr).zip(&self.weight) {
+                                *v = *v + *xv * *w;
+                            }
+                        }
+                    },
+                )
             });
         Ok(())
     }
@@ -176,30 +181,54 @@ impl<T: Real> SoftGating<T> {
                 got: format!("{:?}", dy.shape),
             });
         }
-        let mut dx = dy.clone();
+        let n = dy.data.len();
         let rows = (PARALLEL_CHUNK / c).max(1) * c;
         let w = &self.weight;
-        let partial: Vec<Vec<T>> = dx
-            .data
+        // dx is written straight into fresh memory, in the same pass that sums dw.
+        let mut dx = Vec::with_capacity(n);
+        let partial: Vec<Vec<T>> = dx.spare_capacity_mut()[..n]
             .par_chunks_mut(rows)
+            .zip(dy.data.par_chunks(rows))
             .zip(x.data.par_chunks(rows))
-            .map(|(d, xs)| {
+            .map(|((out, d), xs)| {
                 let mut g = vec![T::zero(); c];
-                for (row, xrow) in d.chunks_mut(c).zip(xs.chunks(c)) {
-                    for k in 0..c {
-                        g[k] = g[k] + row[k] * xrow[k];
-                        row[k] = row[k] * w[k];
-                    }
-                }
+                vectorised(
+                    #[inline(always)]
+                    || gate_backward_kernel(out, d, xs, w, &mut g),
+                );
                 g
             })
             .collect();
+        // SAFETY: the kernel wrote one value per gradient value, and the chunks cover all n.
+        unsafe { dx.set_len(n) };
+        let dx = Tensor {
+            shape: dy.shape.clone(),
+            data: dx,
+        };
         for g in partial {
             for (acc, v) in self.weight_grad.iter_mut().zip(g) {
                 *acc = *acc + v;
             }
         }
         Ok(dx)
+    }
+}
+
+/// Per row of `c = w.len()` channels: `out = d ⊙ w` and `g += d ⊙ x`.
+#[inline(always)]
+fn gate_backward_kernel<T: Real>(
+    out: &mut [std::mem::MaybeUninit<T>],
+    d: &[T],
+    x: &[T],
+    w: &[T],
+    g: &mut [T],
+) {
+    let c = w.len();
+    for ((o, dr), xr) in out.chunks_mut(c).zip(d.chunks(c)).zip(x.chunks(c)) {
+        for k in 0..c {
+            g[k] = g[k] + dr[k] * xr[k];
+            o[k].write(dr[k] * w[k]);
+        }
     }
 }
 
