@@ -29,20 +29,26 @@ fn gemm_rows_add<T: Real>(a: &[T], k: usize, b: &[T], bias: Option<&[T]>, n: usi
                     }
                 }
             }
-            T::gemm(
-                rows,
-                k,
-                n,
-                T::one(),
-                a,
-                (k as isize, 1),
-                b,
-                (n as isize, 1),
-                T::one(),
-                c,
-                (n as isize, 1),
-            );
+            gemm_add(rows, k, n, a, b, c);
         });
+}
+
+/// The general GEMM's `C ← C + A·B` for row-major `A` (m × k), `B` (k × n) and `C` (m × n).
+fn gemm_add<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T]) {
+    let row_major = |cols: usize| (cols as isize, 1);
+    T::gemm(
+        m,
+        k,
+        n,
+        T::one(),
+        a,
+        row_major(k),
+        b,
+        row_major(n),
+        T::one(),
+        c,
+        row_major(n),
+    );
 }
 
 /// `A·B (+ bias on every row)` as a new tensor of `shape` (its last axis `n`), over row blocks
@@ -73,19 +79,13 @@ fn gemm_rows_new<T: Real>(
                     v.write(*b);
                 }
             }
-            let c = &mut *(c as *mut [MaybeUninit<T>] as *mut [T]);
-            T::gemm(
+            gemm_add(
                 rows,
                 k,
                 n,
-                T::one(),
                 a,
-                (k as isize, 1),
                 b,
-                (n as isize, 1),
-                T::one(),
-                c,
-                (n as isize, 1),
+                &mut *(c as *mut [MaybeUninit<T>] as *mut [T]),
             );
         })
     }
