@@ -58,29 +58,11 @@ pub fn machine() -> Machine {
     }
 }
 
-/// The git commit of the working tree (with `-dirty` if it has changes), or `unknown` outside a
-/// repository or without git.
+/// The git commit this binary was built from (with `-dirty` if the working tree had changes
+/// then), or `unknown` when it was built outside a repository or without git. Recorded by
+/// `build.rs` at build time, so a long run reports the code it ran even if the tree moves on.
 pub fn commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "HEAD"]) {
-        Some(head) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{head}-dirty")
-            } else {
-                head
-            }
-        }
-        None => "unknown".to_string(),
-    }
+    env!("PDEKIT_BUILD_COMMIT").to_string()
 }
 
 /// The command line as typed.
