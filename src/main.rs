@@ -68,14 +68,17 @@ enum Command {
     /// Score a checkpoint on a dataset (any resolution): relative L2, H1, RMSE and max error per
     /// sample and overall.
     #[command(
-        after_help = "Examples:\n  pdekit evaluate --checkpoint runs/darcy_fno/checkpoint.safetensors --data data/darcy_fno_85.h5\n  pdekit evaluate --checkpoint C --data data/darcy_141.h5 --samples 100   # zero-shot super-resolution"
+        after_help = "Examples:\n  pdekit evaluate --checkpoint runs/darcy_fno/checkpoint.safetensors --data data/darcy_fno_85.h5\n  pdekit evaluate --checkpoint C --data data/darcy_141.h5 --samples 100   # zero-shot super-resolution\n  pdekit evaluate --checkpoint C --data data/ns_64.h5 --start 1000 --subsample 2   # a test split, on every 2nd point"
     )]
     Evaluate {
         #[arg(long)]
         checkpoint: PathBuf,
         #[arg(long)]
         data: PathBuf,
-        /// Evaluate the first N samples (default: all).
+        /// Evaluate from this row on (e.g. a training file's test split: --start 1000).
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        /// Evaluate N samples from --start (default: to the end of the file).
         #[arg(long)]
         samples: Option<usize>,
         /// Evaluate on every K-th grid point of each axis (default 1: the data's grid).
@@ -323,12 +326,18 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
         Command::Evaluate {
             checkpoint,
             data,
+            start,
             samples,
             subsample,
             out,
         } => {
-            let outcome =
-                pipeline::train::evaluate(&checkpoint, &data, samples, subsample, out.as_deref())?;
+            let opts = pipeline::train::EvalOptions {
+                start,
+                samples,
+                subsample,
+                out,
+            };
+            let outcome = pipeline::train::evaluate(&checkpoint, &data, &opts)?;
             reporter.info(format!(
                 "{}\nwrote {}",
                 outcome.table,

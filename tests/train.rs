@@ -195,6 +195,15 @@ fn subsampled_training_and_evaluation_see_the_same_coarse_grid() {
         (test_mean - last_test_l2).abs() <= 1e-4 * last_test_l2,
         "evaluate {test_mean} vs training {last_test_l2}"
     );
+    // --start picks the test rows themselves: the overall mean is then training's test error.
+    let split = evaluate(&["--subsample", "2", "--start", "10"], "split.json");
+    assert_eq!(split["samples"], 4);
+    assert_eq!(split["per_sample"][0]["sample"], 10);
+    let split_mean = split["overall"]["rel_l2"].as_f64().unwrap();
+    assert!(
+        (split_mean - last_test_l2).abs() <= 1e-4 * last_test_l2,
+        "evaluate --start 10: {split_mean} vs training {last_test_l2}"
+    );
     let fine = evaluate(&[], "fine.json");
     assert_eq!(fine["grid"], serde_json::json!([24, 24]));
     assert!(fine["overall"]["rel_l2"].as_f64().unwrap().is_finite());
@@ -209,6 +218,20 @@ fn subsampled_training_and_evaluation_see_the_same_coarse_grid() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--subsample must be at least 1"), "{err}");
+    let (code, _, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--start",
+        "14",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--start 14") && err.contains("holds 14 samples"),
+        "{err}"
+    );
 }
 
 #[test]

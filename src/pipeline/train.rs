@@ -12,7 +12,7 @@ use crate::checkpoint;
 use crate::config::{
     FactorizationName, LossName, ModelPlan, OptimizerName, ScheduleName, TrainPlan,
 };
-use crate::data::{DataError, Dataset};
+use crate::data::Dataset;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -502,13 +502,36 @@ pub struct EvalOutcome {
     pub mean_l2: f64,
 }
 
+/// Which rows and grid `pdekit evaluate` scores, and where it writes the JSON.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The first row scored (e.g. the test split of the training file).
+    pub start: usize,
+    /// How many rows from `start` (default: to the end of the file).
+    pub samples: Option<usize>,
+    /// Every k-th grid point of each axis (1: the data's grid).
+    pub subsample: usize,
+    /// The JSON's path (default: beside the checkpoint).
+    pub out: Option<PathBuf>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            start: 0,
+            samples: None,
+            subsample: 1,
+            out: None,
+        }
+    }
+}
+
 pub fn evaluate(
     checkpoint_path: &Path,
     data: &Path,
-    samples: Option<usize>,
-    subsample: usize,
-    out: Option<&Path>,
+    opts: &EvalOptions,
 ) -> Result<EvalOutcome, PdekitError> {
+    let (start, subsample) = (opts.start, opts.subsample);
     if subsample == 0 {
         return Err(PdekitError::Usage(
             "--subsample must be at least 1 (1 keeps the data's grid)".into(),
@@ -519,13 +542,20 @@ pub fn evaluate(
     let field = |k: &str| loaded.data[k].as_str().unwrap_or("").to_string();
     let input = resolve(&ds, &field("input"), "inputs")?;
     let output = resolve(&ds, &field("output"), "outputs")?;
-    let n = samples.unwrap_or(ds.len()).min(ds.len());
+    if start >= ds.len() {
+        return Err(PdekitError::Usage(format!(
+            "--start {start}: {} holds {} samples (rows 0..{})",
+            data.display(),
+            ds.len(),
+            ds.len()
+        )));
+    }
+    let n = opts
+        .samples
+        .unwrap_or(ds.len() - start)
+        .min(ds.len() - start);
     if n == 0 {
-        return Err(DataError::Corrupt {
-            path: data.to_path_buf(),
-            message: "no samples to evaluate".into(),
-        }
-        .into());
+        return Err(PdekitError::Usage("--samples must be at least 1".into()));
     }
     let dims = data_dims(
         &ds,
@@ -534,8 +564,9 @@ pub fn evaluate(
         loaded.model.spec().dims(),
         &format!("the model of {}", checkpoint_path.display()),
     )?;
-    let x = read_tensor(&ds, &input, 0..n, dims)?.subsample(subsample);
-    let y = read_tensor(&ds, &output, 0..n, dims)?.subsample(subsample);
+    let rows = start..start + n;
+    let x = read_tensor(&ds, &input, rows.clone(), dims)?.subsample(subsample);
+    let y = read_tensor(&ds, &output, rows, dims)?.subsample(subsample);
     let usage = |e: pdekit_operators::tensor::NnError| {
         PdekitError::Usage(format!("{}: {e}", data.display()))
     };
@@ -558,7 +589,7 @@ pub fn evaluate(
             se += d * d;
             max = max.max(d);
         }
-        rows.push(json!({"sample": b, "rel_l2": l2, "rel_h1": h1, "rmse": (se / per as f64).sqrt(), "max_error": max}));
+        rows.push(json!({"sample": start + b, "rel_l2": l2, "rel_h1": h1, "rmse": (se / per as f64).sqrt(), "max_error": max}));
     }
     let mean = |k: &str| {
         rows.iter()
@@ -575,6 +606,7 @@ pub fn evaluate(
         "data": data,
         "grid": x.grid(),
         "subsample": subsample,
+        "start": start,
         "samples": n,
         "input": input,
         "output": output,
@@ -587,10 +619,13 @@ pub fn evaluate(
     let mut stem = data
         .file_stem()
         .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    if start > 0 || n < ds.len() {
+        stem = format!("{stem}-rows{start}-{}", start + n);
+    }
     if subsample > 1 {
         stem = format!("{stem}-subsample{subsample}");
     }
-    let path = out.map(Path::to_path_buf).unwrap_or_else(|| {
+    let path = opts.out.clone().unwrap_or_else(|| {
         checkpoint_path
             .parent()
             .unwrap_or(Path::new("."))
@@ -601,10 +636,11 @@ pub fn evaluate(
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
     )?;
     let table = format!(
-        "{} on {} ({} samples, grid {:?}):\n  relative L2 {:.4e}   relative H1 {:.4e}   RMSE {:.4e}   max error {:.4e}",
+        "{} on {} (rows {}..{}, grid {:?}):\n  relative L2 {:.4e}   relative H1 {:.4e}   RMSE {:.4e}   max error {:.4e}",
         checkpoint_path.display(),
         data.display(),
-        n,
+        start,
+        start + n,
         x.grid(),
         doc["overall"]["rel_l2"].as_f64().unwrap_or(f64::NAN),
         doc["overall"]["rel_h1"].as_f64().unwrap_or(f64::NAN),
