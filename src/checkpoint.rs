@@ -8,6 +8,7 @@
 //! half-written checkpoint.
 
 use crate::data::DataError;
+use pdekit_operators::layers::compose::Embedding;
 use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::layers::Layer;
 use pdekit_operators::models::deeponet::DeepOnetSpec;
@@ -63,6 +64,7 @@ pub fn spec_json(spec: &ModelSpec) -> Value {
             "modes": s.modes,
             "layers": s.layers,
             "domain_padding": s.domain_padding,
+            "embedding": s.embedding.name(),
             "factorization": factorization_json(&s.factorization),
             "seed": s.seed,
         }),
@@ -75,6 +77,7 @@ pub fn spec_json(spec: &ModelSpec) -> Value {
             "ff_expansion": s.ff_expansion,
             "share_weights": s.share_weights,
             "domain_padding": s.domain_padding,
+            "embedding": s.embedding.name(),
             "seed": s.seed,
         }),
         ModelSpec::DeepOnet(s) => json!({
@@ -106,6 +109,13 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
             .ok_or_else(|| format!("model.{k} is missing or not a list of integers"))
     };
     let padding = model["domain_padding"].as_f64().unwrap_or(0.0);
+    // Checkpoints from before the option hold no key: they used the linear embedding.
+    let embedding = match model.get("embedding") {
+        None => Embedding::Linear,
+        Some(v) => v.as_str().and_then(Embedding::from_name).ok_or_else(|| {
+            format!("model.embedding is {v}; expected \"linear\" or \"periodic\"")
+        })?,
+    };
     let seed = model["seed"].as_u64().unwrap_or(0);
     let kind = model["kind"].as_str().unwrap_or("");
     Ok(match kind {
@@ -136,6 +146,7 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
                 modes: ints("modes")?,
                 layers: int("layers")?,
                 domain_padding: padding,
+                embedding,
                 factorization,
                 seed,
             })
@@ -149,6 +160,7 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
             ff_expansion: int("ff_expansion")?,
             share_weights: model["share_weights"].as_bool().unwrap_or(false),
             domain_padding: padding,
+            embedding,
             seed,
         }),
         "deeponet" => ModelSpec::DeepOnet(DeepOnetSpec {
@@ -435,6 +447,7 @@ mod tests {
                 modes: vec![3, 3],
                 layers: 2,
                 domain_padding: 0.0,
+                embedding: Embedding::Linear,
                 factorization,
                 seed: 4,
             })
@@ -452,6 +465,7 @@ mod tests {
                 ff_expansion: 2,
                 share_weights: true,
                 domain_padding: 0.2,
+                embedding: Embedding::Periodic,
                 seed: 2,
             }),
             ModelSpec::DeepOnet(DeepOnetSpec {
@@ -471,6 +485,24 @@ mod tests {
         for spec in specs() {
             round_trip(spec);
         }
+    }
+
+    #[test]
+    fn the_embedding_defaults_to_linear_for_old_checkpoints_and_must_be_known() {
+        let periodic = &specs()[3];
+        let mut v = spec_json(periodic);
+        assert_eq!(v["embedding"], "periodic");
+        v.as_object_mut().unwrap().remove("embedding");
+        match spec_from_json(&v).unwrap() {
+            ModelSpec::Ffno(s) => assert_eq!(s.embedding, Embedding::Linear),
+            other => panic!("{other:?}"),
+        }
+        v["embedding"] = json!("spiral");
+        let err = spec_from_json(&v).unwrap_err();
+        assert!(
+            err.contains("model.embedding") && err.contains("spiral"),
+            "{err}"
+        );
     }
 
     fn round_trip(spec: ModelSpec) {

@@ -66,6 +66,7 @@ pub fn run(
         modes: b.modes.clone(),
         layers: b.layers,
         domain_padding: 0.0,
+        embedding: pdekit_operators::layers::compose::Embedding::Linear,
         factorization: pdekit_operators::layers::factorized::Factorization::Dense,
         seed: 0,
     };

@@ -499,11 +499,23 @@ pub struct TfnoPlan {
     pub layers: usize,
     #[serde(default)]
     pub domain_padding: f64,
+    /// Grid coordinates appended to the input: "linear" (i/n, neuraloperator's) or "periodic"
+    /// (sin and cos of 2πi/n; for periodic problems, where it keeps zero-shot super-resolution).
+    #[serde(default)]
+    pub embedding: EmbeddingName,
     pub factorization: FactorizationName,
     /// Parameters as a fraction of the dense spectral weight's (give this or `ranks`).
     pub rank: Option<f64>,
     /// Explicit ranks: Tucker one per weight axis (modes…, c_in, c_out), CP one.
     pub ranks: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingName {
+    #[default]
+    Linear,
+    Periodic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -528,6 +540,10 @@ pub struct FfnoPlan {
     pub share_weights: bool,
     #[serde(default)]
     pub domain_padding: f64,
+    /// Grid coordinates appended to the input: "linear" (i/n, neuraloperator's) or "periodic"
+    /// (sin and cos of 2πi/n; for periodic problems, where it keeps zero-shot super-resolution).
+    #[serde(default)]
+    pub embedding: EmbeddingName,
 }
 
 fn default_ff_expansion() -> usize {
@@ -557,6 +573,10 @@ pub struct FnoPlan {
     /// Zero padding around the blocks, a fraction of each grid axis (0: none).
     #[serde(default)]
     pub domain_padding: f64,
+    /// Grid coordinates appended to the input: "linear" (i/n, neuraloperator's) or "periodic"
+    /// (sin and cos of 2πi/n; for periodic problems, where it keeps zero-shot super-resolution).
+    #[serde(default)]
+    pub embedding: EmbeddingName,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -10,13 +10,14 @@
 use crate::bench::write_atomic;
 use crate::checkpoint;
 use crate::config::{
-    FactorizationName, LossName, ModelPlan, OptimizerName, ScheduleName, TrainPlan,
+    EmbeddingName, FactorizationName, LossName, ModelPlan, OptimizerName, ScheduleName, TrainPlan,
 };
 use crate::data::Dataset;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
+use pdekit_operators::layers::compose::Embedding;
 use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::models::deeponet::DeepOnetSpec;
 use pdekit_operators::models::ffno::FfnoSpec;
@@ -147,9 +148,16 @@ fn data_dims(
     Ok(dims)
 }
 
+fn embedding(name: EmbeddingName) -> Embedding {
+    match name {
+        EmbeddingName::Linear => Embedding::Linear,
+        EmbeddingName::Periodic => Embedding::Periodic,
+    }
+}
+
 /// The model spec a `[train]` plan asks for, with the data's channel counts.
 fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: u64) -> ModelSpec {
-    let fno = |width, modes: &Vec<usize>, layers, domain_padding, factorization| {
+    let fno = |width, modes: &Vec<usize>, layers, domain_padding, emb, factorization| {
         ModelSpec::Fno(FnoSpec {
             in_channels,
             out_channels,
@@ -157,6 +165,7 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
             modes: modes.clone(),
             layers,
             domain_padding,
+            embedding: embedding(emb),
             factorization,
             seed,
         })
@@ -167,6 +176,7 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
             &p.modes,
             p.layers,
             p.domain_padding,
+            p.embedding,
             Factorization::Dense,
         ),
         ModelPlan::Tfno(p) => {
@@ -179,7 +189,14 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
                 FactorizationName::Tucker => Factorization::Tucker(rank),
                 FactorizationName::Cp => Factorization::Cp(rank),
             };
-            fno(p.width, &p.modes, p.layers, p.domain_padding, factorization)
+            fno(
+                p.width,
+                &p.modes,
+                p.layers,
+                p.domain_padding,
+                p.embedding,
+                factorization,
+            )
         }
         ModelPlan::Ffno(p) => ModelSpec::Ffno(FfnoSpec {
             in_channels,
@@ -190,6 +207,7 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
             ff_expansion: p.ff_expansion,
             share_weights: p.share_weights,
             domain_padding: p.domain_padding,
+            embedding: embedding(p.embedding),
             seed,
         }),
         ModelPlan::Deeponet(p) => ModelSpec::DeepOnet(DeepOnetSpec {

@@ -270,31 +270,84 @@ impl<T: Real> Layer<T> for SoftGating<T> {
     }
 }
 
-/// Appends the grid coordinates in [0, 1] (one channel per axis), as neuraloperator's
-/// `GridEmbeddingND`.
+/// Which grid coordinates a grid operator appends to its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Embedding {
+    /// `i / n` on each axis (one channel per axis), as neuraloperator's `GridEmbeddingND`. On a
+    /// periodic grid this is a sawtooth: its jump at the boundary aliases differently on grids of
+    /// different size, which costs zero-shot super-resolution.
+    #[default]
+    Linear,
+    /// `sin(2π i / n)` and `cos(2π i / n)` on each axis (two channels per axis): smooth and
+    /// periodic, so a model trained on one grid of a periodic problem sees the same features
+    /// on a finer one.
+    Periodic,
+}
+
+impl Embedding {
+    /// Channels appended for a grid of `dims` axes.
+    pub fn channels(self, dims: usize) -> usize {
+        match self {
+            Embedding::Linear => dims,
+            Embedding::Periodic => 2 * dims,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Embedding::Linear => "linear",
+            Embedding::Periodic => "periodic",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "linear" => Some(Embedding::Linear),
+            "periodic" => Some(Embedding::Periodic),
+            _ => None,
+        }
+    }
+}
+
+/// Appends the grid coordinates of an [`Embedding`] to every point's channels.
 #[derive(Debug, Clone, Default)]
 pub struct GridEmbedding {
+    pub kind: Embedding,
     channels: usize,
+}
+
+impl GridEmbedding {
+    pub fn new(kind: Embedding) -> Self {
+        Self { kind, channels: 0 }
+    }
 }
 
 impl<T: Real> Layer<T> for GridEmbedding {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
         let grid = x.grid().to_vec();
         let (c, d) = (x.channels(), grid.len());
+        let e = self.kind.channels(d);
         self.channels = c;
         let mut shape = x.shape.clone();
-        *shape.last_mut().expect("a channel axis") = c + d;
+        *shape.last_mut().expect("a channel axis") = c + e;
         let mut y = Tensor::zeros(&shape);
         let points: usize = grid.iter().product();
-        for (p, (src, dst)) in x.data.chunks(c).zip(y.data.chunks_mut(c + d)).enumerate() {
+        for (p, (src, dst)) in x.data.chunks(c).zip(y.data.chunks_mut(c + e)).enumerate() {
             dst[..c].copy_from_slice(src);
             let mut rest = p % points;
             for a in (0..d).rev() {
                 let i = rest % grid[a];
                 rest /= grid[a];
-                // The coordinate of point i on a grid of n points over [0, 1), as linspace(0, 1,
-                // n + 1)[:-1] in neuraloperator.
-                dst[c + a] = T::lit(i as f64 / grid[a] as f64);
+                // Point i of n over [0, 1), as linspace(0, 1, n + 1)[:-1] in neuraloperator.
+                let u = i as f64 / grid[a] as f64;
+                match self.kind {
+                    Embedding::Linear => dst[c + a] = T::lit(u),
+                    Embedding::Periodic => {
+                        let (sin, cos) = (std::f64::consts::TAU * u).sin_cos();
+                        dst[c + 2 * a] = T::lit(sin);
+                        dst[c + 2 * a + 1] = T::lit(cos);
+                    }
+                }
             }
         }
         Ok(y)
@@ -302,12 +355,12 @@ impl<T: Real> Layer<T> for GridEmbedding {
 
     fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
         let c = self.channels;
-        let d = dy.shape.len() - 2;
+        let e = self.kind.channels(dy.shape.len() - 2);
         let mut shape = dy.shape.clone();
         *shape.last_mut().expect("a channel axis") = c;
         let data = dy
             .data
-            .chunks(c + d)
+            .chunks(c + e)
             .flat_map(|row| row[..c].iter().copied())
             .collect();
         Tensor::from_vec(&shape, data)
@@ -425,5 +478,38 @@ mod tests {
         assert!(check(&mut gate, &random(&[2, 4, 3], 1)) < 1e-7);
         let mut emb = GridEmbedding::default();
         assert!(check(&mut emb, &random(&[2, 3, 4, 2], 2)) < 1e-7);
+        let mut emb = GridEmbedding::new(Embedding::Periodic);
+        assert!(check(&mut emb, &random(&[2, 3, 4, 2], 2)) < 1e-7);
+    }
+
+    #[test]
+    fn grid_embeddings_append_the_coordinates_of_each_point() {
+        // One sample on a 2 × 4 grid, one channel holding 10 + point index.
+        let x = Tensor::<f64>::from_vec(&[1, 2, 4, 1], (0..8).map(|p| 10.0 + p as f64).collect())
+            .unwrap();
+        let linear = GridEmbedding::default().forward(&x).unwrap();
+        assert_eq!(linear.shape, vec![1, 2, 4, 3]);
+        // Point (1, 3): u = 1/2 on the first axis, 3/4 on the second.
+        assert_eq!(&linear.data[7 * 3..8 * 3], &[17.0, 0.5, 0.75]);
+        let periodic = GridEmbedding::new(Embedding::Periodic).forward(&x).unwrap();
+        assert_eq!(periodic.shape, vec![1, 2, 4, 5]);
+        let row = &periodic.data[7 * 5..8 * 5];
+        // sin, cos of 2π·(1/2), then of 2π·(3/4).
+        let want = [17.0, 0.0, -1.0, -1.0, 0.0];
+        for (g, w) in row.iter().zip(want) {
+            assert!((g - w).abs() < 1e-15, "{row:?}");
+        }
+        // Periodic features agree on the points two grids share (every other point of 8 is 4's).
+        let fine = Tensor::<f64>::zeros(&[1, 8, 1]);
+        let coarse = Tensor::<f64>::zeros(&[1, 4, 1]);
+        let mut emb = GridEmbedding::new(Embedding::Periodic);
+        let (f, c) = (emb.forward(&fine).unwrap(), emb.forward(&coarse).unwrap());
+        for j in 0..4 {
+            for k in 0..3 {
+                assert!((f.data[2 * j * 3 + k] - c.data[j * 3 + k]).abs() < 1e-15);
+            }
+        }
+        assert_eq!(Embedding::from_name("periodic"), Some(Embedding::Periodic));
+        assert_eq!(Embedding::from_name("sawtooth"), None);
     }
 }

@@ -11,9 +11,9 @@
 //! only the first block's, copies them into the others before each forward pass and gathers the
 //! others' gradients into the first's after each backward pass.
 
-use super::fno::GridOperator;
+use super::fno::{GridFrame, GridOperator};
 use crate::layers::axes::AxisSpectralConv;
-use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp};
+use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp, Embedding};
 use crate::layers::linear::PointwiseLinear;
 use crate::layers::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
@@ -30,6 +30,8 @@ pub struct FfnoSpec {
     pub ff_expansion: usize,
     pub share_weights: bool,
     pub domain_padding: f64,
+    /// The grid coordinates appended to the input.
+    pub embedding: Embedding,
     pub seed: u64,
 }
 
@@ -151,10 +153,12 @@ impl<T: Real> Ffno<T> {
                 })
             })
             .collect::<Result<Vec<_>, NnError>>()?;
-        let lifting = PointwiseLinear::new(spec.in_channels + spec.modes.len(), w, true, s);
+        let dims = spec.modes.len();
+        let lifting =
+            PointwiseLinear::new(spec.in_channels + spec.embedding.channels(dims), w, true, s);
         let net = GridOperator::new(
             "ffno",
-            spec.modes.len(),
+            dims,
             spec.in_channels,
             Box::new(lifting),
             Box::new(FfnoStack {
@@ -162,7 +166,10 @@ impl<T: Real> Ffno<T> {
                 share: spec.share_weights,
             }),
             channel_mlp(w, 2 * w, spec.out_channels, s + 999),
-            spec.domain_padding,
+            GridFrame {
+                embedding: spec.embedding,
+                domain_padding: spec.domain_padding,
+            },
         );
         Ok(Self { spec, net })
     }
@@ -197,6 +204,7 @@ mod tests {
             ff_expansion: 2,
             share_weights: share,
             domain_padding: 0.0,
+            embedding: Embedding::Linear,
             seed: 4,
         }
     }

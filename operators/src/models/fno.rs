@@ -13,7 +13,8 @@
 //! this is the TFNO (Kossaifi et al., 2023).
 
 use crate::layers::compose::{
-    channel_mlp, prefixed, ChannelMlp, DomainPadding, GridEmbedding, Sequential, SoftGating,
+    channel_mlp, prefixed, ChannelMlp, DomainPadding, Embedding, GridEmbedding, Sequential,
+    SoftGating,
 };
 use crate::layers::factorized::Factorization;
 use crate::layers::linear::{gelu_backward, gelu_in_place, PointwiseLinear};
@@ -125,6 +126,8 @@ pub struct FnoSpec {
     /// Zero-pad every grid axis by this fraction around the FNO blocks (0: none), for
     /// non-periodic problems.
     pub domain_padding: f64,
+    /// The grid coordinates appended to the input.
+    pub embedding: Embedding,
     /// How the spectral weights are stored: dense (FNO) or Tucker/CP (TFNO).
     pub factorization: Factorization,
     pub seed: u64,
@@ -184,15 +187,24 @@ impl<T: Real> Fno<T> {
                 )?),
             ));
         }
-        let lifting = channel_mlp(spec.in_channels + spec.modes.len(), 2 * w, w, s);
+        let dims = spec.modes.len();
+        let lifting = channel_mlp(
+            spec.in_channels + spec.embedding.channels(dims),
+            2 * w,
+            w,
+            s,
+        );
         let net = GridOperator::new(
             "fno",
-            spec.modes.len(),
+            dims,
             spec.in_channels,
             Box::new(lifting),
             Box::new(Sequential { layers: blocks }),
             channel_mlp(w, 2 * w, spec.out_channels, s + 999),
-            spec.domain_padding,
+            GridFrame {
+                embedding: spec.embedding,
+                domain_padding: spec.domain_padding,
+            },
         );
         Ok(Self { spec, net })
     }
@@ -215,6 +227,14 @@ impl<T: Real> Layer<T> for Fno<T> {
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         self.net.parameters()
     }
+}
+
+/// How a grid operator frames its grid: the coordinates it appends to the input, and the zero
+/// padding around its blocks (a fraction of each axis; 0: none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridFrame {
+    pub embedding: Embedding,
+    pub domain_padding: f64,
 }
 
 /// The shape every grid operator here shares: grid embedding and lifting, blocks (on a
@@ -240,10 +260,14 @@ impl<T: Real> GridOperator<T> {
         lifting: Box<dyn Layer<T>>,
         blocks: Box<dyn Layer<T>>,
         projection: ChannelMlp<T>,
-        domain_padding: f64,
+        frame: GridFrame,
     ) -> Self {
+        let domain_padding = frame.domain_padding;
         let front: Vec<(String, Box<dyn Layer<T>>)> = vec![
-            ("embedding".into(), Box::new(GridEmbedding::default())),
+            (
+                "embedding".into(),
+                Box::new(GridEmbedding::new(frame.embedding)),
+            ),
             ("lifting".into(), lifting),
         ];
         Self {
@@ -318,6 +342,7 @@ mod tests {
             modes: vec![3],
             layers: 2,
             domain_padding: 0.0,
+            embedding: Embedding::Linear,
             factorization: Factorization::Dense,
             seed: 7,
         })
@@ -332,12 +357,28 @@ mod tests {
             modes: vec![2, 2],
             layers: 1,
             domain_padding: 0.25,
+            embedding: Embedding::Linear,
             factorization: Factorization::Dense,
             seed: 2,
         })
         .unwrap();
         let worst = check(&mut padded, &random(&[1, 6, 8, 1], 6));
         assert!(worst < 1e-6, "padded fno: {worst:e}");
+        // With the periodic embedding (two coordinate channels per axis).
+        let mut periodic = Fno::<f64>::new(FnoSpec {
+            in_channels: 2,
+            out_channels: 1,
+            width: 3,
+            modes: vec![2, 2],
+            layers: 2,
+            domain_padding: 0.0,
+            embedding: Embedding::Periodic,
+            factorization: Factorization::Dense,
+            seed: 9,
+        })
+        .unwrap();
+        let worst = check(&mut periodic, &random(&[2, 6, 5, 2], 7));
+        assert!(worst < 1e-6, "periodic fno: {worst:e}");
         let names: Vec<String> = fno.parameters().iter().map(|p| p.name.clone()).collect();
         assert!(
             names.contains(&"blocks.1.conv.weight".to_string()),
@@ -361,6 +402,7 @@ mod tests {
             modes: vec![12, 12],
             layers: 4,
             domain_padding: 0.0,
+            embedding: Embedding::Linear,
             factorization: Factorization::Dense,
             seed: 0,
         })

@@ -183,6 +183,7 @@ mod tests {
             modes: vec![6],
             layers: 2,
             domain_padding: 0.0,
+            embedding: crate::layers::compose::Embedding::Linear,
             factorization: crate::layers::factorized::Factorization::Dense,
             seed: 1,
         })
