@@ -8,7 +8,7 @@
 //! half-written checkpoint.
 
 use crate::data::DataError;
-use pdekit_operators::layers::compose::Embedding;
+use pdekit_operators::layers::compose::{Embedding, PaddingMode};
 use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::layers::Layer;
 use pdekit_operators::models::deeponet::DeepOnetSpec;
@@ -64,6 +64,7 @@ pub fn spec_json(spec: &ModelSpec) -> Value {
             "modes": s.modes,
             "layers": s.layers,
             "domain_padding": s.domain_padding,
+            "domain_padding_mode": s.padding_mode.name(),
             "embedding": s.embedding.name(),
             "factorization": factorization_json(&s.factorization),
             "seed": s.seed,
@@ -77,6 +78,7 @@ pub fn spec_json(spec: &ModelSpec) -> Value {
             "ff_expansion": s.ff_expansion,
             "share_weights": s.share_weights,
             "domain_padding": s.domain_padding,
+            "domain_padding_mode": s.padding_mode.name(),
             "embedding": s.embedding.name(),
             "seed": s.seed,
         }),
@@ -109,11 +111,27 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
             .ok_or_else(|| format!("model.{k} is missing or not a list of integers"))
     };
     let padding = model["domain_padding"].as_f64().unwrap_or(0.0);
-    // Checkpoints from before the option hold no key: they used the linear embedding.
-    let embedding = match model.get("embedding") {
+    // Checkpoints from before these options hold no keys: they used the linear embedding and
+    // one-sided padding.
+    let named = |key: &str, expected: &str| -> Result<Option<&str>, String> {
+        match model.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| format!("model.{key} is {v}; expected {expected}")),
+        }
+    };
+    let embedding = match named("embedding", "\"linear\" or \"periodic\"")? {
         None => Embedding::Linear,
-        Some(v) => v.as_str().and_then(Embedding::from_name).ok_or_else(|| {
-            format!("model.embedding is {v}; expected \"linear\" or \"periodic\"")
+        Some(n) => Embedding::from_name(n).ok_or_else(|| {
+            format!("model.embedding is \"{n}\"; expected \"linear\" or \"periodic\"")
+        })?,
+    };
+    let padding_mode = match named("domain_padding_mode", "\"one-sided\" or \"symmetric\"")? {
+        None => PaddingMode::OneSided,
+        Some(n) => PaddingMode::from_name(n).ok_or_else(|| {
+            format!("model.domain_padding_mode is \"{n}\"; expected \"one-sided\" or \"symmetric\"")
         })?,
     };
     let seed = model["seed"].as_u64().unwrap_or(0);
@@ -146,6 +164,7 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
                 modes: ints("modes")?,
                 layers: int("layers")?,
                 domain_padding: padding,
+                padding_mode,
                 embedding,
                 factorization,
                 seed,
@@ -160,6 +179,7 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
             ff_expansion: int("ff_expansion")?,
             share_weights: model["share_weights"].as_bool().unwrap_or(false),
             domain_padding: padding,
+            padding_mode,
             embedding,
             seed,
         }),
@@ -447,6 +467,7 @@ mod tests {
                 modes: vec![3, 3],
                 layers: 2,
                 domain_padding: 0.0,
+                padding_mode: PaddingMode::OneSided,
                 embedding: Embedding::Linear,
                 factorization,
                 seed: 4,
@@ -465,6 +486,7 @@ mod tests {
                 ff_expansion: 2,
                 share_weights: true,
                 domain_padding: 0.2,
+                padding_mode: PaddingMode::Symmetric,
                 embedding: Embedding::Periodic,
                 seed: 2,
             }),
@@ -488,13 +510,18 @@ mod tests {
     }
 
     #[test]
-    fn the_embedding_defaults_to_linear_for_old_checkpoints_and_must_be_known() {
+    fn embedding_and_padding_mode_default_for_old_checkpoints_and_must_be_known() {
         let periodic = &specs()[3];
         let mut v = spec_json(periodic);
         assert_eq!(v["embedding"], "periodic");
+        assert_eq!(v["domain_padding_mode"], "symmetric");
         v.as_object_mut().unwrap().remove("embedding");
+        v.as_object_mut().unwrap().remove("domain_padding_mode");
         match spec_from_json(&v).unwrap() {
-            ModelSpec::Ffno(s) => assert_eq!(s.embedding, Embedding::Linear),
+            ModelSpec::Ffno(s) => {
+                assert_eq!(s.embedding, Embedding::Linear);
+                assert_eq!(s.padding_mode, PaddingMode::OneSided);
+            }
             other => panic!("{other:?}"),
         }
         v["embedding"] = json!("spiral");
@@ -503,6 +530,10 @@ mod tests {
             err.contains("model.embedding") && err.contains("spiral"),
             "{err}"
         );
+        v["embedding"] = json!("linear");
+        v["domain_padding_mode"] = json!(3);
+        let err = spec_from_json(&v).unwrap_err();
+        assert!(err.contains("model.domain_padding_mode is 3"), "{err}");
     }
 
     fn round_trip(spec: ModelSpec) {

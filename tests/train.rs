@@ -281,6 +281,15 @@ fn train_and_evaluate_refuse_bad_input_clearly() {
         "train.fno.embedding",
         "unknown variant `sawtooth`",
     );
+    common::assert_config_error(
+        &format!(
+            "{}domain_padding_mode = \"both\"\n",
+            train_config("d.h5", 1, "o", "")
+        ),
+        14,
+        "train.fno.domain_padding_mode",
+        "unknown variant `both`, expected `one-sided` or `symmetric`",
+    );
     // A missing or corrupt checkpoint.
     let (code, _, err) = common::run(&[
         "evaluate",
@@ -321,7 +330,7 @@ fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() 
     let models = [
         ("tfno", "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"tucker\"\nrank = 0.3\n"),
         ("cp", "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"cp\"\nranks = [5]\n"),
-        ("ffno", "[train.ffno]\nwidth = 6\nmodes = [4, 4]\nlayers = 3\nshare_weights = true\ndomain_padding = 0.1\nembedding = \"periodic\"\n"),
+        ("ffno", "[train.ffno]\nwidth = 6\nmodes = [4, 4]\nlayers = 3\nshare_weights = true\ndomain_padding = 0.1\ndomain_padding_mode = \"symmetric\"\nembedding = \"periodic\"\n"),
         ("deeponet", "[train.deeponet]\nsensors = [8, 8]\nbranch = [16]\ntrunk = [16, 16]\nbasis = 8\n"),
     ];
     for (name, table) in models {

@@ -66,6 +66,7 @@ pub fn run(
         modes: b.modes.clone(),
         layers: b.layers,
         domain_padding: 0.0,
+        padding_mode: pdekit_operators::layers::compose::PaddingMode::OneSided,
         embedding: pdekit_operators::layers::compose::Embedding::Linear,
         factorization: pdekit_operators::layers::factorized::Factorization::Dense,
         seed: 0,

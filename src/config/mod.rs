@@ -503,11 +503,23 @@ pub struct TfnoPlan {
     /// (sin and cos of 2πi/n; for periodic problems, where it keeps zero-shot super-resolution).
     #[serde(default)]
     pub embedding: EmbeddingName,
+    /// Where the padding goes: "one-sided" (after the last point; the FNO paper's code) or
+    /// "symmetric" (both ends; neuraloperator 2.x).
+    #[serde(default)]
+    pub domain_padding_mode: PaddingModeName,
     pub factorization: FactorizationName,
     /// Parameters as a fraction of the dense spectral weight's (give this or `ranks`).
     pub rank: Option<f64>,
     /// Explicit ranks: Tucker one per weight axis (modes…, c_in, c_out), CP one.
     pub ranks: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaddingModeName {
+    #[default]
+    OneSided,
+    Symmetric,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
@@ -544,6 +556,10 @@ pub struct FfnoPlan {
     /// (sin and cos of 2πi/n; for periodic problems, where it keeps zero-shot super-resolution).
     #[serde(default)]
     pub embedding: EmbeddingName,
+    /// Where the padding goes: "one-sided" (after the last point; the FNO paper's code) or
+    /// "symmetric" (both ends; neuraloperator 2.x).
+    #[serde(default)]
+    pub domain_padding_mode: PaddingModeName,
 }
 
 fn default_ff_expansion() -> usize {
@@ -577,6 +593,10 @@ pub struct FnoPlan {
     /// (sin and cos of 2πi/n; for periodic problems, where it keeps zero-shot super-resolution).
     #[serde(default)]
     pub embedding: EmbeddingName,
+    /// Where the padding goes: "one-sided" (after the last point; the FNO paper's code) or
+    /// "symmetric" (both ends; neuraloperator 2.x).
+    #[serde(default)]
+    pub domain_padding_mode: PaddingModeName,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

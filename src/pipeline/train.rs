@@ -10,14 +10,15 @@
 use crate::bench::write_atomic;
 use crate::checkpoint;
 use crate::config::{
-    EmbeddingName, FactorizationName, LossName, ModelPlan, OptimizerName, ScheduleName, TrainPlan,
+    EmbeddingName, FactorizationName, LossName, ModelPlan, OptimizerName, PaddingModeName,
+    ScheduleName, TrainPlan,
 };
 use crate::data::Dataset;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
-use pdekit_operators::layers::compose::Embedding;
+use pdekit_operators::layers::compose::{Embedding, PaddingMode};
 use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::models::deeponet::DeepOnetSpec;
 use pdekit_operators::models::ffno::FfnoSpec;
@@ -155,27 +156,36 @@ fn embedding(name: EmbeddingName) -> Embedding {
     }
 }
 
+fn padding_mode(name: PaddingModeName) -> PaddingMode {
+    match name {
+        PaddingModeName::OneSided => PaddingMode::OneSided,
+        PaddingModeName::Symmetric => PaddingMode::Symmetric,
+    }
+}
+
 /// The model spec a `[train]` plan asks for, with the data's channel counts.
 fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: u64) -> ModelSpec {
-    let fno = |width, modes: &Vec<usize>, layers, domain_padding, emb, factorization| {
-        ModelSpec::Fno(FnoSpec {
-            in_channels,
-            out_channels,
-            width,
-            modes: modes.clone(),
-            layers,
-            domain_padding,
-            embedding: embedding(emb),
-            factorization,
-            seed,
-        })
-    };
+    let fno =
+        |width, modes: &Vec<usize>, layers, padding: (f64, PaddingModeName), emb, factorization| {
+            ModelSpec::Fno(FnoSpec {
+                in_channels,
+                out_channels,
+                width,
+                modes: modes.clone(),
+                layers,
+                domain_padding: padding.0,
+                padding_mode: padding_mode(padding.1),
+                embedding: embedding(emb),
+                factorization,
+                seed,
+            })
+        };
     match model {
         ModelPlan::Fno(p) => fno(
             p.width,
             &p.modes,
             p.layers,
-            p.domain_padding,
+            (p.domain_padding, p.domain_padding_mode),
             p.embedding,
             Factorization::Dense,
         ),
@@ -193,7 +203,7 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
                 p.width,
                 &p.modes,
                 p.layers,
-                p.domain_padding,
+                (p.domain_padding, p.domain_padding_mode),
                 p.embedding,
                 factorization,
             )
@@ -207,6 +217,7 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
             ff_expansion: p.ff_expansion,
             share_weights: p.share_weights,
             domain_padding: p.domain_padding,
+            padding_mode: padding_mode(p.domain_padding_mode),
             embedding: embedding(p.embedding),
             seed,
         }),

@@ -371,9 +371,14 @@ impl<T: Real> Layer<T> for GridEmbedding {
     }
 }
 
-/// Copies the grid block of `x` into a tensor of grid `grid` (both start at index 0 on every
-/// axis; the smaller extent per axis is copied, the rest is zero).
-fn resize_grid<T: Real>(x: &Tensor<T>, grid: &[usize]) -> Tensor<T> {
+/// Copies the grid block of `x` that starts at `from_at` into a zero tensor of grid `grid`,
+/// starting at `to_at` (per axis; the largest block that fits in both is copied).
+fn resize_grid<T: Real>(
+    x: &Tensor<T>,
+    grid: &[usize],
+    from_at: &[usize],
+    to_at: &[usize],
+) -> Tensor<T> {
     let c = x.channels();
     let from = x.grid().to_vec();
     let mut shape = vec![x.shape[0]];
@@ -381,14 +386,14 @@ fn resize_grid<T: Real>(x: &Tensor<T>, grid: &[usize]) -> Tensor<T> {
     shape.push(c);
     let mut y = Tensor::zeros(&shape);
     let d = grid.len();
-    let common: Vec<usize> = (0..d).map(|k| from[k].min(grid[k])).collect();
+    let common: Vec<usize> = (0..d)
+        .map(|k| (from[k] - from_at[k]).min(grid[k] - to_at[k]))
+        .collect();
     let lines: usize = x.shape[0] * common[..d - 1].iter().product::<usize>();
     let run = common[d - 1] * c;
     for line in 0..lines {
         // Multi-index of the line over (batch, common axes but the last).
         let mut rest = line;
-        let mut src = 0;
-        let mut dst = 0;
         let mut idx = vec![0usize; d - 1];
         for k in (0..d - 1).rev() {
             idx[k] = rest % common[k];
@@ -396,9 +401,10 @@ fn resize_grid<T: Real>(x: &Tensor<T>, grid: &[usize]) -> Tensor<T> {
         }
         let b = rest;
         let (mut s_stride, mut d_stride) = (from[d - 1] * c, grid[d - 1] * c);
+        let (mut src, mut dst) = (from_at[d - 1] * c, to_at[d - 1] * c);
         for k in (0..d - 1).rev() {
-            src += idx[k] * s_stride;
-            dst += idx[k] * d_stride;
+            src += (idx[k] + from_at[k]) * s_stride;
+            dst += (idx[k] + to_at[k]) * d_stride;
             s_stride *= from[k];
             d_stride *= grid[k];
         }
@@ -409,44 +415,88 @@ fn resize_grid<T: Real>(x: &Tensor<T>, grid: &[usize]) -> Tensor<T> {
     y
 }
 
-/// Zero padding at the end of every grid axis by `round(fraction · n)` points, for problems that
-/// are not periodic (neuraloperator's one-sided domain padding), and the crop that undoes it.
+/// Where [`DomainPadding`] puts its zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PaddingMode {
+    /// `round(fraction · n)` points after the last on every axis: the FNO paper's code (85
+    /// points get 9).
+    #[default]
+    OneSided,
+    /// `round(fraction · n)` points before the first and after the last (ties to even, as
+    /// Python rounds): neuraloperator 2.x (85 points get 8 on each side). Zero-shot
+    /// super-resolution holds up better: the jump to zero is away from both edges.
+    Symmetric,
+}
+
+impl PaddingMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            PaddingMode::OneSided => "one-sided",
+            PaddingMode::Symmetric => "symmetric",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "one-sided" => Some(PaddingMode::OneSided),
+            "symmetric" => Some(PaddingMode::Symmetric),
+            _ => None,
+        }
+    }
+}
+
+/// Zero padding of every grid axis by a fraction of its points, for problems that are not
+/// periodic, and the crop that undoes it.
 #[derive(Debug, Clone, Default)]
 pub struct DomainPadding {
     pub fraction: f64,
+    pub mode: PaddingMode,
     original: Vec<usize>,
+    /// Zero points before the first on each axis (0 unless symmetric).
+    before: Vec<usize>,
 }
 
 impl DomainPadding {
-    pub fn new(fraction: f64) -> Self {
+    pub fn new(fraction: f64, mode: PaddingMode) -> Self {
         Self {
             fraction,
+            mode,
             original: Vec::new(),
+            before: Vec::new(),
         }
     }
 
     pub fn pad<T: Real>(&mut self, x: &Tensor<T>) -> Tensor<T> {
         self.original = x.grid().to_vec();
-        let padded: Vec<usize> = self
-            .original
-            .iter()
-            .map(|&n| n + (self.fraction * n as f64).round() as usize)
-            .collect();
-        resize_grid(x, &padded)
+        let d = self.original.len();
+        let mut padded = self.original.clone();
+        self.before = vec![0; d];
+        for (k, n) in padded.iter_mut().enumerate() {
+            let f = self.fraction * *n as f64;
+            match self.mode {
+                PaddingMode::OneSided => *n += f.round() as usize,
+                PaddingMode::Symmetric => {
+                    let p = f.round_ties_even() as usize;
+                    self.before[k] = p;
+                    *n += 2 * p;
+                }
+            }
+        }
+        resize_grid(x, &padded, &vec![0; d], &self.before)
     }
 
     pub fn crop<T: Real>(&self, x: &Tensor<T>) -> Tensor<T> {
-        resize_grid(x, &self.original)
+        resize_grid(x, &self.original, &self.before, &vec![0; self.before.len()])
     }
 
     /// The gradient through [`Self::pad`]: the crop.
     pub fn pad_backward<T: Real>(&self, dy: &Tensor<T>) -> Tensor<T> {
-        resize_grid(dy, &self.original)
+        self.crop(dy)
     }
 
     /// The gradient through [`Self::crop`]: zeros on the padding.
     pub fn crop_backward<T: Real>(&self, dy: &Tensor<T>, padded: &[usize]) -> Tensor<T> {
-        resize_grid(dy, padded)
+        resize_grid(dy, padded, &vec![0; self.before.len()], &self.before)
     }
 }
 
@@ -458,7 +508,7 @@ mod tests {
     #[test]
     fn padding_then_cropping_is_the_identity_and_pads_with_zeros() {
         let x = random(&[2, 3, 5, 2], 7);
-        let mut pad = DomainPadding::new(0.4);
+        let mut pad = DomainPadding::new(0.4, PaddingMode::OneSided);
         let p = pad.pad(&x);
         assert_eq!(p.shape, vec![2, 4, 7, 2]);
         assert_eq!(pad.crop(&p), x);
@@ -469,6 +519,38 @@ mod tests {
         };
         assert_eq!(at(&p, 1, 3, 6, 1), 0.0);
         assert_eq!(at(&p, 1, 2, 4, 1), at(&x, 1, 2, 4, 1));
+        // Symmetric: round(0.4 · 3) = 1 and round(0.4 · 5) = 2 zeros on each side; x's point
+        // (i, j) lands at (i + 1, j + 2), and the border is zero.
+        let mut sym = DomainPadding::new(0.4, PaddingMode::Symmetric);
+        let q = sym.pad(&x);
+        assert_eq!(q.shape, vec![2, 5, 9, 2]);
+        assert_eq!(sym.crop(&q), x);
+        for b in 0..2 {
+            for i in 0..5 {
+                for j in 0..9 {
+                    for c in 0..2 {
+                        let inside = (1..4).contains(&i) && (2..7).contains(&j);
+                        let want = if inside {
+                            at(&x, b, i - 1, j - 2, c)
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(at(&q, b, i, j, c), want, "({b}, {i}, {j}, {c})");
+                    }
+                }
+            }
+        }
+        // Ties go to even, as neuraloperator's Python `round`: 85 · 0.1 = 8.5 → 8 a side.
+        let wide = Tensor::<f64>::zeros(&[1, 85, 1]);
+        let mut sym = DomainPadding::new(0.1, PaddingMode::Symmetric);
+        assert_eq!(sym.pad(&wide).shape, vec![1, 101, 1]);
+        let mut one = DomainPadding::new(0.1, PaddingMode::OneSided);
+        assert_eq!(one.pad(&wide).shape, vec![1, 94, 1]);
+        assert_eq!(
+            PaddingMode::from_name("symmetric"),
+            Some(PaddingMode::Symmetric)
+        );
+        assert_eq!(PaddingMode::from_name("both"), None);
     }
 
     #[test]

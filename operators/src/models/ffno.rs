@@ -13,7 +13,7 @@
 
 use super::fno::{GridFrame, GridOperator};
 use crate::layers::axes::AxisSpectralConv;
-use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp, Embedding};
+use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp, Embedding, PaddingMode};
 use crate::layers::linear::PointwiseLinear;
 use crate::layers::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
@@ -30,6 +30,8 @@ pub struct FfnoSpec {
     pub ff_expansion: usize,
     pub share_weights: bool,
     pub domain_padding: f64,
+    /// At the end of each axis, or at both ends.
+    pub padding_mode: PaddingMode,
     /// The grid coordinates appended to the input.
     pub embedding: Embedding,
     pub seed: u64,
@@ -169,6 +171,7 @@ impl<T: Real> Ffno<T> {
             GridFrame {
                 embedding: spec.embedding,
                 domain_padding: spec.domain_padding,
+                padding_mode: spec.padding_mode,
             },
         );
         Ok(Self { spec, net })
@@ -204,6 +207,7 @@ mod tests {
             ff_expansion: 2,
             share_weights: share,
             domain_padding: 0.0,
+            padding_mode: PaddingMode::OneSided,
             embedding: Embedding::Linear,
             seed: 4,
         }

@@ -13,8 +13,8 @@
 //! this is the TFNO (Kossaifi et al., 2023).
 
 use crate::layers::compose::{
-    channel_mlp, prefixed, ChannelMlp, DomainPadding, Embedding, GridEmbedding, Sequential,
-    SoftGating,
+    channel_mlp, prefixed, ChannelMlp, DomainPadding, Embedding, GridEmbedding, PaddingMode,
+    Sequential, SoftGating,
 };
 use crate::layers::factorized::Factorization;
 use crate::layers::linear::{gelu_backward, gelu_in_place, PointwiseLinear};
@@ -126,6 +126,8 @@ pub struct FnoSpec {
     /// Zero-pad every grid axis by this fraction around the FNO blocks (0: none), for
     /// non-periodic problems.
     pub domain_padding: f64,
+    /// At the end of each axis, or at both ends.
+    pub padding_mode: PaddingMode,
     /// The grid coordinates appended to the input.
     pub embedding: Embedding,
     /// How the spectral weights are stored: dense (FNO) or Tucker/CP (TFNO).
@@ -204,6 +206,7 @@ impl<T: Real> Fno<T> {
             GridFrame {
                 embedding: spec.embedding,
                 domain_padding: spec.domain_padding,
+                padding_mode: spec.padding_mode,
             },
         );
         Ok(Self { spec, net })
@@ -235,6 +238,7 @@ impl<T: Real> Layer<T> for Fno<T> {
 pub struct GridFrame {
     pub embedding: Embedding,
     pub domain_padding: f64,
+    pub padding_mode: PaddingMode,
 }
 
 /// The shape every grid operator here shares: grid embedding and lifting, blocks (on a
@@ -262,7 +266,7 @@ impl<T: Real> GridOperator<T> {
         projection: ChannelMlp<T>,
         frame: GridFrame,
     ) -> Self {
-        let domain_padding = frame.domain_padding;
+        let (domain_padding, mode) = (frame.domain_padding, frame.padding_mode);
         let front: Vec<(String, Box<dyn Layer<T>>)> = vec![
             (
                 "embedding".into(),
@@ -277,7 +281,7 @@ impl<T: Real> GridOperator<T> {
             front: Sequential { layers: front },
             blocks,
             projection,
-            padding: (domain_padding > 0.0).then(|| DomainPadding::new(domain_padding)),
+            padding: (domain_padding > 0.0).then(|| DomainPadding::new(domain_padding, mode)),
             padded: Vec::new(),
         }
     }
@@ -342,6 +346,7 @@ mod tests {
             modes: vec![3],
             layers: 2,
             domain_padding: 0.0,
+            padding_mode: PaddingMode::OneSided,
             embedding: Embedding::Linear,
             factorization: Factorization::Dense,
             seed: 7,
@@ -349,7 +354,7 @@ mod tests {
         .unwrap();
         let worst = check(&mut fno, &random(&[2, 8, 1], 5));
         assert!(worst < 1e-6, "fno: {worst:e}");
-        // With domain padding (8 → 10 points around the blocks), in 2-D.
+        // With symmetric domain padding (6 × 8 → 9 × 12 points around the blocks), in 2-D.
         let mut padded = Fno::<f64>::new(FnoSpec {
             in_channels: 1,
             out_channels: 1,
@@ -357,6 +362,7 @@ mod tests {
             modes: vec![2, 2],
             layers: 1,
             domain_padding: 0.25,
+            padding_mode: PaddingMode::Symmetric,
             embedding: Embedding::Linear,
             factorization: Factorization::Dense,
             seed: 2,
@@ -372,6 +378,7 @@ mod tests {
             modes: vec![2, 2],
             layers: 2,
             domain_padding: 0.0,
+            padding_mode: PaddingMode::OneSided,
             embedding: Embedding::Periodic,
             factorization: Factorization::Dense,
             seed: 9,
@@ -402,6 +409,7 @@ mod tests {
             modes: vec![12, 12],
             layers: 4,
             domain_padding: 0.0,
+            padding_mode: PaddingMode::OneSided,
             embedding: Embedding::Linear,
             factorization: Factorization::Dense,
             seed: 0,

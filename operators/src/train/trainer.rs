@@ -342,6 +342,7 @@ mod tests {
             modes: vec![4],
             layers: 2,
             domain_padding: 0.0,
+            padding_mode: crate::layers::compose::PaddingMode::OneSided,
             embedding: crate::layers::compose::Embedding::Linear,
             factorization: crate::layers::factorized::Factorization::Dense,
             seed: 3,
