@@ -354,22 +354,24 @@ mod tests {
         .unwrap();
         let worst = check(&mut fno, &random(&[2, 8, 1], 5));
         assert!(worst < 1e-6, "fno: {worst:e}");
-        // With symmetric domain padding (6 × 8 → 9 × 12 points around the blocks), in 2-D.
-        let mut padded = Fno::<f64>::new(FnoSpec {
-            in_channels: 1,
-            out_channels: 1,
-            width: 3,
-            modes: vec![2, 2],
-            layers: 1,
-            domain_padding: 0.25,
-            padding_mode: PaddingMode::Symmetric,
-            embedding: Embedding::Linear,
-            factorization: Factorization::Dense,
-            seed: 2,
-        })
-        .unwrap();
-        let worst = check(&mut padded, &random(&[1, 6, 8, 1], 6));
-        assert!(worst < 1e-6, "padded fno: {worst:e}");
+        // With domain padding in 2-D: 6 × 8 points become 8 × 10 one-sided, 10 × 12 symmetric.
+        for padding_mode in [PaddingMode::OneSided, PaddingMode::Symmetric] {
+            let mut padded = Fno::<f64>::new(FnoSpec {
+                in_channels: 1,
+                out_channels: 1,
+                width: 3,
+                modes: vec![2, 2],
+                layers: 1,
+                domain_padding: 0.25,
+                padding_mode,
+                embedding: Embedding::Linear,
+                factorization: Factorization::Dense,
+                seed: 2,
+            })
+            .unwrap();
+            let worst = check(&mut padded, &random(&[1, 6, 8, 1], 6));
+            assert!(worst < 1e-6, "padded fno ({padding_mode:?}): {worst:e}");
+        }
         // With the periodic embedding (two coordinate channels per axis).
         let mut periodic = Fno::<f64>::new(FnoSpec {
             in_channels: 2,
