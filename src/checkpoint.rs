@@ -13,7 +13,7 @@ use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::layers::Layer;
 use pdekit_operators::models::deeponet::DeepOnetSpec;
 use pdekit_operators::models::ffno::FfnoSpec;
-use pdekit_operators::models::fno::FnoSpec;
+use pdekit_operators::models::fno::{FnoSpec, GridFrame};
 use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::train::normalizer::UnitGaussian;
 use pdekit_operators::train::optim::{Adam, AdamParams};
@@ -63,9 +63,6 @@ pub fn spec_json(spec: &ModelSpec) -> Value {
             "width": s.width,
             "modes": s.modes,
             "layers": s.layers,
-            "domain_padding": s.domain_padding,
-            "domain_padding_mode": s.padding_mode.name(),
-            "embedding": s.embedding.name(),
             "factorization": factorization_json(&s.factorization),
             "seed": s.seed,
         }),
@@ -77,9 +74,6 @@ pub fn spec_json(spec: &ModelSpec) -> Value {
             "layers": s.layers,
             "ff_expansion": s.ff_expansion,
             "share_weights": s.share_weights,
-            "domain_padding": s.domain_padding,
-            "domain_padding_mode": s.padding_mode.name(),
-            "embedding": s.embedding.name(),
             "seed": s.seed,
         }),
         ModelSpec::DeepOnet(s) => json!({
@@ -92,8 +86,36 @@ pub fn spec_json(spec: &ModelSpec) -> Value {
             "seed": s.seed,
         }),
     };
+    let frame = match spec {
+        ModelSpec::Fno(s) => Some(s.frame),
+        ModelSpec::Ffno(s) => Some(s.frame),
+        ModelSpec::DeepOnet(_) => None,
+    };
+    if let Some(f) = frame {
+        v["domain_padding"] = json!(f.domain_padding);
+        v["domain_padding_mode"] = json!(f.padding_mode.name());
+        v["embedding"] = json!(f.embedding.name());
+    }
     v["kind"] = json!(spec.kind());
     v
+}
+
+/// A named option read from checkpoint metadata. Checkpoints from before the option hold no
+/// key, and get `default`: the behaviour they were trained with.
+fn named_option<T>(
+    model: &Value,
+    key: &str,
+    from_name: fn(&str) -> Option<T>,
+    default: T,
+    expected: &str,
+) -> Result<T, String> {
+    match model.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_str()
+            .and_then(from_name)
+            .ok_or_else(|| format!("model.{key} is {v}; expected {expected}")),
+    }
 }
 
 /// Reads [`spec_json`]'s output back; errors name the missing or malformed key.
@@ -110,29 +132,22 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
             .and_then(|a| a.iter().map(|m| m.as_u64().map(|m| m as usize)).collect())
             .ok_or_else(|| format!("model.{k} is missing or not a list of integers"))
     };
-    let padding = model["domain_padding"].as_f64().unwrap_or(0.0);
-    // Checkpoints from before these options hold no keys: they used the linear embedding and
-    // one-sided padding.
-    let named = |key: &str, expected: &str| -> Result<Option<&str>, String> {
-        match model.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| format!("model.{key} is {v}; expected {expected}")),
-        }
-    };
-    let embedding = match named("embedding", "\"linear\" or \"periodic\"")? {
-        None => Embedding::Linear,
-        Some(n) => Embedding::from_name(n).ok_or_else(|| {
-            format!("model.embedding is \"{n}\"; expected \"linear\" or \"periodic\"")
-        })?,
-    };
-    let padding_mode = match named("domain_padding_mode", "\"one-sided\" or \"symmetric\"")? {
-        None => PaddingMode::OneSided,
-        Some(n) => PaddingMode::from_name(n).ok_or_else(|| {
-            format!("model.domain_padding_mode is \"{n}\"; expected \"one-sided\" or \"symmetric\"")
-        })?,
+    let frame = GridFrame {
+        domain_padding: model["domain_padding"].as_f64().unwrap_or(0.0),
+        padding_mode: named_option(
+            model,
+            "domain_padding_mode",
+            PaddingMode::from_name,
+            PaddingMode::OneSided,
+            "\"one-sided\" or \"symmetric\"",
+        )?,
+        embedding: named_option(
+            model,
+            "embedding",
+            Embedding::from_name,
+            Embedding::Linear,
+            "\"linear\" or \"periodic\"",
+        )?,
     };
     let seed = model["seed"].as_u64().unwrap_or(0);
     let kind = model["kind"].as_str().unwrap_or("");
@@ -163,9 +178,7 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
                 width: int("width")?,
                 modes: ints("modes")?,
                 layers: int("layers")?,
-                domain_padding: padding,
-                padding_mode,
-                embedding,
+                frame,
                 factorization,
                 seed,
             })
@@ -178,9 +191,7 @@ fn spec_from_json(model: &Value) -> Result<ModelSpec, String> {
             layers: int("layers")?,
             ff_expansion: int("ff_expansion")?,
             share_weights: model["share_weights"].as_bool().unwrap_or(false),
-            domain_padding: padding,
-            padding_mode,
-            embedding,
+            frame,
             seed,
         }),
         "deeponet" => ModelSpec::DeepOnet(DeepOnetSpec {
@@ -466,9 +477,7 @@ mod tests {
                 width: 5,
                 modes: vec![3, 3],
                 layers: 2,
-                domain_padding: 0.0,
-                padding_mode: PaddingMode::OneSided,
-                embedding: Embedding::Linear,
+                frame: GridFrame::default(),
                 factorization,
                 seed: 4,
             })
@@ -485,9 +494,11 @@ mod tests {
                 layers: 3,
                 ff_expansion: 2,
                 share_weights: true,
-                domain_padding: 0.2,
-                padding_mode: PaddingMode::Symmetric,
-                embedding: Embedding::Periodic,
+                frame: GridFrame {
+                    embedding: Embedding::Periodic,
+                    domain_padding: 0.2,
+                    padding_mode: PaddingMode::Symmetric,
+                },
                 seed: 2,
             }),
             ModelSpec::DeepOnet(DeepOnetSpec {
@@ -519,8 +530,9 @@ mod tests {
         v.as_object_mut().unwrap().remove("domain_padding_mode");
         match spec_from_json(&v).unwrap() {
             ModelSpec::Ffno(s) => {
-                assert_eq!(s.embedding, Embedding::Linear);
-                assert_eq!(s.padding_mode, PaddingMode::OneSided);
+                assert_eq!(s.frame.embedding, Embedding::Linear);
+                assert_eq!(s.frame.padding_mode, PaddingMode::OneSided);
+                assert_eq!(s.frame.domain_padding, 0.2);
             }
             other => panic!("{other:?}"),
         }

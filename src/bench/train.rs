@@ -8,7 +8,7 @@ use crate::meta::{peak_rss_mib, rss_mib};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use pdekit_operators::layers::Layer;
-use pdekit_operators::models::fno::{Fno, FnoSpec};
+use pdekit_operators::models::fno::{Fno, FnoSpec, GridFrame};
 use pdekit_operators::tensor::{NnError, Tensor};
 use pdekit_operators::train::loss::relative_l2;
 use pdekit_operators::train::optim::{Adam, AdamParams};
@@ -65,9 +65,7 @@ pub fn run(
         width: b.width,
         modes: b.modes.clone(),
         layers: b.layers,
-        domain_padding: 0.0,
-        padding_mode: pdekit_operators::layers::compose::PaddingMode::OneSided,
-        embedding: pdekit_operators::layers::compose::Embedding::Linear,
+        frame: GridFrame::default(),
         factorization: pdekit_operators::layers::factorized::Factorization::Dense,
         seed: 0,
     };

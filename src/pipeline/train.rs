@@ -22,7 +22,7 @@ use pdekit_operators::layers::compose::{Embedding, PaddingMode};
 use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::models::deeponet::DeepOnetSpec;
 use pdekit_operators::models::ffno::FfnoSpec;
-use pdekit_operators::models::fno::FnoSpec;
+use pdekit_operators::models::fno::{FnoSpec, GridFrame};
 use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::tensor::Tensor;
 use pdekit_operators::train::loss::{relative_h1, relative_l2};
@@ -149,44 +149,41 @@ fn data_dims(
     Ok(dims)
 }
 
-fn embedding(name: EmbeddingName) -> Embedding {
-    match name {
-        EmbeddingName::Linear => Embedding::Linear,
-        EmbeddingName::Periodic => Embedding::Periodic,
-    }
-}
-
-fn padding_mode(name: PaddingModeName) -> PaddingMode {
-    match name {
-        PaddingModeName::OneSided => PaddingMode::OneSided,
-        PaddingModeName::Symmetric => PaddingMode::Symmetric,
+/// The grid frame a `[train.fno]`, `[train.tfno]` or `[train.ffno]` table asks for.
+fn grid_frame(domain_padding: f64, mode: PaddingModeName, embedding: EmbeddingName) -> GridFrame {
+    GridFrame {
+        embedding: match embedding {
+            EmbeddingName::Linear => Embedding::Linear,
+            EmbeddingName::Periodic => Embedding::Periodic,
+        },
+        domain_padding,
+        padding_mode: match mode {
+            PaddingModeName::OneSided => PaddingMode::OneSided,
+            PaddingModeName::Symmetric => PaddingMode::Symmetric,
+        },
     }
 }
 
 /// The model spec a `[train]` plan asks for, with the data's channel counts.
 fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: u64) -> ModelSpec {
-    let fno =
-        |width, modes: &Vec<usize>, layers, padding: (f64, PaddingModeName), emb, factorization| {
-            ModelSpec::Fno(FnoSpec {
-                in_channels,
-                out_channels,
-                width,
-                modes: modes.clone(),
-                layers,
-                domain_padding: padding.0,
-                padding_mode: padding_mode(padding.1),
-                embedding: embedding(emb),
-                factorization,
-                seed,
-            })
-        };
+    let fno = |width, modes: &Vec<usize>, layers, frame, factorization| {
+        ModelSpec::Fno(FnoSpec {
+            in_channels,
+            out_channels,
+            width,
+            modes: modes.clone(),
+            layers,
+            frame,
+            factorization,
+            seed,
+        })
+    };
     match model {
         ModelPlan::Fno(p) => fno(
             p.width,
             &p.modes,
             p.layers,
-            (p.domain_padding, p.domain_padding_mode),
-            p.embedding,
+            grid_frame(p.domain_padding, p.domain_padding_mode, p.embedding),
             Factorization::Dense,
         ),
         ModelPlan::Tfno(p) => {
@@ -203,8 +200,7 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
                 p.width,
                 &p.modes,
                 p.layers,
-                (p.domain_padding, p.domain_padding_mode),
-                p.embedding,
+                grid_frame(p.domain_padding, p.domain_padding_mode, p.embedding),
                 factorization,
             )
         }
@@ -216,9 +212,7 @@ fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: 
             layers: p.layers,
             ff_expansion: p.ff_expansion,
             share_weights: p.share_weights,
-            domain_padding: p.domain_padding,
-            padding_mode: padding_mode(p.domain_padding_mode),
-            embedding: embedding(p.embedding),
+            frame: grid_frame(p.domain_padding, p.domain_padding_mode, p.embedding),
             seed,
         }),
         ModelPlan::Deeponet(p) => ModelSpec::DeepOnet(DeepOnetSpec {

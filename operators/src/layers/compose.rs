@@ -331,6 +331,26 @@ impl<T: Real> Layer<T> for GridEmbedding {
         let mut shape = x.shape.clone();
         *shape.last_mut().expect("a channel axis") = c + e;
         let mut y = Tensor::zeros(&shape);
+        // Features per point of each axis, `w` to a point: computed once, not per grid point.
+        let w = e / d;
+        let tables: Vec<Vec<T>> = grid
+            .iter()
+            .map(|&n| {
+                let mut t = Vec::with_capacity(w * n);
+                for i in 0..n {
+                    // Point i of n over [0, 1), as linspace(0, 1, n + 1)[:-1] in neuraloperator.
+                    let u = i as f64 / n as f64;
+                    match self.kind {
+                        Embedding::Linear => t.push(T::lit(u)),
+                        Embedding::Periodic => {
+                            let (sin, cos) = (std::f64::consts::TAU * u).sin_cos();
+                            t.extend([T::lit(sin), T::lit(cos)]);
+                        }
+                    }
+                }
+                t
+            })
+            .collect();
         let points: usize = grid.iter().product();
         for (p, (src, dst)) in x.data.chunks(c).zip(y.data.chunks_mut(c + e)).enumerate() {
             dst[..c].copy_from_slice(src);
@@ -338,16 +358,7 @@ impl<T: Real> Layer<T> for GridEmbedding {
             for a in (0..d).rev() {
                 let i = rest % grid[a];
                 rest /= grid[a];
-                // Point i of n over [0, 1), as linspace(0, 1, n + 1)[:-1] in neuraloperator.
-                let u = i as f64 / grid[a] as f64;
-                match self.kind {
-                    Embedding::Linear => dst[c + a] = T::lit(u),
-                    Embedding::Periodic => {
-                        let (sin, cos) = (std::f64::consts::TAU * u).sin_cos();
-                        dst[c + 2 * a] = T::lit(sin);
-                        dst[c + 2 * a + 1] = T::lit(cos);
-                    }
-                }
+                dst[c + w * a..c + w * (a + 1)].copy_from_slice(&tables[a][w * i..w * (i + 1)]);
             }
         }
         Ok(y)

@@ -13,7 +13,7 @@
 
 use super::fno::{GridFrame, GridOperator};
 use crate::layers::axes::AxisSpectralConv;
-use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp, Embedding, PaddingMode};
+use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp};
 use crate::layers::linear::PointwiseLinear;
 use crate::layers::{Layer, Param};
 use crate::tensor::{NnError, Real, Tensor};
@@ -29,11 +29,8 @@ pub struct FfnoSpec {
     /// Hidden width of the feed-forward part, as a multiple of `width`.
     pub ff_expansion: usize,
     pub share_weights: bool,
-    pub domain_padding: f64,
-    /// At the end of each axis, or at both ends.
-    pub padding_mode: PaddingMode,
-    /// The grid coordinates appended to the input.
-    pub embedding: Embedding,
+    /// The grid coordinates appended to the input, and the zero padding around the blocks.
+    pub frame: GridFrame,
     pub seed: u64,
 }
 
@@ -57,13 +54,7 @@ impl FfnoSpec {
                 self.modes
             ));
         }
-        if !(0.0..=1.0).contains(&self.domain_padding) {
-            return bad(format!(
-                "domain_padding must be a fraction in [0, 1], got {}",
-                self.domain_padding
-            ));
-        }
-        Ok(())
+        self.frame.validate("ffno")
     }
 }
 
@@ -156,8 +147,12 @@ impl<T: Real> Ffno<T> {
             })
             .collect::<Result<Vec<_>, NnError>>()?;
         let dims = spec.modes.len();
-        let lifting =
-            PointwiseLinear::new(spec.in_channels + spec.embedding.channels(dims), w, true, s);
+        let lifting = PointwiseLinear::new(
+            spec.in_channels + spec.frame.embedding.channels(dims),
+            w,
+            true,
+            s,
+        );
         let net = GridOperator::new(
             "ffno",
             dims,
@@ -168,11 +163,7 @@ impl<T: Real> Ffno<T> {
                 share: spec.share_weights,
             }),
             channel_mlp(w, 2 * w, spec.out_channels, s + 999),
-            GridFrame {
-                embedding: spec.embedding,
-                domain_padding: spec.domain_padding,
-                padding_mode: spec.padding_mode,
-            },
+            spec.frame,
         );
         Ok(Self { spec, net })
     }
@@ -206,9 +197,7 @@ mod tests {
             layers: 3,
             ff_expansion: 2,
             share_weights: share,
-            domain_padding: 0.0,
-            padding_mode: PaddingMode::OneSided,
-            embedding: Embedding::Linear,
+            frame: GridFrame::default(),
             seed: 4,
         }
     }

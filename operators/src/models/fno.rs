@@ -123,13 +123,8 @@ pub struct FnoSpec {
     /// Modes per spatial axis (its length is the dimension).
     pub modes: Vec<usize>,
     pub layers: usize,
-    /// Zero-pad every grid axis by this fraction around the FNO blocks (0: none), for
-    /// non-periodic problems.
-    pub domain_padding: f64,
-    /// At the end of each axis, or at both ends.
-    pub padding_mode: PaddingMode,
-    /// The grid coordinates appended to the input.
-    pub embedding: Embedding,
+    /// The grid coordinates appended to the input, and the zero padding around the blocks.
+    pub frame: GridFrame,
     /// How the spectral weights are stored: dense (FNO) or Tucker/CP (TFNO).
     pub factorization: Factorization,
     pub seed: u64,
@@ -149,19 +144,13 @@ impl FnoSpec {
         if self.layers == 0 {
             return bad("an FNO needs at least one block".into());
         }
-        if !(0.0..=1.0).contains(&self.domain_padding) {
-            return bad(format!(
-                "domain_padding must be a fraction in [0, 1], got {}",
-                self.domain_padding
-            ));
-        }
         if self.modes.is_empty() || self.modes.len() > 3 || self.modes.contains(&0) {
             return bad(format!(
                 "modes must list 1 to 3 positive counts, got {:?}",
                 self.modes
             ));
         }
-        Ok(())
+        self.frame.validate("fno")
     }
 }
 
@@ -191,7 +180,7 @@ impl<T: Real> Fno<T> {
         }
         let dims = spec.modes.len();
         let lifting = channel_mlp(
-            spec.in_channels + spec.embedding.channels(dims),
+            spec.in_channels + spec.frame.embedding.channels(dims),
             2 * w,
             w,
             s,
@@ -203,11 +192,7 @@ impl<T: Real> Fno<T> {
             Box::new(lifting),
             Box::new(Sequential { layers: blocks }),
             channel_mlp(w, 2 * w, spec.out_channels, s + 999),
-            GridFrame {
-                embedding: spec.embedding,
-                domain_padding: spec.domain_padding,
-                padding_mode: spec.padding_mode,
-            },
+            spec.frame,
         );
         Ok(Self { spec, net })
     }
@@ -233,12 +218,31 @@ impl<T: Real> Layer<T> for Fno<T> {
 }
 
 /// How a grid operator frames its grid: the coordinates it appends to the input, and the zero
-/// padding around its blocks (a fraction of each axis; 0: none).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// padding around its blocks. The default is the FNO paper's: linear coordinates, no padding.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GridFrame {
     pub embedding: Embedding,
+    /// Zero-pad every grid axis by this fraction of its points (0: none), for non-periodic
+    /// problems.
     pub domain_padding: f64,
+    /// At the end of each axis, or at both ends.
     pub padding_mode: PaddingMode,
+}
+
+impl GridFrame {
+    /// `layer` names the model in the error.
+    pub fn validate(&self, layer: &'static str) -> Result<(), NnError> {
+        if !(0.0..=1.0).contains(&self.domain_padding) {
+            return Err(NnError::BadSpec {
+                layer,
+                message: format!(
+                    "domain_padding must be a fraction in [0, 1], got {}",
+                    self.domain_padding
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The shape every grid operator here shares: grid embedding and lifting, blocks (on a
@@ -345,9 +349,7 @@ mod tests {
             width: 4,
             modes: vec![3],
             layers: 2,
-            domain_padding: 0.0,
-            padding_mode: PaddingMode::OneSided,
-            embedding: Embedding::Linear,
+            frame: GridFrame::default(),
             factorization: Factorization::Dense,
             seed: 7,
         })
@@ -362,9 +364,11 @@ mod tests {
                 width: 3,
                 modes: vec![2, 2],
                 layers: 1,
-                domain_padding: 0.25,
-                padding_mode,
-                embedding: Embedding::Linear,
+                frame: GridFrame {
+                    domain_padding: 0.25,
+                    padding_mode,
+                    ..GridFrame::default()
+                },
                 factorization: Factorization::Dense,
                 seed: 2,
             })
@@ -379,9 +383,10 @@ mod tests {
             width: 3,
             modes: vec![2, 2],
             layers: 2,
-            domain_padding: 0.0,
-            padding_mode: PaddingMode::OneSided,
-            embedding: Embedding::Periodic,
+            frame: GridFrame {
+                embedding: Embedding::Periodic,
+                ..GridFrame::default()
+            },
             factorization: Factorization::Dense,
             seed: 9,
         })
@@ -410,9 +415,7 @@ mod tests {
             width: 32,
             modes: vec![12, 12],
             layers: 4,
-            domain_padding: 0.0,
-            padding_mode: PaddingMode::OneSided,
-            embedding: Embedding::Linear,
+            frame: GridFrame::default(),
             factorization: Factorization::Dense,
             seed: 0,
         })

@@ -110,7 +110,7 @@ impl<T: Real> Adam<T> {
 mod tests {
     use super::*;
     use crate::layers::Layer;
-    use crate::models::fno::{Fno, FnoSpec};
+    use crate::models::fno::{Fno, FnoSpec, GridFrame};
     use crate::tensor::Tensor;
     use crate::train::loss::relative_l2;
     use rand::{Rng, SeedableRng};
@@ -182,9 +182,7 @@ mod tests {
             width: 8,
             modes: vec![6],
             layers: 2,
-            domain_padding: 0.0,
-            padding_mode: crate::layers::compose::PaddingMode::OneSided,
-            embedding: crate::layers::compose::Embedding::Linear,
+            frame: GridFrame::default(),
             factorization: crate::layers::factorized::Factorization::Dense,
             seed: 1,
         })

@@ -314,7 +314,7 @@ pub fn train<T: Real, M: Layer<T>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::fno::{Fno, FnoSpec};
+    use crate::models::fno::{Fno, FnoSpec, GridFrame};
     use rand::Rng;
 
     fn data(n: usize, s: usize, seed: u64) -> (Tensor<f64>, Tensor<f64>) {
@@ -341,9 +341,7 @@ mod tests {
             width: 6,
             modes: vec![4],
             layers: 2,
-            domain_padding: 0.0,
-            padding_mode: crate::layers::compose::PaddingMode::OneSided,
-            embedding: crate::layers::compose::Embedding::Linear,
+            frame: GridFrame::default(),
             factorization: crate::layers::factorized::Factorization::Dense,
             seed: 3,
         })
