@@ -11,6 +11,10 @@
 //! two pointwise layers with a GELU between (hidden width 2 × `width`); the block's channel MLP
 //! has hidden width `width / 2`. With a Tucker or CP [`Factorization`] of the spectral weights
 //! this is the TFNO (Kossaifi et al., 2023).
+//!
+//! One difference from neuraloperator 2.x: its last block skips the GELU on `h` too. Ours keeps
+//! it, because every checkpoint trained so far depends on it; dropping it made no measurable
+//! difference to zero-shot super-resolution (1.92× against 1.88× on 33² → 65² Darcy).
 
 use crate::layers::compose::{
     channel_mlp, prefixed, ChannelMlp, DomainPadding, Embedding, GridEmbedding, PaddingMode,
