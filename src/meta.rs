@@ -1,6 +1,7 @@
 //! Facts recorded beside results: the time, the machine and the commit.
 
 use serde::Serialize;
+use serde_json::{json, Value};
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn now_utc() -> String {
@@ -86,4 +87,13 @@ pub fn peak_rss_mib() -> Option<f64> {
 /// Resident memory now (`VmRSS`), in MiB.
 pub fn rss_mib() -> Option<f64> {
     status_mib("VmRSS:")
+}
+
+/// Adds where a result came from to a report or benchmark JSON: `command`, `commit`, `machine`
+/// and `created`.
+pub fn record_provenance(doc: &mut Value) {
+    doc["command"] = json!(command_line());
+    doc["commit"] = json!(commit());
+    doc["machine"] = json!(machine());
+    doc["created"] = json!(now_utc());
 }

@@ -204,13 +204,9 @@ pub fn run(
                 .unwrap_or(f64::NAN)
         );
     }
-    let doc = json!({
+    let mut doc = json!({
         "benchmark": "generate",
         "config": plan.source_path,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "problem": bg.problem,
         "plan": bg,
         "threads": threads,
@@ -221,6 +217,7 @@ pub fn run(
         "peer": peer,
         "speedup_vs_peer": peer_rate.map(|r| ours / r),
     });
+    crate::meta::record_provenance(&mut doc);
     let json_path = write_atomic(
         &PathBuf::from(defaults::BENCH_OUTPUT_DIR)
             .join(format!("generate-{stem}-{}.json", stamp())),

@@ -94,13 +94,9 @@ pub fn run(
             String::new()
         }
     );
-    let doc = json!({
+    let mut doc = json!({
         "benchmark": "gp",
         "config": plan.source_path,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "threads": rayon::current_num_threads(),
         "dim": gp.dim,
         "points_per_axis": gp.points,
@@ -111,6 +107,7 @@ pub fn run(
         "polish_ms": 1e3 * polish_seconds,
         "polish_cg_iterations": polish_iterations,
     });
+    crate::meta::record_provenance(&mut doc);
     let stem = plan
         .source_path
         .file_stem()

@@ -319,19 +319,16 @@ pub fn run(
     let out_dir = &b.output_dir;
     let base = format!("solvers-{stem}-{}", stamp());
     let table = table(&rows, peer_result.as_ref());
-    let doc = json!({
+    let mut doc = json!({
         "benchmark": "solvers",
         "config": plan.source_path,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "plan": b,
         "unknowns": b.grid * b.grid,
         "ordering_seconds": orders.iter().map(|(o, _, s)| json!({"ordering": o, "seconds": s})).collect::<Vec<_>>(),
         "methods": rows,
         "peers": peer_result,
     });
+    crate::meta::record_provenance(&mut doc);
     let json_path = write_atomic(
         &out_dir.join(format!("{base}.json")),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),

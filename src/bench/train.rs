@@ -155,12 +155,8 @@ pub fn run(
             ));
         }
     }
-    let doc = json!({
+    let mut doc = json!({
         "benchmark": "train",
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "threads": rayon::current_num_threads(),
         "model": {"kind": "fno", "width": b.width, "modes": b.modes, "layers": b.layers, "parameters": params},
         "grid": b.grid,
@@ -180,6 +176,7 @@ pub fn run(
         "peer": peer,
         "ratio_to_neuraloperator": torch_med.map(|t| step_med / t),
     });
+    crate::meta::record_provenance(&mut doc);
     let json = write_atomic(
         &PathBuf::from(defaults::BENCH_OUTPUT_DIR).join(format!("train-fno-{}.json", stamp())),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),

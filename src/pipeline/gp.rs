@@ -353,12 +353,8 @@ pub fn run(
         })
         .collect();
     let step_ms = 1e3 * seconds / plan.steps as f64;
-    let doc = json!({
+    let mut doc = json!({
         "config": config,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "plan": plan,
         "final": {
             "rel_l2": rel_l2,
@@ -377,6 +373,7 @@ pub fn run(
         "checkpoints": checkpoints,
         "spectrum": spectra,
     });
+    crate::meta::record_provenance(&mut doc);
     let report = write_atomic(
         &plan.output_dir.join("gp_report.json"),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),

@@ -176,12 +176,8 @@ fn run_dim<const D: usize>(
     let matched = cheapest_as_accurate(&uniform, &multilevel);
     // The C-HiDeNN run with the fewest unknowns that is as accurate as the linear multilevel run.
     let chidenn_matched = cheapest_as_accurate(&chidenn, &multilevel);
-    let doc = json!({
+    let mut doc = json!({
         "config": config,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "plan": plan,
         "level_boxes": levels.iter().map(|l| json!({"lo": l.lo.to_vec(), "hi": l.hi.to_vec(), "refine": l.refine})).collect::<Vec<_>>(),
         "multilevel": multilevel,
@@ -198,6 +194,7 @@ fn run_dim<const D: usize>(
             "time_ratio_linear_to_chidenn": total(&multilevel) / total(c),
         })),
     });
+    crate::meta::record_provenance(&mut doc);
     let report = write_atomic(
         &plan.output_dir.join("mlvms_report.json"),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
@@ -451,12 +448,8 @@ fn run_transient_dim<const D: usize>(
             "{unconverged} steps stopped at the CG cap; their figures are as measured"
         ));
     }
-    let doc = json!({
+    let mut doc = json!({
         "config": config,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "plan": plan,
         "unknowns_final": info.unknowns,
         "recentres": info.recentres,
@@ -469,6 +462,7 @@ fn run_transient_dim<const D: usize>(
             "converged": s.converged,
         })).collect::<Vec<_>>(),
     });
+    crate::meta::record_provenance(&mut doc);
     let report = write_atomic(
         &plan.output_dir.join("mlvms_transient_report.json"),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),

@@ -391,12 +391,8 @@ pub fn run(
         ))
     })?;
     let last = state.history.last().cloned();
-    let doc = json!({
+    let mut doc = json!({
         "config": config,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "machine": crate::meta::machine(),
-        "created": crate::meta::now_utc(),
         "threads": rayon::current_num_threads(),
         "plan": plan,
         "model": checkpoint::spec_json(&model.spec()),
@@ -410,6 +406,7 @@ pub fn run(
         "history": checkpoint::history_json(&state.history),
         "checkpoint": ckpt_path,
     });
+    crate::meta::record_provenance(&mut doc);
     let report = write_atomic(
         &plan.output_dir.join("training_report.json"),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
@@ -624,7 +621,7 @@ pub fn evaluate(
         "rel_l2": mean("rel_l2"), "rel_h1": mean("rel_h1"), "rmse": mean("rmse"),
         "max_error": rows.iter().map(|r| r["max_error"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max),
     });
-    let doc = json!({
+    let mut doc = json!({
         "checkpoint": checkpoint_path,
         "data": data,
         "grid": x.grid(),
@@ -633,12 +630,10 @@ pub fn evaluate(
         "samples": n,
         "input": input,
         "output": output,
-        "command": crate::meta::command_line(),
-        "commit": crate::meta::commit(),
-        "created": crate::meta::now_utc(),
         "overall": overall,
         "per_sample": rows,
     });
+    crate::meta::record_provenance(&mut doc);
     let mut stem = data
         .file_stem()
         .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
