@@ -15,7 +15,9 @@ use crate::config::{
 };
 use crate::data::h5::{partial_path, DatasetWriter, Dtype, FieldSpec, Header};
 use crate::data::{DataError, Dataset, FORMAT_NAME, FORMAT_VERSION};
+use crate::progress::Reporter;
 use crate::PdekitError;
+use indicatif::ProgressBar;
 use pdekit_solvers::field::{CoefficientTransform, GrfParams};
 use pdekit_solvers::grid::{Centring, Grid2d};
 use pdekit_solvers::multiscale::chidenn::ChidennParams;
@@ -28,11 +30,11 @@ use pdekit_solvers::problem::helmholtz::{HelmholtzBoundary, HelmholtzGenerator, 
 use pdekit_solvers::problem::navier_stokes::{Forcing, NavierStokesGenerator, NavierStokesParams};
 use pdekit_solvers::problem::poisson::{PoissonGenerator, PoissonParams};
 use pdekit_solvers::problem::{Family, ProblemError, Sample, SampleLayout};
-use pdekit_solvers::relax::policy::{linspace, OmegaPolicy, TsallisInf};
-use pdekit_solvers::sequence::{self, PrecondKind, SequenceSolver, SolverSpec};
-use rayon::prelude::*;
+use pdekit_solvers::relax::policy::{linspace, TsallisInf};
+use pdekit_solvers::sequence::{self, driver, SolverSpec};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Root attribute holding the content key of the file's rows ([`GeneratePlan::content_key`], plus
@@ -323,9 +325,7 @@ fn uses_ssor(g: &GeneratePlan) -> bool {
         .is_some_and(|s| s.method.preconditioner == PreconditionerKind::Ssor)
 }
 
-/// Brings a fresh learner to the state it had after the first `done` samples of the interrupted run
-/// (a whole number of batches): each batch's choices are replayed, then its recorded costs
-/// observed, as the generate loop does, so the continued run equals an uninterrupted one.
+/// Brings a fresh learner to the state it had after the first `done` rows of the interrupted run.
 fn replay_learner(
     learner: &mut TsallisInf,
     writer: &DatasetWriter,
@@ -339,31 +339,19 @@ fn replay_learner(
     let iterations = ds.read("stats/iterations", 0..done as usize)?;
     let omegas = ds.read("stats/omega", 0..done as usize)?;
     let contiguous = "arrays read from a file are contiguous";
-    let iterations = iterations.as_slice().expect(contiguous);
-    let omegas = omegas.as_slice().expect(contiguous);
-    let b = batch as usize;
-    for (start, (costs, stored)) in (0..)
-        .step_by(b)
-        .zip(iterations.chunks(b).zip(omegas.chunks(b)))
-    {
-        for (k, &w) in stored.iter().enumerate() {
-            let chosen = learner.choose(0.0);
-            if chosen != w {
-                return Err(DataError::Corrupt {
-                    path: writer.partial_path().to_path_buf(),
-                    message: format!(
-                        "cannot replay the ω learner: sample {} was solved with ω = {w}, the replay chose {chosen}; rerun with --force",
-                        start + k
-                    ),
-                }
-                .into());
-            }
+    driver::replay(
+        learner,
+        iterations.as_slice().expect(contiguous),
+        omegas.as_slice().expect(contiguous),
+        batch,
+    )
+    .map_err(|e| {
+        DataError::Corrupt {
+            path: writer.partial_path().to_path_buf(),
+            message: format!("{e}; rerun with --force"),
         }
-        for &c in costs {
-            learner.observe(c);
-        }
-    }
-    Ok(())
+        .into()
+    })
 }
 
 /// Fourier modes per axis kept as a sample's features for ordering (|k| ≤ 6: 182 numbers). The
@@ -372,58 +360,60 @@ fn replay_learner(
 /// field in memory.
 const ORDER_MODES: usize = 6;
 
-/// Splits a solve order into `chains` contiguous pieces and interleaves them into rounds: round r
-/// holds the r-th sample of every chain that has one, as `(chain, sample)`. Rows are written round
-/// by round, so a dataset's row order depends only on the plan, not on the thread count.
-fn chain_schedule(order: &[usize], chains: usize) -> (Vec<Vec<(usize, u64)>>, usize) {
-    let chains = chains.clamp(1, order.len().max(1));
-    let base = order.len() / chains;
-    let extra = order.len() % chains;
-    let mut pieces = Vec::with_capacity(chains);
-    let mut start = 0;
-    for c in 0..chains {
-        let len = base + usize::from(c < extra);
-        pieces.push(&order[start..start + len]);
-        start += len;
+/// The progress bars of a generate run.
+struct Bars {
+    rep: Reporter,
+    target: u64,
+    resumed: u64,
+    sort: OnceLock<ProgressBar>,
+    generate: OnceLock<ProgressBar>,
+}
+
+impl Bars {
+    fn sort(&self) -> &ProgressBar {
+        self.sort
+            .get_or_init(|| self.rep.bar(self.target, "sort", "fields"))
     }
-    let longest = pieces.iter().map(|p| p.len()).max().unwrap_or(0);
-    let rounds = (0..longest)
-        .map(|r| {
-            pieces
-                .iter()
-                .enumerate()
-                .filter_map(|(c, p)| p.get(r).map(|&i| (c, i as u64)))
-                .collect()
+
+    fn generate(&self) -> &ProgressBar {
+        self.generate.get_or_init(|| {
+            let bar = self.rep.bar(self.target, "generate", "samples");
+            bar.set_position(self.resumed);
+            bar
         })
-        .collect();
-    (rounds, chains)
+    }
 }
 
 /// Appends solved samples as rows and keeps the run's statistics.
 struct RowSink<'a> {
     writer: &'a mut DatasetWriter,
+    interrupted: &'a AtomicBool,
+    /// The sorting bar (chain schedules), then the generation bar: created when their work starts,
+    /// so that only one is on screen.
+    bars: &'a Bars,
     g: &'a GeneratePlan,
     layout: &'a SampleLayout,
     /// Samples this run (or shard) is to hold.
     target: u64,
+    /// The SSOR ω of every solve when it is fixed (learned ones come with each sample).
+    fixed_omega: Option<f64>,
     unconverged: Vec<u64>,
     iterations_sum: f64,
     max_residual: f64,
     solved: u64,
 }
 
-impl RowSink<'_> {
+impl driver::Sink<Sample> for RowSink<'_> {
+    type Error = PdekitError;
+
     /// On Ctrl-C: checkpoint what is written and stop with the resume hint.
-    fn stop_if_interrupted(
-        &mut self,
-        interrupted: &AtomicBool,
-        bar: &indicatif::ProgressBar,
-    ) -> Result<(), PdekitError> {
-        if !interrupted.load(Ordering::SeqCst) {
+    fn before_batch(&mut self) -> Result<(), PdekitError> {
+        self.bars.generate();
+        if !self.interrupted.load(Ordering::SeqCst) {
             return Ok(());
         }
         self.writer.checkpoint()?;
-        bar.abandon();
+        self.bars.generate().abandon();
         Err(PdekitError::Interrupted {
             done: self.writer.len(),
             total: self.target,
@@ -431,18 +421,17 @@ impl RowSink<'_> {
         })
     }
 
-    fn record(
-        &mut self,
-        sample: Sample,
-        omega: Option<f64>,
-        bar: &indicatif::ProgressBar,
-    ) -> Result<(), PdekitError> {
+    fn ordered(&mut self) {
+        self.bars.sort().finish_and_clear();
+    }
+
+    fn record(&mut self, sample: Sample, omega: Option<f64>) -> Result<(), PdekitError> {
         let g = self.g;
         let r = &sample.report;
         if !r.converged {
             if g.on_failure == config::OnFailure::Fail {
                 self.writer.checkpoint()?;
-                bar.abandon();
+                self.bars.generate().abandon();
                 let kept = self.writer.len();
                 let partial = self.writer.partial_path().to_path_buf();
                 return Err(match &g.solver {
@@ -479,7 +468,7 @@ impl RowSink<'_> {
                 "steps" => r.steps as f64,
                 "converged" => f64::from(u8::from(r.converged)),
                 "seconds" => r.seconds,
-                "omega" => omega.unwrap_or(f64::NAN),
+                "omega" => omega.or(self.fixed_omega).unwrap_or(f64::NAN),
                 other => unreachable!("stats column {other} has no value"),
             })
             .collect();
@@ -493,14 +482,6 @@ impl RowSink<'_> {
         }
         Ok(())
     }
-}
-
-fn darcy_solver_error(index: u64, e: sequence::SequenceError) -> PdekitError {
-    DarcyError::Solver {
-        index,
-        source: Box::new(e),
-    }
-    .into()
 }
 
 /// Runs the generate stage of `plan` (one shard of it with `opts.shard`).
@@ -611,130 +592,86 @@ pub fn run(
     };
     let resumed = writer.len();
 
-    let mut learner = learned.then(|| omega_learner(g.seed));
-    if let Some(learner) = learner.as_mut() {
-        replay_learner(learner, &writer, resumed, batch)?;
-    }
+    let schedule = match (&darcy, &g.solver) {
+        (Some(generator), Some(solver)) if solver.method.carries_state() => {
+            driver::Schedule::Chains {
+                ordering: solver
+                    .ordering
+                    .unwrap_or(config::OrderingName::Natural)
+                    .to_solver(),
+                chains: solver.chains.unwrap_or(1),
+                spec: generator.params().solver,
+            }
+        }
+        (Some(generator), _) if learned => {
+            let mut learner = omega_learner(g.seed);
+            replay_learner(&mut learner, &writer, resumed, batch)?;
+            driver::Schedule::LearnedOmega {
+                batch,
+                learner: Box::new(learner),
+                spec: generator.params().solver,
+            }
+        }
+        _ => driver::Schedule::Independent { batch },
+    };
     let fixed_omega = match method.and_then(|m| m.omega) {
         Some(OmegaPlan::Fixed(w)) => Some(w),
         _ => None,
     };
+    let bars = Bars {
+        rep,
+        target,
+        resumed,
+        sort: OnceLock::new(),
+        generate: OnceLock::new(),
+    };
+    let features = |i: u64| {
+        let generator = darcy.as_ref().expect("chains are planned for darcy only");
+        let f = sequence::low_modes(generator.coefficient(g.seed, i).view(), ORDER_MODES);
+        bars.sort().inc(1);
+        f
+    };
+    let solve = |job: driver::Job| -> Result<Sample, PdekitError> {
+        let sample = match (job.solver, &darcy) {
+            (Some(solver), Some(generator)) => {
+                let precond = solver.spec().precond;
+                generator
+                    .generate_with(g.seed, job.index, solver, precond)?
+                    .into()
+            }
+            _ => family.generate(g.seed, job.index)?,
+        };
+        bars.generate().inc(1);
+        Ok(sample)
+    };
+    let problem = driver::Problem {
+        indices: range.clone(),
+        done: resumed,
+        features: &features,
+        solve: &solve,
+        cost: &|s: &Sample| s.report.iterations as f64,
+    };
     let mut rows = RowSink {
         writer: &mut writer,
+        interrupted,
+        bars: &bars,
         g,
         layout: &layout,
         target,
+        fixed_omega,
         unconverged: Vec::new(),
         iterations_sum: 0.0,
         max_residual: 0.0,
         solved: 0,
     };
-    // In chain mode the rows are stored in solve order (see `chain_schedule`).
-    let schedule = match (&darcy, &g.solver) {
-        (Some(generator), Some(solver)) if solver.method.carries_state() => {
-            let chains = solver.chains.unwrap_or(1);
-            let ordering = solver.ordering.unwrap_or(config::OrderingName::Natural);
-            let bar = rep.bar(target, "sort", "fields");
-            let features: Vec<Vec<f64>> = range
-                .clone()
-                .into_par_iter()
-                .map(|i| {
-                    let f =
-                        sequence::low_modes(generator.coefficient(g.seed, i).view(), ORDER_MODES);
-                    bar.inc(1);
-                    f
-                })
-                .collect();
-            bar.finish_and_clear();
-            let order: Vec<usize> = sequence::order(&features, ordering.to_solver())
-                .into_iter()
-                .map(|k| k + range.start as usize)
-                .collect();
-            Some(chain_schedule(&order, chains))
+    driver::run(schedule, &problem, &mut rows).map_err(|e| match e {
+        driver::DriveError::Stopped(e) => e,
+        driver::DriveError::Solver(e) => DarcyError::Solver {
+            index: range.start + resumed,
+            source: Box::new(e),
         }
-        _ => None,
-    };
-    let bar = rep.bar(target, "generate", "samples");
-    bar.set_position(resumed);
-    if let (Some((rounds, n_chains)), Some(generator)) = (schedule, &darcy) {
-        let spec = generator.params().solver;
-        let mut solvers = (0..n_chains)
-            .map(|_| SequenceSolver::new(spec))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| darcy_solver_error(0, e))?;
-        let mut done = 0u64;
-        for round in &rounds {
-            let len = round.len() as u64;
-            // Rounds wholly inside the recovered rows were solved by the interrupted run; the
-            // chains restart with empty recycle spaces after them.
-            if done + len <= resumed {
-                done += len;
-                continue;
-            }
-            rows.stop_if_interrupted(interrupted, &bar)?;
-            debug_assert!(round.iter().enumerate().all(|(k, &(c, _))| k == c));
-            let skip = resumed.saturating_sub(done) as usize;
-            let results: Vec<Result<Sample, DarcyError>> = solvers
-                .par_iter_mut()
-                .zip(round.par_iter())
-                .skip(skip)
-                .map(|(solver, &(_, i))| {
-                    let r = generator
-                        .generate_with(g.seed, i, solver, spec.precond)
-                        .map(Sample::from);
-                    bar.inc(1);
-                    r
-                })
-                .collect();
-            for result in results {
-                rows.record(result?, fixed_omega, &bar)?;
-            }
-            done += len;
-        }
-    } else {
-        let mut next = range.start + resumed;
-        while next < range.end {
-            rows.stop_if_interrupted(interrupted, &bar)?;
-            let end = (next + batch).min(range.end);
-            let omegas: Vec<Option<f64>> = (next..end)
-                .map(|_| learner.as_mut().map(|l| l.choose(0.0)))
-                .collect();
-            let results: Vec<Result<Sample, PdekitError>> = omegas
-                .par_iter()
-                .enumerate()
-                .map(|(k, omega)| {
-                    let i = next + k as u64;
-                    let r = match (omega, &darcy) {
-                        (Some(w), Some(generator)) => {
-                            SequenceSolver::new(generator.params().solver)
-                                .map_err(|e| darcy_solver_error(i, e))
-                                .and_then(|mut solver| {
-                                    Ok(generator
-                                        .generate_with(
-                                            g.seed,
-                                            i,
-                                            &mut solver,
-                                            PrecondKind::Ssor { omega: *w },
-                                        )?
-                                        .into())
-                                })
-                        }
-                        _ => family.generate(g.seed, i).map_err(PdekitError::from),
-                    };
-                    bar.inc(1);
-                    r
-                })
-                .collect();
-            for (result, omega) in results.into_iter().zip(omegas) {
-                let sample = result?;
-                if let Some(l) = learner.as_mut() {
-                    l.observe(sample.report.iterations as f64);
-                }
-                rows.record(sample, omega.or(fixed_omega), &bar)?;
-            }
-            next = end;
-        }
-    }
+        .into(),
+    })?;
     let RowSink {
         unconverged,
         iterations_sum,
@@ -742,7 +679,7 @@ pub fn run(
         solved,
         ..
     } = rows;
-    bar.finish_and_clear();
+    bars.generate().finish_and_clear();
     let output = writer.finish()?;
     let seconds = started.elapsed().as_secs_f64();
     let report = GenerateReport {

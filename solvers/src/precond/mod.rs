@@ -1,12 +1,11 @@
-//! Preconditioners beyond Jacobi (in [`crate::linalg`]) and SSOR (in [`crate::relax`]): ILU(0) and
-//! smoothed-aggregation AMG.
+//! Preconditioners and relaxation sweeps: ILU(0), smoothed-aggregation AMG, SOR/SSOR (as solvers
+//! and SSOR as a preconditioner), and Jacobi (in [`crate::linalg`], beside the operator traits).
 
 pub mod amg;
 pub mod ilu;
+pub mod sor;
 
+pub use crate::linalg::Jacobi;
 pub use amg::{Amg, AmgError, AmgInfo, AmgParams, Smoother};
 pub use ilu::{Ilu0, IluError};
-// The other two preconditioners live beside the code they grew from; re-exported so that this
-// module lists them all.
-pub use crate::linalg::Jacobi;
-pub use crate::relax::sor::SsorPreconditioner;
+pub use sor::{SorError, SorInfo, SorParams, SsorPreconditioner};

@@ -1,6 +1,6 @@
-//! Relaxation methods and the online learners that pick their parameter ω.
+//! The online learners that pick the relaxation parameter ω of SOR and SSOR
+//! ([`crate::precond::sor`]).
 //!
-//! - [`sor`]: SOR and SSOR as solvers, and SSOR as a preconditioner for CG, each taking ω per solve.
 //! - [`policy`]: the [`policy::OmegaPolicy`] trait and its learners (Tsallis-INF, binned contextual
 //!   Tsallis-INF, Chebyshev regression with inverse-gap weighting), all reproducible from a seed.
 //! - [`sequence`]: the test sequences of "Learning to Relax" (Khodak et al., ICLR 2024): shifted
@@ -11,4 +11,3 @@
 pub mod experiment;
 pub mod policy;
 pub mod sequence;
-pub mod sor;

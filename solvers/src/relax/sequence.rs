@@ -1,8 +1,8 @@
 //! Sequences of related linear systems for learning ω.
 
-use super::sor::{sor, SorError, SorInfo, SorParams, SsorPreconditioner};
 use crate::krylov::{cg, SolveError, SolveParams};
 use crate::linalg::CsrOperator;
+use crate::precond::sor::{optimal_omega, sor, SorError, SorInfo, SorParams, SsorPreconditioner};
 use crate::rng::sample_rng;
 use rand::Rng;
 use rand_distr::{Beta, Distribution, StandardNormal};
@@ -139,7 +139,7 @@ impl RelaxSequence for ShiftedLaplacianSequence {
     /// of the consistently ordered matrix `L + c_t I`.
     fn model_optimal_omega(&self, t: usize) -> Option<f64> {
         let rho = 4.0 * (std::f64::consts::PI / (self.m + 1) as f64).cos() / (4.0 + self.shifts[t]);
-        Some(super::sor::optimal_omega(rho))
+        Some(optimal_omega(rho))
     }
 
     fn solve(&self, t: usize, _: &(), omega: f64) -> Result<(StepOutcome, ()), StepError> {

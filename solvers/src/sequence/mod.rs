@@ -1,7 +1,9 @@
 //! Solving sequences of related systems: a solver that keeps its state (recycle space, previous
 //! solution) from one system to the next, orderings that put similar systems next to each other,
-//! and a driver that solves a set of systems in a chosen order.
+//! [`solve_sequence`] for a set of systems in a chosen order, and [`driver`], which schedules the
+//! samples of a dataset (independent batches, a learned SSOR ω, or recycling chains).
 
+pub mod driver;
 pub mod order;
 
 pub use order::{low_modes, order, tour_length, Ordering};
@@ -11,8 +13,7 @@ use crate::krylov::{
     RecycledCgParams, SolveError, SolveInfo, SolveParams,
 };
 use crate::linalg::{BadDiagonal, CsrOperator, Identity, Jacobi, Preconditioner};
-use crate::precond::{Amg, AmgError, AmgParams, Ilu0, IluError};
-use crate::relax::sor::{SorError, SsorPreconditioner};
+use crate::precond::{Amg, AmgError, AmgParams, Ilu0, IluError, SorError, SsorPreconditioner};
 use sprs::CsMat;
 use std::time::Instant;
 use thiserror::Error;
