@@ -16,12 +16,12 @@
 //! solver's tolerance: this checks the assembly, the fluxes and the stepping together.
 
 use super::mesh::BoxMesh;
-use super::multilevel::{Hierarchy, LevelSpec, MultiscaleError};
+use super::multilevel::{Elimination, Hierarchy, LevelSpec, MultiscaleError};
 use crate::krylov::cg;
 use crate::linalg::CsrOperator;
 use crate::precond::amg::{Amg, AmgParams};
 use crate::SolveParams;
-use sprs::{CsMat, TriMat};
+use sprs::CsMat;
 use std::time::Instant;
 
 /// The moving source problem.
@@ -144,30 +144,9 @@ impl<const D: usize> Stepper<D> {
         let mass = system.mass.map(|v| v * problem.capacity);
         let stiffness = system.stiffness;
         let total = hierarchy.total;
-        let mut index = vec![usize::MAX; total];
-        let mut free = Vec::new();
-        for (c, slot) in index.iter_mut().enumerate() {
-            if !hierarchy.is_dirichlet(c) {
-                *slot = free.len();
-                free.push(c);
-            }
-        }
-        let mut tri = TriMat::new((free.len(), free.len()));
-        for (a, w) in [(&mass, 1.0 / params.dt), (&stiffness, params.theta)] {
-            for (row, vec) in a.outer_iterator().enumerate() {
-                if index[row] == usize::MAX {
-                    continue;
-                }
-                for (col, &v) in vec.iter() {
-                    if index[col] != usize::MAX {
-                        tri.add_triplet(index[row], index[col], w * v);
-                    }
-                }
-            }
-        }
-        let reduced: CsMat<f64> = tri.to_csr();
-        let amg = Amg::new(&reduced, AmgParams::default())
-            .map_err(|e| MultiscaleError::Solver(format!("AMG setup: {e}")))?;
+        let elimination = Elimination::new(total, |c| hierarchy.is_dirichlet(c));
+        let reduced = elimination.matrix(&[(&mass, 1.0 / params.dt), (&stiffness, params.theta)]);
+        let amg = Amg::new(&reduced, AmgParams::default())?;
         let mut ones = vec![0.0; total];
         for v in ones.iter_mut().take(hierarchy.dofs[0].len()) {
             *v = 1.0;
@@ -181,8 +160,8 @@ impl<const D: usize> Stepper<D> {
             stiffness,
             reduced,
             amg,
-            index,
-            free,
+            index: elimination.index,
+            free: elimination.free,
             ones,
             centre,
         })
@@ -260,8 +239,7 @@ pub fn solve_transient<const D: usize>(
             &rhs,
             &mut x,
             &SolveParams::new(params.tolerance, params.max_iterations),
-        )
-        .map_err(|e| MultiscaleError::Solver(e.to_string()))?;
+        )?;
         let mut next = vec![0.0; c.len()];
         for (k, &i) in stepper.free.iter().enumerate() {
             next[i] = x[k];
