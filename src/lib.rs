@@ -7,6 +7,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod expr;
+pub mod files;
 pub mod meta;
 pub mod pipeline;
 pub mod plot;

@@ -441,7 +441,7 @@ fn mlvms_dataset_mode_writes_beams_and_their_temperatures() {
     }
     assert_config_error(
         &format!("{text}\n[generate.solver]\nmethod = \"gmres\"\n"),
-        15,
+        16,
         "generate.solver.method",
         "AMG-preconditioned CG",
     );
@@ -497,7 +497,7 @@ fn mlvms_config_errors_name_the_key() {
         &format!("{base}dim = 3\ncentre = [0.5, 0.5]\n"),
         6,
         "mlvms.centre",
-        "expected 3 coordinates",
+        "expected 3 finite numbers inside (0, 1), got [0.5, 0.5]",
     );
     assert_config_error(
         "[mlvms_transient]\ndim = 2\nlevels = []\npower = 1.0\nradius = 0.01\nstart = [0.5, 1.5]\nvelocity = [1.0, 0.0]\ndt = 1e-3\nsteps = 10\noutput_dir = \"out\"\n",

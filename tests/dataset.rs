@@ -207,7 +207,7 @@ fn partial_file_of_another_plan_is_not_continued() {
         &darcy_config("d.h5", 12, 10, "").replace("seed = 3", "seed = 4"),
     );
     let other_plan = Plan::load(&other).unwrap();
-    let mut w = DatasetWriter::create(&g.output, &{
+    let mut w = DatasetWriter::create(&g.dataset.output, &{
         let og = other_plan.generate.as_ref().unwrap();
         generate::header(
             &other_plan,
@@ -230,7 +230,7 @@ fn partial_file_of_another_plan_is_not_continued() {
     };
     let report = generate::run(&plan, forced, &AtomicBool::new(false)).unwrap();
     assert_eq!(report.resumed, 0);
-    assert_eq!(Dataset::open(&g.output).unwrap().len(), 12);
+    assert_eq!(Dataset::open(&g.dataset.output).unwrap().len(), 12);
 }
 
 /// The stored solution satisfies the discrete equations to the recorded residual, which meets the

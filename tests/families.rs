@@ -322,7 +322,7 @@ fn family_config_errors_name_the_key() {
     );
     assert_config_error(
         &format!("{base}problem = \"helmholtz\"\n[generate.solver]\nmethod = \"cg\"\n"),
-        5,
+        6,
         "generate.solver.method",
         "Helmholtz is indefinite",
     );
@@ -374,7 +374,7 @@ fn family_config_errors_name_the_key() {
         &format!("{base}problem = \"poisson\"\n[generate.poisson]\ndim = 3\nresolution = 1024\n"),
         7,
         "generate.poisson.resolution",
-        "at most 512 points per side in 3-D",
+        "expected an integer from 3 to 512 in 3-D, got 1024",
     );
     assert_config_error(
         &format!(

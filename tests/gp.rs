@@ -147,7 +147,7 @@ fn gp_config_errors_name_the_key_and_column() {
         &format!("{base}solution = \"x\"\nlearning_rate = 1e-3\nfinal_learning_rate = 1e-2\n"),
         6,
         "gp.final_learning_rate",
-        "≤ gp.learning_rate",
+        "≤ learning_rate = 0.001",
     );
     assert_config_error(
         &format!("{base}solution = \"x\"\ndomain = [1.0, 0.0]\n"),

@@ -384,8 +384,8 @@ fn model_tables_are_checked_with_clear_errors() {
     common::assert_config_error(
         &two,
         14,
-        "train",
-        "exactly one model table ([train.fno], [train.tfno], [train.ffno] or [train.deeponet]), got [train.fno] and [train.ffno]",
+        "train.ffno",
+        "exactly one model table ([train.fno], [train.tfno], [train.ffno], [train.deeponet]), got [train.fno] and [train.ffno]",
     );
     common::assert_config_error(
         &model_config(
@@ -393,9 +393,9 @@ fn model_tables_are_checked_with_clear_errors() {
             "o",
             "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"tucker\"\nranks = [2, 2]\n",
         ),
-        10,
-        "train.tfno.rank",
-        "`ranks` (4 positive integers: one per mode axis, then c_in and c_out), got ranks = [2, 2]",
+        15,
+        "train.tfno.ranks",
+        "expected one rank per weight axis [8, 4, 6, 6] (modes…, c_in, c_out), each from 1 to that axis' size, got [2, 2]",
     );
     common::assert_config_error(
         &model_config(
@@ -403,10 +403,47 @@ fn model_tables_are_checked_with_clear_errors() {
             "o",
             "[train.deeponet]\nsensors = [8, 8]\nbranch = []\ntrunk = [4]\nbasis = 8\n",
         ),
-        10,
-        "train.deeponet",
-        "non-empty lists of positive branch and trunk widths",
+        12,
+        "train.deeponet.branch",
+        "expected a non-empty list of positive widths, got []",
     );
+}
+
+/// Checkpoints written before specs were derived by serde (format version 1, see
+/// tests/fixtures/checkpoints_v1/README.md) load and score exactly as they did.
+#[test]
+fn version_1_checkpoints_evaluate_to_the_same_numbers_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints_v1");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json")).unwrap())
+            .unwrap();
+    for kind in ["fno", "tfno", "ffno", "deeponet"] {
+        let out = dir.path().join(format!("{kind}.json"));
+        let ckpt = fixtures.join(format!("{kind}.safetensors"));
+        let data = fixtures.join("darcy12.h5");
+        let (code, _, err) = common::run(&[
+            "evaluate",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{kind}: {err}");
+        let got: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let rows = got["per_sample"].as_array().unwrap();
+        let want = expected[kind].as_array().unwrap();
+        assert_eq!(rows.len(), want.len(), "{kind}");
+        for (r, w) in rows.iter().zip(want) {
+            for key in ["sample", "rel_l2", "rel_h1", "rmse", "max_error"] {
+                assert_eq!(r[key], w[key], "{kind}: {key} of sample {}", w["sample"]);
+            }
+        }
+    }
 }
 
 #[test]

@@ -13,5 +13,6 @@ pub mod gp;
 mod kernels;
 pub mod layers;
 pub mod models;
+pub mod param;
 pub mod tensor;
 pub mod train;

@@ -432,6 +432,12 @@ pub enum NnError {
         layer: &'static str,
         message: String,
     },
+    /// A model spec out of range; `param.field` is its key in the model's config table.
+    #[error("{model}.{param}")]
+    Invalid {
+        model: &'static str,
+        param: crate::param::InvalidParam,
+    },
 }
 
 #[cfg(test)]

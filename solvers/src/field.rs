@@ -6,6 +6,7 @@
 //! their inverse FFT. With `ξ_k = a + ib`, `a, b ~ N(0, 1)`, the real part has exactly covariance
 //! `Σ_k λ_k cos(2πk·(x − y))`, the covariance above. The mean mode is zero.
 
+use crate::param::{positive, require, InvalidParam};
 use ndarray::Array2;
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -15,6 +16,8 @@ use thiserror::Error;
 
 /// Parameters of a Gaussian random field `N(0, σ² (−Δ + τ² I)^(−α))` on the unit torus.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 #[non_exhaustive]
 pub struct GrfParams {
     /// Smoothness exponent α (> d/2 for a continuous field in d dimensions).
@@ -22,6 +25,7 @@ pub struct GrfParams {
     /// Inverse length scale τ.
     pub tau: f64,
     /// Amplitude σ; `None` uses the FNO convention `τ^(α − d/2)`, which keeps the field O(1).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub sigma: Option<f64>,
 }
 
@@ -39,6 +43,20 @@ impl Default for GrfParams {
 impl GrfParams {
     pub fn new(alpha: f64, tau: f64, sigma: Option<f64>) -> Self {
         Self { alpha, tau, sigma }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        require(
+            positive(self.alpha),
+            "alpha",
+            "a positive number",
+            self.alpha,
+        )?;
+        require(positive(self.tau), "tau", "a positive number", self.tau)?;
+        match self.sigma {
+            Some(s) => require(positive(s), "sigma", "a positive number", s),
+            None => Ok(()),
+        }
     }
 
     /// The amplitude actually used in dimension `dim`.
@@ -59,12 +77,8 @@ impl GrfParams {
 pub enum FieldError {
     #[error("a random field needs at least 2 points per side, got {resolution}")]
     TooSmall { resolution: usize },
-    #[error("alpha must be positive and finite, got {alpha}")]
-    BadAlpha { alpha: f64 },
-    #[error("tau must be positive and finite, got {tau}")]
-    BadTau { tau: f64 },
-    #[error("sigma must be positive and finite, got {sigma}")]
-    BadSigma { sigma: f64 },
+    #[error(transparent)]
+    Invalid(#[from] InvalidParam),
 }
 
 /// Signed integer wavenumber of FFT bin `i` on an axis of `n` points.
@@ -112,20 +126,7 @@ impl GrfSampler2d {
         if resolution < 2 {
             return Err(FieldError::TooSmall { resolution });
         }
-        if !(params.alpha > 0.0 && params.alpha.is_finite()) {
-            return Err(FieldError::BadAlpha {
-                alpha: params.alpha,
-            });
-        }
-        if !(params.tau > 0.0 && params.tau.is_finite()) {
-            return Err(FieldError::BadTau { tau: params.tau });
-        }
-        if let Some(sigma) = params.sigma {
-            if !(sigma > 0.0 && sigma.is_finite()) {
-                return Err(FieldError::BadSigma { sigma });
-            }
-        }
-        Ok(())
+        Ok(params.validate()?)
     }
 
     pub fn resolution(&self) -> usize {
@@ -276,13 +277,113 @@ fn transpose(src: &[Complex64], dst: &mut [Complex64], n: usize) {
     }
 }
 
-/// How a Gaussian random field becomes a positive coefficient field.
+/// How a Gaussian random field becomes a positive coefficient field. In a config: `kind =
+/// "threshold"` (with `high` and `low`, default 12 and 3) or `kind = "lognormal"`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "lowercase", from = "TransformKeys")
+)]
 pub enum CoefficientTransform {
     /// `a = high` where the field is ≥ 0 and `low` elsewhere (the FNO Darcy benchmark: 12 and 3).
     Threshold { high: f64, low: f64 },
     /// `a = exp(field)` (log-normal).
     LogNormal,
+}
+
+impl Default for CoefficientTransform {
+    fn default() -> Self {
+        Self::Threshold {
+            high: 12.0,
+            low: 3.0,
+        }
+    }
+}
+
+/// The keys a transform is read from: `kind` defaults to threshold, and `high`/`low` to the FNO
+/// benchmark's values.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct TransformKeys {
+    kind: TransformKind,
+    high: Option<f64>,
+    low: Option<f64>,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum TransformKind {
+    #[default]
+    Threshold,
+    Lognormal,
+}
+
+#[cfg(feature = "serde")]
+impl Default for TransformKeys {
+    fn default() -> Self {
+        Self {
+            kind: TransformKind::Threshold,
+            high: None,
+            low: None,
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<TransformKeys> for CoefficientTransform {
+    fn from(k: TransformKeys) -> Self {
+        match k.kind {
+            TransformKind::Threshold => Self::Threshold {
+                high: k.high.unwrap_or(12.0),
+                low: k.low.unwrap_or(3.0),
+            },
+            TransformKind::Lognormal => Self::LogNormal,
+        }
+    }
+}
+
+/// A random coefficient field: a Gaussian random field and its transform (one table in a config:
+/// `kind`, `alpha`, `tau`, `sigma`, and `high`, `low` for a threshold).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct Coefficient {
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub transform: CoefficientTransform,
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub field: GrfParams,
+}
+
+impl Default for Coefficient {
+    /// The FNO Darcy benchmark's thresholded field.
+    fn default() -> Self {
+        Self {
+            transform: CoefficientTransform::default(),
+            field: GrfParams::default(),
+        }
+    }
+}
+
+impl Coefficient {
+    /// A coefficient field must be continuous in 2-D (α > 1), and a threshold positive.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        self.field.validate()?;
+        let alpha = self.field.alpha;
+        require(
+            alpha > 1.0,
+            "alpha",
+            "a number > 1 (the field must be continuous in 2-D)",
+            alpha,
+        )?;
+        if let CoefficientTransform::Threshold { high, low } = self.transform {
+            require(positive(high), "high", "a positive number", high)?;
+            require(positive(low), "low", "a positive number", low)?;
+        }
+        Ok(())
+    }
 }
 
 impl CoefficientTransform {
@@ -403,7 +504,7 @@ mod tests {
         );
         assert!(matches!(
             GrfSampler2d::new(8, GrfParams::new(-1.0, 3.0, None)),
-            Err(FieldError::BadAlpha { .. })
+            Err(FieldError::Invalid(InvalidParam { field, .. })) if field == "alpha"
         ));
     }
 }

@@ -9,6 +9,7 @@ pub mod grid;
 pub mod krylov;
 pub mod linalg;
 pub mod multiscale;
+pub mod param;
 pub mod precond;
 pub mod problem;
 pub mod relax;
@@ -17,3 +18,4 @@ pub mod sequence;
 pub mod spectral;
 
 pub use krylov::{SolveError, SolveInfo, SolveParams};
+pub use param::InvalidParam;

@@ -4,12 +4,15 @@
 //! Both sides also solve sample 0's initial condition (pdekit's, in f64) so their outputs can be
 //! compared: the relative L2 difference says whether the two ran the same computation.
 
-use super::{stamp, write_atomic};
-use crate::config::{defaults, Plan, ProblemPlan};
+use super::stamp;
+use crate::config::bench::{RESULTS_DIR, SCRATCH_DIR};
+use crate::config::Plan;
 use crate::data::DataError;
+use crate::files::write_atomic;
 use crate::pipeline::{generate, RunOptions};
 use crate::progress::Reporter;
 use crate::PdekitError;
+use pdekit_solvers::problem::FamilyParams;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -21,41 +24,30 @@ pub struct Outcome {
 }
 
 /// Settings the peer needs to run the same solver, or `None` for families without a peer.
-fn peer_spec(plan: &ProblemPlan) -> Option<serde_json::Value> {
-    match plan {
-        ProblemPlan::Burgers(b) => {
-            let (per, steps) = generate::burgers_params(b).steps();
-            Some(json!({
-                "problem": "burgers",
-                "resolution": b.resolution,
-                "viscosity": b.viscosity,
-                "final_time": b.final_time,
-                "steps": steps,
-                "steps_per_snapshot": per,
-                "snapshots": b.snapshots,
-                "alpha": b.initial.alpha,
-                "tau": b.initial.tau,
-                "sigma": b.initial.to_solver().sigma_for_dim(1),
-            }))
-        }
-        ProblemPlan::NavierStokes(n) => {
-            let (per, steps) = generate::navier_stokes_params(n).steps();
-            Some(json!({
-                "problem": "navier_stokes",
-                "resolution": n.resolution,
-                "viscosity": n.viscosity,
-                "final_time": n.final_time,
-                "steps": steps,
-                "steps_per_snapshot": per,
-                "snapshots": n.snapshots,
-                "forcing": n.forcing,
-                "alpha": n.initial.alpha,
-                "tau": n.initial.tau,
-                "sigma": n.initial.to_solver().sigma_for_dim(2),
-            }))
-        }
-        _ => None,
-    }
+fn peer_spec(plan: &FamilyParams) -> Option<serde_json::Value> {
+    let (name, p, dim) = match plan {
+        FamilyParams::Burgers(b) => ("burgers", serde_json::to_value(b), 1),
+        FamilyParams::NavierStokes(n) => ("navier_stokes", serde_json::to_value(n), 2),
+        _ => return None,
+    };
+    let (per, steps) = match plan {
+        FamilyParams::Burgers(b) => b.steps(),
+        FamilyParams::NavierStokes(n) => n.steps(),
+        _ => unreachable!("matched above"),
+    };
+    let field = match plan {
+        FamilyParams::Burgers(b) => b.field,
+        FamilyParams::NavierStokes(n) => n.field,
+        _ => unreachable!("matched above"),
+    };
+    let mut spec = p.ok()?;
+    spec["problem"] = json!(name);
+    spec["steps"] = json!(steps);
+    spec["steps_per_snapshot"] = json!(per);
+    spec["alpha"] = json!(field.alpha);
+    spec["tau"] = json!(field.tau);
+    spec["sigma"] = json!(field.sigma_for_dim(dim));
+    Some(spec)
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
@@ -97,17 +89,17 @@ pub fn run(
         .source_path
         .file_stem()
         .map_or_else(|| "config".into(), |s| s.to_string_lossy().into_owned());
-    let scratch = PathBuf::from(defaults::BENCH_EXPORT_DIR).join(format!("generate-{stem}"));
+    let scratch = PathBuf::from(SCRATCH_DIR).join(format!("generate-{stem}"));
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
     let mut bench_plan = plan.clone();
     let mut bg = g.clone();
-    bg.samples = samples.unwrap_or(g.samples).max(1);
-    bg.output = scratch.join("samples.h5");
+    bg.dataset.samples = samples.unwrap_or(g.dataset.samples).max(1);
+    bg.dataset.output = scratch.join("samples.h5");
     bench_plan.generate = Some(bg.clone());
     let threads = rayon::current_num_threads();
     reporter.info(format!(
         "pdekit: {} samples of {} on {threads} threads",
-        bg.samples, bg.problem
+        bg.dataset.samples, bg.dataset.problem
     ));
     let report = generate::run(
         &bench_plan,
@@ -119,18 +111,18 @@ pub fn run(
         interrupted,
     )?;
     let _ = std::fs::remove_file(&report.output);
-    let ours = bg.samples as f64 / report.seconds;
+    let ours = bg.dataset.samples as f64 / report.seconds;
 
     // Sample 0 in f64, for the comparison with the peer.
     let family = generate::family(&bg)?;
-    let sample0 = family.generate(bg.seed, 0)?;
+    let sample0 = family.generate(bg.dataset.seed, 0)?;
 
     let peer = match (python, peer_spec(&bg.family)) {
         (None, _) => None,
         (Some(_), None) => {
             reporter.warn(format!(
                 "no NumPy peer for \"{}\"; the peers cover burgers and navier_stokes",
-                bg.problem
+                bg.dataset.problem
             ));
             None
         }
@@ -138,7 +130,7 @@ pub fn run(
             let ic = scratch.join("initial_condition.f64");
             let out = scratch.join("peer_output.f64");
             write_f64(&ic, &sample0.inputs[0])?;
-            spec["samples"] = json!(bg.samples);
+            spec["samples"] = json!(bg.dataset.samples);
             spec["initial_condition"] = json!(ic);
             spec["output"] = json!(out);
             let spec_path = scratch.join("peer_spec.json");
@@ -160,7 +152,7 @@ pub fn run(
             // The peer's output for sample 0 is the last output array (Burgers u(T), or the
             // Navier–Stokes trajectory).
             let mine = match bg.family {
-                ProblemPlan::Burgers(_) => &sample0.outputs[0],
+                FamilyParams::Burgers(_) => &sample0.outputs[0],
                 _ => sample0.outputs.last().expect("one output"),
             };
             if theirs.len() != mine.len() {
@@ -184,7 +176,7 @@ pub fn run(
         "seconds",
         "samples/s",
         format!("pdekit ({threads} threads)"),
-        bg.samples,
+        bg.dataset.samples,
         report.seconds,
         ours
     );
@@ -207,10 +199,10 @@ pub fn run(
     let mut doc = json!({
         "benchmark": "generate",
         "config": plan.source_path,
-        "problem": bg.problem,
+        "problem": bg.dataset.problem,
         "plan": bg,
         "threads": threads,
-        "samples": bg.samples,
+        "samples": bg.dataset.samples,
         "seconds": report.seconds,
         "samples_per_second": ours,
         "steps_per_sample": sample0.report.steps,
@@ -219,8 +211,7 @@ pub fn run(
     });
     crate::meta::record_provenance(&mut doc);
     let json_path = write_atomic(
-        &PathBuf::from(defaults::BENCH_OUTPUT_DIR)
-            .join(format!("generate-{stem}-{}.json", stamp())),
+        &PathBuf::from(RESULTS_DIR).join(format!("generate-{stem}-{}.json", stamp())),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
     )?;
     Ok(Outcome {

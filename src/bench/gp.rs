@@ -2,8 +2,10 @@
 //! Adam update) and of one exact grid-value step ("polish") for a config's `[gp]` problem,
 //! optionally at another number of points per axis.
 
-use super::{stamp, write_atomic};
-use crate::config::{defaults, Plan};
+use super::stamp;
+use crate::config::bench::RESULTS_DIR;
+use crate::config::Plan;
+use crate::files::write_atomic;
 use crate::pipeline::gp::Setup;
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -37,13 +39,13 @@ pub fn run(
         return Err(PdekitError::Usage("--steps must be at least 1".into()));
     }
     let warmup = (steps / 10).max(1);
-    gp.steps = warmup + steps;
+    gp.params.steps = warmup + steps;
     let setup = Setup::new(&gp)?;
     let mut params = setup.params.clone();
-    params.steps = gp.steps;
+    params.steps = gp.params.steps;
     params.polish = false;
     params.polish_every = 0;
-    let bar = reporter.bar(gp.steps as u64, "bench gp", "steps");
+    let bar = reporter.bar(gp.params.steps as u64, "bench gp", "steps");
     let mut started = None;
     let fail = |e| PdekitError::Usage(format!("{}: {e}", plan.source_path.display()));
     let (step_seconds, polish_seconds, polish_iterations) = if gp.dim == 1 {
@@ -86,7 +88,7 @@ pub fn run(
     let table = format!(
         "GP-HM, {}-D, {grid} points, Q = {}: {step_ms:.3} ms per optimisation step (mean of {steps}, after {warmup} warm-up steps); one polish {:.1} ms{}",
         gp.dim,
-        gp.components,
+        gp.params.components,
         1e3 * polish_seconds,
         if gp.dim == 2 {
             format!(" ({polish_iterations} CG iterations)")
@@ -100,7 +102,7 @@ pub fn run(
         "threads": rayon::current_num_threads(),
         "dim": gp.dim,
         "points_per_axis": gp.points,
-        "components": gp.components,
+        "components": gp.params.components,
         "timed_steps": steps,
         "warmup_steps": warmup,
         "step_ms": step_ms,
@@ -113,11 +115,7 @@ pub fn run(
         .file_stem()
         .map_or_else(|| "gp".into(), |s| s.to_string_lossy().into_owned());
     let json = write_atomic(
-        &PathBuf::from(defaults::BENCH_OUTPUT_DIR).join(format!(
-            "gp-{stem}-{}pts-{}.json",
-            gp.points,
-            stamp()
-        )),
+        &PathBuf::from(RESULTS_DIR).join(format!("gp-{stem}-{}pts-{}.json", gp.points, stamp())),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
     )?;
     Ok(Outcome { table, json })

@@ -6,9 +6,10 @@
 //! runs, the ordering's cost spread over the systems. The first method is the baseline of the
 //! speed-up columns.
 
-use super::{stamp, write_atomic};
-use crate::config::{BenchProblem, ImageFormat, OrderingName, Plan, SolverBenchPlan};
+use super::stamp;
+use crate::config::{BenchProblem, ImageFormat, Plan, SolverBenchPlan};
 use crate::data::DataError;
+use crate::files::write_atomic;
 use crate::plot::{bar_chart, Bar, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -17,6 +18,7 @@ use pdekit_solvers::field::{GrfParams, GrfSampler2d};
 use pdekit_solvers::grid::{Centring, Grid2d};
 use pdekit_solvers::problem::{darcy, helmholtz, poisson, LinearSystem};
 use pdekit_solvers::rng::sample_rng;
+use pdekit_solvers::sequence::Ordering as OrderingName;
 use pdekit_solvers::sequence::{self, SequenceSolver};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -84,7 +86,7 @@ fn ordering(systems: &[BenchSystem], how: OrderingName) -> (Vec<usize>, f64) {
             _ => s.field.iter().copied().collect(),
         })
         .collect();
-    let order = sequence::order(&features, how.to_solver());
+    let order = sequence::order(&features, how);
     (order, start.elapsed().as_secs_f64())
 }
 
@@ -149,10 +151,7 @@ fn run_method(
     ordering_seconds: f64,
     reporter: &Reporter,
 ) -> MethodRow {
-    let spec = method
-        .method
-        .spec(plan.tolerance, plan.max_iterations, 1.0)
-        .with_parallel(plan.threads > 1);
+    let spec = method.spec.with_parallel(plan.threads > 1);
     let mut label = spec.label();
     if method.fresh {
         label.push_str("+fresh");
@@ -260,7 +259,7 @@ pub fn run(
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
         b.grid * b.grid,
-        b.tolerance,
+        b.stop.rtol,
         b.threads,
         if b.threads == 1 { "" } else { "s" }
     ));
@@ -270,7 +269,7 @@ pub fn run(
         vec![(OrderingName::Natural, natural, 0.0)];
     let mut rows = Vec::new();
     for m in &b.methods {
-        let how = if m.method.carries_state() && !m.fresh {
+        let how = if m.spec.carries_state() && !m.fresh {
             m.ordering.unwrap_or(b.ordering)
         } else {
             m.ordering.unwrap_or(OrderingName::Natural)
@@ -480,13 +479,13 @@ fn export(
     let manifest = json!({
         "systems": systems.len(),
         "unknowns": b.grid * b.grid,
-        "tolerance": b.tolerance,
-        "max_iterations": b.max_iterations,
+        "tolerance": b.stop.rtol,
+        "max_iterations": b.stop.max_iter,
         "sorted_order": sorted,
         "ordering": b.ordering,
         "spd": spd,
-        "restart": crate::config::defaults::RESTART,
-        "recycle": crate::config::defaults::GCRODR_RECYCLE,
+        "restart": sequence::DEFAULT_RESTART,
+        "recycle": sequence::DEFAULT_GCRODR_RECYCLE,
         "threads": b.threads,
     });
     write_atomic(

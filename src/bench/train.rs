@@ -2,8 +2,9 @@
 //! Adam update) in f32 on random data, optionally beside the same model in PyTorch
 //! (`bench/peers/fno_torch.py`).
 
-use super::{stamp, write_atomic};
-use crate::config::defaults;
+use super::stamp;
+use crate::config::bench::RESULTS_DIR;
+use crate::files::write_atomic;
 use crate::meta::{peak_rss_mib, rss_mib};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -178,7 +179,7 @@ pub fn run(
     });
     crate::meta::record_provenance(&mut doc);
     let json = write_atomic(
-        &PathBuf::from(defaults::BENCH_OUTPUT_DIR).join(format!("train-fno-{}.json", stamp())),
+        &PathBuf::from(RESULTS_DIR).join(format!("train-fno-{}.json", stamp())),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
     )?;
     Ok(Outcome { table, json })
@@ -190,7 +191,7 @@ fn run_peer(
     b: &TrainBench,
     reporter: &Reporter,
 ) -> Result<serde_json::Value, PdekitError> {
-    let dir = PathBuf::from(defaults::BENCH_OUTPUT_DIR);
+    let dir = PathBuf::from(RESULTS_DIR);
     std::fs::create_dir_all(&dir)
         .map_err(|e| PdekitError::Usage(format!("cannot create {}: {e}", dir.display())))?;
     let out = dir.join(format!("train-peer-{}.json", stamp()));

@@ -9,29 +9,16 @@
 //! samples (recycling chains in a sorted order, a learned SSOR ω).
 
 use super::{RunOptions, Shard};
-use crate::config::{
-    self, CoefficientKind, CoefficientPlan, GeneratePlan, KappaPlan, OmegaPlan, Plan, Precision,
-    PreconditionerKind, ProblemPlan, SolverPlan,
-};
+use crate::config::relax::LOSS_SCALE;
+use crate::config::{GeneratePlan, OnFailure, Plan, Precision};
 use crate::data::h5::{partial_path, DatasetWriter, Dtype, FieldSpec, Header};
 use crate::data::{DataError, Dataset, FORMAT_NAME, FORMAT_VERSION};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use indicatif::ProgressBar;
-use pdekit_solvers::field::{CoefficientTransform, GrfParams};
-use pdekit_solvers::grid::{Centring, Grid2d};
-use pdekit_solvers::multiscale::chidenn::ChidennParams;
-use pdekit_solvers::multiscale::multilevel::Basis;
-use pdekit_solvers::problem::beam::{BeamGenerator, BeamParams};
-use pdekit_solvers::problem::burgers::{BurgersGenerator, BurgersParams};
-use pdekit_solvers::problem::darcy::{DarcyError, DarcyForm, DarcyGenerator, DarcyParams};
-use pdekit_solvers::problem::heat::{Diffusivity, HeatGenerator, HeatParams, TimeScheme};
-use pdekit_solvers::problem::helmholtz::{HelmholtzBoundary, HelmholtzGenerator, HelmholtzParams};
-use pdekit_solvers::problem::navier_stokes::{Forcing, NavierStokesGenerator, NavierStokesParams};
-use pdekit_solvers::problem::poisson::{PoissonGenerator, PoissonParams};
 use pdekit_solvers::problem::{Family, ProblemError, Sample, SampleLayout};
 use pdekit_solvers::relax::policy::{linspace, TsallisInf};
-use pdekit_solvers::sequence::{self, driver, SolverSpec};
+use pdekit_solvers::sequence::{driver, Ordering as Order, PrecondKind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -61,152 +48,14 @@ pub struct GenerateReport {
     pub max_residual: f64,
 }
 
-fn transform(c: &CoefficientPlan) -> CoefficientTransform {
-    match c.kind {
-        CoefficientKind::Threshold => CoefficientTransform::Threshold {
-            high: c.high,
-            low: c.low,
-        },
-        CoefficientKind::Lognormal => CoefficientTransform::LogNormal,
-    }
-}
-
-/// One solve per thread: the mat-vecs stay serial. A learned ω is chosen per sample by the generate
-/// loop; 1.0 only stands in for it here.
-fn solver_spec(solver: &SolverPlan) -> SolverSpec {
-    solver
-        .method
-        .spec(solver.tolerance, solver.max_iterations, 1.0)
-        .with_parallel(false)
-}
-
-fn darcy_params(d: &config::DarcyPlan, solver: &config::SolverPlan) -> DarcyParams {
-    let mut p = DarcyParams::default();
-    p.grid = Grid2d::new(
-        d.resolution,
-        match d.centring {
-            config::Centring::Vertex => Centring::Vertex,
-            config::Centring::Cell => Centring::Cell,
-        },
-    );
-    p.field = GrfParams::new(d.coefficient.alpha, d.coefficient.tau, d.coefficient.sigma);
-    p.transform = transform(&d.coefficient);
-    p.forcing = d.forcing;
-    p.form = match d.form {
-        config::DarcyFormName::Flux => DarcyForm::Flux,
-        config::DarcyFormName::Paper => DarcyForm::Paper,
-    };
-    p.solver = solver_spec(solver);
-    p
-}
-
-/// The family of a generate plan, ready to draw samples.
+/// The family of a generate plan, ready to draw samples. Samples run in parallel, one per thread,
+/// so each solve's mat-vecs stay serial.
 pub fn family(g: &GeneratePlan) -> Result<Box<dyn Family>, ProblemError> {
-    let solver = || {
-        solver_spec(
-            g.solver
-                .as_ref()
-                .expect("families that solve systems have a solver plan"),
-        )
-    };
-    Ok(match &g.family {
-        ProblemPlan::Darcy(d) => Box::new(DarcyGenerator::new(darcy_params(
-            d,
-            g.solver.as_ref().expect("darcy has a solver plan"),
-        ))?),
-        ProblemPlan::Poisson(p) => Box::new(PoissonGenerator::new(PoissonParams {
-            dim: p.dim,
-            resolution: p.resolution,
-            source: p.source.to_solver(),
-            boundary: (!p.homogeneous).then(|| p.boundary.to_solver()),
-            solver: solver(),
-        })?),
-        ProblemPlan::Helmholtz(h) => Box::new(HelmholtzGenerator::new(HelmholtzParams {
-            resolution: h.resolution,
-            wavenumber: (h.wavenumber[0], h.wavenumber[1]),
-            variation: (h.variation > 0.0).then(|| (h.field.to_solver(), h.variation)),
-            boundary: match h.boundary {
-                config::HelmholtzBoundaryName::Dirichlet => HelmholtzBoundary::Dirichlet,
-                config::HelmholtzBoundaryName::Absorbing => HelmholtzBoundary::Absorbing,
-            },
-            source: h.source.to_solver(),
-            solver: solver(),
-        })?),
-        ProblemPlan::Heat(h) => Box::new(HeatGenerator::new(HeatParams {
-            resolution: h.resolution,
-            scheme: match h.scheme {
-                config::TimeSchemeName::ImplicitEuler => TimeScheme::ImplicitEuler,
-                config::TimeSchemeName::CrankNicolson => TimeScheme::CrankNicolson,
-            },
-            dt: h.dt,
-            steps: h.steps,
-            every: h.every,
-            kappa: match h.kappa {
-                KappaPlan::Constant(k) => Diffusivity::Constant(k),
-                KappaPlan::Named(config::KappaName::Switching) => Diffusivity::Switching,
-            },
-            coefficient: h
-                .coefficient
-                .as_ref()
-                .map(|c| (GrfParams::new(c.alpha, c.tau, c.sigma), transform(c))),
-            initial: h.initial.to_solver(),
-            source: h.source,
-            solver: solver(),
-        })?),
-        ProblemPlan::Mlvms(b) => {
-            let solver = g.solver.as_ref().expect("mlvms has a solver plan");
-            Box::new(BeamGenerator::new(BeamParams {
-                resolution: b.resolution,
-                coarse: b.coarse,
-                levels: b.levels.iter().map(|l| (l.half_width, l.refine)).collect(),
-                conductivity: b.conductivity,
-                radius: b.radius,
-                power: (b.power[0], b.power[1]),
-                margin: b.margin,
-                bases: match b.basis {
-                    config::BasisName::Linear => Vec::new(),
-                    config::BasisName::Chidenn => {
-                        vec![Basis::Chidenn(ChidennParams::default()); b.levels.len() + 1]
-                    }
-                },
-                tolerance: solver.tolerance,
-                max_iterations: solver.max_iterations,
-            })?)
-        }
-        ProblemPlan::Burgers(b) => Box::new(BurgersGenerator::new(burgers_params(b))?),
-        ProblemPlan::NavierStokes(n) => {
-            Box::new(NavierStokesGenerator::new(navier_stokes_params(n))?)
-        }
-    })
-}
-
-pub fn burgers_params(b: &config::BurgersPlan) -> BurgersParams {
-    BurgersParams {
-        resolution: b.resolution,
-        viscosity: b.viscosity,
-        final_time: b.final_time,
-        max_dt: b.dt,
-        snapshots: b.snapshots,
-        field: b.initial.to_solver(),
+    let mut params = g.family_params();
+    if let Some(spec) = params.solver_mut() {
+        spec.parallel = false;
     }
-}
-
-pub fn navier_stokes_params(n: &config::NavierStokesPlan) -> NavierStokesParams {
-    NavierStokesParams {
-        resolution: n.resolution,
-        viscosity: n.viscosity,
-        final_time: n.final_time,
-        max_dt: n.dt,
-        snapshots: n.snapshots,
-        forcing: if n.forcing == 0.0 {
-            Forcing::None
-        } else {
-            Forcing::Fno {
-                amplitude: n.forcing,
-            }
-        },
-        field: n.initial.to_solver(),
-    }
+    params.build()
 }
 
 /// The `[generate]` section of `plan`, or a usage error naming the config.
@@ -227,12 +76,7 @@ fn has_steps(layout: &SampleLayout) -> bool {
 /// The learner behind `omega = "learned"`: Tsallis-INF over ω ∈ {1.0, 1.05, …, 1.95}, seeded by the
 /// run's seed, with the rate that met the learned-SOR targets (see configs/learned_sor_high.toml).
 fn omega_learner(seed: u64) -> TsallisInf {
-    TsallisInf::new(
-        linspace(1.0, 1.95, 20),
-        config::defaults::RELAX_LOSS_SCALE,
-        16.0,
-        seed,
-    )
+    TsallisInf::new(linspace(1.0, 1.95, 20), LOSS_SCALE, 16.0, seed)
 }
 
 /// The file layout of a generate plan (or of one of its shards).
@@ -242,22 +86,22 @@ pub fn header(
     layout: &SampleLayout,
     shard: Option<Shard>,
 ) -> Header {
-    let field_dtype = match g.precision {
+    let field_dtype = match g.dataset.precision {
         Precision::F32 => Dtype::F32,
         Precision::F64 => Dtype::F64,
     };
     let plan_toml = toml::to_string_pretty(g).unwrap_or_default();
-    let range = shard.map_or(0..g.samples, |s| s.range(g.samples));
+    let range = shard.map_or(0..g.dataset.samples, |s| s.range(g.dataset.samples));
     let mut attrs = vec![
         ("format", FORMAT_NAME.to_string()),
         ("format_version", FORMAT_VERSION.to_string()),
         ("pdekit_version", env!("CARGO_PKG_VERSION").to_string()),
-        ("problem", g.problem.clone()),
+        ("problem", g.dataset.problem.clone()),
         ("config", plan.source_text.clone()),
         ("plan", plan_toml),
         (PLAN_KEY_ATTR, content_key(g, shard)),
         (DATASET_KEY_ATTR, g.content_key()),
-        ("seed", g.seed.to_string()),
+        ("seed", g.dataset.seed.to_string()),
         ("samples", (range.end - range.start).to_string()),
         ("created", crate::meta::now_utc()),
     ];
@@ -322,7 +166,7 @@ fn content_key(g: &GeneratePlan, shard: Option<Shard>) -> String {
 fn uses_ssor(g: &GeneratePlan) -> bool {
     g.solver
         .as_ref()
-        .is_some_and(|s| s.method.preconditioner == PreconditionerKind::Ssor)
+        .is_some_and(|s| matches!(s.spec.precond, PrecondKind::Ssor { .. }))
 }
 
 /// Brings a fresh learner to the state it had after the first `done` rows of the interrupted run.
@@ -353,12 +197,6 @@ fn replay_learner(
         .into()
     })
 }
-
-/// Fourier modes per axis kept as a sample's features for ordering (|k| ≤ 6: 182 numbers). The
-/// Euclidean distance between these is the L2 distance between the low-pass-filtered fields
-/// (Parseval), so the greedy tour follows the SKR paper's field distance without holding every
-/// field in memory.
-const ORDER_MODES: usize = 6;
 
 /// The progress bars of a generate run.
 struct Bars {
@@ -429,7 +267,7 @@ impl driver::Sink<Sample> for RowSink<'_> {
         let g = self.g;
         let r = &sample.report;
         if !r.converged {
-            if g.on_failure == config::OnFailure::Fail {
+            if g.dataset.on_failure == OnFailure::Fail {
                 self.writer.checkpoint()?;
                 self.bars.generate().abandon();
                 let kept = self.writer.len();
@@ -439,13 +277,13 @@ impl driver::Sink<Sample> for RowSink<'_> {
                         index: sample.index,
                         residual: r.rel_residual,
                         iterations: r.iterations,
-                        tolerance: solver.tolerance,
+                        tolerance: solver.spec.params.rtol,
                         kept,
                         partial,
                     },
                     _ => PdekitError::BlewUp {
                         index: sample.index,
-                        family: g.problem.clone(),
+                        family: g.dataset.problem.clone(),
                         kept,
                         partial,
                     },
@@ -477,7 +315,7 @@ impl driver::Sink<Sample> for RowSink<'_> {
         self.iterations_sum += r.iterations as f64;
         self.max_residual = self.max_residual.max(r.rel_residual);
         self.solved += 1;
-        if self.writer.len().is_multiple_of(g.checkpoint_every) {
+        if self.writer.len().is_multiple_of(g.dataset.checkpoint_every) {
             self.writer.checkpoint()?;
         }
         Ok(())
@@ -494,26 +332,12 @@ pub fn run(
     let rep = opts.reporter;
     let started = Instant::now();
     let shard = opts.shard;
-    let range = shard.map_or(0..g.samples, |s| s.range(g.samples));
+    let samples = g.dataset.samples;
+    let range = shard.map_or(0..samples, |s| s.range(samples));
     let target = range.end - range.start;
-    let output = shard.map_or_else(|| g.output.clone(), |s| s.path(&g.output));
+    let output = shard.map_or_else(|| g.dataset.output.clone(), |s| s.path(&g.dataset.output));
     let key = content_key(g, shard);
-    // Darcy's stateful modes drive its generator directly, so it is built once, as itself.
-    let darcy = match (&g.family, &g.solver) {
-        (ProblemPlan::Darcy(d), Some(solver)) => {
-            Some(DarcyGenerator::new(darcy_params(d, solver))?)
-        }
-        _ => None,
-    };
-    let other = match darcy {
-        Some(_) => None,
-        None => Some(family(g)?),
-    };
-    let family: &dyn Family = match (&darcy, &other) {
-        (Some(d), _) => d,
-        (None, Some(f)) => f.as_ref(),
-        (None, None) => unreachable!("one of the two is built"),
-    };
+    let family = family(g)?;
     let layout = family.layout();
     let header = header(plan, g, &layout, shard);
 
@@ -558,15 +382,20 @@ pub fn run(
         ));
     }
 
-    let method = g.solver.as_ref().map(|s| &s.method);
-    let learned = method.is_some_and(|m| m.omega == Some(OmegaPlan::Learned));
+    let spec = g.solver.as_ref().map(|s| {
+        let mut spec = s.spec;
+        spec.parallel = false;
+        spec
+    });
+    let learned = spec.is_some_and(|s| s.learns_omega());
     // A learner decides a batch's ω before its solves and learns after them, so batches are fixed
     // at checkpoint_every samples (not the thread count) for the run to be reproducible, and a
     // resumed run restarts on a batch boundary.
+    let every = g.dataset.checkpoint_every;
     let batch = if learned {
-        g.checkpoint_every
+        every
     } else {
-        (g.checkpoint_every as usize).max(4 * rayon::current_num_threads()) as u64
+        (every as usize).max(4 * rayon::current_num_threads()) as u64
     };
     let align = if learned { batch } else { 1 };
     let mut writer = match DatasetWriter::resume(&output, &header, PLAN_KEY_ATTR, align) {
@@ -592,30 +421,27 @@ pub fn run(
     };
     let resumed = writer.len();
 
-    let schedule = match (&darcy, &g.solver) {
-        (Some(generator), Some(solver)) if solver.method.carries_state() => {
-            driver::Schedule::Chains {
-                ordering: solver
-                    .ordering
-                    .unwrap_or(config::OrderingName::Natural)
-                    .to_solver(),
-                chains: solver.chains.unwrap_or(1),
-                spec: generator.params().solver,
-            }
-        }
-        (Some(generator), _) if learned => {
-            let mut learner = omega_learner(g.seed);
+    let schedule = match (&g.solver, spec) {
+        (Some(plan), Some(spec)) if plan.chains.is_some() => driver::Schedule::Chains {
+            ordering: plan.ordering.unwrap_or(Order::Natural),
+            chains: plan.chains.unwrap_or(1),
+            spec,
+        },
+        (_, Some(spec)) if learned => {
+            let mut learner = omega_learner(g.dataset.seed);
             replay_learner(&mut learner, &writer, resumed, batch)?;
             driver::Schedule::LearnedOmega {
                 batch,
                 learner: Box::new(learner),
-                spec: generator.params().solver,
+                spec,
             }
         }
         _ => driver::Schedule::Independent { batch },
     };
-    let fixed_omega = match method.and_then(|m| m.omega) {
-        Some(OmegaPlan::Fixed(w)) => Some(w),
+    let fixed_omega = match spec.map(|s| s.precond) {
+        Some(PrecondKind::Ssor {
+            omega: pdekit_solvers::sequence::Omega::Fixed(w),
+        }) => Some(w),
         _ => None,
     };
     let bars = Bars {
@@ -625,21 +451,21 @@ pub fn run(
         sort: OnceLock::new(),
         generate: OnceLock::new(),
     };
+    let seed = g.dataset.seed;
     let features = |i: u64| {
-        let generator = darcy.as_ref().expect("chains are planned for darcy only");
-        let f = sequence::low_modes(generator.coefficient(g.seed, i).view(), ORDER_MODES);
+        let f = family
+            .order_features(seed, i)
+            .expect("chains are planned only for families that order their samples");
         bars.sort().inc(1);
         f
     };
     let solve = |job: driver::Job| -> Result<Sample, PdekitError> {
-        let sample = match (job.solver, &darcy) {
-            (Some(solver), Some(generator)) => {
+        let sample = match job.solver {
+            Some(solver) => {
                 let precond = solver.spec().precond;
-                generator
-                    .generate_with(g.seed, job.index, solver, precond)?
-                    .into()
+                family.generate_with(seed, job.index, solver, precond)?
             }
-            _ => family.generate(g.seed, job.index)?,
+            None => family.generate(seed, job.index)?,
         };
         bars.generate().inc(1);
         Ok(sample)
@@ -666,7 +492,8 @@ pub fn run(
     };
     driver::run(schedule, &problem, &mut rows).map_err(|e| match e {
         driver::DriveError::Stopped(e) => e,
-        driver::DriveError::Solver(e) => DarcyError::Solver {
+        driver::DriveError::Solver(e) => ProblemError::Solver {
+            family: family.name(),
             index: range.start + resumed,
             source: Box::new(e),
         }
@@ -700,7 +527,7 @@ pub fn run(
     let solver_summary = match &g.solver {
         Some(s) if layout.linear_solves => format!(
             "; {} iterations: mean {:.1}; max relative residual {:.2e}",
-            solver_spec(s).label(),
+            s.spec.label(),
             report.mean_iterations,
             report.max_residual
         ),

@@ -6,14 +6,14 @@
 //! differences on the same points for contrast, and writes `gp_report.json`, `prediction.json`
 //! and figures (solution against exact, pointwise error, error against step, learned spectrum).
 
-use crate::bench::write_atomic;
-use crate::config::{GpEnvelope, GpPde, GpPlan};
+use crate::config::{GpPde, GpPlan};
 use crate::expr::Expr;
+use crate::files::write_atomic;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
-use pdekit_operators::gp::kernel::{Envelope, SpectralMixture};
+use pdekit_operators::gp::kernel::SpectralMixture;
 use pdekit_operators::gp::optim::{GpError, GpInfo, GpParams};
 use pdekit_operators::gp::{solver1d, solver2d};
 use pdekit_solvers::fd;
@@ -96,7 +96,7 @@ fn gp_error(plan_path: &std::path::Path, e: GpError) -> PdekitError {
     let hint = match e {
         GpError::NotPositiveDefinite { .. } => "; raise gp.jitter",
         GpError::NonFinite { .. } => "; lower gp.learning_rate",
-        GpError::BadParams(_) => "",
+        GpError::Invalid(_) => "",
     };
     PdekitError::Usage(format!("{}: {e}{hint}", plan_path.display()))
 }
@@ -146,24 +146,7 @@ impl Setup {
         let [a, b] = plan.domain;
         let grid = linspace(a, b, plan.points);
         let test = linspace(a, b, plan.test_points);
-        let params = GpParams {
-            components: plan.components,
-            envelope: match plan.envelope {
-                GpEnvelope::Gaussian => Envelope::Gaussian,
-                GpEnvelope::Matern => Envelope::Matern,
-            },
-            max_freq: plan.max_freq,
-            length_scale: plan.length_scale,
-            jitter: plan.jitter,
-            boundary_weight: plan.boundary_weight,
-            learning_rate: plan.learning_rate,
-            final_learning_rate: plan.final_learning_rate,
-            decay_fraction: plan.decay_fraction,
-            steps: plan.steps,
-            polish: plan.polish,
-            polish_every: plan.polish_every,
-            ..GpParams::default()
-        };
+        let params = plan.params.clone();
         let test_axes: Vec<&[f64]> = vec![&test; plan.dim];
         let grid_axes: Vec<&[f64]> = vec![&grid; plan.dim];
         // Every PDE in the form 𝓛u + c·u(u² − 1) = s (Poisson −Δu = f has s = −f = Δu).
@@ -225,9 +208,10 @@ pub fn run(
     let setup = Setup::new(plan)?;
     let (params, xs, test) = (&setup.params, &setup.grid, &setup.test);
     let (exact_grid, exact_test, c) = (&setup.exact_grid, &setup.exact_test, setup.nonlinearity);
-    let every = plan.steps.div_ceil(plan.checkpoints).max(1);
-    let is_checkpoint = |step: usize| (step + 1).is_multiple_of(every) || step + 1 == plan.steps;
-    let bar = rep.bar(plan.steps as u64, "gp", "steps");
+    let every = plan.params.steps.div_ceil(plan.checkpoints).max(1);
+    let is_checkpoint =
+        |step: usize| (step + 1).is_multiple_of(every) || step + 1 == plan.params.steps;
+    let bar = rep.bar(plan.params.steps as u64, "gp", "steps");
     let started = Instant::now();
     let mut in_checkpoints = 0.0;
     let mut checkpoints = Vec::new();
@@ -272,8 +256,14 @@ pub fn run(
             });
         })
         .map_err(|e| gp_error(config, e))?;
-        let pred = solver1d::predict(&problem, params, &state, test)
-            .ok_or_else(|| gp_error(config, GpError::NotPositiveDefinite { step: plan.steps }))?;
+        let pred = solver1d::predict(&problem, params, &state, test).ok_or_else(|| {
+            gp_error(
+                config,
+                GpError::NotPositiveDefinite {
+                    step: plan.params.steps,
+                },
+            )
+        })?;
         (pred, state.u().to_vec(), vec![state.kernel()], info)
     } else {
         let problem = setup.problem2d();
@@ -284,8 +274,14 @@ pub fn run(
             });
         })
         .map_err(|e| gp_error(config, e))?;
-        let pred = solver2d::predict(&problem, params, &state, test, test)
-            .ok_or_else(|| gp_error(config, GpError::NotPositiveDefinite { step: plan.steps }))?;
+        let pred = solver2d::predict(&problem, params, &state, test, test).ok_or_else(|| {
+            gp_error(
+                config,
+                GpError::NotPositiveDefinite {
+                    step: plan.params.steps,
+                },
+            )
+        })?;
         let (kx, ky) = state.kernels();
         (pred, state.values[..state.n].to_vec(), vec![kx, ky], info)
     };
@@ -352,7 +348,7 @@ pub fn run(
                 .collect()
         })
         .collect();
-    let step_ms = 1e3 * seconds / plan.steps as f64;
+    let step_ms = 1e3 * seconds / plan.params.steps as f64;
     let mut doc = json!({
         "config": config,
         "plan": plan,
@@ -394,7 +390,7 @@ pub fn run(
 
     rep.info(format!(
         "gp: {} steps in {seconds:.1} s ({step_ms:.2} ms/step), {} polishes\n  final relative L2 {rel_l2:.3e}, max error {max_error:.3e} on {}{} test points; {grid_rel_l2:.3e} at the {} collocation points{}\nwrote {} and {} figures in {}",
-        plan.steps,
+        plan.params.steps,
         info.polishes,
         plan.test_points,
         if plan.dim == 2 { "²" } else { "" },
@@ -551,7 +547,7 @@ fn plots(
             },
         ],
     )?);
-    let initial = 1.0 / plan.components as f64;
+    let initial = 1.0 / plan.params.components as f64;
     let mut lines: Vec<Line> = spectra
         .iter()
         .enumerate()
@@ -567,10 +563,14 @@ fn plots(
         .collect();
     lines.push(Line {
         label: format!("initial weight 1/Q = {initial:.3}"),
-        points: linspace(0.0, plan.max_freq.max(1e-9), plan.components.max(2))
-            .into_iter()
-            .map(|f| (f, log10(initial)))
-            .collect(),
+        points: linspace(
+            0.0,
+            plan.params.max_freq.max(1e-9),
+            plan.params.components.max(2),
+        )
+        .into_iter()
+        .map(|f| (f, log10(initial)))
+        .collect(),
         color: PALETTE[7],
         markers: true,
     });

@@ -8,8 +8,8 @@
 //! with the level boxes drawn (2-D; a slice through the centre in 3-D), the error field, and error
 //! against unknowns and against wall time.
 
-use crate::bench::write_atomic;
 use crate::config::{MlvmsPlan, MlvmsTransientPlan};
+use crate::files::write_atomic;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;

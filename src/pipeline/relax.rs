@@ -4,7 +4,8 @@
 //! running every arm on every instance, and the instance-optimal oracle), `repeats` times with
 //! consecutive seeds, and writes a JSON report and plots of the first run.
 
-use crate::config::{LearnerName, RelaxPlan, RelaxSequenceKind, Variance};
+use crate::config::relax::Learner;
+use crate::config::{RelaxPlan, RelaxSequenceKind};
 use crate::plot::{line_chart, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -12,7 +13,7 @@ use pdekit_solvers::relax::experiment::{
     run_experiment, ExperimentParams, ExperimentReport, LearnerKind, Trace,
 };
 use pdekit_solvers::relax::policy::linspace;
-use pdekit_solvers::relax::sequence::{HeatSequence, ShiftVariance, ShiftedLaplacianSequence};
+use pdekit_solvers::relax::sequence::{HeatSequence, ShiftedLaplacianSequence};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,9 +40,9 @@ pub fn run(plan: &RelaxPlan, rep: Reporter) -> Result<Vec<PolicySummary>, Pdekit
         .learners
         .iter()
         .map(|l| match l {
-            LearnerName::Tsallis => LearnerKind::Tsallis,
-            LearnerName::Binned => LearnerKind::Binned { bins: plan.bins },
-            LearnerName::Chebyshev => LearnerKind::Chebyshev {
+            Learner::Tsallis => LearnerKind::Tsallis,
+            Learner::Binned => LearnerKind::Binned { bins: plan.bins },
+            Learner::Chebyshev => LearnerKind::Chebyshev {
                 degree: plan.degree,
             },
         })
@@ -73,15 +74,11 @@ pub fn run(plan: &RelaxPlan, rep: Reporter) -> Result<Vec<PolicySummary>, Pdekit
         let report = match plan.sequence {
             RelaxSequenceKind::ShiftedLaplacian => {
                 let s = plan.shifted_laplacian.as_ref().expect("validated");
-                let variance = match s.variance {
-                    Variance::High => ShiftVariance::High,
-                    Variance::Low => ShiftVariance::Low,
-                };
                 let seq = ShiftedLaplacianSequence::new(
                     s.grid,
                     s.instances,
                     seed,
-                    variance,
+                    s.variance,
                     plan.tolerance,
                     cap,
                 );
@@ -214,7 +211,7 @@ fn write_json(
         "runs": runs,
     });
     let text = serde_json::to_string_pretty(&doc).expect("plain data serialises");
-    crate::bench::write_atomic(path, &text)?;
+    crate::files::write_atomic(path, &text)?;
     Ok(())
 }
 

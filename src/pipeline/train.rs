@@ -7,30 +7,19 @@
 //! scale) and `predictions.png` (input, truth, prediction and |error| for a few test samples,
 //! 2-D data).
 
-use crate::bench::write_atomic;
 use crate::checkpoint;
-use crate::config::{
-    EmbeddingName, FactorizationName, LossName, ModelPlan, OptimizerName, PaddingModeName,
-    ScheduleName, TrainPlan,
-};
+use crate::config::TrainPlan;
 use crate::data::Dataset;
+use crate::files::write_atomic;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
-use pdekit_operators::layers::compose::{Embedding, PaddingMode};
-use pdekit_operators::layers::factorized::{Factorization, Rank};
-use pdekit_operators::models::deeponet::DeepOnetSpec;
-use pdekit_operators::models::ffno::FfnoSpec;
-use pdekit_operators::models::fno::{FnoSpec, GridFrame};
-use pdekit_operators::models::{Model, ModelSpec};
+use pdekit_operators::models::{Io, Model};
 use pdekit_operators::tensor::Tensor;
 use pdekit_operators::train::loss::{relative_h1, relative_l2};
 use pdekit_operators::train::normalizer::UnitGaussian;
-use pdekit_operators::train::optim::AdamParams;
-use pdekit_operators::train::trainer::{
-    predict, train, Control, LossKind, Schedule, Split, TrainParams, TrainState,
-};
+use pdekit_operators::train::trainer::{predict, train, Control, Split, TrainState};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -149,127 +138,26 @@ fn data_dims(
     Ok(dims)
 }
 
-/// The grid frame a `[train.fno]`, `[train.tfno]` or `[train.ffno]` table asks for.
-fn grid_frame(domain_padding: f64, mode: PaddingModeName, embedding: EmbeddingName) -> GridFrame {
-    GridFrame {
-        embedding: match embedding {
-            EmbeddingName::Linear => Embedding::Linear,
-            EmbeddingName::Periodic => Embedding::Periodic,
-        },
-        domain_padding,
-        padding_mode: match mode {
-            PaddingModeName::OneSided => PaddingMode::OneSided,
-            PaddingModeName::Symmetric => PaddingMode::Symmetric,
-        },
-    }
-}
-
-/// The model spec a `[train]` plan asks for, with the data's channel counts.
-fn model_spec(model: &ModelPlan, in_channels: usize, out_channels: usize, seed: u64) -> ModelSpec {
-    let fno = |width, modes: &Vec<usize>, layers, frame, factorization| {
-        ModelSpec::Fno(FnoSpec {
-            in_channels,
-            out_channels,
-            width,
-            modes: modes.clone(),
-            layers,
-            frame,
-            factorization,
-            seed,
-        })
-    };
-    match model {
-        ModelPlan::Fno(p) => fno(
-            p.width,
-            &p.modes,
-            p.layers,
-            grid_frame(p.domain_padding, p.domain_padding_mode, p.embedding),
-            Factorization::Dense,
-        ),
-        ModelPlan::Tfno(p) => {
-            // The config check requires exactly one of the two.
-            let rank = match (&p.ranks, p.rank) {
-                (Some(r), _) => Rank::Explicit(r.clone()),
-                (None, f) => Rank::Fraction(f.expect("train.tfno has rank or ranks")),
-            };
-            let factorization = match p.factorization {
-                FactorizationName::Tucker => Factorization::Tucker(rank),
-                FactorizationName::Cp => Factorization::Cp(rank),
-            };
-            fno(
-                p.width,
-                &p.modes,
-                p.layers,
-                grid_frame(p.domain_padding, p.domain_padding_mode, p.embedding),
-                factorization,
-            )
-        }
-        ModelPlan::Ffno(p) => ModelSpec::Ffno(FfnoSpec {
-            in_channels,
-            out_channels,
-            width: p.width,
-            modes: p.modes.clone(),
-            layers: p.layers,
-            ff_expansion: p.ff_expansion,
-            share_weights: p.share_weights,
-            frame: grid_frame(p.domain_padding, p.domain_padding_mode, p.embedding),
-            seed,
-        }),
-        ModelPlan::Deeponet(p) => ModelSpec::DeepOnet(DeepOnetSpec {
-            in_channels,
-            out_channels,
-            sensors: p.sensors.clone(),
-            branch: p.branch.clone(),
-            trunk: p.trunk.clone(),
-            basis: p.basis,
-            seed,
-        }),
-    }
-}
-
-fn params_of(plan: &TrainPlan) -> TrainParams {
-    TrainParams {
-        epochs: plan.epochs,
-        batch_size: plan.batch_size,
-        learning_rate: plan.learning_rate,
-        adam: AdamParams {
-            weight_decay: plan.weight_decay,
-            decoupled: plan.optimizer == OptimizerName::Adamw,
-            ..AdamParams::default()
-        },
-        schedule: match plan.schedule {
-            ScheduleName::Constant => Schedule::Constant,
-            ScheduleName::Step => Schedule::Step {
-                step_size: plan.step_size,
-                gamma: plan.gamma,
-            },
-            ScheduleName::Cosine => Schedule::Cosine {
-                min_lr: plan.min_learning_rate,
-            },
-            ScheduleName::Plateau => Schedule::Plateau {
-                patience: plan.patience,
-                factor: plan.factor,
-            },
-        },
-        loss: match plan.loss {
-            LossName::L2 => LossKind::L2,
-            LossName::H1 => LossKind::H1,
-        },
-        seed: plan.seed,
-        early_stopping: (plan.early_stopping > 0).then_some(plan.early_stopping),
-    }
-}
-
 pub fn run(
     plan: &TrainPlan,
     config: &Path,
     rep: Reporter,
     force: bool,
 ) -> Result<TrainOutcome, PdekitError> {
-    let ds = Dataset::open(&plan.data)?;
-    let input = resolve(&ds, &plan.input, "inputs")?;
-    let output = resolve(&ds, &plan.output, "outputs")?;
-    let (n_train, n_test) = (plan.train_samples, plan.test_samples);
+    let run = &plan.run;
+    let ds = Dataset::open(&run.data)?;
+    let input = resolve(&ds, &run.input, "inputs")?;
+    let output = resolve(&ds, &run.output, "outputs")?;
+    let (n_train, n_test) = (run.train_samples, run.test_samples);
+    let key = plan.model_key();
+    let seed = plan.params.seed;
+    let io = |in_channels, out_channels| Io {
+        in_channels,
+        out_channels,
+        seed,
+    };
+    let model_error = |e| PdekitError::Usage(format!("{}: {key}: {e}", config.display()));
+    let model_dims = plan.model.spec(io(1, 1)).map_err(model_error)?.dims();
     if n_train + n_test > ds.len() {
         return Err(PdekitError::Usage(format!(
             "{}: train.train_samples + train.test_samples = {} but {} holds {} samples",
@@ -283,11 +171,11 @@ pub fn run(
         &ds,
         &input,
         &output,
-        plan.model.dims(),
-        &format!("{} ({})", plan.model.key(), config.display()),
+        model_dims,
+        &format!("{key} ({})", config.display()),
     )?;
     let read =
-        |name: &str, rows| read_tensor(&ds, name, rows, dims).map(|t| t.subsample(plan.subsample));
+        |name: &str, rows| read_tensor(&ds, name, rows, dims).map(|t| t.subsample(run.subsample));
     let x = read(&input, 0..n_train)?;
     let y = read(&output, 0..n_train)?;
     let tx = read(&input, n_train..n_train + n_test)?;
@@ -298,19 +186,22 @@ pub fn run(
             config.display(),
             x.grid(),
             y.grid(),
-            plan.model.key()
+            key
         )));
     }
-    let params = params_of(plan);
-    let ckpt_path = plan.output_dir.join("checkpoint.safetensors");
-    let spec = model_spec(&plan.model, x.channels(), y.channels(), plan.seed);
+    let params = &plan.params;
+    let ckpt_path = run.output_dir.join("checkpoint.safetensors");
+    let spec = plan
+        .model
+        .spec(io(x.channels(), y.channels()))
+        .map_err(model_error)?;
     let mut data_meta = json!({
-        "path": plan.data, "input": input, "output": output,
+        "path": run.data, "input": input, "output": output,
         "train_samples": n_train, "test_samples": n_test,
     });
-    if plan.subsample > 1 {
+    if run.subsample > 1 {
         // Only when used, so checkpoints from before the option still resume.
-        data_meta["subsample"] = json!(plan.subsample);
+        data_meta["subsample"] = json!(run.subsample);
     }
     let (mut model, x_norm, y_norm, state) = if ckpt_path.exists() && !force {
         let loaded = checkpoint::load(&ckpt_path)?;
@@ -327,17 +218,15 @@ pub fn run(
         ));
         (loaded.model, loaded.x_norm, loaded.y_norm, loaded.state)
     } else {
-        let model = Model::<f32>::new(spec).map_err(|e| {
-            PdekitError::Usage(format!("{}: {}: {e}", config.display(), plan.model.key()))
-        })?;
+        let model = Model::<f32>::new(spec).map_err(model_error)?;
         (
             model,
             UnitGaussian::fit(&x),
             UnitGaussian::fit(&y),
-            TrainState::new(&params),
+            TrainState::new(params),
         )
     };
-    let bar = rep.bar(plan.epochs as u64, "train", "epochs");
+    let bar = rep.bar(params.epochs as u64, "train", "epochs");
     bar.set_position(state.epoch as u64);
     let mut save_error = None;
     // The previous epoch's test error, shown beside the running loss while an epoch runs.
@@ -346,7 +235,7 @@ pub fn run(
         &mut model,
         (&x_norm, &y_norm),
         (&Split { x: &x, y: &y }, &Split { x: &tx, y: &ty }),
-        &params,
+        params,
         state,
         &mut |batch, running| {
             bar.set_message(format!(
@@ -395,7 +284,7 @@ pub fn run(
         "config": config,
         "threads": rayon::current_num_threads(),
         "plan": plan,
-        "model": checkpoint::spec_json(&model.spec()),
+        "model": model.spec(),
         "parameters": model.parameter_count(),
         "epochs_done": state.epoch,
         "final": last.as_ref().map(|r| json!({"test_l2": r.test_l2, "test_h1": r.test_h1, "train_loss": r.train_loss})),
@@ -403,12 +292,12 @@ pub fn run(
             state.history.iter().map(|r| r.seconds).sum::<f64>() / state.history.len() as f64
         },
         "peak_rss_mib": crate::meta::peak_rss_mib(),
-        "history": checkpoint::history_json(&state.history),
+        "history": state.history,
         "checkpoint": ckpt_path,
     });
     crate::meta::record_provenance(&mut doc);
     let report = write_atomic(
-        &plan.output_dir.join("training_report.json"),
+        &run.output_dir.join("training_report.json"),
         &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
     )?;
     let mut figures = Vec::new();
@@ -420,16 +309,16 @@ pub fn run(
             .map(|r| ((r.epoch + 1) as f64, log(f(r))))
             .collect()
     };
-    let ext = plan.format.extension();
+    let ext = run.format.extension();
     figures.push(line_chart(
-        &plan.output_dir.join(format!("loss.{ext}")),
-        plan.format,
+        &run.output_dir.join(format!("loss.{ext}")),
+        run.format,
         "training",
         "epoch",
         "log10",
         &[
             Line {
-                label: format!("train loss ({:?})", plan.loss),
+                label: format!("train loss ({:?})", params.loss),
                 points: series(|r| r.train_loss),
                 color: PALETTE[0],
                 markers: false,
@@ -448,11 +337,11 @@ pub fn run(
             },
         ],
     )?);
-    if dims == 2 && plan.panels > 0 {
-        let k = plan.panels.min(n_test);
+    if dims == 2 && run.panels > 0 {
+        let k = run.panels.min(n_test);
         let idx: Vec<usize> = (0..k).collect();
         let xs = pdekit_operators::train::trainer::gather_rows(&tx, &idx);
-        let pred = predict(&mut model, (&x_norm, &y_norm), &xs, plan.batch_size)
+        let pred = predict(&mut model, (&x_norm, &y_norm), &xs, params.batch_size)
             .map_err(|e| PdekitError::Usage(e.to_string()))?;
         let (s0, s1) = (x.grid()[0], x.grid()[1]);
         // Input channel 0 and the last output channel (the final snapshot of a trajectory).
@@ -487,8 +376,8 @@ pub fn run(
             }
         }
         figures.push(heatmap_panel(
-            &plan.output_dir.join(format!("predictions.{ext}")),
-            plan.format,
+            &run.output_dir.join(format!("predictions.{ext}")),
+            run.format,
             "test samples",
             4,
             &maps,
@@ -504,7 +393,7 @@ pub fn run(
         ckpt_path.display(),
         report.display(),
         figures.len(),
-        plan.output_dir.display()
+        run.output_dir.display()
     ));
     Ok(TrainOutcome {
         epochs: state.epoch,

@@ -112,7 +112,7 @@ pub fn write_crashed_partial(
     let g = plan.generate.as_ref().unwrap();
     let h = generate::header(plan, g, &generate::family(g).unwrap().layout(), None);
     let src = Dataset::open(full).unwrap();
-    let mut w = pdekit::data::h5::DatasetWriter::create(&g.output, &h).unwrap();
+    let mut w = pdekit::data::h5::DatasetWriter::create(&g.dataset.output, &h).unwrap();
     for i in 0..rows {
         let values: Vec<Vec<f64>> = h
             .fields

@@ -20,6 +20,8 @@ pub struct SpectralMixture {
 
 /// The envelope of every component: the shape of each spectral peak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum Envelope {
     /// `exp(−d²/(2ℓ²))`: Gaussian peaks (the paper's GM spectrum).
     #[default]

@@ -2,20 +2,23 @@
 //! report of a run.
 
 use super::kernel::{Envelope, SpectralMixture};
+use crate::param::{require, InvalidParam};
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum GpError {
     #[error("GP-HM: {0}")]
-    BadParams(String),
+    Invalid(#[from] InvalidParam),
     #[error("GP-HM: the kernel matrix is not positive definite to working precision at step {step}; raise the jitter")]
     NotPositiveDefinite { step: usize },
     #[error("GP-HM: the loss became non-finite at step {step}")]
     NonFinite { step: usize },
 }
 
-/// Settings of the optimisation.
+/// Settings of the optimisation (the optimisation keys of a `[gp]` section).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct GpParams {
     /// Mixture components Q.
     pub components: usize,
@@ -60,7 +63,7 @@ impl Default for GpParams {
             learning_rate: 1e-2,
             final_learning_rate: 1e-4,
             decay_fraction: 0.3,
-            steps: 10_000,
+            steps: 20_000,
             polish: true,
             polish_every: 1000,
             polish_tolerance: 1e-8,
@@ -103,22 +106,46 @@ impl GpParams {
         20
     }
 
-    pub fn validate(&self) -> Result<(), GpError> {
-        let bad = |m: String| Err(GpError::BadParams(m));
-        if self.components == 0 {
-            return bad("components must be at least 1".into());
+    /// Every setting in range; `field` is its key in a `[gp]` section.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        let c = self.components;
+        require(
+            (1..=200).contains(&c),
+            "components",
+            "an integer from 1 to 200",
+            c,
+        )?;
+        let f = self.max_freq;
+        require(
+            f >= 0.0 && f.is_finite(),
+            "max_freq",
+            "a number ≥ 0 (cycles per unit length)",
+            f,
+        )?;
+        for (field, v) in [
+            ("length_scale", self.length_scale),
+            ("boundary_weight", self.boundary_weight),
+            ("learning_rate", self.learning_rate),
+        ] {
+            require(v > 0.0 && v.is_finite(), field, "a positive number", v)?;
         }
-        if !(self.jitter > 0.0
-            && self.learning_rate > 0.0
-            && self.final_learning_rate > 0.0
-            && self.length_scale > 0.0)
-        {
-            return bad(
-                "jitter, learning_rate, final_learning_rate and length_scale must be positive"
-                    .into(),
-            );
-        }
-        Ok(())
+        let j = self.jitter;
+        require(j > 0.0 && j < 1.0, "jitter", "a number in (0, 1)", j)?;
+        let (lr, last) = (self.learning_rate, self.final_learning_rate);
+        require(
+            last > 0.0 && last <= lr,
+            "final_learning_rate",
+            &format!("a positive number ≤ learning_rate = {lr}"),
+            last,
+        )?;
+        let d = self.decay_fraction;
+        require(
+            (0.0..=1.0).contains(&d),
+            "decay_fraction",
+            "a number in [0, 1]",
+            d,
+        )?;
+        require(self.steps >= 1, "steps", "an integer ≥ 1", self.steps)
     }
 }
 

@@ -272,6 +272,8 @@ impl<T: Real> Layer<T> for SoftGating<T> {
 
 /// Which grid coordinates a grid operator appends to its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum Embedding {
     /// `i / n` on each axis (one channel per axis), as neuraloperator's `GridEmbeddingND`. On a
     /// periodic grid this is a sawtooth: its jump at the boundary aliases differently on grids of
@@ -428,6 +430,8 @@ fn resize_grid<T: Real>(
 
 /// Where [`DomainPadding`] puts its zeros.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum PaddingMode {
     /// `round(fraction · n)` points after the last on every axis: the FNO paper's code (85
     /// points get 9).

@@ -14,43 +14,50 @@
 //! Khatri–Rao product in place of `Y`. All contractions are complex GEMMs on planar (re, im) arrays.
 
 use super::Param;
+use crate::param::{require, InvalidParam};
 use crate::tensor::{unravel, NnError, Real};
 use rand::{Rng, SeedableRng};
 
-/// How a spectral weight is stored.
-#[derive(Debug, Clone, PartialEq)]
+/// How a spectral weight is stored (in a checkpoint: `{ kind = "tucker", rank = 0.1 }`).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "lowercase"))]
 pub enum Factorization {
+    #[default]
     Dense,
     Tucker(Rank),
     Cp(Rank),
 }
 
-/// The size of a factorisation.
+/// The size of a factorisation (`rank = 0.1` or `ranks = [...]`).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Rank {
     /// Parameters as a fraction of the dense weight's (as tensorly-torch reads a float rank).
+    #[cfg_attr(feature = "serde", serde(rename = "rank"))]
     Fraction(f64),
     /// Tucker: one rank per weight axis (`[modes…, c_in, c_out]`); CP: a single rank.
+    #[cfg_attr(feature = "serde", serde(rename = "ranks"))]
     Explicit(Vec<usize>),
 }
 
 impl Factorization {
     /// Checks the ranks against a dense weight of `shape` and returns the concrete ranks (one per
-    /// axis for Tucker, one for CP; empty for dense).
-    pub fn ranks(&self, shape: &[usize]) -> Result<Vec<usize>, NnError> {
-        let bad = |message: String| {
-            Err(NnError::BadSpec {
-                layer: "factorised spectral weight",
-                message,
-            })
-        };
+    /// axis for Tucker, one for CP; empty for dense). The error names `rank` (a fraction) or
+    /// `ranks` (explicit ones).
+    pub fn ranks(&self, shape: &[usize]) -> Result<Vec<usize>, InvalidParam> {
         let dense: usize = shape.iter().product();
         match self {
             Factorization::Dense => Ok(Vec::new()),
             Factorization::Cp(Rank::Fraction(f)) | Factorization::Tucker(Rank::Fraction(f))
                 if !(*f > 0.0 && *f <= 1.0) =>
             {
-                bad(format!("a rank fraction must be in (0, 1], got {f}"))
+                Err(InvalidParam {
+                    field: "rank".into(),
+                    expected: "a fraction in (0, 1] of the dense spectral weight's parameters"
+                        .into(),
+                    got: f.to_string(),
+                })
             }
             Factorization::Cp(Rank::Fraction(f)) => {
                 let per_rank: usize = shape.iter().sum();
@@ -59,20 +66,23 @@ impl Factorization {
                     .max(1)])
             }
             Factorization::Cp(Rank::Explicit(r)) => {
-                if r.len() != 1 || r[0] == 0 {
-                    return bad(format!("CP takes one positive rank, got {r:?}"));
-                }
+                require(
+                    r.len() == 1 && r[0] > 0,
+                    "ranks",
+                    "one positive rank for CP",
+                    format!("{r:?}"),
+                )?;
                 Ok(r.clone())
             }
             Factorization::Tucker(Rank::Fraction(f)) => Ok(tucker_ranks(shape, *f)),
             Factorization::Tucker(Rank::Explicit(r)) => {
-                if r.len() != shape.len()
-                    || r.iter().zip(shape).any(|(&rk, &nk)| rk == 0 || rk > nk)
-                {
-                    return bad(format!(
-                        "Tucker takes one rank per weight axis {shape:?} (modes…, c_in, c_out), each from 1 to that axis' size, got {r:?}"
-                    ));
-                }
+                require(
+                    r.len() == shape.len()
+                        && r.iter().zip(shape).all(|(&rk, &nk)| rk >= 1 && rk <= nk),
+                    "ranks",
+                    &format!("one rank per weight axis {shape:?} (modes…, c_in, c_out), each from 1 to that axis' size"),
+                    format!("{r:?}"),
+                )?;
                 Ok(r.clone())
             }
         }
@@ -342,7 +352,10 @@ fn complex_normals<T: Real>(n: usize, rms: f64, rng: &mut impl Rng) -> Vec<T> {
 impl<T: Real> FactorizedWeight<T> {
     /// Random factors whose reconstruction has zero-mean entries of RMS modulus `rms`.
     pub fn new(shape: &[usize], kind: Factorization, rms: f64, seed: u64) -> Result<Self, NnError> {
-        let ranks = kind.ranks(shape)?;
+        let ranks = kind.ranks(shape).map_err(|e| NnError::BadSpec {
+            layer: "factorised spectral weight",
+            message: e.to_string(),
+        })?;
         if ranks.is_empty() {
             return Err(NnError::BadSpec {
                 layer: "factorised spectral weight",

@@ -7,53 +7,72 @@
 //! otherwise they are interpolated (multilinear), so a trained DeepONet runs on any resolution:
 //! the trunk evaluates the output wherever asked.
 
+use super::{Io, Section, Spec};
 use crate::layers::compose::{prefixed, Sequential};
 use crate::layers::linear::{Gelu, PointwiseLinear};
 use crate::layers::{Layer, Param};
+use crate::param::{per_axis, require, InvalidParam};
 use crate::tensor::{unravel, NnError, Real, Tensor};
 
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DeepOnetSpec {
     pub in_channels: usize,
     pub out_channels: usize,
-    /// Sensor points per grid axis (its length is the dimension).
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub section: DeepOnetSection,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub seed: u64,
+}
+
+/// `[train.deeponet]`: a branch MLP on sensor values, a trunk MLP on coordinates.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DeepOnetSection {
+    /// Sensor points per grid axis (its length is the dimension); the input is interpolated onto
+    /// them when its grid differs.
     pub sensors: Vec<usize>,
     /// Hidden widths of the branch and trunk MLPs.
     pub branch: Vec<usize>,
     pub trunk: Vec<usize>,
     /// Basis functions per output channel.
     pub basis: usize,
-    pub seed: u64,
 }
 
-impl DeepOnetSpec {
-    pub fn validate(&self) -> Result<(), NnError> {
-        let bad = |message: String| {
-            Err(NnError::BadSpec {
-                layer: "deeponet",
-                message,
-            })
-        };
-        if self.in_channels == 0 || self.out_channels == 0 || self.basis == 0 {
-            return bad("channel counts and basis must be positive".into());
+impl Section for DeepOnetSection {
+    type Spec = DeepOnetSpec;
+
+    fn spec(&self, io: Io) -> Result<DeepOnetSpec, InvalidParam> {
+        Ok(DeepOnetSpec {
+            in_channels: io.in_channels,
+            out_channels: io.out_channels,
+            section: self.clone(),
+            seed: io.seed,
+        })
+    }
+}
+
+impl Spec for DeepOnetSpec {
+    fn dims(&self) -> usize {
+        self.section.sensors.len()
+    }
+
+    fn channels(&self) -> (usize, usize) {
+        (self.in_channels, self.out_channels)
+    }
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        let s = &self.section;
+        per_axis("sensors", &s.sensors)?;
+        for (field, widths) in [("branch", &s.branch), ("trunk", &s.trunk)] {
+            require(
+                !widths.is_empty() && !widths.contains(&0),
+                field,
+                "a non-empty list of positive widths",
+                format!("{widths:?}"),
+            )?;
         }
-        if self.sensors.is_empty() || self.sensors.len() > 3 || self.sensors.contains(&0) {
-            return bad(format!(
-                "sensors must list 1 to 3 positive counts, got {:?}",
-                self.sensors
-            ));
-        }
-        if self.branch.is_empty()
-            || self.trunk.is_empty()
-            || self.branch.contains(&0)
-            || self.trunk.contains(&0)
-        {
-            return bad(format!(
-                "branch and trunk need at least one positive hidden width, got {:?} and {:?}",
-                self.branch, self.trunk
-            ));
-        }
-        Ok(())
+        require(s.basis >= 1, "basis", "an integer ≥ 1", s.basis)
     }
 }
 
@@ -157,15 +176,18 @@ pub struct DeepOnet<T: Real> {
 
 impl<T: Real> DeepOnet<T> {
     pub fn new(spec: DeepOnetSpec) -> Result<Self, NnError> {
-        spec.validate()?;
+        spec.validate().map_err(|param| NnError::Invalid {
+            model: "deeponet",
+            param,
+        })?;
         let s = spec.seed.wrapping_mul(1000);
-        let sensors: usize = spec.sensors.iter().product();
+        let sensors: usize = spec.section.sensors.iter().product();
         let mut bw = vec![sensors * spec.in_channels];
-        bw.extend(&spec.branch);
-        bw.push(spec.basis * spec.out_channels);
-        let mut tw = vec![spec.sensors.len()];
-        tw.extend(&spec.trunk);
-        tw.push(spec.basis);
+        bw.extend(&spec.section.branch);
+        bw.push(spec.section.basis * spec.out_channels);
+        let mut tw = vec![spec.section.sensors.len()];
+        tw.extend(&spec.section.trunk);
+        tw.push(spec.section.basis);
         Ok(Self {
             branch: mlp(&bw, false, s),
             trunk: mlp(&tw, true, s + 100),
@@ -178,11 +200,14 @@ impl<T: Real> DeepOnet<T> {
     }
 
     fn sampling_for(&mut self, grid: &[usize]) -> Option<&Stencils> {
-        if grid == self.spec.sensors.as_slice() {
+        if grid == self.spec.section.sensors.as_slice() {
             return None;
         }
         if self.sampling.as_ref().is_none_or(|(g, _)| g != grid) {
-            self.sampling = Some((grid.to_vec(), interpolation(grid, &self.spec.sensors)));
+            self.sampling = Some((
+                grid.to_vec(),
+                interpolation(grid, &self.spec.section.sensors),
+            ));
         }
         self.sampling.as_ref().map(|(_, w)| w)
     }
@@ -190,7 +215,7 @@ impl<T: Real> DeepOnet<T> {
 
 impl<T: Real> Layer<T> for DeepOnet<T> {
     fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
-        let d = self.spec.sensors.len();
+        let d = self.spec.section.sensors.len();
         let ci = self.spec.in_channels;
         if x.shape.len() != d + 2 || x.channels() != ci {
             return Err(NnError::Shape {
@@ -202,7 +227,7 @@ impl<T: Real> Layer<T> for DeepOnet<T> {
         let batch = x.shape[0];
         let grid = x.grid().to_vec();
         let points: usize = grid.iter().product();
-        let sensors: usize = self.spec.sensors.iter().product();
+        let sensors: usize = self.spec.section.sensors.iter().product();
         let sampled = match self.sampling_for(&grid) {
             None => x.data.clone(),
             Some(weights) => {
@@ -224,7 +249,7 @@ impl<T: Real> Layer<T> for DeepOnet<T> {
             .branch
             .forward(&Tensor::from_vec(&[batch, sensors * ci], sampled)?)?;
         let tr = self.trunk.forward(&coordinates(&grid))?;
-        let (p, co) = (self.spec.basis, self.spec.out_channels);
+        let (p, co) = (self.spec.section.basis, self.spec.out_channels);
         let mut out = vec![T::zero(); batch * points * co];
         for b in 0..batch {
             // out_b (points × co) = tr (points × p)·br_bᵀ (p × co), br_b[c][k] at c·p + k.
@@ -264,7 +289,7 @@ impl<T: Real> Layer<T> for DeepOnet<T> {
             .take()
             .ok_or(NnError::NoForward { layer: "deeponet" })?;
         let (p, co, ci) = (
-            self.spec.basis,
+            self.spec.section.basis,
             self.spec.out_channels,
             self.spec.in_channels,
         );
@@ -323,7 +348,7 @@ impl<T: Real> Layer<T> for DeepOnet<T> {
         let mut shape = vec![batch];
         shape.extend(&saved.grid);
         shape.push(ci);
-        let sensors: usize = self.spec.sensors.iter().product();
+        let sensors: usize = self.spec.section.sensors.iter().product();
         match self.sampling_for(&saved.grid) {
             None => Tensor::from_vec(&shape, g_s.data),
             Some(weights) => {
@@ -364,10 +389,12 @@ mod tests {
         DeepOnetSpec {
             in_channels: 2,
             out_channels: 2,
-            sensors,
-            branch: vec![5],
-            trunk: vec![4, 3],
-            basis: 3,
+            section: DeepOnetSection {
+                sensors,
+                branch: vec![5],
+                trunk: vec![4, 3],
+                basis: 3,
+            },
             seed: 1,
         }
     }
@@ -411,8 +438,12 @@ mod tests {
     #[test]
     fn bad_specs_and_inputs_are_clear_errors() {
         let mut s = spec(vec![4, 3]);
-        s.branch.clear();
-        assert!(DeepOnet::<f64>::new(s).is_err());
+        s.section.branch.clear();
+        let err = DeepOnet::<f64>::new(s).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "deeponet.branch: expected a non-empty list of positive widths, got []"
+        );
         let mut model = DeepOnet::<f64>::new(spec(vec![4, 3])).unwrap();
         let err = model.forward(&Tensor::zeros(&[1, 4, 3, 1])).unwrap_err();
         assert!(err.to_string().contains("2 channels"), "{err}");

@@ -12,13 +12,16 @@
 //! others' gradients into the first's after each backward pass.
 
 use super::fno::{GridFrame, GridOperator};
+use super::{Io, Section, Spec};
 use crate::layers::axes::AxisSpectralConv;
 use crate::layers::compose::{add_into, channel_mlp, prefixed, ChannelMlp};
 use crate::layers::linear::PointwiseLinear;
 use crate::layers::{Layer, Param};
+use crate::param::{per_axis, require, InvalidParam};
 use crate::tensor::{NnError, Real, Tensor};
 
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FfnoSpec {
     pub in_channels: usize,
     pub out_channels: usize,
@@ -28,33 +31,75 @@ pub struct FfnoSpec {
     pub layers: usize,
     /// Hidden width of the feed-forward part, as a multiple of `width`.
     pub ff_expansion: usize,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub share_weights: bool,
     /// The grid coordinates appended to the input, and the zero padding around the blocks.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub frame: GridFrame,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub seed: u64,
 }
 
-impl FfnoSpec {
-    pub fn validate(&self) -> Result<(), NnError> {
-        let bad = |message: String| {
-            Err(NnError::BadSpec {
-                layer: "ffno",
-                message,
-            })
-        };
-        if self.in_channels == 0 || self.out_channels == 0 || self.width == 0 {
-            return bad("channel counts and width must be positive".into());
-        }
-        if self.layers == 0 || self.ff_expansion == 0 {
-            return bad("an F-FNO needs at least one block and ff_expansion ≥ 1".into());
-        }
-        if self.modes.is_empty() || self.modes.len() > 3 || self.modes.contains(&0) {
-            return bad(format!(
-                "modes must list 1 to 3 positive counts, got {:?}",
-                self.modes
-            ));
-        }
-        self.frame.validate("ffno")
+impl Spec for FfnoSpec {
+    fn dims(&self) -> usize {
+        self.modes.len()
+    }
+
+    fn channels(&self) -> (usize, usize) {
+        (self.in_channels, self.out_channels)
+    }
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        require(self.width >= 1, "width", "an integer ≥ 1", self.width)?;
+        require(self.layers >= 1, "layers", "an integer ≥ 1", self.layers)?;
+        require(
+            self.ff_expansion >= 1,
+            "ff_expansion",
+            "an integer ≥ 1",
+            self.ff_expansion,
+        )?;
+        per_axis("modes", &self.modes)?;
+        self.frame.validate()
+    }
+}
+
+/// `[train.ffno]`: the F-FNO's architecture (per-axis spectral convolutions, residual blocks).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FfnoSection {
+    pub width: usize,
+    pub modes: Vec<usize>,
+    pub layers: usize,
+    /// Hidden width of each block's feed-forward part, in multiples of `width`.
+    #[cfg_attr(feature = "serde", serde(default = "four"))]
+    pub ff_expansion: usize,
+    /// One set of spectral weights for all blocks.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub share_weights: bool,
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub frame: GridFrame,
+}
+
+#[cfg(feature = "serde")]
+fn four() -> usize {
+    4
+}
+
+impl Section for FfnoSection {
+    type Spec = FfnoSpec;
+
+    fn spec(&self, io: Io) -> Result<FfnoSpec, InvalidParam> {
+        Ok(FfnoSpec {
+            in_channels: io.in_channels,
+            out_channels: io.out_channels,
+            width: self.width,
+            modes: self.modes.clone(),
+            layers: self.layers,
+            ff_expansion: self.ff_expansion,
+            share_weights: self.share_weights,
+            frame: self.frame,
+            seed: io.seed,
+        })
     }
 }
 
@@ -134,7 +179,10 @@ pub struct Ffno<T: Real> {
 
 impl<T: Real> Ffno<T> {
     pub fn new(spec: FfnoSpec) -> Result<Self, NnError> {
-        spec.validate()?;
+        spec.validate().map_err(|param| NnError::Invalid {
+            model: "ffno",
+            param,
+        })?;
         let w = spec.width;
         let s = spec.seed.wrapping_mul(1000);
         let blocks = (0..spec.layers)

@@ -16,14 +16,17 @@
 //! it, because every checkpoint trained so far depends on it; dropping it made no measurable
 //! difference to zero-shot super-resolution (1.92× against 1.88× on 33² → 65² Darcy).
 
+use super::{Io, Section, Spec};
 use crate::layers::compose::{
     channel_mlp, prefixed, ChannelMlp, DomainPadding, Embedding, GridEmbedding, PaddingMode,
     Sequential, SoftGating,
 };
-use crate::layers::factorized::Factorization;
+use crate::layers::factorized::{Factorization, Rank};
 use crate::layers::linear::{gelu_backward, gelu_in_place, PointwiseLinear};
+use crate::layers::spectral::kept_shape;
 use crate::layers::spectral::SpectralConv;
 use crate::layers::{Layer, Param};
+use crate::param::{per_axis, require, InvalidParam};
 use crate::tensor::{NnError, Real, Tensor};
 
 /// What an FNO block keeps for its backward pass: the input, and `GELU'` at `h` and (when a GELU
@@ -120,6 +123,7 @@ impl<T: Real> Layer<T> for FnoBlock<T> {
 
 /// What an FNO is made of: enough to rebuild it.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FnoSpec {
     pub in_channels: usize,
     pub out_channels: usize,
@@ -128,33 +132,120 @@ pub struct FnoSpec {
     pub modes: Vec<usize>,
     pub layers: usize,
     /// The grid coordinates appended to the input, and the zero padding around the blocks.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub frame: GridFrame,
     /// How the spectral weights are stored: dense (FNO) or Tucker/CP (TFNO).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub factorization: Factorization,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub seed: u64,
 }
 
-impl FnoSpec {
-    pub fn validate(&self) -> Result<(), NnError> {
-        let bad = |message: String| {
-            Err(NnError::BadSpec {
-                layer: "fno",
-                message,
-            })
+impl Spec for FnoSpec {
+    fn dims(&self) -> usize {
+        self.modes.len()
+    }
+
+    fn channels(&self) -> (usize, usize) {
+        (self.in_channels, self.out_channels)
+    }
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        require(self.width >= 1, "width", "an integer ≥ 1", self.width)?;
+        require(self.layers >= 1, "layers", "an integer ≥ 1", self.layers)?;
+        per_axis("modes", &self.modes)?;
+        self.frame.validate()?;
+        let mut weight = kept_shape(&self.modes);
+        weight.extend([self.width, self.width]);
+        self.factorization.ranks(&weight).map(|_| ())
+    }
+}
+
+/// `[train.fno]`: an FNO's architecture. The channel counts come from the data and the seed from
+/// `[train]`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FnoSection {
+    pub width: usize,
+    /// Kept modes per axis (±m on all axes but the last); its length must match the data.
+    pub modes: Vec<usize>,
+    pub layers: usize,
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub frame: GridFrame,
+}
+
+impl FnoSection {
+    fn spec(&self, io: Io, factorization: Factorization) -> FnoSpec {
+        FnoSpec {
+            in_channels: io.in_channels,
+            out_channels: io.out_channels,
+            width: self.width,
+            modes: self.modes.clone(),
+            layers: self.layers,
+            frame: self.frame,
+            factorization,
+            seed: io.seed,
+        }
+    }
+}
+
+impl Section for FnoSection {
+    type Spec = FnoSpec;
+
+    fn spec(&self, io: Io) -> Result<FnoSpec, InvalidParam> {
+        Ok(FnoSection::spec(self, io, Factorization::Dense))
+    }
+}
+
+/// The two factorisations a TFNO's spectral weights take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum FactorizationKind {
+    Tucker,
+    Cp,
+}
+
+/// `[train.tfno]`: an FNO whose spectral weights are Tucker or CP factorised, sized by `rank` (a
+/// fraction of the dense weight's parameters) or explicit `ranks` (Tucker: one per weight axis,
+/// modes…, c_in, c_out; CP: one).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TfnoSection {
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub fno: FnoSection,
+    pub factorization: FactorizationKind,
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub rank: Option<f64>,
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub ranks: Option<Vec<usize>>,
+}
+
+impl Section for TfnoSection {
+    type Spec = FnoSpec;
+
+    fn spec(&self, io: Io) -> Result<FnoSpec, InvalidParam> {
+        let rank = match (self.rank, &self.ranks) {
+            (Some(f), None) => Rank::Fraction(f),
+            (None, Some(r)) => Rank::Explicit(r.clone()),
+            (rank, ranks) => return Err(InvalidParam {
+                field: "rank".into(),
+                expected:
+                    "either `rank` (a fraction in (0, 1] of the dense spectral weights) or `ranks`"
+                        .into(),
+                got: match (rank, ranks) {
+                    (None, None) => "neither".into(),
+                    (rank, ranks) => format!("both rank = {rank:?} and ranks = {ranks:?}"),
+                },
+            }),
         };
-        if self.in_channels == 0 || self.out_channels == 0 || self.width == 0 {
-            return bad("channel counts and width must be positive".into());
-        }
-        if self.layers == 0 {
-            return bad("an FNO needs at least one block".into());
-        }
-        if self.modes.is_empty() || self.modes.len() > 3 || self.modes.contains(&0) {
-            return bad(format!(
-                "modes must list 1 to 3 positive counts, got {:?}",
-                self.modes
-            ));
-        }
-        self.frame.validate("fno")
+        Ok(self.fno.spec(
+            io,
+            match self.factorization {
+                FactorizationKind::Tucker => Factorization::Tucker(rank),
+                FactorizationKind::Cp => Factorization::Cp(rank),
+            },
+        ))
     }
 }
 
@@ -166,7 +257,10 @@ pub struct Fno<T: Real> {
 
 impl<T: Real> Fno<T> {
     pub fn new(spec: FnoSpec) -> Result<Self, NnError> {
-        spec.validate()?;
+        spec.validate().map_err(|param| NnError::Invalid {
+            model: "fno",
+            param,
+        })?;
         let w = spec.width;
         let s = spec.seed.wrapping_mul(1000);
         let mut blocks: Vec<(String, Box<dyn Layer<T>>)> = Vec::new();
@@ -224,28 +318,29 @@ impl<T: Real> Layer<T> for Fno<T> {
 /// How a grid operator frames its grid: the coordinates it appends to the input, and the zero
 /// padding around its blocks. The default is the FNO paper's: linear coordinates, no padding.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct GridFrame {
-    pub embedding: Embedding,
     /// Zero-pad every grid axis by this fraction of its points (0: none), for non-periodic
     /// problems.
     pub domain_padding: f64,
-    /// At the end of each axis, or at both ends.
+    /// Grid coordinates appended to the input: "linear" (i/n, neuraloperator's) or "periodic"
+    /// (sin and cos of 2πi/n; for periodic problems, where it keeps zero-shot super-resolution).
+    pub embedding: Embedding,
+    /// Where the padding goes: "one-sided" (after the last point; the FNO paper's code) or
+    /// "symmetric" (both ends; neuraloperator 2.x).
+    #[cfg_attr(feature = "serde", serde(rename = "domain_padding_mode"))]
     pub padding_mode: PaddingMode,
 }
 
 impl GridFrame {
-    /// `layer` names the model in the error.
-    pub fn validate(&self, layer: &'static str) -> Result<(), NnError> {
-        if !(0.0..=1.0).contains(&self.domain_padding) {
-            return Err(NnError::BadSpec {
-                layer,
-                message: format!(
-                    "domain_padding must be a fraction in [0, 1], got {}",
-                    self.domain_padding
-                ),
-            });
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        require(
+            (0.0..=1.0).contains(&self.domain_padding),
+            "domain_padding",
+            "a fraction in [0, 1]",
+            self.domain_padding,
+        )
     }
 }
 

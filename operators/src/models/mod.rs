@@ -1,108 +1,183 @@
-//! Models built from serialisable specs: [`fno`] (FNO and TFNO), [`ffno`] and [`deeponet`], and
-//! [`Model`], which holds any of them.
+//! Models built from serialisable specs: [`fno`] (FNO and TFNO), [`ffno`] and [`deeponet`].
+//!
+//! The `models!` registration at the bottom lists every model once: its config table (a
+//! [`Section`], e.g. `[train.fno]`), its spec (what a checkpoint stores) and the model built from
+//! it. From that list come [`ModelConfig`], [`ModelSpec`] and [`Model`], so adding a model is its
+//! file and one line there.
 
 pub mod deeponet;
 pub mod ffno;
 pub mod fno;
 
-use crate::layers::factorized::Factorization;
 use crate::layers::{Layer, Param};
+use crate::param::InvalidParam;
 use crate::tensor::{NnError, Real, Tensor};
-use deeponet::{DeepOnet, DeepOnetSpec};
-use ffno::{Ffno, FfnoSpec};
-use fno::{Fno, FnoSpec};
 
-/// Enough to rebuild any model.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelSpec {
-    /// FNO, or TFNO when its spectral weights are factorised.
-    Fno(FnoSpec),
-    Ffno(FfnoSpec),
-    DeepOnet(DeepOnetSpec),
+/// What a model takes from the data and the run rather than from its config table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Io {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// Seed of the initial weights.
+    pub seed: u64,
 }
 
-impl ModelSpec {
-    /// `fno`, `tfno`, `ffno` or `deeponet`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelSpec::Fno(s) if s.factorization == Factorization::Dense => "fno",
-            ModelSpec::Fno(_) => "tfno",
-            ModelSpec::Ffno(_) => "ffno",
-            ModelSpec::DeepOnet(_) => "deeponet",
-        }
-    }
-
-    /// The model's usual name: FNO, TFNO, F-FNO or DeepONet.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ModelSpec::Fno(s) if s.factorization == Factorization::Dense => "FNO",
-            ModelSpec::Fno(_) => "TFNO",
-            ModelSpec::Ffno(_) => "F-FNO",
-            ModelSpec::DeepOnet(_) => "DeepONet",
-        }
-    }
-
+/// A model's spec: enough to rebuild it.
+pub trait Spec: Clone + PartialEq + std::fmt::Debug {
     /// Grid axes of the data.
-    pub fn dims(&self) -> usize {
-        match self {
-            ModelSpec::Fno(s) => s.modes.len(),
-            ModelSpec::Ffno(s) => s.modes.len(),
-            ModelSpec::DeepOnet(s) => s.sensors.len(),
-        }
-    }
-
-    pub fn in_channels(&self) -> usize {
-        match self {
-            ModelSpec::Fno(s) => s.in_channels,
-            ModelSpec::Ffno(s) => s.in_channels,
-            ModelSpec::DeepOnet(s) => s.in_channels,
-        }
-    }
-
-    pub fn out_channels(&self) -> usize {
-        match self {
-            ModelSpec::Fno(s) => s.out_channels,
-            ModelSpec::Ffno(s) => s.out_channels,
-            ModelSpec::DeepOnet(s) => s.out_channels,
-        }
-    }
+    fn dims(&self) -> usize;
+    /// Input and output channels.
+    fn channels(&self) -> (usize, usize);
+    /// Every field in range; `field` is its key in the model's config table.
+    fn validate(&self) -> Result<(), InvalidParam>;
 }
 
-/// Any model.
-pub enum Model<T: Real> {
-    Fno(Fno<T>),
-    Ffno(Ffno<T>),
-    DeepOnet(DeepOnet<T>),
+/// A model's config table: its architecture, without what comes from the data and the run.
+pub trait Section: Clone + PartialEq + std::fmt::Debug {
+    type Spec: Spec;
+    fn spec(&self, io: Io) -> Result<Self::Spec, InvalidParam>;
+}
+
+macro_rules! models {
+    ($($(#[$doc:meta])* $variant:ident: $model:ident, $spec:ty, $section:ty, $kind:literal, $name:literal;)*) => {
+        /// Enough to rebuild any model, tagged by its kind (what a checkpoint stores).
+        #[derive(Debug, Clone, PartialEq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+        #[cfg_attr(feature = "serde", serde(tag = "kind"))]
+        pub enum ModelSpec {
+            $($(#[$doc])* #[cfg_attr(feature = "serde", serde(rename = $kind))] $variant($spec),)*
+        }
+
+        /// Any model's config table, tagged by its kind (`fno = { … }`, i.e. `[train.fno]`).
+        #[derive(Debug, Clone, PartialEq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+        pub enum ModelConfig {
+            $($(#[$doc])* #[cfg_attr(feature = "serde", serde(rename = $kind))] $variant($section),)*
+        }
+
+        /// Any model.
+        pub enum Model<T: Real> {
+            $($variant($model<T>),)*
+        }
+
+        impl ModelSpec {
+            /// The config kind: `fno`, `tfno`, `ffno`, `deeponet`, …
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $kind,)*
+                }
+            }
+
+            /// The model's usual name: FNO, TFNO, F-FNO, DeepONet, …
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $name,)*
+                }
+            }
+
+            /// Grid axes of the data.
+            pub fn dims(&self) -> usize {
+                match self {
+                    $(Self::$variant(s) => s.dims(),)*
+                }
+            }
+
+            pub fn in_channels(&self) -> usize {
+                match self {
+                    $(Self::$variant(s) => s.channels().0,)*
+                }
+            }
+
+            pub fn out_channels(&self) -> usize {
+                match self {
+                    $(Self::$variant(s) => s.channels().1,)*
+                }
+            }
+
+            pub fn validate(&self) -> Result<(), NnError> {
+                let (model, checked) = match self {
+                    $(Self::$variant(s) => ($kind, s.validate()),)*
+                };
+                checked.map_err(|param| NnError::Invalid { model, param })
+            }
+        }
+
+        impl ModelConfig {
+            /// Every model's kind, the key of its config table.
+            pub const KINDS: &'static [&'static str] = &[$($kind),*];
+
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $kind,)*
+                }
+            }
+
+            /// Reads the config table of the model of kind `kind`.
+            #[cfg(feature = "serde")]
+            pub fn deserialize_kind<'de, D: serde::Deserializer<'de>>(
+                kind: &str,
+                d: D,
+            ) -> Result<Self, D::Error> {
+                use serde::Deserialize;
+                match kind {
+                    $($kind => <$section>::deserialize(d).map(Self::$variant),)*
+                    other => Err(serde::de::Error::unknown_variant(other, Self::KINDS)),
+                }
+            }
+
+            /// The checked spec for data with these channels; `field` of an error is the key in
+            /// the model's table.
+            pub fn spec(&self, io: Io) -> Result<ModelSpec, NnError> {
+                let spec = match self {
+                    $(Self::$variant(s) => s
+                        .spec(io)
+                        .map(ModelSpec::$variant)
+                        .map_err(|param| NnError::Invalid { model: $kind, param })?,)*
+                };
+                spec.validate()?;
+                Ok(spec)
+            }
+        }
+
+        impl<T: Real> Model<T> {
+            pub fn new(spec: ModelSpec) -> Result<Self, NnError> {
+                spec.validate()?;
+                Ok(match spec {
+                    $(ModelSpec::$variant(s) => Model::$variant($model::new(s)?),)*
+                })
+            }
+
+            pub fn spec(&self) -> ModelSpec {
+                match self {
+                    $(Model::$variant(m) => ModelSpec::$variant(m.spec.clone()),)*
+                }
+            }
+
+            fn inner(&mut self) -> &mut dyn Layer<T> {
+                match self {
+                    $(Model::$variant(m) => m,)*
+                }
+            }
+        }
+    };
+}
+
+use deeponet::DeepOnet;
+use ffno::Ffno;
+use fno::Fno;
+
+models! {
+    Fno: Fno, fno::FnoSpec, fno::FnoSection, "fno", "FNO";
+    /// An FNO with Tucker or CP factorised spectral weights.
+    Tfno: Fno, fno::FnoSpec, fno::TfnoSection, "tfno", "TFNO";
+    Ffno: Ffno, ffno::FfnoSpec, ffno::FfnoSection, "ffno", "F-FNO";
+    DeepOnet: DeepOnet, deeponet::DeepOnetSpec, deeponet::DeepOnetSection, "deeponet", "DeepONet";
 }
 
 impl<T: Real> Model<T> {
-    pub fn new(spec: ModelSpec) -> Result<Self, NnError> {
-        Ok(match spec {
-            ModelSpec::Fno(s) => Model::Fno(Fno::new(s)?),
-            ModelSpec::Ffno(s) => Model::Ffno(Ffno::new(s)?),
-            ModelSpec::DeepOnet(s) => Model::DeepOnet(DeepOnet::new(s)?),
-        })
-    }
-
-    pub fn spec(&self) -> ModelSpec {
-        match self {
-            Model::Fno(m) => ModelSpec::Fno(m.spec.clone()),
-            Model::Ffno(m) => ModelSpec::Ffno(m.spec.clone()),
-            Model::DeepOnet(m) => ModelSpec::DeepOnet(m.spec.clone()),
-        }
-    }
-
     /// Trainable values (complex weights count twice).
     pub fn parameter_count(&mut self) -> usize {
         self.parameters().iter().map(|p| p.value.len()).sum()
-    }
-
-    fn inner(&mut self) -> &mut dyn Layer<T> {
-        match self {
-            Model::Fno(m) => m,
-            Model::Ffno(m) => m,
-            Model::DeepOnet(m) => m,
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::tensor::{Real, Tensor};
 
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct UnitGaussian {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,

@@ -7,12 +7,71 @@ use rayon::prelude::*;
 /// Adam (`weight_decay` added to the gradient) or AdamW (`decoupled`: decay applied to the
 /// weights directly, scaled by the learning rate).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct AdamParams {
+    /// Adam's L2 penalty in the gradient, or AdamW's decoupled decay (`optimizer = "adamw"`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "optimizer", alias = "decoupled", with = "optimizer_name")
+    )]
+    pub decoupled: bool,
+    pub weight_decay: f64,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    pub weight_decay: f64,
-    pub decoupled: bool,
+}
+
+/// `decoupled` written as `optimizer = "adam"` or `"adamw"` (checkpoints before the name held
+/// the flag itself, `decoupled = true`).
+#[cfg(feature = "serde")]
+mod optimizer_name {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(decoupled: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if *decoupled { "adamw" } else { "adam" })
+    }
+
+    struct Name;
+
+    impl<'de> Visitor<'de> for Name {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"adam\" or \"adamw\"")
+        }
+        fn visit_bool<E: de::Error>(self, decoupled: bool) -> Result<bool, E> {
+            Ok(decoupled)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match v {
+                "adam" => Ok(false),
+                "adamw" => Ok(true),
+                other => Err(de::Error::unknown_variant(other, &["adam", "adamw"])),
+            }
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(Name)
+    }
+}
+
+impl AdamParams {
+    pub fn validate(&self) -> Result<(), crate::param::InvalidParam> {
+        use crate::param::require;
+        let wd = self.weight_decay;
+        require(
+            (0.0..1.0).contains(&wd),
+            "weight_decay",
+            "a number in [0, 1)",
+            wd,
+        )?;
+        for (field, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            require((0.0..1.0).contains(&b), field, "a number in [0, 1)", b)?;
+        }
+        require(self.eps > 0.0, "eps", "a positive number", self.eps)
+    }
 }
 
 impl Default for AdamParams {

@@ -10,19 +10,29 @@ use super::loss::{relative_h1, relative_l2};
 use super::normalizer::UnitGaussian;
 use super::optim::{Adam, AdamParams};
 use crate::layers::Layer;
+use crate::param::{require, InvalidParam};
 use crate::tensor::{NnError, Real, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::time::Instant;
 use thiserror::Error;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The training loss (`loss = "l2"` or `"h1"`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum LossKind {
+    #[default]
     L2,
     H1,
 }
 
+/// The learning-rate schedule. In a config: `schedule = "step"` with `step_size` and `gamma`,
+/// `"cosine"` with `min_learning_rate`, `"plateau"` with `patience` and `factor`, or
+/// `"constant"`; the keys of the other schedules do not apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(from = "ScheduleKeys", into = "ScheduleKeys"))]
 pub enum Schedule {
     Constant,
     /// Multiply by `gamma` every `step_size` epochs (PyTorch's StepLR).
@@ -41,30 +51,138 @@ pub enum Schedule {
     },
 }
 
+impl Default for Schedule {
+    /// The FNO paper's StepLR(100, 0.5).
+    fn default() -> Self {
+        Schedule::Step {
+            step_size: 100,
+            gamma: 0.5,
+        }
+    }
+}
+
+/// The keys a schedule is read from and written to, with their defaults.
+#[cfg(feature = "serde")]
+#[derive(Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct ScheduleKeys {
+    schedule: ScheduleName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gamma: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_learning_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patience: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    factor: Option<f64>,
+}
+
+#[cfg(feature = "serde")]
+#[derive(Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ScheduleName {
+    Constant,
+    #[default]
+    Step,
+    Cosine,
+    Plateau,
+}
+
+#[cfg(feature = "serde")]
+impl From<ScheduleKeys> for Schedule {
+    fn from(k: ScheduleKeys) -> Self {
+        match k.schedule {
+            ScheduleName::Constant => Schedule::Constant,
+            ScheduleName::Step => Schedule::Step {
+                step_size: k.step_size.unwrap_or(100),
+                gamma: k.gamma.unwrap_or(0.5),
+            },
+            ScheduleName::Cosine => Schedule::Cosine {
+                min_lr: k.min_learning_rate.unwrap_or(0.0),
+            },
+            ScheduleName::Plateau => Schedule::Plateau {
+                patience: k.patience.unwrap_or(10),
+                factor: k.factor.unwrap_or(0.5),
+            },
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<Schedule> for ScheduleKeys {
+    fn from(s: Schedule) -> Self {
+        let keys = ScheduleKeys::default();
+        match s {
+            Schedule::Constant => ScheduleKeys {
+                schedule: ScheduleName::Constant,
+                ..keys
+            },
+            Schedule::Step { step_size, gamma } => ScheduleKeys {
+                schedule: ScheduleName::Step,
+                step_size: Some(step_size),
+                gamma: Some(gamma),
+                ..keys
+            },
+            Schedule::Cosine { min_lr } => ScheduleKeys {
+                schedule: ScheduleName::Cosine,
+                min_learning_rate: Some(min_lr),
+                ..keys
+            },
+            Schedule::Plateau { patience, factor } => ScheduleKeys {
+                schedule: ScheduleName::Plateau,
+                patience: Some(patience),
+                factor: Some(factor),
+                ..keys
+            },
+        }
+    }
+}
+
+/// How a model is trained: the training keys of a `[train]` section.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct TrainParams {
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub adam: AdamParams,
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub schedule: Schedule,
     pub loss: LossKind,
     pub seed: u64,
-    /// Stop when the test error has not improved for this many epochs.
+    /// Stop when the test error has not improved for this many epochs (in a config: 0 for
+    /// never).
+    #[cfg_attr(feature = "serde", serde(with = "zero_is_none"))]
     pub early_stopping: Option<usize>,
 }
 
+/// `Option<usize>` written as a number, 0 for `None`.
+#[cfg(feature = "serde")]
+mod zero_is_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+        v.unwrap_or(0).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        Ok(Some(usize::deserialize(d)?).filter(|&n| n > 0))
+    }
+}
+
 impl Default for TrainParams {
+    /// The FNO paper's recipe: Adam at 1e-3, StepLR(100, 0.5), 500 epochs, batch 20.
     fn default() -> Self {
         Self {
             epochs: 500,
             batch_size: 20,
             learning_rate: 1e-3,
             adam: AdamParams::default(),
-            schedule: Schedule::Step {
-                step_size: 100,
-                gamma: 0.5,
-            },
+            schedule: Schedule::default(),
             loss: LossKind::L2,
             seed: 0,
             early_stopping: None,
@@ -73,23 +191,56 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
-    pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: String| Err(TrainError::BadParams(m));
-        if self.epochs == 0 || self.batch_size == 0 {
-            return bad("epochs and batch_size must be at least 1".into());
+    /// Every parameter in range; `field` is its key in a `[train]` section.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        require(self.epochs >= 1, "epochs", "an integer ≥ 1", self.epochs)?;
+        require(
+            self.batch_size >= 1,
+            "batch_size",
+            "an integer ≥ 1",
+            self.batch_size,
+        )?;
+        let lr = self.learning_rate;
+        require(
+            lr > 0.0 && lr < 1.0,
+            "learning_rate",
+            "a number in (0, 1)",
+            lr,
+        )?;
+        self.adam.validate()?;
+        match self.schedule {
+            Schedule::Constant => Ok(()),
+            Schedule::Step { step_size, gamma } => {
+                require(step_size >= 1, "step_size", "an integer ≥ 1", step_size)?;
+                require(
+                    gamma > 0.0 && gamma <= 1.0,
+                    "gamma",
+                    "a number in (0, 1]",
+                    gamma,
+                )
+            }
+            Schedule::Cosine { min_lr } => require(
+                (0.0..lr).contains(&min_lr),
+                "min_learning_rate",
+                &format!("a number in [0, learning_rate = {lr})"),
+                min_lr,
+            ),
+            Schedule::Plateau { patience, factor } => {
+                require(patience >= 1, "patience", "an integer ≥ 1", patience)?;
+                require(
+                    factor > 0.0 && factor < 1.0,
+                    "factor",
+                    "a number in (0, 1)",
+                    factor,
+                )
+            }
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return bad(format!(
-                "learning_rate must be positive, got {}",
-                self.learning_rate
-            ));
-        }
-        Ok(())
     }
 }
 
 /// One epoch's figures.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EpochRecord {
     pub epoch: usize,
     pub learning_rate: f64,
@@ -128,7 +279,9 @@ impl<T: Real> TrainState<T> {
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum TrainError {
     #[error("training: {0}")]
-    BadParams(String),
+    Invalid(#[from] InvalidParam),
+    #[error("training: the training and test splits must both be non-empty")]
+    EmptySplit,
     #[error(transparent)]
     Layer(#[from] NnError),
     #[error("the training loss became {value} at epoch {epoch}, batch {batch}; the weights are those after the last finite step (lower the learning rate, or check the data for NaN/Inf)")]
@@ -228,9 +381,7 @@ pub fn train<T: Real, M: Layer<T>>(
     params.validate()?;
     let n = train_split.x.shape[0];
     if n == 0 || test_split.x.shape[0] == 0 {
-        return Err(TrainError::BadParams(
-            "the training and test splits must both be non-empty".into(),
-        ));
+        return Err(TrainError::EmptySplit);
     }
     let (x_norm, y_norm) = norms;
     while state.epoch < params.epochs {

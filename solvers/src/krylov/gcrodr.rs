@@ -28,15 +28,19 @@ pub struct GcroDrParams {
     pub update: RecycleUpdate,
 }
 
-/// When the recycle space is recomputed from harmonic Ritz vectors.
+/// When the recycle space is recomputed from harmonic Ritz vectors (in a config:
+/// `recycle_update = "cycle"` or `"system"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RecycleUpdate {
     /// After every cycle, as in Parks et al. Each update costs about 2·m·k vector operations.
     #[default]
+    #[cfg_attr(feature = "serde", serde(rename = "cycle"))]
     EveryCycle,
     /// After the first cycle of a solve that starts without one, and after the last cycle of each
     /// solve; the cycles in between keep U and C fixed. Cheaper per iteration when the systems of a
     /// sequence are close enough that the carried space is already good.
+    #[cfg_attr(feature = "serde", serde(rename = "system"))]
     PerSystem,
 }
 

@@ -20,16 +20,22 @@ pub use rcg::{RecycledCg, RecycledCgParams};
 use crate::linalg::{norm2, residual, LinearOperator};
 use thiserror::Error;
 
-/// Stopping rule and reporting options shared by every Krylov method.
+/// Stopping rule and reporting options shared by every Krylov method (in a config: `tolerance`
+/// and `max_iterations`).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 #[non_exhaustive]
 pub struct SolveParams {
     /// Stop when the true relative residual ‖b − Ax‖/‖b‖ is at most this.
+    #[cfg_attr(feature = "serde", serde(rename = "tolerance"))]
     pub rtol: f64,
     /// Give up after this many iterations (one iteration = one application of `A` in the Krylov
     /// recurrence; BiCGStab counts half-steps as one each).
+    #[cfg_attr(feature = "serde", serde(rename = "max_iterations"))]
     pub max_iter: usize,
     /// Record the (recurrence) relative residual after every iteration in [`SolveInfo::history`].
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub history: bool,
 }
 
@@ -54,6 +60,22 @@ impl SolveParams {
 
     pub fn with_history(self, history: bool) -> Self {
         Self { history, ..self }
+    }
+
+    pub fn validate(&self) -> Result<(), crate::InvalidParam> {
+        use crate::param::require;
+        require(
+            self.rtol > 0.0 && self.rtol < 1.0,
+            "tolerance",
+            "a number in (0, 1)",
+            self.rtol,
+        )?;
+        require(
+            self.max_iter >= 1,
+            "max_iterations",
+            "an integer ≥ 1",
+            self.max_iter,
+        )
     }
 }
 

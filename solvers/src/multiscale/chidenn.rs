@@ -27,11 +27,14 @@
 //! reproduces every polynomial of degree p.
 
 use super::mesh::BoxMesh;
+use crate::param::{positive, require, InvalidParam};
 use nalgebra::DMatrix;
 use std::collections::HashMap;
 
 /// Parameters of the convolution patch; the defaults are those of the C-HiDeNN tutorials.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct ChidennParams {
     /// `s`: element layers around a node whose nodes form its patch.
     pub patch_layers: usize,
@@ -54,24 +57,32 @@ impl Default for ChidennParams {
 impl ChidennParams {
     /// Checks the parameters for a `D`-dimensional mesh. The smallest patch, at a corner of the
     /// mesh, has `(s + 1)^D` nodes and must hold at least as many nodes as there are monomials.
-    pub fn validate<const D: usize>(&self) -> Result<(), String> {
-        if self.patch_layers < 1 {
-            return Err("patch_layers (s) must be at least 1".into());
-        }
-        if !(self.dilation.is_finite() && self.dilation > 0.0) {
-            return Err(format!(
-                "dilation (a) must be a positive number of element sizes, got {}",
-                self.dilation
-            ));
-        }
-        let smallest = (self.patch_layers + 1).pow(D as u32);
+    pub fn validate<const D: usize>(&self) -> Result<(), InvalidParam> {
+        let s = self.patch_layers;
+        require(
+            (1..=4).contains(&s),
+            "patch_layers",
+            "an integer from 1 to 4",
+            s,
+        )?;
+        let a = self.dilation;
+        require(
+            positive(a),
+            "dilation",
+            "a positive number of element sizes",
+            a,
+        )?;
+        let smallest = (s + 1).pow(D as u32);
         let monomials = monomials::<D>(self.degree).len();
-        if self.degree > self.patch_layers || monomials > smallest {
-            return Err(format!(
-                "degree {} needs {monomials} patch nodes in {D}-D, but a corner patch with s = {} has only {smallest}; raise patch_layers or lower degree",
-                self.degree, self.patch_layers
-            ));
-        }
+        require(
+            (1..=s).contains(&self.degree) && monomials <= smallest,
+            "degree",
+            &format!(
+                "a degree from 1 to patch_layers = {s} that a corner patch can reproduce (degree {} needs {monomials} patch nodes in {D}-D, a corner patch with s = {s} has {smallest}; raise patch_layers or lower degree)",
+                self.degree
+            ),
+            self.degree,
+        )?;
         Ok(())
     }
 
@@ -358,7 +369,7 @@ pub struct ElementValues<const D: usize> {
 
 impl<const D: usize> ChidennSpace<D> {
     pub fn new(mesh: BoxMesh<D>, params: ChidennParams) -> Result<Self, String> {
-        params.validate::<D>()?;
+        params.validate::<D>().map_err(|e| e.to_string())?;
         let s = params.patch_layers as i32;
         if let Some(k) = (0..D).find(|&k| mesh.cells[k] < params.patch_layers) {
             return Err(format!(

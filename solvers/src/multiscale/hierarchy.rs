@@ -10,6 +10,37 @@ use rayon::prelude::*;
 use sprs::{CsMat, TriMat};
 use std::collections::HashMap;
 
+/// A refined box around a feature, as a config gives it: its half width (snapped outwards to the
+/// level above's nodes) and the cells of this level per cell of the level above, per axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BoxLevel {
+    pub half_width: f64,
+    pub refine: usize,
+}
+
+impl BoxLevel {
+    pub fn validate(&self) -> Result<(), crate::InvalidParam> {
+        crate::param::require(
+            self.half_width > 0.0 && self.half_width < 0.5 && (1..=16).contains(&self.refine),
+            "",
+            "half_width in (0, 0.5) and refine from 1 to 16",
+            format!("half_width = {}, refine = {}", self.half_width, self.refine),
+        )
+    }
+
+    /// Every level of a list, with its index in the field: `levels[1]`.
+    pub fn validate_all(levels: &[BoxLevel]) -> Result<(), crate::InvalidParam> {
+        for (i, l) in levels.iter().enumerate() {
+            l.validate().map_err(|mut e| {
+                e.field = format!("levels[{i}]");
+                e
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// A refined box: `[lo, hi]` must lie on nodes of the level above and strictly inside it, and its
 /// mesh refines that level's cells by `refine` per axis.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -18,7 +18,7 @@
 //! mesh. Dirichlet data on `∂Ω` are level-0 boundary values, eliminated from the system.
 
 pub use super::assembly::{Elimination, System};
-pub use super::hierarchy::{Basis, Hierarchy, LevelSpec, CHIDENN_QUADRATURE};
+pub use super::hierarchy::{Basis, BoxLevel, Hierarchy, LevelSpec, CHIDENN_QUADRATURE};
 
 use super::fem::{gauss, point};
 use super::mesh::BoxMesh;
@@ -614,7 +614,9 @@ mod tests {
         };
         let err = solve_steady(unit(8), &[l1], &problem, &p).unwrap_err();
         assert!(
-            err.to_string().contains("level 1: degree 3 needs 10"),
+            err.to_string()
+                .contains("level 1: degree: expected a degree from 1 to patch_layers = 2")
+                && err.to_string().contains("degree 3 needs 10 patch nodes"),
             "{err}"
         );
     }

@@ -3,32 +3,59 @@
 //! `u = 0` on the boundary. The dataset maps the source field to the temperature field, both
 //! sampled on an `s × s` vertex grid, so neural operators can learn the source → temperature map.
 
-use super::{vertex_coords, Family, ProblemError, Sample, SampleLayout, SampleReport};
+use super::{
+    vertex_coords, Family, ProblemError, ProblemParams, Sample, SampleLayout, SampleReport,
+};
+use crate::krylov::SolveParams;
+use crate::multiscale::chidenn::ChidennParams;
 use crate::multiscale::mesh::BoxMesh;
-use crate::multiscale::multilevel::{solve_steady, Basis, LevelSpec, MultilevelParams, SteadyHeat};
+use crate::multiscale::multilevel::{
+    solve_steady, Basis, BoxLevel, LevelSpec, MultilevelParams, SteadyHeat,
+};
+use crate::param::{positive, require, InvalidParam};
 use crate::rng::sample_rng;
+use crate::sequence::{Method, PrecondKind, SolverSpec};
 use rand::Rng;
 use std::time::Instant;
 
+/// The functions of every level of a beam's hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum LevelBasis {
+    /// Multilinear elements.
+    #[default]
+    Linear,
+    /// The C-HiDeNN basis with its default parameters (s = 2, p = 2, a = 10).
+    Chidenn,
+}
+
+/// Parameters of the beam family (`[generate.mlvms]`).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct BeamParams {
     /// Points per side of the output grid (vertices, boundary included).
     pub resolution: usize,
     /// Coarse (level-0) cells per axis.
     pub coarse: usize,
-    /// `(half_width, refine)` of each level box, centred on the beam.
-    pub levels: Vec<(f64, usize)>,
+    /// The level boxes, centred on the beam.
+    pub levels: Vec<BoxLevel>,
     pub conductivity: f64,
     /// Beam radius `r`.
     pub radius: f64,
     /// The power P is drawn uniformly from `[min, max]`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::param::range"))]
     pub power: (f64, f64),
-    /// Beam centres are drawn uniformly from `[margin, 1 − margin]²`.
-    pub margin: f64,
-    /// One basis per level (coarse first), or empty for linear elements.
-    pub bases: Vec<Basis>,
-    pub tolerance: f64,
-    pub max_iterations: usize,
+    /// Beam centres are drawn uniformly from `[margin, 1 − margin]²`; `None`: 0.05 beyond the
+    /// first box's half width (at most 0.45), so every box stays inside the domain.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub margin: Option<f64>,
+    pub basis: LevelBasis,
+    /// Only the tolerance and iteration cap are free: the system is solved by AMG-preconditioned
+    /// CG.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub solver: SolverSpec,
 }
 
 impl Default for BeamParams {
@@ -36,61 +63,103 @@ impl Default for BeamParams {
         Self {
             resolution: 64,
             coarse: 32,
-            levels: vec![(0.15, 4), (0.05, 4)],
+            levels: vec![
+                BoxLevel {
+                    half_width: 0.15,
+                    refine: 4,
+                },
+                BoxLevel {
+                    half_width: 0.05,
+                    refine: 4,
+                },
+            ],
             conductivity: 1.0,
             radius: 0.02,
             power: (0.5, 2.0),
-            margin: 0.2,
-            bases: Vec::new(),
-            tolerance: 1e-10,
-            max_iterations: 5000,
+            margin: None,
+            basis: LevelBasis::Linear,
+            solver: SolverSpec::new(Method::Cg, PrecondKind::Amg, SolveParams::default()),
         }
     }
 }
 
 impl BeamParams {
-    pub fn validate(&self) -> Result<(), ProblemError> {
-        let bad = |message: String| {
-            Err(ProblemError::BadParams {
-                family: "mlvms",
-                message,
-            })
-        };
-        if self.resolution < 4 {
-            return bad(format!(
-                "resolution must be at least 4, got {}",
-                self.resolution
-            ));
-        }
-        if self.coarse < 4 {
-            return bad(format!(
-                "coarse must be at least 4 cells, got {}",
-                self.coarse
-            ));
-        }
-        if !(self.radius > 0.0 && self.radius < 0.5) {
-            return bad(format!("radius must be in (0, 0.5), got {}", self.radius));
-        }
+    fn widest(&self) -> f64 {
+        self.levels.first().map_or(0.0, |l| l.half_width)
+    }
+
+    /// The margin in force.
+    pub fn margin(&self) -> f64 {
+        self.margin.unwrap_or((self.widest() + 0.05).min(0.45))
+    }
+}
+
+impl ProblemParams for BeamParams {
+    const NAME: &'static str = "mlvms";
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        require(
+            (4..=16384).contains(&self.resolution),
+            "resolution",
+            "an integer from 4 to 16384",
+            self.resolution,
+        )?;
+        require(
+            (4..=4096).contains(&self.coarse),
+            "coarse",
+            "an integer from 4 to 4096",
+            self.coarse,
+        )?;
+        BoxLevel::validate_all(&self.levels)?;
+        require(
+            positive(self.conductivity),
+            "conductivity",
+            "a positive number",
+            self.conductivity,
+        )?;
+        require(
+            self.radius > 0.0 && self.radius < 0.5,
+            "radius",
+            "a number in (0, 0.5)",
+            self.radius,
+        )?;
         let (lo, hi) = self.power;
-        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-            return bad(format!(
-                "power range must satisfy min ≤ max, got [{lo}, {hi}]"
+        require(
+            lo.is_finite() && hi.is_finite() && lo <= hi,
+            "power",
+            "a number, or [min, max] with min ≤ max",
+            format!("[{lo}, {hi}]"),
+        )?;
+        let widest = self.widest();
+        require(
+            self.margin() > widest && self.margin() < 0.5,
+            "margin",
+            &format!("a number in ({widest}, 0.5): wider than the first box's half width, so every box stays inside the domain"),
+            self.margin(),
+        )
+    }
+
+    fn solver(&self) -> Option<&SolverSpec> {
+        Some(&self.solver)
+    }
+
+    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+        Some(&mut self.solver)
+    }
+
+    fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
+        if spec.method != Method::Cg || spec.precond != PrecondKind::Amg {
+            return Err(InvalidParam::new(
+                "method",
+                "method = \"cg\" with preconditioner = \"amg\": ML-VMS solves its SPD multilevel system with AMG-preconditioned CG (only tolerance and max_iterations are free)",
+                spec.label(),
             ));
         }
-        let widest = self.levels.first().map_or(0.0, |l| l.0);
-        if !(self.margin > 0.0 && self.margin < 0.5) || self.margin <= widest {
-            return bad(format!(
-                "margin must be in (0, 0.5) and wider than the first box's half width ({widest}) so the boxes stay inside the domain, got {}",
-                self.margin
-            ));
-        }
-        if !(self.conductivity > 0.0 && self.conductivity.is_finite()) {
-            return bad(format!(
-                "conductivity must be positive, got {}",
-                self.conductivity
-            ));
-        }
-        Ok(())
+        super::one_solve_per_sample(Self::NAME, spec)
+    }
+
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+        Ok(Box::new(BeamGenerator::new(self.clone())?))
     }
 }
 
@@ -102,14 +171,14 @@ pub struct BeamGenerator {
 
 impl BeamGenerator {
     pub fn new(params: BeamParams) -> Result<Self, ProblemError> {
-        params.validate()?;
+        params.checked()?;
         Ok(Self { params })
     }
 }
 
 impl Family for BeamGenerator {
     fn name(&self) -> &'static str {
-        "mlvms"
+        BeamParams::NAME
     }
 
     fn layout(&self) -> SampleLayout {
@@ -127,9 +196,10 @@ impl Family for BeamGenerator {
         let start = Instant::now();
         let p = &self.params;
         let mut rng = sample_rng(seed, index);
+        let margin = p.margin();
         let centre = [
-            rng.gen_range(p.margin..1.0 - p.margin),
-            rng.gen_range(p.margin..1.0 - p.margin),
+            rng.gen_range(margin..1.0 - margin),
+            rng.gen_range(margin..1.0 - margin),
         ];
         let power = if p.power.1 > p.power.0 {
             rng.gen_range(p.power.0..p.power.1)
@@ -144,8 +214,8 @@ impl Family for BeamGenerator {
         let coarse = BoxMesh::new([0.0; 2], [1.0; 2], [p.coarse; 2]);
         let mut levels = Vec::new();
         let mut parent = coarse;
-        for &(half_width, refine) in &p.levels {
-            let spec = LevelSpec::around(&parent, centre, half_width, refine);
+        for level in &p.levels {
+            let spec = LevelSpec::around(&parent, centre, level.half_width, level.refine);
             parent = spec.mesh(&parent);
             levels.push(spec);
         }
@@ -155,17 +225,24 @@ impl Family for BeamGenerator {
             dirichlet: &|_| 0.0,
         };
         let params = MultilevelParams {
-            tolerance: p.tolerance,
-            max_iterations: p.max_iterations,
-            bases: p.bases.clone(),
+            tolerance: p.solver.params.rtol,
+            max_iterations: p.solver.params.max_iter,
+            bases: match p.basis {
+                LevelBasis::Linear => Vec::new(),
+                LevelBasis::Chidenn => {
+                    vec![Basis::Chidenn(ChidennParams::default()); levels.len() + 1]
+                }
+            },
             ..MultilevelParams::default()
         };
-        let (solution, info) = solve_steady(coarse, &levels, &problem, &params).map_err(|e| {
-            ProblemError::BadParams {
-                family: "mlvms",
-                message: format!("sample {index}: {e}"),
-            }
-        })?;
+        let (solution, info) =
+            solve_steady(coarse, &levels, &problem, &params).map_err(|source| {
+                ProblemError::Multiscale {
+                    family: BeamParams::NAME,
+                    index,
+                    source,
+                }
+            })?;
         let coords = vertex_coords(p.resolution);
         let grid = |f: &dyn Fn([f64; 2]) -> f64| -> Vec<f64> {
             coords
@@ -201,8 +278,18 @@ mod tests {
         let params = BeamParams {
             resolution: 33,
             coarse: 16,
-            levels: vec![(0.1, 2), (0.05, 2)],
+            levels: vec![
+                BoxLevel {
+                    half_width: 0.1,
+                    refine: 2,
+                },
+                BoxLevel {
+                    half_width: 0.05,
+                    refine: 2,
+                },
+            ],
             radius: 0.05,
+            solver: SolverSpec::new(Method::Cg, PrecondKind::Amg, SolveParams::new(1e-10, 5000)),
             ..BeamParams::default()
         };
         let g = BeamGenerator::new(params).unwrap();
@@ -242,11 +329,17 @@ mod tests {
     #[test]
     fn bad_parameters_are_clear_errors() {
         let bad = BeamParams {
-            margin: 0.1,
-            levels: vec![(0.15, 2)],
+            margin: Some(0.1),
+            levels: vec![BoxLevel {
+                half_width: 0.15,
+                refine: 2,
+            }],
             ..BeamParams::default()
         };
         let err = BeamGenerator::new(bad).unwrap_err().to_string();
-        assert!(err.contains("margin must be"), "{err}");
+        assert!(
+            err.starts_with("mlvms.margin: expected a number in (0.15, 0.5)"),
+            "{err}"
+        );
     }
 }

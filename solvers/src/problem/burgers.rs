@@ -7,16 +7,21 @@
 //! Runge–Kutta scheme. The φ-function coefficients are evaluated by contour integrals (Kassam &
 //! Trefethen 2005), which avoids the cancellation of their series near `Lh = 0`.
 
-use super::{periodic_coords, Family, ProblemError, Sample, SampleLayout, SampleReport};
+use super::{
+    periodic_coords, Family, ProblemError, ProblemParams, Sample, SampleLayout, SampleReport,
+};
 use crate::field::{GrfParams, GrfSampler1d};
+use crate::param::{require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::spectral::{derivative_wavenumber, Plans1, Rfft1};
 use rustfft::num_complex::Complex64;
 use std::f64::consts::PI;
 use std::time::Instant;
 
-/// Parameters of a random Burgers family.
+/// Parameters of a random Burgers family: the `[generate.burgers]` table.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct BurgersParams {
     /// Grid points on [0, 1).
     pub resolution: usize,
@@ -25,10 +30,12 @@ pub struct BurgersParams {
     pub final_time: f64,
     /// Largest time step; the step used is `T / steps` with `steps` the smallest count (a multiple
     /// of `snapshots`) that keeps it at most this.
+    #[cfg_attr(feature = "serde", serde(rename = "dt"))]
     pub max_dt: f64,
     /// Snapshots of the trajectory at `T·j/snapshots`, `j = 1..=snapshots`; 0 stores only `u(T)`.
     pub snapshots: usize,
     /// Initial-condition field.
+    #[cfg_attr(feature = "serde", serde(rename = "initial"))]
     pub field: GrfParams,
 }
 
@@ -46,17 +53,31 @@ impl Default for BurgersParams {
     }
 }
 
-impl BurgersParams {
-    pub fn validate(&self) -> Result<(), ProblemError> {
+impl ProblemParams for BurgersParams {
+    const NAME: &'static str = "burgers";
+
+    fn validate(&self) -> Result<(), InvalidParam> {
         super::check_spectral_stepping(
-            "burgers",
             self.resolution,
             self.viscosity,
             self.final_time,
             self.max_dt,
-        )
+        )?;
+        require(
+            self.snapshots <= 100_000,
+            "snapshots",
+            "an integer from 0 (only u(T)) to 100000",
+            self.snapshots,
+        )?;
+        self.field.validate().map_err(|e| e.within("initial"))
     }
 
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+        Ok(Box::new(BurgersGenerator::new(*self)?))
+    }
+}
+
+impl BurgersParams {
     /// Time steps per snapshot interval and in total.
     pub fn steps(&self) -> (usize, usize) {
         super::snapshot_steps(self.final_time, self.snapshots, self.max_dt)
@@ -273,7 +294,7 @@ pub struct BurgersGenerator {
 
 impl BurgersGenerator {
     pub fn new(params: BurgersParams) -> Result<Self, ProblemError> {
-        params.validate()?;
+        params.checked()?;
         let (_, steps) = params.steps();
         let dt = params.final_time / steps as f64;
         Ok(Self {
@@ -295,7 +316,7 @@ impl BurgersGenerator {
 
 impl Family for BurgersGenerator {
     fn name(&self) -> &'static str {
-        "burgers"
+        BurgersParams::NAME
     }
 
     fn layout(&self) -> SampleLayout {
@@ -430,7 +451,7 @@ mod tests {
         };
         assert!(matches!(
             BurgersGenerator::new(p),
-            Err(ProblemError::BadParams { .. })
+            Err(ProblemError::Invalid { family: "burgers", param }) if param.field == "viscosity"
         ));
     }
 }

@@ -4,10 +4,11 @@
 //! harmonic mean of their values, which keeps the flux continuous across jumps of `a` (the
 //! thresholded FNO fields jump by a factor 4) and is second-order accurate for smooth `a`.
 
-use super::LinearSystem;
-use crate::field::{CoefficientTransform, FieldError, GrfParams, GrfSampler2d};
+use super::{Family, LinearSystem, ProblemError, ProblemParams, Sample, SampleLayout};
+use crate::field::{Coefficient, FieldError, GrfSampler2d};
 use crate::grid::{Centring, Grid2d};
 use crate::krylov::{SolveInfo, SolveParams};
+use crate::param::{require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::sequence::{Method, PrecondKind, SequenceError, SequenceSolver, SolverSpec};
 use ndarray::Array2;
@@ -27,8 +28,6 @@ pub enum DarcyError {
     },
     #[error("Darcy: coefficient at ({ix}, {iy}) is {value}; it must be positive and finite")]
     BadCoefficient { ix: usize, iy: usize, value: f64 },
-    #[error("Darcy: the paper form A = L·diag(K) is defined on a vertex grid; use centring = \"vertex\"")]
-    PaperFormNeedsVertexGrid,
     #[error(transparent)]
     Field(#[from] FieldError),
     #[error("Darcy sample {index}: {source}")]
@@ -179,25 +178,31 @@ pub fn assemble_paper_form(k: &Array2<f64>, f: f64) -> Result<LinearSystem, Darc
     })
 }
 
-/// Parameters of a random Darcy problem family.
+/// Parameters of a random Darcy problem family: the `[generate.darcy]` table.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 #[non_exhaustive]
 pub struct DarcyParams {
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub grid: Grid2d,
-    pub field: GrfParams,
-    pub transform: CoefficientTransform,
     /// Constant source term f.
     pub forcing: f64,
     /// Which discretisation.
     pub form: DarcyForm,
-    /// Method, preconditioner and stopping rule of each solve.
+    pub coefficient: Coefficient,
+    /// Method, preconditioner and stopping rule of each solve (`[generate.solver]`).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub solver: SolverSpec,
 }
 
 /// The two Darcy discretisations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum DarcyForm {
     /// Flux form [`assemble`]: SPD, flux-conservative.
+    #[default]
     Flux,
     /// The SKR paper's `A = L·diag(K)` ([`assemble_paper_form`]): non-symmetric; vertex grids only.
     Paper,
@@ -208,15 +213,64 @@ impl Default for DarcyParams {
     fn default() -> Self {
         Self {
             grid: Grid2d::new(64, Centring::Vertex),
-            field: GrfParams::default(),
-            transform: CoefficientTransform::Threshold {
-                high: 12.0,
-                low: 3.0,
-            },
+            coefficient: Coefficient::default(),
             forcing: 1.0,
             form: DarcyForm::Flux,
             solver: SolverSpec::new(Method::Cg, PrecondKind::Jacobi, SolveParams::default()),
         }
+    }
+}
+
+impl ProblemParams for DarcyParams {
+    const NAME: &'static str = "darcy";
+    const SEQUENCES: bool = true;
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        let s = self.grid.resolution;
+        require(
+            (3..=8192).contains(&s),
+            "resolution",
+            "an integer from 3 to 8192",
+            s,
+        )?;
+        require(
+            self.forcing.is_finite(),
+            "forcing",
+            "a finite number",
+            self.forcing,
+        )?;
+        require(
+            self.form == DarcyForm::Flux || self.grid.centring == Centring::Vertex,
+            "centring",
+            "\"vertex\": form = \"paper\" (A = L·diag(K)) is defined on a vertex grid",
+            format!("\"{}\"", self.grid.centring),
+        )?;
+        self.coefficient
+            .validate()
+            .map_err(|e| e.within("coefficient"))
+    }
+
+    fn solver(&self) -> Option<&SolverSpec> {
+        Some(&self.solver)
+    }
+
+    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+        Some(&mut self.solver)
+    }
+
+    fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
+        if spec.learns_omega() && spec.carries_state() {
+            return Err(InvalidParam::new(
+                "omega",
+                "a number in (0, 2): a learned ω needs a method that solves each sample on its own, without recycling or warm starts",
+                "\"learned\"",
+            ));
+        }
+        Ok(())
+    }
+
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+        Ok(Box::new(DarcyGenerator::new(self.clone())?))
     }
 }
 
@@ -240,16 +294,9 @@ pub struct DarcyGenerator {
 }
 
 impl DarcyGenerator {
-    pub fn new(params: DarcyParams) -> Result<Self, DarcyError> {
-        if params.grid.resolution < 3 {
-            return Err(DarcyError::ResolutionTooSmall {
-                resolution: params.grid.resolution,
-            });
-        }
-        if params.form == DarcyForm::Paper && params.grid.centring != Centring::Vertex {
-            return Err(DarcyError::PaperFormNeedsVertexGrid);
-        }
-        let sampler = GrfSampler2d::new(params.grid.resolution, params.field)?;
+    pub fn new(params: DarcyParams) -> Result<Self, ProblemError> {
+        params.checked()?;
+        let sampler = GrfSampler2d::new(params.grid.resolution, params.coefficient.field)?;
         Ok(Self { params, sampler })
     }
 
@@ -260,7 +307,7 @@ impl DarcyGenerator {
     /// The coefficient field of sample `index`.
     pub fn coefficient(&self, seed: u64, index: u64) -> Array2<f64> {
         let mut a = self.sampler.sample(&mut sample_rng(seed, index));
-        self.params.transform.apply(&mut a);
+        self.params.coefficient.transform.apply(&mut a);
         a
     }
 
@@ -333,15 +380,21 @@ impl DarcyGenerator {
     }
 }
 
-impl super::Family for DarcyGenerator {
+/// Fourier modes per axis kept as a sample's features for ordering (|k| ≤ 6: 182 numbers). The
+/// Euclidean distance between these is the L2 distance between the low-pass-filtered fields
+/// (Parseval), so the greedy tour follows the SKR paper's field distance without holding every
+/// field in memory.
+const ORDER_MODES: usize = 6;
+
+impl Family for DarcyGenerator {
     fn name(&self) -> &'static str {
-        "darcy"
+        DarcyParams::NAME
     }
 
-    fn layout(&self) -> super::SampleLayout {
+    fn layout(&self) -> SampleLayout {
         let s = self.params.grid.resolution;
         let c = self.params.grid.coords();
-        super::SampleLayout {
+        SampleLayout {
             inputs: vec![("coefficient", vec![s, s])],
             outputs: vec![("solution", vec![s, s])],
             params: vec![],
@@ -350,12 +403,29 @@ impl super::Family for DarcyGenerator {
         }
     }
 
-    fn generate(&self, seed: u64, index: u64) -> Result<super::Sample, super::ProblemError> {
+    fn generate(&self, seed: u64, index: u64) -> Result<Sample, ProblemError> {
         Ok(DarcyGenerator::generate(self, seed, index)?.into())
+    }
+
+    fn order_features(&self, seed: u64, index: u64) -> Option<Vec<f64>> {
+        Some(crate::sequence::low_modes(
+            self.coefficient(seed, index).view(),
+            ORDER_MODES,
+        ))
+    }
+
+    fn generate_with(
+        &self,
+        seed: u64,
+        index: u64,
+        solver: &mut SequenceSolver,
+        precond: PrecondKind,
+    ) -> Result<Sample, ProblemError> {
+        Ok(DarcyGenerator::generate_with(self, seed, index, solver, precond)?.into())
     }
 }
 
-impl From<DarcySample> for super::Sample {
+impl From<DarcySample> for Sample {
     fn from(d: DarcySample) -> Self {
         let mut report = super::SampleReport {
             converged: true,
@@ -497,7 +567,7 @@ mod tests {
         let j = gen.generate(1, 2).unwrap();
         let mut solver = SequenceSolver::new(gen.params().solver).unwrap();
         let s = gen
-            .generate_with(1, 2, &mut solver, PrecondKind::Ssor { omega: 1.5 })
+            .generate_with(1, 2, &mut solver, PrecondKind::ssor(1.5))
             .unwrap();
         assert!(s.info.converged && s.info.rel_residual <= 1e-10);
         let diff = (&j.solution - &s.solution)
@@ -533,7 +603,10 @@ mod tests {
     fn recycled_gcrodr_solves_a_darcy_chain_with_fewer_iterations_than_fresh_solves() {
         let params = DarcyParams {
             grid: Grid2d::new(34, Centring::Vertex),
-            transform: CoefficientTransform::LogNormal,
+            coefficient: Coefficient {
+                transform: crate::field::CoefficientTransform::LogNormal,
+                ..Coefficient::default()
+            },
             solver: SolverSpec::new(
                 Method::GcroDr {
                     restart: 30,

@@ -11,9 +11,12 @@
 //! starts from the previous time level.
 
 use super::darcy::{assemble, scatter};
-use super::{vertex_coords, Family, ProblemError, Sample, SampleLayout, SampleReport};
-use crate::field::{CoefficientTransform, GrfParams, GrfSampler2d};
+use super::{
+    vertex_coords, Family, ProblemError, ProblemParams, Sample, SampleLayout, SampleReport,
+};
+use crate::field::{Coefficient, GrfParams, GrfSampler2d};
 use crate::grid::{Centring, Grid2d};
+use crate::param::{positive, require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::sequence::{PrecondKind, SequenceSolver, SolverSpec};
 use ndarray::Array2;
@@ -22,9 +25,12 @@ use std::f64::consts::PI;
 use std::time::Instant;
 
 /// The time discretisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum TimeScheme {
     ImplicitEuler,
+    #[default]
     CrankNicolson,
 }
 
@@ -37,13 +43,35 @@ impl TimeScheme {
     }
 }
 
-/// The diffusivity's time dependence κ(t).
+/// The diffusivity's time dependence κ(t). In a config: a number, or `"switching"`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Diffusivity {
     Constant(f64),
     /// `max(0.1 sin 2πt, −10 sin 2πt)`: slow diffusion for half a period, fast for the other half
     /// (the learned-relaxation paper's heat sequence).
     Switching,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Diffusivity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Diffusivity::Constant(k) => s.serialize_f64(*k),
+            Diffusivity::Switching => s.serialize_str("switching"),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Diffusivity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let k = crate::param::number_or_word(
+            d,
+            "switching",
+            "a number ≥ 0, or \"switching\" for max(0.1 sin 2πt, −10 sin 2πt)",
+        )?;
+        Ok(k.map_or(Diffusivity::Switching, Diffusivity::Constant))
+    }
 }
 
 impl Diffusivity {
@@ -160,8 +188,10 @@ impl HeatStepper {
     }
 }
 
-/// Parameters of a random heat family.
+/// Parameters of a random heat family: the `[generate.heat]` table.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct HeatParams {
     /// Vertices per side including the boundary.
     pub resolution: usize,
@@ -171,44 +201,90 @@ pub struct HeatParams {
     /// Snapshots stored every this many steps (the trajectory has `steps / every` frames).
     pub every: usize,
     pub kappa: Diffusivity,
-    /// Spatial coefficient a(x): `None` for a = 1, else a transformed random field.
-    pub coefficient: Option<(GrfParams, CoefficientTransform)>,
-    /// Initial condition: a random field times sin(πx) sin(πy), so it meets the boundary data.
-    pub initial: GrfParams,
     /// Constant source f.
     pub source: f64,
+    /// Initial condition: a random field times sin(πx) sin(πy), so it meets the boundary data.
+    pub initial: GrfParams,
+    /// Spatial coefficient a(x): `None` for a = 1, else a transformed random field.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub coefficient: Option<Coefficient>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub solver: SolverSpec,
 }
 
-impl HeatParams {
-    pub fn validate(&self) -> Result<(), ProblemError> {
-        let bad = |message: String| {
-            Err(ProblemError::BadParams {
-                family: "heat",
-                message,
-            })
-        };
-        if self.resolution < 3 {
-            return bad(format!(
-                "resolution must be at least 3, got {}",
-                self.resolution
-            ));
+impl Default for HeatParams {
+    /// 100 Crank–Nicolson steps of 1e-3 on a 64² grid, a snapshot every 10, κ = 1, a = 1.
+    fn default() -> Self {
+        Self {
+            resolution: 64,
+            scheme: TimeScheme::CrankNicolson,
+            dt: 1e-3,
+            steps: 100,
+            every: 10,
+            kappa: Diffusivity::Constant(1.0),
+            source: 0.0,
+            initial: GrfParams::default(),
+            coefficient: None,
+            solver: SolverSpec::default(),
         }
-        if !(self.dt > 0.0 && self.dt.is_finite()) {
-            return bad(format!("dt must be positive, got {}", self.dt));
-        }
-        if self.steps == 0 || self.every == 0 || !self.steps.is_multiple_of(self.every) {
-            return bad(format!(
-                "steps ({}) must be a positive multiple of every ({})",
-                self.steps, self.every
-            ));
-        }
+    }
+}
+
+impl ProblemParams for HeatParams {
+    const NAME: &'static str = "heat";
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        require(
+            (3..=16384).contains(&self.resolution),
+            "resolution",
+            "an integer from 3 to 16384",
+            self.resolution,
+        )?;
+        require(positive(self.dt), "dt", "a positive number", self.dt)?;
+        require(self.steps >= 1, "steps", "an integer ≥ 1", self.steps)?;
+        require(
+            self.every >= 1 && self.steps.is_multiple_of(self.every),
+            "every",
+            &format!("an integer ≥ 1 that divides steps = {}", self.steps),
+            self.every,
+        )?;
         if let Diffusivity::Constant(k) = self.kappa {
-            if !(k >= 0.0 && k.is_finite()) {
-                return bad(format!("kappa must be ≥ 0, got {k}"));
-            }
+            require(
+                k >= 0.0 && k.is_finite(),
+                "kappa",
+                "a number ≥ 0, or \"switching\" for max(0.1 sin 2πt, −10 sin 2πt)",
+                k,
+            )?;
         }
-        Ok(())
+        require(
+            self.source.is_finite(),
+            "source",
+            "a finite number",
+            self.source,
+        )?;
+        self.initial.validate().map_err(|e| e.within("initial"))?;
+        match &self.coefficient {
+            Some(c) => c.validate().map_err(|e| e.within("coefficient")),
+            None => Ok(()),
+        }
+    }
+
+    fn solver(&self) -> Option<&SolverSpec> {
+        Some(&self.solver)
+    }
+
+    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+        Some(&mut self.solver)
+    }
+
+    /// Each trajectory is one sequence of systems: warm starts and recycling carry from step to
+    /// step within it.
+    fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
+        super::no_learned_omega(Self::NAME, spec)
+    }
+
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+        Ok(Box::new(HeatGenerator::new(self.clone())?))
     }
 }
 
@@ -223,13 +299,13 @@ pub struct HeatGenerator {
 
 impl HeatGenerator {
     pub fn new(params: HeatParams) -> Result<Self, ProblemError> {
-        params.validate()?;
+        params.checked()?;
         let grid = Grid2d::new(params.resolution, Centring::Vertex);
         Ok(Self {
             initial: GrfSampler2d::new(params.resolution, params.initial)?,
             coefficient: params
                 .coefficient
-                .map(|(f, _)| GrfSampler2d::new(params.resolution, f))
+                .map(|c| GrfSampler2d::new(params.resolution, c.field))
                 .transpose()?,
             grid,
             params,
@@ -243,7 +319,7 @@ impl HeatGenerator {
 
 impl Family for HeatGenerator {
     fn name(&self) -> &'static str {
-        "heat"
+        HeatParams::NAME
     }
 
     fn layout(&self) -> SampleLayout {
@@ -281,9 +357,9 @@ impl Family for HeatGenerator {
             *v *= (PI * c[i]).sin() * (PI * c[j]).sin();
         }
         let a = match (&self.coefficient, p.coefficient) {
-            (Some(sampler), Some((_, transform))) => {
+            (Some(sampler), Some(c)) => {
                 let mut a = sampler.sample(&mut rng);
-                transform.apply(&mut a);
+                c.transform.apply(&mut a);
                 a
             }
             _ => Array2::ones((s, s)),
@@ -421,7 +497,10 @@ mod tests {
             steps: 20,
             every: 5,
             kappa: Diffusivity::Switching,
-            coefficient: Some((GrfParams::default(), CoefficientTransform::LogNormal)),
+            coefficient: Some(Coefficient {
+                transform: crate::field::CoefficientTransform::LogNormal,
+                field: GrfParams::default(),
+            }),
             initial: GrfParams::default(),
             source: 1.0,
             solver: SolverSpec::new(

@@ -14,11 +14,15 @@
 
 use super::poisson::solve_one;
 use super::{
-    laplacian_2d_with, vertex_coords, Family, LinearSystem, ProblemError, Sample, SampleLayout,
+    laplacian_2d_with, vertex_coords, Family, LinearSystem, ProblemError, ProblemParams, Sample,
+    SampleLayout,
 };
 use crate::field::{GrfParams, GrfSampler2d};
+use crate::krylov::SolveParams;
+use crate::param::{positive, require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::sequence::SolverSpec;
+use crate::sequence::{Method, PrecondKind};
 use ndarray::Array2;
 use rand::Rng;
 use rustfft::num_complex::Complex64;
@@ -137,55 +141,104 @@ pub fn absorbing_solution(z: &[f64], k: &Array2<f64>, g: &Array2<Complex64>) -> 
 }
 
 /// The boundary condition of a Helmholtz family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum HelmholtzBoundary {
+    #[default]
     Dirichlet,
     Absorbing,
 }
 
-/// Parameters of a random Helmholtz family.
+/// Parameters of a random Helmholtz family: the `[generate.helmholtz]` table.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct HelmholtzParams {
     /// Vertices per side including the boundary.
     pub resolution: usize,
     /// The mean wavenumber k₀ is drawn uniformly from `[min, max]` per sample (equal: fixed).
+    #[cfg_attr(feature = "serde", serde(with = "crate::param::range"))]
     pub wavenumber: (f64, f64),
-    /// `Some((field, a))`: `k(x) = k₀(1 + a·tanh(GRF))`; `None`: `k = k₀`.
-    pub variation: Option<(GrfParams, f64)>,
+    /// `k(x) = k₀(1 + variation·tanh(field))`; 0 for a constant k.
+    pub variation: f64,
     pub boundary: HelmholtzBoundary,
+    /// The field that varies k (unused when `variation` is 0).
+    pub field: GrfParams,
     /// Source f.
     pub source: GrfParams,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub solver: SolverSpec,
 }
 
-impl HelmholtzParams {
-    pub fn validate(&self) -> Result<(), ProblemError> {
-        let bad = |message: String| {
-            Err(ProblemError::BadParams {
-                family: "helmholtz",
-                message,
-            })
-        };
-        if self.resolution < 4 {
-            return bad(format!(
-                "resolution must be at least 4, got {}",
-                self.resolution
-            ));
+impl Default for HelmholtzParams {
+    /// k = 20 on a 64² grid, Dirichlet, solved by GMRES(40) with ILU(0), the pairing that
+    /// converges on indefinite systems.
+    fn default() -> Self {
+        Self {
+            resolution: 64,
+            wavenumber: (20.0, 20.0),
+            variation: 0.0,
+            boundary: HelmholtzBoundary::Dirichlet,
+            field: GrfParams::new(2.5, 7.0, None),
+            source: GrfParams::default(),
+            solver: SolverSpec::new(
+                Method::Gmres { restart: 40 },
+                PrecondKind::Ilu0,
+                SolveParams::default(),
+            ),
         }
+    }
+}
+
+impl ProblemParams for HelmholtzParams {
+    const NAME: &'static str = "helmholtz";
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        require(
+            (4..=16384).contains(&self.resolution),
+            "resolution",
+            "an integer from 4 to 16384",
+            self.resolution,
+        )?;
         let (lo, hi) = self.wavenumber;
-        if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
-            return bad(format!(
-                "wavenumber range must satisfy 0 < min ≤ max, got [{lo}, {hi}]"
+        require(
+            positive(lo) && lo <= hi && hi.is_finite(),
+            "wavenumber",
+            "a positive number, or [min, max] with 0 < min ≤ max",
+            format!("[{lo}, {hi}]"),
+        )?;
+        require(
+            (0.0..1.0).contains(&self.variation),
+            "variation",
+            "a number in [0, 1), so that k stays positive",
+            self.variation,
+        )?;
+        self.field.validate().map_err(|e| e.within("field"))?;
+        self.source.validate().map_err(|e| e.within("source"))
+    }
+
+    fn solver(&self) -> Option<&SolverSpec> {
+        Some(&self.solver)
+    }
+
+    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+        Some(&mut self.solver)
+    }
+
+    fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
+        if spec.method.needs_spd() {
+            return Err(InvalidParam::new(
+                "method",
+                "\"gmres\", \"fgmres\", \"bicgstab\" or \"gcrodr\": Helmholtz is indefinite (and complex with the absorbing boundary), so CG does not apply",
+                format!("\"{}\"", spec.method.label()),
             ));
         }
-        if let Some((_, a)) = self.variation {
-            if !(0.0..1.0).contains(&a) {
-                return bad(format!(
-                    "the variation amplitude must be in [0, 1) so k stays positive, got {a}"
-                ));
-            }
-        }
-        Ok(())
+        super::one_solve_per_sample(Self::NAME, spec)
+    }
+
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+        Ok(Box::new(HelmholtzGenerator::new(self.clone())?))
     }
 }
 
@@ -199,13 +252,12 @@ pub struct HelmholtzGenerator {
 
 impl HelmholtzGenerator {
     pub fn new(params: HelmholtzParams) -> Result<Self, ProblemError> {
-        params.validate()?;
+        params.checked()?;
         let s = params.resolution;
         Ok(Self {
             source: GrfSampler2d::new(s, params.source)?,
-            variation: params
-                .variation
-                .map(|(f, _)| GrfSampler2d::new(s, f))
+            variation: (params.variation > 0.0)
+                .then(|| GrfSampler2d::new(s, params.field))
                 .transpose()?,
             params,
         })
@@ -243,11 +295,10 @@ impl Family for HelmholtzGenerator {
         let (lo, hi) = p.wavenumber;
         let k0 = if hi > lo { rng.gen_range(lo..hi) } else { lo };
         let f = self.source.sample(&mut rng);
-        let k = match (&self.variation, p.variation) {
-            (Some(sampler), Some((_, a))) => {
-                sampler.sample(&mut rng).mapv(|v| k0 * (1.0 + a * v.tanh()))
-            }
-            _ => Array2::from_elem((s, s), k0),
+        let a = p.variation;
+        let k = match &self.variation {
+            Some(sampler) => sampler.sample(&mut rng).mapv(|v| k0 * (1.0 + a * v.tanh())),
+            None => Array2::from_elem((s, s), k0),
         };
         let interior = |a: &Array2<f64>| a.slice(ndarray::s![1..s - 1, 1..s - 1]).to_owned();
         let (ki, fi) = (interior(&k), interior(&f));
@@ -396,7 +447,8 @@ mod tests {
             let params = HelmholtzParams {
                 resolution: 18,
                 wavenumber: (5.0, 8.0),
-                variation: Some((GrfParams::default(), 0.25)),
+                variation: 0.25,
+                field: GrfParams::default(),
                 boundary,
                 source: GrfParams::default(),
                 solver: default_solver(),

@@ -3,7 +3,9 @@
 //! same whatever the thread count, shard split or resume point.
 //!
 //! [`Family`] is what a dataset writer needs from any of them: the [`SampleLayout`] (names and
-//! shapes of the per-sample arrays and parameters) and [`Family::generate`].
+//! shapes of the per-sample arrays and parameters) and [`Family::generate`]. [`ProblemParams`] is
+//! what a family's parameters offer, and [`FamilyParams`] lists every family: adding one is its
+//! file and a line in the `families!` registration below.
 
 pub mod beam;
 pub mod burgers;
@@ -13,7 +15,8 @@ pub mod helmholtz;
 pub mod navier_stokes;
 pub mod poisson;
 
-use crate::sequence::SequenceError;
+use crate::param::InvalidParam;
+use crate::sequence::{PrecondKind, SequenceError, SequenceSolver, SolverSpec};
 use sprs::CsMat;
 use thiserror::Error;
 
@@ -74,15 +77,23 @@ pub struct Sample {
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ProblemError {
-    #[error("{family}: {message}")]
-    BadParams {
+    /// A parameter out of range; `param.field` is its key in the family's table.
+    #[error("{family}.{param}")]
+    Invalid {
         family: &'static str,
-        message: String,
+        param: InvalidParam,
     },
     #[error(transparent)]
     Field(#[from] crate::field::FieldError),
     #[error(transparent)]
     Darcy(#[from] darcy::DarcyError),
+    #[error("{family} sample {index}: {source}")]
+    Multiscale {
+        family: &'static str,
+        index: u64,
+        #[source]
+        source: crate::multiscale::multilevel::MultiscaleError,
+    },
     #[error("{family} sample {index}: {source}")]
     Solver {
         family: &'static str,
@@ -100,6 +111,174 @@ pub trait Family: Sync {
     /// cap is reported with `converged = false`, not as an error; a spectral stepper whose state
     /// stops being finite likewise.
     fn generate(&self, seed: u64, index: u64) -> Result<Sample, ProblemError>;
+
+    /// Families whose samples can be solved as one sequence (recycling chains in a sorted order,
+    /// or a learned SSOR ω) give a sample's features for ordering. `None`: each sample on its own.
+    fn order_features(&self, _seed: u64, _index: u64) -> Option<Vec<f64>> {
+        None
+    }
+
+    /// [`Family::generate`] with the caller's solver (keeping its state from the previous sample)
+    /// and preconditioner; only for families that give [`Family::order_features`].
+    fn generate_with(
+        &self,
+        seed: u64,
+        index: u64,
+        _solver: &mut SequenceSolver,
+        _precond: PrecondKind,
+    ) -> Result<Sample, ProblemError> {
+        self.generate(seed, index)
+    }
+}
+
+/// The parameters of a problem family: one `[generate.<NAME>]` table of a config.
+pub trait ProblemParams: Clone + Default + PartialEq + std::fmt::Debug {
+    /// The family's name in configs and datasets.
+    const NAME: &'static str;
+    /// Whether samples can share solver state in a sorted sequence (see [`Family::order_features`]).
+    const SEQUENCES: bool = false;
+    /// Every parameter in range; `field` is the key in the family's table.
+    fn validate(&self) -> Result<(), InvalidParam>;
+    /// The solver of each sample's linear systems; `None` for families that solve none.
+    fn solver(&self) -> Option<&SolverSpec> {
+        None
+    }
+    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+        None
+    }
+    /// Why `spec` does not suit this family's systems, if it does not (e.g. CG on an indefinite
+    /// matrix); `field` is the solver key.
+    fn check_solver(&self, _spec: &SolverSpec) -> Result<(), InvalidParam> {
+        Ok(())
+    }
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError>;
+
+    /// [`ProblemParams::validate`] with the family named.
+    fn checked(&self) -> Result<(), ProblemError> {
+        self.validate().map_err(|param| ProblemError::Invalid {
+            family: Self::NAME,
+            param,
+        })
+    }
+}
+
+/// A solver that does not start each sample afresh only makes sense in a sequence.
+pub(crate) fn one_solve_per_sample(name: &str, spec: &SolverSpec) -> Result<(), InvalidParam> {
+    if spec.warm_start {
+        return Err(InvalidParam::new(
+            "warm_start",
+            format!("false: each \"{name}\" sample is one solve started afresh, with no previous solution to start from"),
+            true,
+        ));
+    }
+    no_learned_omega(name, spec)
+}
+
+pub(crate) fn no_learned_omega(name: &str, spec: &SolverSpec) -> Result<(), InvalidParam> {
+    if spec.learns_omega() {
+        return Err(InvalidParam::new(
+            "omega",
+            format!("a number in (0, 2): a learned ω is implemented for problem = \"darcy\", not \"{name}\""),
+            "\"learned\"",
+        ));
+    }
+    Ok(())
+}
+
+/// Declares [`FamilyParams`], the registry of problem families.
+macro_rules! families {
+    ($($(#[$doc:meta])* $variant:ident($params:ty),)*) => {
+        /// The parameters of any family, tagged by its name (`{ darcy = { … } }`).
+        #[derive(Debug, Clone, PartialEq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+        #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+        pub enum FamilyParams {
+            $($(#[$doc])* $variant($params),)*
+        }
+
+        impl FamilyParams {
+            /// Every family's name.
+            pub const NAMES: &'static [&'static str] = &[$(<$params>::NAME),*];
+
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => <$params>::NAME,)*
+                }
+            }
+
+            /// The family called `name` with its default parameters.
+            pub fn default_for(name: &str) -> Option<Self> {
+                match name {
+                    $(n if n == <$params>::NAME => Some(Self::$variant(Default::default())),)*
+                    _ => None,
+                }
+            }
+
+            /// Reads the parameters of the family called `name`.
+            #[cfg(feature = "serde")]
+            pub fn deserialize_named<'de, D: serde::Deserializer<'de>>(
+                name: &str,
+                d: D,
+            ) -> Result<Self, D::Error> {
+                use serde::Deserialize;
+                match name {
+                    $(n if n == <$params>::NAME => <$params>::deserialize(d).map(Self::$variant),)*
+                    other => Err(serde::de::Error::unknown_variant(other, Self::NAMES)),
+                }
+            }
+
+            pub fn sequences(&self) -> bool {
+                match self {
+                    $(Self::$variant(_) => <$params>::SEQUENCES,)*
+                }
+            }
+
+            pub fn validate(&self) -> Result<(), ProblemError> {
+                match self {
+                    $(Self::$variant(p) => p.checked(),)*
+                }
+            }
+
+            pub fn solver(&self) -> Option<&SolverSpec> {
+                match self {
+                    $(Self::$variant(p) => p.solver(),)*
+                }
+            }
+
+            pub fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+                match self {
+                    $(Self::$variant(p) => p.solver_mut(),)*
+                }
+            }
+
+            pub fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
+                match self {
+                    $(Self::$variant(p) => p.check_solver(spec),)*
+                }
+            }
+
+            /// The family's generator, after [`FamilyParams::validate`].
+            pub fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+                match self {
+                    $(Self::$variant(p) => {
+                        p.checked()?;
+                        p.build()
+                    })*
+                }
+            }
+        }
+    };
+}
+
+families! {
+    Darcy(darcy::DarcyParams),
+    Poisson(poisson::PoissonParams),
+    Helmholtz(helmholtz::HelmholtzParams),
+    Heat(heat::HeatParams),
+    Burgers(burgers::BurgersParams),
+    NavierStokes(navier_stokes::NavierStokesParams),
+    /// Steady beams solved by ML-VMS.
+    Mlvms(beam::BeamParams),
 }
 
 /// Coordinates of `n` equispaced points on [0, 1] including both ends.
@@ -165,28 +344,36 @@ pub fn laplacian_2d_with(
 
 /// The settings every periodic spectral stepper shares, checked once for all of them.
 pub(crate) fn check_spectral_stepping(
-    family: &'static str,
     resolution: usize,
     viscosity: f64,
     final_time: f64,
     max_dt: f64,
-) -> Result<(), ProblemError> {
-    let bad = |message: String| Err(ProblemError::BadParams { family, message });
-    if resolution < 8 || !resolution.is_multiple_of(2) {
-        return bad(format!(
-            "resolution must be even and at least 8, got {resolution}"
-        ));
-    }
-    if !(viscosity > 0.0 && viscosity.is_finite()) {
-        return bad(format!("viscosity must be positive, got {viscosity}"));
-    }
-    if !(final_time > 0.0 && final_time.is_finite()) {
-        return bad(format!("final_time must be positive, got {final_time}"));
-    }
-    if !(max_dt > 0.0 && max_dt <= final_time) {
-        return bad(format!("dt must be in (0, final_time], got {max_dt}"));
-    }
-    Ok(())
+) -> Result<(), InvalidParam> {
+    use crate::param::{positive, require};
+    require(
+        (8..=16384).contains(&resolution) && resolution.is_multiple_of(2),
+        "resolution",
+        "an even integer from 8 to 16384",
+        resolution,
+    )?;
+    require(
+        positive(viscosity),
+        "viscosity",
+        "a positive number",
+        viscosity,
+    )?;
+    require(
+        positive(final_time),
+        "final_time",
+        "a positive number",
+        final_time,
+    )?;
+    require(
+        positive(max_dt) && max_dt <= final_time,
+        "dt",
+        &format!("a positive number ≤ final_time = {final_time}"),
+        max_dt,
+    )
 }
 
 /// `(steps per snapshot, total steps)` for `snapshots` equal intervals of `[0, final_time]` with a

@@ -12,16 +12,21 @@
 //! The mean of `u·∇ω = ∇·(uω)` over the torus is zero; its roundoff is dropped, so the mean
 //! vorticity is conserved exactly.
 
-use super::{periodic_coords, Family, ProblemError, Sample, SampleLayout, SampleReport};
+use super::{
+    periodic_coords, Family, ProblemError, ProblemParams, Sample, SampleLayout, SampleReport,
+};
 use crate::field::{wavenumber, GrfParams, GrfSampler2d};
+use crate::param::{require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::spectral::{derivative_wavenumber, Plans2, Rfft2};
 use rustfft::num_complex::Complex64;
 use std::f64::consts::PI;
 use std::time::Instant;
 
-/// The body force.
+/// The body force. In a config: the amplitude of the FNO forcing, 0 for none.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(from = "f64", into = "f64"))]
 pub enum Forcing {
     None,
     /// `amplitude · (sin 2π(x + y) + cos 2π(x + y))`; the FNO benchmark uses 0.1.
@@ -30,8 +35,29 @@ pub enum Forcing {
     },
 }
 
-/// Parameters of a random Navier–Stokes family.
+impl From<f64> for Forcing {
+    fn from(amplitude: f64) -> Self {
+        if amplitude == 0.0 {
+            Forcing::None
+        } else {
+            Forcing::Fno { amplitude }
+        }
+    }
+}
+
+impl From<Forcing> for f64 {
+    fn from(f: Forcing) -> Self {
+        match f {
+            Forcing::None => 0.0,
+            Forcing::Fno { amplitude } => amplitude,
+        }
+    }
+}
+
+/// Parameters of a random Navier–Stokes family: the `[generate.navier_stokes]` table.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct NavierStokesParams {
     /// Grid points per side of the periodic grid (even).
     pub resolution: usize,
@@ -39,11 +65,13 @@ pub struct NavierStokesParams {
     pub final_time: f64,
     /// Largest time step; the step used is `T/steps` for the smallest step count, a multiple of
     /// `snapshots`, that keeps it at most this.
+    #[cfg_attr(feature = "serde", serde(rename = "dt"))]
     pub max_dt: f64,
     /// Snapshots stored at `T·j/snapshots`, `j = 1..=snapshots` (FNO: T = 50, 50 snapshots).
     pub snapshots: usize,
     pub forcing: Forcing,
     /// Initial vorticity field.
+    #[cfg_attr(feature = "serde", serde(rename = "initial"))]
     pub field: GrfParams,
 }
 
@@ -62,24 +90,38 @@ impl Default for NavierStokesParams {
     }
 }
 
-impl NavierStokesParams {
-    pub fn validate(&self) -> Result<(), ProblemError> {
+impl ProblemParams for NavierStokesParams {
+    const NAME: &'static str = "navier_stokes";
+
+    fn validate(&self) -> Result<(), InvalidParam> {
         super::check_spectral_stepping(
-            "navier_stokes",
             self.resolution,
             self.viscosity,
             self.final_time,
             self.max_dt,
         )?;
-        if self.snapshots == 0 {
-            return Err(ProblemError::BadParams {
-                family: "navier_stokes",
-                message: "snapshots must be at least 1".into(),
-            });
-        }
-        Ok(())
+        require(
+            (1..=100_000).contains(&self.snapshots),
+            "snapshots",
+            "an integer from 1 to 100000",
+            self.snapshots,
+        )?;
+        let forcing = f64::from(self.forcing);
+        require(
+            forcing.is_finite(),
+            "forcing",
+            "a finite number (0 for no forcing)",
+            forcing,
+        )?;
+        self.field.validate().map_err(|e| e.within("initial"))
     }
 
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+        Ok(Box::new(NavierStokesGenerator::new(*self)?))
+    }
+}
+
+impl NavierStokesParams {
     /// Time steps per snapshot and in total.
     pub fn steps(&self) -> (usize, usize) {
         super::snapshot_steps(self.final_time, self.snapshots, self.max_dt)
@@ -228,7 +270,7 @@ pub struct NavierStokesGenerator {
 
 impl NavierStokesGenerator {
     pub fn new(params: NavierStokesParams) -> Result<Self, ProblemError> {
-        params.validate()?;
+        params.checked()?;
         let (_, steps) = params.steps();
         Ok(Self {
             sampler: GrfSampler2d::new(params.resolution, params.field)?,
@@ -257,7 +299,7 @@ impl NavierStokesGenerator {
 
 impl Family for NavierStokesGenerator {
     fn name(&self) -> &'static str {
-        "navier_stokes"
+        NavierStokesParams::NAME
     }
 
     fn layout(&self) -> SampleLayout {

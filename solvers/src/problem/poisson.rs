@@ -6,10 +6,11 @@
 //! second, smoother one, so the boundary data are continuous around the corners.
 
 use super::{
-    laplacian_2d, vertex_coords, Family, LinearSystem, ProblemError, Sample, SampleLayout,
-    SampleReport,
+    laplacian_2d, vertex_coords, Family, LinearSystem, ProblemError, ProblemParams, Sample,
+    SampleLayout, SampleReport,
 };
 use crate::field::{GrfParams, GrfSampler1d, GrfSampler2d, GrfSampler3d};
+use crate::param::{require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::sequence::{SequenceSolver, SolverSpec};
 use ndarray::Array2;
@@ -152,37 +153,76 @@ pub fn assemble_3d(s: usize, f: &[f64], g: &[f64]) -> LinearSystem {
     }
 }
 
-/// Parameters of a random Poisson family.
+/// Parameters of a random Poisson family: the `[generate.poisson]` table.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct PoissonParams {
     /// 1, 2 or 3.
     pub dim: usize,
     /// Vertices per side including the boundary.
     pub resolution: usize,
+    /// `u = 0` on the boundary instead of random data.
+    pub homogeneous: bool,
     pub source: GrfParams,
-    /// Field whose boundary values are the Dirichlet data; `None` for `u = 0`.
-    pub boundary: Option<GrfParams>,
+    /// Field whose boundary values are the Dirichlet data (unused when `homogeneous`).
+    pub boundary: GrfParams,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub solver: SolverSpec,
 }
 
+impl Default for PoissonParams {
+    /// 64² points, f from the FNO Darcy field (α = 2, τ = 3), g from a smoother one (α = 3).
+    fn default() -> Self {
+        Self {
+            dim: 2,
+            resolution: 64,
+            homogeneous: false,
+            source: GrfParams::default(),
+            boundary: GrfParams::new(3.0, 3.0, None),
+            solver: SolverSpec::default(),
+        }
+    }
+}
+
 impl PoissonParams {
-    pub fn validate(&self) -> Result<(), ProblemError> {
-        let bad = |message: String| {
-            Err(ProblemError::BadParams {
-                family: "poisson",
-                message,
-            })
-        };
-        if !(1..=3).contains(&self.dim) {
-            return bad(format!("dim must be 1, 2 or 3, got {}", self.dim));
-        }
-        if self.resolution < 3 {
-            return bad(format!(
-                "resolution must be at least 3, got {}",
-                self.resolution
-            ));
-        }
-        Ok(())
+    /// The field of the Dirichlet data, or `None` for `u = 0`.
+    fn dirichlet(&self) -> Option<GrfParams> {
+        (!self.homogeneous).then_some(self.boundary)
+    }
+}
+
+impl ProblemParams for PoissonParams {
+    const NAME: &'static str = "poisson";
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        require((1..=3).contains(&self.dim), "dim", "1, 2 or 3", self.dim)?;
+        // A 3-D grid of s³ points: keep it to what one machine holds.
+        let max = if self.dim == 3 { 512 } else { 16384 };
+        require(
+            (3..=max).contains(&self.resolution),
+            "resolution",
+            &format!("an integer from 3 to {max} in {}-D", self.dim),
+            self.resolution,
+        )?;
+        self.source.validate().map_err(|e| e.within("source"))?;
+        self.boundary.validate().map_err(|e| e.within("boundary"))
+    }
+
+    fn solver(&self) -> Option<&SolverSpec> {
+        Some(&self.solver)
+    }
+
+    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+        Some(&mut self.solver)
+    }
+
+    fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
+        super::one_solve_per_sample(Self::NAME, spec)
+    }
+
+    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
+        Ok(Box::new(PoissonGenerator::new(self.clone())?))
     }
 }
 
@@ -208,27 +248,27 @@ impl std::fmt::Debug for PoissonGenerator {
 
 impl PoissonGenerator {
     pub fn new(params: PoissonParams) -> Result<Self, ProblemError> {
-        params.validate()?;
+        params.checked()?;
         let s = params.resolution;
         let samplers = match params.dim {
             1 => Samplers::One(
                 GrfSampler1d::new(s, params.source)?,
                 params
-                    .boundary
+                    .dirichlet()
                     .map(|b| GrfSampler1d::new(s, b))
                     .transpose()?,
             ),
             2 => Samplers::Two(
                 GrfSampler2d::new(s, params.source)?,
                 params
-                    .boundary
+                    .dirichlet()
                     .map(|b| GrfSampler2d::new(s, b))
                     .transpose()?,
             ),
             _ => Samplers::Three(
                 GrfSampler3d::new(s, params.source)?,
                 params
-                    .boundary
+                    .dirichlet()
                     .map(|b| GrfSampler3d::new(s, b))
                     .transpose()?,
             ),
@@ -316,7 +356,7 @@ pub(crate) fn solve_one(
 
 impl Family for PoissonGenerator {
     fn name(&self) -> &'static str {
-        "poisson"
+        PoissonParams::NAME
     }
 
     fn layout(&self) -> SampleLayout {
@@ -480,7 +520,8 @@ mod tests {
             dim: 2,
             resolution: 12,
             source: GrfParams::default(),
-            boundary: Some(GrfParams::new(3.0, 3.0, None)),
+            homogeneous: false,
+            boundary: GrfParams::new(3.0, 3.0, None),
             solver: SolverSpec::new(
                 Method::Cg,
                 PrecondKind::Jacobi,
@@ -550,7 +591,8 @@ mod tests {
             dim: 3,
             resolution: s,
             source: GrfParams::default(),
-            boundary: Some(GrfParams::new(3.0, 3.0, None)),
+            homogeneous: false,
+            boundary: GrfParams::new(3.0, 3.0, None),
             solver: SolverSpec::new(
                 Method::Cg,
                 PrecondKind::Jacobi,

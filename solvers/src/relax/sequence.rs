@@ -56,9 +56,12 @@ pub trait RelaxSequence: Sync {
 }
 
 /// How much the shift of the shifted-Laplacian sequence varies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum ShiftVariance {
     /// c = −0.15 + 0.6·Beta(0.5, 1.5)
+    #[default]
     High,
     /// c = −0.15 + 0.6·Beta(2, 6)
     Low,

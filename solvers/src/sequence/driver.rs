@@ -194,7 +194,7 @@ fn run_batches<S: Send, E: Send, K: Sink<S, Error = E>>(
                     return (p.solve)(job).map_err(DriveError::Stopped);
                 };
                 let spec = SolverSpec {
-                    precond: PrecondKind::Ssor { omega: w },
+                    precond: PrecondKind::ssor(w),
                     ..learned.as_ref().expect("a learned ω comes with its spec").1
                 };
                 let mut solver = SequenceSolver::new(spec).map_err(DriveError::Solver)?;

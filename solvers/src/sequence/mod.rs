@@ -13,34 +13,68 @@ use crate::krylov::{
     RecycledCgParams, SolveError, SolveInfo, SolveParams,
 };
 use crate::linalg::{BadDiagonal, CsrOperator, Identity, Jacobi, Preconditioner};
+use crate::param::{require, InvalidParam};
 use crate::precond::{Amg, AmgError, AmgParams, Ilu0, IluError, SorError, SsorPreconditioner};
 use sprs::CsMat;
 use std::time::Instant;
 use thiserror::Error;
 
-/// The iterative method applied to each system.
+/// The iterative method applied to each system. In a config: `method = "gmres"`, with `restart`,
+/// `recycle` and `recycle_update` where the method takes them.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "method", rename_all = "lowercase"))]
 pub enum Method {
     Cg,
     Gmres {
+        #[cfg_attr(feature = "serde", serde(default = "default_restart"))]
         restart: usize,
     },
     Fgmres {
+        #[cfg_attr(feature = "serde", serde(default = "default_restart"))]
         restart: usize,
     },
     Bicgstab,
     /// GCRO-DR(restart, recycle), recycle space carried from system to system.
+    #[cfg_attr(feature = "serde", serde(rename = "gcrodr"))]
     GcroDr {
+        #[cfg_attr(feature = "serde", serde(default = "default_restart"))]
         restart: usize,
+        #[cfg_attr(feature = "serde", serde(default = "default_gcrodr_recycle"))]
         recycle: usize,
+        #[cfg_attr(feature = "serde", serde(default, rename = "recycle_update"))]
         update: RecycleUpdate,
     },
     /// Deflated CG, deflation space carried from system to system.
+    #[cfg_attr(feature = "serde", serde(rename = "rcg"))]
     RecycledCg {
+        #[cfg_attr(feature = "serde", serde(default = "default_rcg_recycle"))]
         recycle: usize,
     },
     /// Smoothed-aggregation AMG V-cycles as the solver (the preconditioner setting is ignored).
     Amg,
+}
+
+/// Vectors per cycle of GMRES, FGMRES and GCRO-DR unless given (the SKR paper's m).
+pub const DEFAULT_RESTART: usize = 40;
+/// GCRO-DR's recycle space unless given (the SKR paper's k).
+pub const DEFAULT_GCRODR_RECYCLE: usize = 20;
+/// Recycled CG's deflation space unless given.
+pub const DEFAULT_RCG_RECYCLE: usize = 10;
+
+#[cfg(feature = "serde")]
+fn default_restart() -> usize {
+    DEFAULT_RESTART
+}
+
+#[cfg(feature = "serde")]
+fn default_gcrodr_recycle() -> usize {
+    DEFAULT_GCRODR_RECYCLE
+}
+
+#[cfg(feature = "serde")]
+fn default_rcg_recycle() -> usize {
+    DEFAULT_RCG_RECYCLE
 }
 
 impl Method {
@@ -65,45 +99,172 @@ impl Method {
             Method::Amg => "amg".into(),
         }
     }
+
+    /// Whether the method carries a recycle space from system to system.
+    pub fn recycles(&self) -> bool {
+        matches!(self, Method::GcroDr { .. } | Method::RecycledCg { .. })
+    }
+
+    /// Whether the method needs a symmetric positive definite matrix.
+    pub fn needs_spd(&self) -> bool {
+        matches!(self, Method::Cg | Method::RecycledCg { .. })
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        match *self {
+            Method::Gmres { restart }
+            | Method::Fgmres { restart }
+            | Method::GcroDr { restart, .. } => require(
+                (1..=1000).contains(&restart),
+                "restart",
+                "an integer from 1 to 1000",
+                restart,
+            )?,
+            _ => {}
+        }
+        match *self {
+            Method::GcroDr {
+                restart, recycle, ..
+            } => require(
+                recycle < restart,
+                "recycle",
+                &format!("an integer below restart ({restart})"),
+                recycle,
+            ),
+            Method::RecycledCg { recycle } => require(
+                recycle <= 200,
+                "recycle",
+                "an integer from 0 to 200",
+                recycle,
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// The preconditioner built for each system.
+/// The SSOR relaxation parameter: fixed, or chosen per system by the learner of a
+/// [`driver::Schedule::LearnedOmega`] run. In a config: a number in (0, 2), or `"learned"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Omega {
+    Fixed(f64),
+    Learned,
+}
+
+impl Omega {
+    pub const LEARNED: Omega = Omega::Learned;
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Omega {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Omega::Fixed(w) => s.serialize_f64(*w),
+            Omega::Learned => s.serialize_str("learned"),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Omega {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = crate::param::number_or_word(d, "learned", "a number in (0, 2) or \"learned\"")?;
+        Ok(w.map_or(Omega::Learned, Omega::Fixed))
+    }
+}
+
+#[cfg(feature = "serde")]
+fn learned() -> Omega {
+    Omega::LEARNED
+}
+
+/// The preconditioner built for each system. In a config: `preconditioner = "ssor"`, with `omega`
+/// for SSOR.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "preconditioner", rename_all = "lowercase")
+)]
 pub enum PrecondKind {
     #[default]
     None,
     Jacobi,
     Ilu0,
     Ssor {
-        omega: f64,
+        #[cfg_attr(feature = "serde", serde(default = "learned"))]
+        omega: Omega,
     },
     Amg,
 }
 
 impl PrecondKind {
+    /// SSOR with a fixed ω.
+    pub fn ssor(omega: f64) -> Self {
+        PrecondKind::Ssor {
+            omega: Omega::Fixed(omega),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             PrecondKind::None => "none".into(),
             PrecondKind::Jacobi => "jacobi".into(),
             PrecondKind::Ilu0 => "ilu0".into(),
-            PrecondKind::Ssor { omega } => format!("ssor({omega})"),
+            PrecondKind::Ssor {
+                omega: Omega::Fixed(w),
+            } => format!("ssor({w})"),
+            PrecondKind::Ssor { .. } => "ssor(learned)".into(),
             PrecondKind::Amg => "amg".into(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        match *self {
+            PrecondKind::Ssor {
+                omega: Omega::Fixed(w),
+            } => require(
+                w > 0.0 && w < 2.0,
+                "omega",
+                "a number in (0, 2) or \"learned\"",
+                w,
+            ),
+            _ => Ok(()),
         }
     }
 }
 
-/// Everything that defines how each system of a sequence is solved.
+/// Everything that defines how each system of a sequence is solved. In a config, one table:
+/// `method`, `preconditioner`, their parameters, `tolerance`, `max_iterations` and `warm_start`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct SolverSpec {
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub method: Method,
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub precond: PrecondKind,
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub params: SolveParams,
     /// Start each solve from the previous system's solution instead of zero.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub warm_start: bool,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub amg: AmgParams,
     /// Mat-vecs over row blocks in parallel; off when the caller runs one solve per thread.
+    #[cfg_attr(feature = "serde", serde(skip, default = "parallel"))]
     pub parallel: bool,
+}
+
+#[cfg(feature = "serde")]
+fn parallel() -> bool {
+    true
+}
+
+impl Default for SolverSpec {
+    /// Jacobi-preconditioned CG to 1e-8, at most 10 000 iterations.
+    fn default() -> Self {
+        Self::new(Method::Cg, PrecondKind::Jacobi, SolveParams::default())
+    }
 }
 
 impl SolverSpec {
@@ -124,6 +285,29 @@ impl SolverSpec {
 
     pub fn with_parallel(self, parallel: bool) -> Self {
         Self { parallel, ..self }
+    }
+
+    /// Whether solves depend on the systems solved before (recycle spaces or warm starts).
+    pub fn carries_state(&self) -> bool {
+        self.warm_start || self.method.recycles()
+    }
+
+    /// Whether the SSOR ω is left to a learner.
+    pub fn learns_omega(&self) -> bool {
+        matches!(
+            self.precond,
+            PrecondKind::Ssor {
+                omega: Omega::Learned
+            }
+        )
+    }
+
+    /// Every parameter in range; `field` names the config key.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        self.method.validate()?;
+        self.precond.validate()?;
+        self.params.validate()?;
+        Ok(())
     }
 
     /// `method+precond`, e.g. `gcrodr(40,20)+ilu0`.
@@ -152,6 +336,10 @@ pub enum SequenceError {
     Amg(#[from] AmgError),
     #[error("preconditioner: {0}")]
     Ssor(#[from] SorError),
+    #[error("solver: {0}")]
+    Invalid(#[from] InvalidParam),
+    #[error("SSOR with a learned ω is solved by a driver whose schedule learns it; give the solver a fixed ω")]
+    LearnedOmega,
 }
 
 impl SequenceError {
@@ -198,15 +386,7 @@ impl SequenceSolver {
             Method::RecycledCg { recycle } => Some(RecycledCg::new(RecycledCgParams::new(recycle))),
             _ => None,
         };
-        if let Method::Gmres { restart } | Method::Fgmres { restart } = spec.method {
-            if restart == 0 {
-                return Err(SolveError::BadParams {
-                    method: "GMRES",
-                    reason: "restart must be at least 1".into(),
-                }
-                .into());
-            }
-        }
+        spec.validate()?;
         spec.amg.validate().map_err(SequenceError::from)?;
         Ok(Self {
             spec,
@@ -273,7 +453,10 @@ impl SequenceSolver {
                 PrecondKind::None => Box::new(Identity),
                 PrecondKind::Jacobi => Box::new(Jacobi::new(a)?),
                 PrecondKind::Ilu0 => Box::new(Ilu0::new(a)?),
-                PrecondKind::Ssor { omega } => Box::new(SsorPreconditioner::new(a, omega)?),
+                PrecondKind::Ssor {
+                    omega: Omega::Fixed(w),
+                } => Box::new(SsorPreconditioner::new(a, w)?),
+                PrecondKind::Ssor { .. } => return Err(SequenceError::LearnedOmega),
                 PrecondKind::Amg => Box::new(Amg::new(a, self.spec.amg)?),
             };
             let setup_seconds = start.elapsed().as_secs_f64();
@@ -414,7 +597,7 @@ mod tests {
             PrecondKind::None,
             PrecondKind::Jacobi,
             PrecondKind::Ilu0,
-            PrecondKind::Ssor { omega: 1.5 },
+            PrecondKind::ssor(1.5),
             PrecondKind::Amg,
         ];
         for method in methods {

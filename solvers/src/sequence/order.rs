@@ -14,7 +14,10 @@ use nalgebra::DMatrix;
 use ndarray::ArrayView2;
 use std::f64::consts::PI;
 
+/// How the systems of a sequence are ordered before a recycling solver visits them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Ordering {
     #[default]
     Natural,

@@ -1,0 +1,253 @@
+//! `[train]`: a neural operator trained on a dataset. The training keys are the operator
+//! library's [`TrainParams`]; the model is exactly one table `[train.<kind>]`, the library's
+//! section of that model (every model is listed in [`ModelConfig`]).
+
+use super::source::Source;
+use super::{ConfigError, ImageFormat};
+use pdekit_operators::models::{Io, ModelConfig};
+use pdekit_operators::tensor::NnError;
+use pdekit_operators::train::trainer::TrainParams;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A validated `[train]` section.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainPlan {
+    #[serde(flatten)]
+    pub run: TrainRun,
+    #[serde(flatten)]
+    pub params: TrainParams,
+    /// Printed as the `[train.<kind>]` table.
+    #[serde(flatten)]
+    pub model: ModelConfig,
+}
+
+/// The keys of `[train]` about the data and the outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainRun {
+    pub data: PathBuf,
+    /// Field names in the dataset (e.g. `inputs/coefficient`); empty: the first input or output.
+    #[serde(default)]
+    pub input: String,
+    #[serde(default)]
+    pub output: String,
+    pub train_samples: usize,
+    pub test_samples: usize,
+    /// Train and test on every `subsample`-th grid point of each axis (1: the data's grid), as
+    /// the FNO paper trains at 85² on its 421² solutions.
+    #[serde(default = "one")]
+    pub subsample: usize,
+    pub output_dir: PathBuf,
+    /// Test samples drawn as prediction panels.
+    #[serde(default = "three")]
+    pub panels: usize,
+    #[serde(default)]
+    pub format: ImageFormat,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn three() -> usize {
+    3
+}
+
+impl TrainPlan {
+    /// The model's table, e.g. `train.fno`.
+    pub fn model_key(&self) -> String {
+        format!("train.{}", self.model.kind())
+    }
+}
+
+pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
+    if src.get("train").is_none() {
+        return Ok(None);
+    }
+    let run: TrainRun = src.section("train", &[])?;
+    let params: TrainParams = src.section("train", &[])?;
+    params.validate().map_err(|e| {
+        src.invalid(
+            "train",
+            &e.field,
+            format!("expected {}, got {}", e.expected, e.got),
+        )
+    })?;
+    for (key, n) in [
+        ("train_samples", run.train_samples),
+        ("test_samples", run.test_samples),
+        ("subsample", run.subsample),
+    ] {
+        if n == 0 {
+            return Err(src.err(&format!("train.{key}"), "expected an integer ≥ 1, got 0"));
+        }
+    }
+    if run.panels > 16 {
+        return Err(src.err(
+            "train.panels",
+            format!("expected an integer from 0 to 16, got {}", run.panels),
+        ));
+    }
+    let given: Vec<&str> = src
+        .children("train")
+        .into_iter()
+        .filter(|k| ModelConfig::KINDS.contains(k))
+        .collect();
+    let [kind] = given[..] else {
+        let key = given
+            .get(1)
+            .map_or("train".to_string(), |k| format!("train.{k}"));
+        let kinds: Vec<String> = ModelConfig::KINDS
+            .iter()
+            .map(|k| format!("[train.{k}]"))
+            .collect();
+        return Err(src.err(
+            &key,
+            format!(
+                "expected exactly one model table ({}), got {}",
+                kinds.join(", "),
+                if given.is_empty() {
+                    "none".to_string()
+                } else {
+                    given
+                        .iter()
+                        .map(|k| format!("[train.{k}]"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                }
+            ),
+        ));
+    };
+    let key = format!("train.{kind}");
+    let table = src
+        .get(&key)
+        .cloned()
+        .expect("the table was found among the keys");
+    let model = src.read_with(&key, table, |v| ModelConfig::deserialize_kind(kind, v))?;
+    // The channel counts come from the data; every other field is checked now.
+    let io = Io {
+        in_channels: 1,
+        out_channels: 1,
+        seed: params.seed,
+    };
+    model.spec(io).map_err(|e| model_error(src, &key, e))?;
+    Ok(Some(TrainPlan {
+        run: TrainRun {
+            data: src.path(&run.data.to_string_lossy()),
+            output_dir: src.path(&run.output_dir.to_string_lossy()),
+            ..run
+        },
+        params,
+        model,
+    }))
+}
+
+/// A model library error at the key it names inside the model's table `table`.
+pub fn model_error(src: &Source, table: &str, e: NnError) -> ConfigError {
+    match e {
+        NnError::Invalid { param, .. } => src.invalid(
+            table,
+            &param.field,
+            format!("expected {}, got {}", param.expected, param.got),
+        ),
+        other => src.err(table, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Plan;
+    use pdekit_operators::models::ModelConfig;
+    use pdekit_operators::train::trainer::Schedule;
+    use std::path::Path;
+
+    const TRAIN: &str =
+        "[train]\ndata = \"d.h5\"\ntrain_samples = 8\ntest_samples = 2\noutput_dir = \"out\"\n";
+
+    fn train(extra: &str, model: &str) -> Result<super::TrainPlan, String> {
+        Plan::parse(Path::new("c.toml"), &format!("{TRAIN}{extra}\n{model}"))
+            .map(|p| p.train.unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    const FNO: &str = "[train.fno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\n";
+
+    #[test]
+    fn defaults_are_the_fno_papers_recipe_and_each_model_reads_its_table() {
+        let t = train("", FNO).unwrap();
+        assert_eq!((t.params.epochs, t.params.batch_size), (500, 20));
+        assert_eq!(
+            t.params.schedule,
+            Schedule::Step {
+                step_size: 100,
+                gamma: 0.5
+            }
+        );
+        assert_eq!(t.run.data, Path::new("d.h5"));
+        assert!(matches!(t.model, ModelConfig::Fno(_)));
+        let tfno = train(
+            "",
+            "[train.tfno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\nfactorization = \"cp\"\nrank = 0.2\n",
+        )
+        .unwrap();
+        assert_eq!(tfno.model_key(), "train.tfno");
+        let d = train(
+            "",
+            "[train.deeponet]\nsensors = [5, 5]\nbranch = [8]\ntrunk = [8]\nbasis = 4\n",
+        )
+        .unwrap();
+        assert_eq!(d.model.kind(), "deeponet");
+    }
+
+    #[test]
+    fn train_errors_name_their_key() {
+        let cases = [
+            (
+                "epochs = 0",
+                FNO,
+                "key `train.epochs`: expected an integer ≥ 1, got 0",
+            ),
+            (
+                "learning_rate = 2.0",
+                FNO,
+                "key `train.learning_rate`: expected a number in (0, 1), got 2",
+            ),
+            (
+                "schedule = \"cosine\"\nstep_size = 5",
+                FNO,
+                "key `train.step_size`: only applies to schedule = \"step\"",
+            ),
+            (
+                "schedule = \"cosine\"\nmin_learning_rate = 0.5",
+                FNO,
+                "key `train.min_learning_rate`",
+            ),
+            ("optimizer = \"sgd\"", FNO, "key `train.optimizer`"),
+            ("", "", "key `train`: expected exactly one model table"),
+            (
+                "",
+                "[train.fno]\nwidth = 8\nlayers = 2\n",
+                "key `train.fno.modes`: missing field `modes`",
+            ),
+            (
+                "",
+                "[train.fno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\ndomain_padding = 2.0\n",
+                "key `train.fno.domain_padding`",
+            ),
+            (
+                "",
+                "[train.fno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\nwdth = 3\n",
+                "key `train.fno.wdth`: unknown field `wdth`",
+            ),
+            (
+                "",
+                &format!("{FNO}[train.ffno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\n"),
+                "key `train.ffno`: expected exactly one model table",
+            ),
+        ];
+        for (extra, model, want) in cases {
+            let err = train(extra, model).unwrap_err();
+            assert!(err.contains(want), "{extra} {model}: {err}");
+        }
+    }
+}
