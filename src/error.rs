@@ -1,7 +1,13 @@
-//! The errors a pdekit command can end with, and their exit codes.
+//! The errors a pdekit command can end with, and their exit codes: 2 for usage and config errors
+//! (the user must change the command or the config), 130 for an interrupt, 1 for failures at run
+//! time (a solver that did not converge, a non-finite loss, an unreadable file).
 
 use crate::config::ConfigError;
 use crate::data::DataError;
+use pdekit_operators::gp::optim::GpError;
+use pdekit_operators::tensor::NnError;
+use pdekit_operators::train::trainer::TrainError;
+use pdekit_solvers::multiscale::multilevel::MultiscaleError;
 use pdekit_solvers::problem::darcy::DarcyError;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -10,6 +16,8 @@ use thiserror::Error;
 pub enum PdekitError {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// A command or config that cannot work as given: a missing section, a flag out of range, a
+    /// dataset that does not fit the config.
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -44,6 +52,31 @@ pub enum PdekitError {
     },
     #[error("plot {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
+    /// Training stopped (a non-finite loss, a layer that failed on the data).
+    #[error("{}: {source}{}", config.display(), checkpoint.as_ref().map_or(String::new(), |c| format!("; the last good checkpoint is {}", c.display())))]
+    Train {
+        config: PathBuf,
+        source: Box<TrainError>,
+        /// The checkpoint of the last finished epoch, when there is one.
+        checkpoint: Option<PathBuf>,
+    },
+    /// A model that failed on the data it was given.
+    #[error("{what}: {source}")]
+    Model { what: String, source: NnError },
+    #[error("{}: {source}{hint}", config.display())]
+    Gp {
+        config: PathBuf,
+        source: GpError,
+        hint: &'static str,
+    },
+    #[error("{}: {source}", config.display())]
+    Multiscale {
+        config: PathBuf,
+        source: MultiscaleError,
+    },
+    /// A peer program of a benchmark that could not run or failed.
+    #[error("{0}; see bench/peers/README.md")]
+    Peer(String),
 }
 
 impl From<crate::plot::PlotError> for PdekitError {
@@ -56,12 +89,23 @@ impl From<crate::plot::PlotError> for PdekitError {
 }
 
 impl PdekitError {
-    /// 2 for usage and config errors, 130 for an interrupt, 1 for other runtime failures.
+    /// 2 for usage and config errors, 130 for an interrupt, 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
             PdekitError::Config(_) | PdekitError::Usage(_) => 2,
             PdekitError::Interrupted { .. } => 130,
-            _ => 1,
+            PdekitError::Data(_)
+            | PdekitError::Darcy(_)
+            | PdekitError::Relax(_)
+            | PdekitError::NotConverged { .. }
+            | PdekitError::BlewUp { .. }
+            | PdekitError::Problem(_)
+            | PdekitError::Plot { .. }
+            | PdekitError::Train { .. }
+            | PdekitError::Model { .. }
+            | PdekitError::Gp { .. }
+            | PdekitError::Multiscale { .. }
+            | PdekitError::Peer(_) => 1,
         }
     }
 }

@@ -234,6 +234,52 @@ fn subsampled_training_and_evaluation_see_the_same_coarse_grid() {
     );
 }
 
+/// A non-finite training loss is a failure at run time (exit 1), not a usage error, and the
+/// message names a checkpoint only when one exists.
+#[test]
+fn a_nan_training_loss_stops_with_exit_1_and_no_phantom_checkpoint() {
+    use pdekit::pipeline::generate;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = common::write(d, "g.toml", &common::darcy_config("d.h5", 14, 16, ""));
+    assert_eq!(
+        common::run(&["generate", gen.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    // The same dataset with one NaN in the first training target.
+    let nan = common::write(d, "n.toml", &common::darcy_config("nan.h5", 14, 16, ""));
+    let plan = pdekit::config::Plan::load(&nan).unwrap();
+    let g = plan.generate.as_ref().unwrap();
+    let header = generate::header(&plan, g, &generate::family(g).unwrap().layout(), None);
+    let src = pdekit::data::Dataset::open(&d.join("d.h5")).unwrap();
+    let mut w = pdekit::data::h5::DatasetWriter::create(&d.join("nan.h5"), &header).unwrap();
+    for i in 0..14 {
+        let mut values: Vec<Vec<f64>> = header
+            .fields
+            .iter()
+            .map(|f| src.sample(&f.path, i).unwrap().iter().copied().collect())
+            .collect();
+        if i == 0 {
+            values[1][40] = f64::NAN;
+        }
+        let refs: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+        w.append(&refs).unwrap();
+    }
+    w.finish().unwrap();
+    let cfg = common::write(d, "t.toml", &train_config("nan.h5", 3, "o", ""));
+    let (code, _, err) = common::run(&["train", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the training loss became NaN at epoch 0"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("checkpoint"),
+        "no checkpoint was written: {err}"
+    );
+    assert!(!d.join("o/checkpoint.safetensors").exists());
+}
+
 #[test]
 fn train_and_evaluate_refuse_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,7 +47,11 @@ pub fn run(
     params.polish_every = 0;
     let bar = reporter.bar(gp.params.steps as u64, "bench gp", "steps");
     let mut started = None;
-    let fail = |e| PdekitError::Usage(format!("{}: {e}", plan.source_path.display()));
+    let fail = |source| PdekitError::Gp {
+        config: plan.source_path.clone(),
+        source,
+        hint: "",
+    };
     let (step_seconds, polish_seconds, polish_iterations) = if gp.dim == 1 {
         let problem = setup.problem1d();
         let (state, _) = solver1d::solve(&problem, &params, |step, _, _| {
@@ -59,8 +63,15 @@ pub fn run(
         .map_err(fail)?;
         let elapsed = started.expect("warm-up ran").elapsed().as_secs_f64();
         let t = Instant::now();
-        solver1d::solve_values(&problem, &params, &state, params.newton_iterations())
-            .ok_or_else(|| PdekitError::Usage("the polish failed: raise gp.jitter".into()))?;
+        solver1d::solve_values(&problem, &params, &state, params.newton_iterations()).ok_or_else(
+            || PdekitError::Gp {
+                config: plan.source_path.clone(),
+                source: pdekit_operators::gp::optim::GpError::NotPositiveDefinite {
+                    step: gp.params.steps,
+                },
+                hint: "; raise gp.jitter",
+            },
+        )?;
         (elapsed, t.elapsed().as_secs_f64(), 0)
     } else {
         let problem = setup.problem2d();
@@ -75,7 +86,13 @@ pub fn run(
         let t = Instant::now();
         let (_, info) =
             solver2d::solve_values(&problem, &params, &state, params.newton_iterations())
-                .ok_or_else(|| PdekitError::Usage("the polish failed: raise gp.jitter".into()))?;
+                .ok_or_else(|| PdekitError::Gp {
+                    config: plan.source_path.clone(),
+                    source: pdekit_operators::gp::optim::GpError::NotPositiveDefinite {
+                        step: gp.params.steps,
+                    },
+                    hint: "; raise gp.jitter",
+                })?;
         (elapsed, t.elapsed().as_secs_f64(), info.iterations)
     };
     bar.finish_and_clear();

@@ -52,14 +52,14 @@ pub fn run_peer_script(
         .args(args)
         .status()
         .map_err(|e| {
-            crate::PdekitError::Usage(format!(
-                "cannot run {}: {e}; see bench/peers/README.md for the venv",
+            crate::PdekitError::Peer(format!(
+                "cannot run {}: {e} (is the peers' venv set up?)",
                 python.display()
             ))
         })?;
     if !status.success() {
-        return Err(crate::PdekitError::Usage(format!(
-            "the peer script {} failed ({status}); see bench/peers/README.md",
+        return Err(crate::PdekitError::Peer(format!(
+            "the peer script {} failed ({status})",
             script.display()
         )));
     }

@@ -16,7 +16,7 @@ use crate::PdekitError;
 use ndarray::Array2;
 use pdekit_solvers::field::{GrfParams, GrfSampler2d};
 use pdekit_solvers::grid::{Centring, Grid2d};
-use pdekit_solvers::problem::{darcy, helmholtz, poisson, LinearSystem};
+use pdekit_solvers::problem::{darcy, helmholtz, poisson, LinearSystem, ProblemError};
 use pdekit_solvers::rng::sample_rng;
 use pdekit_solvers::sequence::Ordering as OrderingName;
 use pdekit_solvers::sequence::{self, SequenceSolver};
@@ -44,9 +44,7 @@ pub fn build_systems(b: &SolverBenchPlan) -> Result<Vec<BenchSystem>, PdekitErro
     } else {
         m
     };
-    let sampler = GrfSampler2d::new(field_side, grf).map_err(|e| {
-        PdekitError::Usage(format!("solver_bench: cannot sample the random field: {e}"))
-    })?;
+    let sampler = GrfSampler2d::new(field_side, grf).map_err(ProblemError::from)?;
     (0..b.systems)
         .into_par_iter()
         .map(|i| {
@@ -246,7 +244,12 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(b.threads)
         .build()
-        .map_err(|e| PdekitError::Usage(format!("cannot start {} threads: {e}", b.threads)))?;
+        .map_err(|e| {
+            PdekitError::Usage(format!(
+                "solver_bench.threads = {}: cannot start them: {e}",
+                b.threads
+            ))
+        })?;
     let stem = plan
         .source_path
         .file_stem()

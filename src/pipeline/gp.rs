@@ -92,13 +92,17 @@ fn errors(pred: &[f64], exact: &[f64]) -> (f64, f64) {
     ((e / nrm.max(f64::MIN_POSITIVE)).sqrt(), max)
 }
 
-fn gp_error(plan_path: &std::path::Path, e: GpError) -> PdekitError {
-    let hint = match e {
+fn gp_error(plan_path: &std::path::Path, source: GpError) -> PdekitError {
+    let hint = match source {
         GpError::NotPositiveDefinite { .. } => "; raise gp.jitter",
         GpError::NonFinite { .. } => "; lower gp.learning_rate",
         GpError::Invalid(_) => "",
     };
-    PdekitError::Usage(format!("{}: {e}{hint}", plan_path.display()))
+    PdekitError::Gp {
+        config: plan_path.to_path_buf(),
+        source,
+        hint,
+    }
 }
 
 /// The values on the grid `axes` (one axis, or x and y with y fastest).
@@ -291,10 +295,12 @@ pub fn run(
     let (rel_l2, max_error) = errors(&pred, exact_test);
     let (grid_rel_l2, _) = errors(&grid_values, exact_grid);
     if !rel_l2.is_finite() {
-        return Err(PdekitError::Usage(format!(
-            "{}: the GP prediction is not finite; raise gp.jitter or lower gp.learning_rate",
-            config.display()
-        )));
+        return Err(gp_error(
+            config,
+            GpError::NonFinite {
+                step: plan.params.steps,
+            },
+        ));
     }
 
     let baseline = if plan.baseline {

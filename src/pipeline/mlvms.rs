@@ -113,8 +113,9 @@ fn run_dim<const D: usize>(
         (coarse, levels)
     };
     let (coarse, levels) = hierarchy(plan.coarse);
-    let fail = |e: pdekit_solvers::multiscale::multilevel::MultiscaleError| {
-        PdekitError::Usage(format!("{}: {e}", config.display()))
+    let fail = |source| PdekitError::Multiscale {
+        config: config.to_path_buf(),
+        source,
     };
     let chidenn_sizes = plan.chidenn.as_ref().map_or(&[][..], |c| &c.coarse[..]);
     let bar = rep.bar(
@@ -440,7 +441,10 @@ fn run_transient_dim<const D: usize>(
     let coarse = BoxMesh::new([0.0; D], [1.0; D], [plan.coarse; D]);
     let bar = rep.bar(plan.steps as u64, "mlvms transient", "steps");
     let (solution, info) = solve_transient(coarse, &shapes, &problem, &params, |_, _| bar.inc(1))
-        .map_err(|e| PdekitError::Usage(format!("{}: {e}", config.display())))?;
+        .map_err(|source| PdekitError::Multiscale {
+        config: config.to_path_buf(),
+        source,
+    })?;
     bar.finish_and_clear();
     let unconverged = info.steps.iter().filter(|s| !s.converged).count();
     if unconverged > 0 {

@@ -1,7 +1,7 @@
 //! The `plot` stage: a panel of samples (input and output heatmaps) and the solver's iterations.
 
 use crate::config::PlotPlan;
-use crate::data::Dataset;
+use crate::data::{DataError, Dataset};
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -13,10 +13,11 @@ use std::path::PathBuf;
 pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> {
     let ds = Dataset::open(&plan.input)?;
     if ds.is_empty() {
-        return Err(PdekitError::Usage(format!(
-            "{}: the dataset has no samples to plot",
-            plan.input.display()
-        )));
+        return Err(DataError::Corrupt {
+            path: plan.input.clone(),
+            message: "the dataset has no samples to plot".into(),
+        }
+        .into());
     }
     // The first input and output with a spatial shape: 1-D `[N, s]`, 2-D `[N, s, s]`, or a 2-D
     // trajectory `[N, T, s, s]` (its last frame is drawn).
@@ -26,16 +27,15 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             .find(|f| f.name.starts_with(prefix) && (2..=4).contains(&f.shape.len()))
             .cloned()
     };
-    let unplottable = |what: &str| {
-        PdekitError::Usage(format!(
-            "{}: no 1-D or 2-D {what} field to plot; it has: {}",
-            plan.input.display(),
-            ds.fields()
-                .iter()
-                .map(|f| format!("{} {:?}", f.name, f.shape))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+    let unplottable = |what: &str| DataError::NoField {
+        path: plan.input.clone(),
+        name: format!("1-D or 2-D {what} field to plot"),
+        available: ds
+            .fields()
+            .iter()
+            .map(|f| format!("{} {:?}", f.name, f.shape))
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     let input = pick("inputs/").ok_or_else(|| unplottable("input"))?;
     let output = pick("outputs/").ok_or_else(|| unplottable("output"))?;
@@ -115,7 +115,7 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 .index_axis(ndarray::Axis(0), t)
                 .to_owned()
                 .into_dimensionality::<Ix2>()
-                .map_err(|e| PdekitError::Usage(e.to_string()))?;
+                .map_err(|e| shape_error(&traj.name, e))?;
             let label = match &times {
                 Some(ts) if ts.len() == frames => format!("t = {:.4}", ts[t]),
                 // A 3-D field: slices along x.
@@ -202,8 +202,17 @@ fn last_frame(
     };
     let a = a
         .into_dimensionality::<Ix2>()
-        .map_err(|e| PdekitError::Usage(format!("{}: {e}", f.name)))?;
+        .map_err(|e| shape_error(&f.name, e))?;
     Ok((a, note))
+}
+
+/// A field that does not have the axes a figure needs.
+fn shape_error(name: &str, e: ndarray::ShapeError) -> DataError {
+    DataError::Shape {
+        what: name.to_string(),
+        expected: "a 2-D frame".into(),
+        got: e.to_string(),
+    }
 }
 
 fn lighter(c: RGBColor) -> RGBColor {

@@ -229,6 +229,8 @@ pub fn run(
     let bar = rep.bar(params.epochs as u64, "train", "epochs");
     bar.set_position(state.epoch as u64);
     let mut save_error = None;
+    // A checkpoint this run can stand on: the one it resumed from, then each one it writes.
+    let mut last_good = (state.epoch > 0).then(|| ckpt_path.clone());
     // The previous epoch's test error, shown beside the running loss while an epoch runs.
     let last_test = std::cell::Cell::new(state.history.last().map(|r| r.test_l2));
     let result = train(
@@ -260,7 +262,10 @@ pub fn run(
                 state,
                 data_meta.clone(),
             ) {
-                Ok(_) => Control::Continue,
+                Ok(path) => {
+                    last_good = Some(path);
+                    Control::Continue
+                }
                 Err(e) => {
                     save_error = Some(e);
                     Control::Stop
@@ -272,12 +277,10 @@ pub fn run(
     if let Some(e) = save_error {
         return Err(e.into());
     }
-    let state = result.map_err(|e| {
-        PdekitError::Usage(format!(
-            "{}: {e}; the last good checkpoint is {}",
-            config.display(),
-            ckpt_path.display()
-        ))
+    let state = result.map_err(|source| PdekitError::Train {
+        config: config.to_path_buf(),
+        source: Box::new(source),
+        checkpoint: last_good,
     })?;
     let last = state.history.last().cloned();
     let mut doc = json!({
@@ -341,8 +344,13 @@ pub fn run(
         let k = run.panels.min(n_test);
         let idx: Vec<usize> = (0..k).collect();
         let xs = pdekit_operators::train::trainer::gather_rows(&tx, &idx);
-        let pred = predict(&mut model, (&x_norm, &y_norm), &xs, params.batch_size)
-            .map_err(|e| PdekitError::Usage(e.to_string()))?;
+        let pred =
+            predict(&mut model, (&x_norm, &y_norm), &xs, params.batch_size).map_err(|source| {
+                PdekitError::Model {
+                    what: format!("{}: the prediction panels", config.display()),
+                    source,
+                }
+            })?;
         let (s0, s1) = (x.grid()[0], x.grid()[1]);
         // Input channel 0 and the last output channel (the final snapshot of a trajectory).
         let field = |t: &Tensor<f32>, b: usize, c: usize| {
@@ -476,8 +484,9 @@ pub fn evaluate(
     let rows = start..start + n;
     let x = read_tensor(&ds, &input, rows.clone(), dims)?.subsample(subsample);
     let y = read_tensor(&ds, &output, rows, dims)?.subsample(subsample);
-    let usage = |e: pdekit_operators::tensor::NnError| {
-        PdekitError::Usage(format!("{}: {e}", data.display()))
+    let usage = |source| PdekitError::Model {
+        what: format!("{} on {}", checkpoint_path.display(), data.display()),
+        source,
     };
     let pred =
         predict(&mut loaded.model, (&loaded.x_norm, &loaded.y_norm), &x, 16).map_err(usage)?;
