@@ -163,3 +163,124 @@ pub(super) fn problem_error(src: &Source, table: &str, e: ProblemError) -> Confi
         other => src.err(table, other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Plan;
+    use pdekit_solvers::field::CoefficientTransform;
+    use pdekit_solvers::problem::FamilyParams;
+    use std::path::Path;
+
+    fn generate(problem: &str, table: &str) -> Result<super::GeneratePlan, String> {
+        let text = format!(
+            "[generate]\nproblem = \"{problem}\"\noutput = \"../data/d.h5\"\nsamples = 3\n{table}"
+        );
+        Plan::parse(Path::new("cfg/c.toml"), &text)
+            .map(|p| p.generate.unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_family_reads_its_table_with_the_librarys_defaults() {
+        for name in FamilyParams::NAMES {
+            let g = generate(name, "").unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(g.family, FamilyParams::default_for(name).unwrap(), "{name}");
+            assert_eq!(g.dataset.output, Path::new("data/d.h5"));
+            assert_eq!(g.solver.is_some(), g.family.solver().is_some(), "{name}");
+        }
+        let g = generate(
+            "darcy",
+            "[generate.darcy]\nresolution = 32\n[generate.darcy.coefficient]\nkind = \"lognormal\"\nalpha = 2.5\n",
+        )
+        .unwrap();
+        let FamilyParams::Darcy(d) = &g.family else {
+            panic!("{:?}", g.family)
+        };
+        assert_eq!(d.grid.resolution, 32);
+        assert_eq!(d.coefficient.transform, CoefficientTransform::LogNormal);
+        assert_eq!(
+            (d.coefficient.field.alpha, d.coefficient.field.tau),
+            (2.5, 3.0)
+        );
+    }
+
+    #[test]
+    fn generate_errors_name_their_key() {
+        let cases = [
+            (
+                "wave",
+                "",
+                "c.toml:2:1: key `generate.problem`: unknown problem \"wave\"",
+            ),
+            (
+                "burgers",
+                "[generate.heat]\nsteps = 3\n",
+                "key `generate.heat`: this table configures problem \"heat\"",
+            ),
+            (
+                "darcy",
+                "[generate.darcy]\nresolution = 2\n",
+                "key `generate.darcy.resolution`: expected an integer from 3 to 8192, got 2",
+            ),
+            (
+                "darcy",
+                "[generate.darcy.coefficient]\nkind = \"lognormal\"\nhigh = 4.0\n",
+                "key `generate.darcy.coefficient.high`: only applies to kind = \"threshold\"",
+            ),
+            (
+                "darcy",
+                "[generate.darcy.coefficient]\nalpha = 0.5\n",
+                "key `generate.darcy.coefficient.alpha`: expected a number > 1",
+            ),
+            (
+                "heat",
+                "[generate.heat]\nsteps = 10\nevery = 3\n",
+                "key `generate.heat.every`: expected an integer ≥ 1 that divides steps = 10, got 3",
+            ),
+            (
+                "heat",
+                "[generate.heat]\nkappa = \"wild\"\n",
+                "key `generate.heat.kappa`: invalid value: string \"wild\"",
+            ),
+            (
+                "helmholtz",
+                "[generate.helmholtz]\nwavenumber = [5.0, 2.0]\n",
+                "key `generate.helmholtz.wavenumber`: expected a positive number, or [min, max]",
+            ),
+            (
+                "navier_stokes",
+                "[generate.navier_stokes]\nviscosity = \"low\"\n",
+                "key `generate.navier_stokes.viscosity`: invalid type: string \"low\"",
+            ),
+            (
+                "mlvms",
+                "[generate.mlvms]\nmargin = 0.1\n",
+                "key `generate.mlvms.margin`: expected a number in (0.15, 0.5)",
+            ),
+        ];
+        for (problem, table, want) in cases {
+            let err = generate(problem, table).unwrap_err();
+            assert!(err.contains(want), "{problem} {table}: {err}");
+        }
+        let err = Plan::parse(
+            Path::new("c.toml"),
+            "[generate]\nproblem = \"darcy\"\noutput = \"d.txt\"\nsamples = 3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("key `generate.output`: expected a path ending in .h5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_content_key_changes_with_what_decides_the_samples_only() {
+        let a = generate("darcy", "").unwrap();
+        let mut b = a.clone();
+        b.dataset.checkpoint_every = 7;
+        assert_eq!(a.content_key(), b.content_key());
+        b.dataset.seed = 1;
+        assert_ne!(a.content_key(), b.content_key());
+    }
+}
