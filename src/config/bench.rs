@@ -1,7 +1,7 @@
 //! `[solver_bench]`: one sequence of systems solved by every method of its
 //! `[[solver_bench.methods]]` list (`pdekit bench solvers`).
 
-use super::solver::{check_amg, invalid, over};
+use super::solver::{check_amg, over};
 use super::source::Source;
 use super::ConfigError;
 use pdekit_solvers::krylov::SolveParams;
@@ -30,7 +30,6 @@ pub struct BenchMethodPlan {
     #[serde(flatten)]
     pub spec: SolverSpec,
     /// Overrides the benchmark's order for this method.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ordering: Option<Ordering>,
     /// Forget the recycle space (and previous solution) before every system: the same method
     /// started fresh, to measure what recycling itself buys.
@@ -125,7 +124,7 @@ pub(super) fn check(src: &Source) -> Result<Option<SolverBenchPlan>, ConfigError
         table.insert("methods".into(), Value::Array(Vec::new()));
         src.read(S, Value::Table(table))?
     };
-    b.stop.validate().map_err(|e| invalid(src, S, e))?;
+    b.stop.validate().map_err(|e| src.param(S, &e))?;
     let grid_ok = (4..=4096).contains(&b.grid);
     src.ensure(
         grid_ok,
@@ -179,7 +178,7 @@ pub(super) fn check(src: &Source) -> Result<Option<SolverBenchPlan>, ConfigError
         }
         let m: BenchMethodPlan = src.read(&key, Value::Table(table))?;
         check_amg(src, &key, &m.spec)?;
-        m.spec.validate().map_err(|e| invalid(src, &key, e))?;
+        m.spec.validate().map_err(|e| src.param(&key, &e))?;
         if m.spec.learns_omega() {
             let omega = format!("{key}.omega");
             return Err(match src.has(&omega) {
@@ -211,21 +210,15 @@ pub(super) fn check(src: &Source) -> Result<Option<SolverBenchPlan>, ConfigError
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
+    use crate::config::testing::{assert_errors, read};
     use pdekit_solvers::sequence::{Method, PrecondKind};
     use std::path::Path;
 
     const BENCH: &str = "[solver_bench]\nproblem = \"darcy_flux\"\ngrid = 8\ntolerance = 1e-6\n";
 
-    fn bench(methods: &str) -> Result<super::SolverBenchPlan, String> {
-        Plan::parse(Path::new("c.toml"), &format!("{BENCH}{methods}"))
-            .map(|p| p.solver_bench.unwrap())
-            .map_err(|e| e.to_string())
-    }
-
     #[test]
     fn methods_take_no_preconditioner_and_the_sections_stopping_rule_by_default() {
-        let b = bench("[[solver_bench.methods]]\nmethod = \"gmres\"\n[[solver_bench.methods]]\nmethod = \"cg\"\npreconditioner = \"amg\"\nmax_iterations = 50\n").unwrap();
+        let b = read(&format!("{BENCH}{}", "[[solver_bench.methods]]\nmethod = \"gmres\"\n[[solver_bench.methods]]\nmethod = \"cg\"\npreconditioner = \"amg\"\nmax_iterations = 50\n")).solver_bench.unwrap();
         assert_eq!(b.methods.len(), 2);
         let (g, c) = (b.methods[0].spec, b.methods[1].spec);
         assert_eq!(
@@ -245,9 +238,6 @@ mod tests {
             ("[[solver_bench.methods]]\nmethod = \"cg\"\n[[solver_bench.methods]]\nmethod = \"gmres\"\nrecycle = 3\n", "key `solver_bench.methods[1].recycle`: only applies to method = \"gcrodr\" or \"rcg\""),
             ("[[solver_bench.methods]]\nmethod = \"cg\"\npreconditioner = \"ssor\"\n", "key `solver_bench.methods[0].omega`: missing key: preconditioner = \"ssor\" needs omega"),
         ];
-        for (methods, want) in cases {
-            let err = bench(methods).unwrap_err();
-            assert!(err.contains(want), "{methods}: {err}");
-        }
+        assert_errors(cases.map(|(methods, want)| (format!("{BENCH}{methods}"), want)));
     }
 }

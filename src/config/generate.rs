@@ -58,7 +58,6 @@ pub struct GeneratePlan {
     pub dataset: DatasetPlan,
     /// The linear solver; `None` for the families that solve no systems. The family's own
     /// `solver` is this one's spec (the pipeline sets it).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub solver: Option<SolverPlan>,
     /// Printed as the `[generate.<problem>]` table.
     #[serde(flatten)]
@@ -155,35 +154,34 @@ pub(super) fn check(src: &Source) -> Result<Option<GeneratePlan>, ConfigError> {
 /// A family's error at the key it names (`table` is its `[generate.<problem>]`).
 pub(super) fn problem_error(src: &Source, table: &str, e: ProblemError) -> ConfigError {
     match e {
-        ProblemError::Invalid { param, .. } => src.invalid(
-            table,
-            &param.field,
-            format!("expected {}, got {}", param.expected, param.got),
-        ),
+        ProblemError::Invalid { param, .. } => src.param(table, &param),
         other => src.err(table, other),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
+    use crate::config::testing::{assert_errors, read_at};
     use pdekit_solvers::field::CoefficientTransform;
     use pdekit_solvers::problem::FamilyParams;
     use std::path::Path;
 
-    fn generate(problem: &str, table: &str) -> Result<super::GeneratePlan, String> {
-        let text = format!(
+    fn text(problem: &str, table: &str) -> String {
+        format!(
             "[generate]\nproblem = \"{problem}\"\noutput = \"../data/d.h5\"\nsamples = 3\n{table}"
-        );
-        Plan::parse(Path::new("cfg/c.toml"), &text)
-            .map(|p| p.generate.unwrap())
-            .map_err(|e| e.to_string())
+        )
+    }
+
+    fn generate(problem: &str, table: &str) -> super::GeneratePlan {
+        read_at("cfg/c.toml", &text(problem, table))
+            .generate
+            .unwrap()
     }
 
     #[test]
     fn every_family_reads_its_table_with_the_librarys_defaults() {
         for name in FamilyParams::NAMES {
-            let g = generate(name, "").unwrap_or_else(|e| panic!("{name}: {e}"));
+            let g = generate(name, "");
             assert_eq!(g.family, FamilyParams::default_for(name).unwrap(), "{name}");
             assert_eq!(g.dataset.output, Path::new("data/d.h5"));
             assert_eq!(g.solver.is_some(), g.family.solver().is_some(), "{name}");
@@ -191,8 +189,7 @@ mod tests {
         let g = generate(
             "darcy",
             "[generate.darcy]\nresolution = 32\n[generate.darcy.coefficient]\nkind = \"lognormal\"\nalpha = 2.5\n",
-        )
-        .unwrap();
+        );
         let FamilyParams::Darcy(d) = &g.family else {
             panic!("{:?}", g.family)
         };
@@ -258,25 +255,16 @@ mod tests {
                 "key `generate.mlvms.margin`: expected a number in (0.15, 0.5)",
             ),
         ];
-        for (problem, table, want) in cases {
-            let err = generate(problem, table).unwrap_err();
-            assert!(err.contains(want), "{problem} {table}: {err}");
-        }
-        let err = Plan::parse(
-            Path::new("c.toml"),
-            "[generate]\nproblem = \"darcy\"\noutput = \"d.txt\"\nsamples = 3\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("key `generate.output`: expected a path ending in .h5"),
-            "{err}"
-        );
+        assert_errors(cases.map(|(problem, table, want)| (text(problem, table), want)));
+        assert_errors([(
+            text("darcy", "").replace("d.h5", "d.txt"),
+            "key `generate.output`: expected a path ending in .h5",
+        )]);
     }
 
     #[test]
     fn the_content_key_changes_with_what_decides_the_samples_only() {
-        let a = generate("darcy", "").unwrap();
+        let a = generate("darcy", "");
         let mut b = a.clone();
         b.dataset.checkpoint_every = 7;
         assert_eq!(a.content_key(), b.content_key());

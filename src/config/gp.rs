@@ -26,7 +26,6 @@ pub enum GpPde {
 pub struct GpPlan {
     pub pde: GpPde,
     /// β of the advection equation.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub velocity: Option<f64>,
     /// The exact solution as an expression in x (and y); the source and boundary data follow.
     pub solution: String,
@@ -105,13 +104,7 @@ pub(super) fn check(src: &Source) -> Result<Option<GpPlan>, ConfigError> {
         ("baseline", Value::Boolean(dim == 1)),
     ]);
     let p: GpPlan = src.section("gp", &defaults)?;
-    p.params.validate().map_err(|e| {
-        src.invalid(
-            "gp",
-            &e.field,
-            format!("expected {}, got {}", e.expected, e.got),
-        )
-    })?;
+    p.params.validate().map_err(|e| src.param("gp", &e))?;
     let [a, b] = p.domain;
     let domain_ok = a.is_finite() && b.is_finite() && a < b;
     src.ensure(
@@ -166,34 +159,30 @@ pub(super) fn check(src: &Source) -> Result<Option<GpPlan>, ConfigError> {
             "the finite-difference baseline covers Poisson and Allen–Cahn, not advection",
         ));
     }
+    let output_dir = src.path(&p.output_dir.to_string_lossy());
     Ok(Some(GpPlan {
         velocity,
-        output_dir: src.path(&p.output_dir.to_string_lossy()),
+        output_dir,
         ..p
     }))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
-    use std::path::Path;
+    use crate::config::testing::{assert_errors, read};
 
-    fn gp(extra: &str) -> Result<super::GpPlan, String> {
-        let text = format!("[gp]\noutput_dir = \"out\"\n{extra}\n");
-        Plan::parse(Path::new("c.toml"), &text)
-            .map(|p| p.gp.unwrap())
-            .map_err(|e| e.to_string())
-    }
+    const GP: &str = "[gp]\noutput_dir = \"out\"\n";
 
     #[test]
     fn defaults_follow_the_dimension_of_the_solution() {
-        let one = gp("pde = \"poisson\"\nsolution = \"sin(100*x)\"").unwrap();
+        let gp = |extra: &str| read(&format!("{GP}{extra}\n")).gp.unwrap();
+        let one = gp("pde = \"poisson\"\nsolution = \"sin(100*x)\"");
         assert_eq!(
             (one.dim, one.points, one.params.polish_every),
             (1, 200, 1000)
         );
         assert!(one.baseline);
-        let two = gp("pde = \"poisson\"\nsolution = \"sin(x)*y\"\nsteps = 20").unwrap();
+        let two = gp("pde = \"poisson\"\nsolution = \"sin(x)*y\"\nsteps = 20");
         assert_eq!((two.dim, two.points, two.params.polish_every), (2, 64, 500));
         assert_eq!(two.checkpoints, 20);
         assert!(!two.baseline);
@@ -210,9 +199,6 @@ mod tests {
             ("pde = \"poisson\"\nsolution = \"x\"\nlearning_rate = 1e-5\nfinal_learning_rate = 1e-3", "key `gp.final_learning_rate`"),
             ("pde = \"poisson\"\nsolution = \"x\"\nenvelope = \"cauchy\"", "key `gp.envelope`: unknown variant `cauchy`"),
         ];
-        for (extra, want) in cases {
-            let err = gp(extra).unwrap_err();
-            assert!(err.contains(want), "{extra}: {err}");
-        }
+        assert_errors(cases.map(|(extra, want)| (format!("{GP}{extra}"), want)));
     }
 }

@@ -38,7 +38,6 @@ pub struct MlvmsPlan {
     #[serde(default)]
     pub uniform: Vec<usize>,
     /// Also solve with the C-HiDeNN basis on every level.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub chidenn: Option<MlvmsChidennPlan>,
     pub output_dir: PathBuf,
     #[serde(default)]
@@ -58,15 +57,17 @@ pub struct MlvmsTransientPlan {
     pub conductivity: f64,
     #[serde(default = "unit")]
     pub capacity: f64,
+    /// The beam: power P and radius r of `P·exp(−|x − x₀(t)|²/r²)`, starting at `start` and
+    /// moving at `velocity`.
     pub power: f64,
     pub radius: f64,
     pub start: Vec<f64>,
     pub velocity: Vec<f64>,
-    pub dt: f64,
-    pub steps: usize,
-    /// 1: implicit Euler; 0.5: Crank–Nicolson.
+    /// θ-method steps: 1 is implicit Euler, 0.5 Crank–Nicolson.
     #[serde(default = "unit")]
     pub theta: f64,
+    pub dt: f64,
+    pub steps: usize,
     /// Re-centre when the beam is this fraction of the innermost half width from its centre.
     #[serde(default = "quarter")]
     pub recentre_fraction: f64,
@@ -109,13 +110,7 @@ fn check_mesh(
     let coarse_ok = (4..=4096).contains(&coarse);
     let key = format!("{section}.coarse");
     src.ensure(coarse_ok, &key, "an integer from 4 to 4096", coarse)?;
-    BoxLevel::validate_all(levels).map_err(|e| {
-        src.invalid(
-            section,
-            &e.field,
-            format!("expected {}, got {}", e.expected, e.got),
-        )
-    })
+    BoxLevel::validate_all(levels).map_err(|e| src.param(section, &e))
 }
 
 /// A point: `dim` finite coordinates, inside (0, 1) when `inside`.
@@ -160,13 +155,7 @@ pub(super) fn check(src: &Source) -> Result<Option<MlvmsPlan>, ConfigError> {
                 2 => c.params.validate::<2>(),
                 _ => c.params.validate::<3>(),
             };
-            valid.map_err(|e| {
-                src.invalid(
-                    "mlvms.chidenn",
-                    &e.field,
-                    format!("expected {}, got {}", e.expected, e.got),
-                )
-            })?;
+            valid.map_err(|e| src.param("mlvms.chidenn", &e))?;
             let coarse = match c.coarse.is_empty() {
                 true => vec![p.coarse],
                 false => c.coarse,
@@ -243,18 +232,13 @@ pub(super) fn check_transient(src: &Source) -> Result<Option<MlvmsTransientPlan>
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
-    use std::path::Path;
+    use crate::config::testing::{assert_errors, read};
 
     const STEADY: &str = "[mlvms]\ndim = 2\ncentre = [0.5, 0.5]\nradius = 0.05\noutput_dir = \"o\"\nlevels = [{ half_width = 0.2, refine = 2 }]\n";
 
-    fn parse(text: &str) -> Result<Plan, String> {
-        Plan::parse(Path::new("c.toml"), text).map_err(|e| e.to_string())
-    }
-
     #[test]
     fn chidenn_runs_default_to_the_coarse_mesh_of_the_section() {
-        let plan = parse(&format!("{STEADY}coarse = 12\n[mlvms.chidenn]\n")).unwrap();
+        let plan = read(&format!("{STEADY}coarse = 12\n[mlvms.chidenn]\n"));
         let c = plan.mlvms.unwrap().chidenn.unwrap();
         assert_eq!((c.coarse, c.params.degree), (vec![12], 2));
     }
@@ -284,9 +268,6 @@ mod tests {
                 "key `mlvms_transient.velocity`: expected 2 finite numbers",
             ),
         ];
-        for (text, want) in cases {
-            let err = parse(&text).unwrap_err();
-            assert!(err.contains(want), "{want}: {err}");
-        }
+        assert_errors(cases);
     }
 }

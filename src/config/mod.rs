@@ -33,42 +33,71 @@ use serde::{Deserialize, Serialize};
 use source::Source;
 use std::path::{Path, PathBuf};
 
-/// A stage of a run, in pipeline order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Generate,
-    Train,
-    Plot,
-    Relax,
-    Gp,
-    Mlvms,
-    MlvmsTransient,
+/// Declares the stages, in pipeline order, and the plan with one section a stage: [`Stage`],
+/// its names, and [`Plan`]'s fields come from this one list.
+macro_rules! stages {
+    ($($(#[$doc:meta])* $stage:ident: $field:ident, $plan:ty;)*) => {
+        /// A stage of a run, in pipeline order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Stage {
+            $($(#[$doc])* $stage,)*
+        }
+
+        impl Stage {
+            pub const ALL: &'static [Stage] = &[$(Stage::$stage),*];
+
+            /// The stage's section, e.g. `mlvms_transient`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Stage::$stage => stringify!($field),)*
+                }
+            }
+        }
+
+        /// A validated config: everything a run needs, with defaults filled in and paths
+        /// resolved. Each section is `None` when the config has none.
+        #[derive(Debug, Clone, Serialize)]
+        pub struct Plan {
+            /// Empty only for a config with just `[solver_bench]` (run by `pdekit bench
+            /// solvers`).
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            pub stages: Vec<Stage>,
+            $(pub $field: Option<$plan>,)*
+            pub solver_bench: Option<SolverBenchPlan>,
+            /// The config file and its text, stored in every dataset it produces.
+            #[serde(skip)]
+            pub source_path: PathBuf,
+            #[serde(skip)]
+            pub source_text: String,
+        }
+
+        impl Plan {
+            /// Whether the plan has the section of `stage`.
+            pub fn has(&self, stage: Stage) -> bool {
+                match stage {
+                    $(Stage::$stage => self.$field.is_some(),)*
+                }
+            }
+        }
+    };
 }
 
-impl Stage {
-    pub const ALL: [Stage; 7] = [
-        Stage::Generate,
-        Stage::Train,
-        Stage::Plot,
-        Stage::Relax,
-        Stage::Gp,
-        Stage::Mlvms,
-        Stage::MlvmsTransient,
-    ];
-
-    /// The stage's section, e.g. `mlvms_transient`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Generate => "generate",
-            Stage::Train => "train",
-            Stage::Plot => "plot",
-            Stage::Relax => "relax",
-            Stage::Gp => "gp",
-            Stage::Mlvms => "mlvms",
-            Stage::MlvmsTransient => "mlvms_transient",
-        }
-    }
+stages! {
+    /// Draw and solve samples into a dataset.
+    Generate: generate, GeneratePlan;
+    /// Train a neural operator.
+    Train: train, TrainPlan;
+    /// Figures of a dataset.
+    Plot: plot, PlotPlan;
+    /// Learned relaxation.
+    Relax: relax, RelaxPlan;
+    /// GP-HM on a manufactured solution.
+    Gp: gp, GpPlan;
+    /// Multilevel VMS, steady.
+    Mlvms: mlvms, MlvmsPlan;
+    /// Multilevel VMS with a moving source.
+    MlvmsTransient: mlvms_transient, MlvmsTransientPlan;
 }
 
 /// The format of every figure a stage draws.
@@ -87,35 +116,6 @@ impl ImageFormat {
             ImageFormat::Svg => "svg",
         }
     }
-}
-
-/// A validated config: everything a run needs, with defaults filled in and paths resolved.
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    /// Empty only for a config with just `[solver_bench]` (run by `pdekit bench solvers`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stages: Vec<Stage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub generate: Option<GeneratePlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub train: Option<TrainPlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plot: Option<PlotPlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relax: Option<RelaxPlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub solver_bench: Option<SolverBenchPlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gp: Option<GpPlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mlvms: Option<MlvmsPlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mlvms_transient: Option<MlvmsTransientPlan>,
-    /// The config file and its text, stored in every dataset it produces.
-    #[serde(skip)]
-    pub source_path: PathBuf,
-    #[serde(skip)]
-    pub source_text: String,
 }
 
 impl Plan {
@@ -166,19 +166,6 @@ impl Plan {
         })
     }
 
-    /// Whether the plan has the section of `stage`.
-    pub fn has(&self, stage: Stage) -> bool {
-        match stage {
-            Stage::Generate => self.generate.is_some(),
-            Stage::Train => self.train.is_some(),
-            Stage::Plot => self.plot.is_some(),
-            Stage::Relax => self.relax.is_some(),
-            Stage::Gp => self.gp.is_some(),
-            Stage::Mlvms => self.mlvms.is_some(),
-            Stage::MlvmsTransient => self.mlvms_transient.is_some(),
-        }
-    }
-
     fn to_value(&self) -> toml::Value {
         toml::Value::try_from(self).expect("a plan is plain data")
     }
@@ -220,7 +207,11 @@ fn stages(
     listed: Option<Vec<Stage>>,
 ) -> Result<Vec<Stage>, ConfigError> {
     let Some(listed) = listed else {
-        let present: Vec<Stage> = Stage::ALL.into_iter().filter(|&s| plan.has(s)).collect();
+        let present: Vec<Stage> = Stage::ALL
+            .iter()
+            .copied()
+            .filter(|&s| plan.has(s))
+            .collect();
         if present.is_empty() && plan.solver_bench.is_none() {
             return Err(src.err(
                 "stages",
@@ -251,9 +242,39 @@ fn stages(
     }
     // Stages always run in pipeline order, whatever order the list gives.
     Ok(Stage::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|s| listed.contains(s))
         .collect())
+}
+
+/// What the sections' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Plan;
+    use std::path::Path;
+
+    /// The plan of config text read as `path` (panics with the error if it does not read).
+    pub fn read_at(path: &str, text: &str) -> Plan {
+        Plan::parse(Path::new(path), text).unwrap_or_else(|e| panic!("{text}\n{e}"))
+    }
+
+    /// [`read_at`] `c.toml`.
+    pub fn read(text: &str) -> Plan {
+        read_at("c.toml", text)
+    }
+
+    /// Every `(config text, fragment)`: the text, read as `c.toml`, fails with an error that
+    /// contains the fragment.
+    pub fn assert_errors<T: AsRef<str>>(cases: impl IntoIterator<Item = (T, &'static str)>) {
+        for (text, want) in cases {
+            let text = text.as_ref();
+            match Plan::parse(Path::new("c.toml"), text) {
+                Ok(_) => panic!("no error for:\n{text}"),
+                Err(e) => assert!(e.to_string().contains(want), "{text}\n{e}"),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

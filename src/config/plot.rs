@@ -63,29 +63,24 @@ pub(super) fn check(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
+    use crate::config::testing::{assert_errors, read_at};
     use std::path::Path;
 
     #[test]
     fn plot_defaults_to_the_generated_dataset_and_needs_one_otherwise() {
         let text = "[generate]\nproblem = \"darcy\"\noutput = \"../data/a.h5\"\nsamples = 2\n[plot]\noutput_dir = \"figs\"\n";
-        let plan = Plan::parse(Path::new("cfg/c.toml"), text).unwrap();
-        let plot = plan.plot.unwrap();
+        let plot = read_at("cfg/c.toml", text).plot.unwrap();
         assert_eq!(plot.input, Path::new("data/a.h5"));
         assert_eq!(plot.output_dir, Path::new("cfg/figs"));
-        let err = Plan::parse(Path::new("c.toml"), "[plot]\noutput_dir = \"figs\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("key `plot.input`: missing key"), "{err}");
-        let err = Plan::parse(
-            Path::new("c.toml"),
-            "[plot]\ninput = \"a.h5\"\noutput_dir = \"f\"\nsamples = 40\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("key `plot.samples`: expected an integer from 1 to 16, got 40"),
-            "{err}"
-        );
+        assert_errors([
+            (
+                "[plot]\noutput_dir = \"figs\"\n",
+                "key `plot.input`: missing key",
+            ),
+            (
+                "[plot]\ninput = \"a.h5\"\noutput_dir = \"f\"\nsamples = 40\n",
+                "key `plot.samples`: expected an integer from 1 to 16, got 40",
+            ),
+        ]);
     }
 }

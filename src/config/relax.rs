@@ -90,6 +90,9 @@ impl Default for HeatPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RelaxPlan {
     pub sequence: RelaxSequenceKind,
+    /// The table of the chosen sequence (the other is left out of the plan).
+    pub shifted_laplacian: Option<ShiftedLaplacianPlan>,
+    pub heat: Option<HeatPlan>,
     pub output_dir: PathBuf,
     #[serde(default)]
     pub seed: u64,
@@ -119,11 +122,6 @@ pub struct RelaxPlan {
     pub format: ImageFormat,
     #[serde(default)]
     pub arms: ArmsPlan,
-    /// The table of the chosen sequence (the other is left out of the plan).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shifted_laplacian: Option<ShiftedLaplacianPlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub heat: Option<HeatPlan>,
 }
 
 fn one() -> u64 {
@@ -248,24 +246,22 @@ pub(super) fn check(src: &Source) -> Result<Option<RelaxPlan>, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
-    use std::path::Path;
+    use crate::config::testing::{assert_errors, read};
 
-    fn relax(extra: &str) -> Result<super::RelaxPlan, String> {
-        let text = format!("[relax]\noutput_dir = \"out\"\n{extra}\n");
-        Plan::parse(Path::new("c.toml"), &text)
-            .map(|p| p.relax.unwrap())
-            .map_err(|e| e.to_string())
+    const RELAX: &str = "[relax]\noutput_dir = \"out\"\n";
+
+    fn relax(extra: &str) -> super::RelaxPlan {
+        read(&format!("{RELAX}{extra}\n")).relax.unwrap()
     }
 
     #[test]
     fn the_chosen_sequence_gets_its_table_with_defaults() {
-        let r = relax("sequence = \"shifted_laplacian\"").unwrap();
+        let r = relax("sequence = \"shifted_laplacian\"");
         let s = r.shifted_laplacian.unwrap();
         assert_eq!((s.grid, s.instances), (10, 5000));
         assert!(r.heat.is_none());
         assert_eq!(r.arms.count, 20);
-        let h = relax("sequence = \"heat\"\n[relax.heat]\nsteps = 40").unwrap();
+        let h = relax("sequence = \"heat\"\n[relax.heat]\nsteps = 40");
         assert_eq!(h.heat.unwrap().steps, 40);
     }
 
@@ -293,9 +289,6 @@ mod tests {
                 "key `relax.sequence`: unknown variant `laplace`",
             ),
         ];
-        for (extra, want) in cases {
-            let err = relax(extra).unwrap_err();
-            assert!(err.contains(want), "{extra}: {err}");
-        }
+        assert_errors(cases.map(|(extra, want)| (format!("{RELAX}{extra}"), want)));
     }
 }

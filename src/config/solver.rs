@@ -8,7 +8,6 @@ use super::source::Source;
 use super::ConfigError;
 use pdekit_solvers::problem::FamilyParams;
 use pdekit_solvers::sequence::{Ordering, SolverSpec};
-use pdekit_solvers::InvalidParam;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -26,11 +25,9 @@ pub struct SolverPlan {
     #[serde(flatten)]
     pub spec: SolverSpec,
     /// Only for methods that carry state across samples: the order the samples are solved in.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ordering: Option<Ordering>,
     /// Only for methods that carry state across samples: contiguous pieces of the sorted order
     /// solved in parallel, each with its own recycle space.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub chains: Option<usize>,
 }
 
@@ -58,15 +55,6 @@ pub(super) fn over(src: &Source, key: &str, base: &SolverSpec) -> Table {
         }
     }
     table
-}
-
-/// A solver library error at the key it names inside the table `table`.
-pub(super) fn invalid(src: &Source, table: &str, e: InvalidParam) -> ConfigError {
-    src.invalid(
-        table,
-        &e.field,
-        format!("expected {}, got {}", e.expected, e.got),
-    )
 }
 
 /// `method = "amg"` takes no preconditioner: naming one is a mistake the user should hear about.
@@ -104,10 +92,8 @@ pub(super) fn check_generate(
     let stated: SolverPlan = src.read(KEY, Value::Table(table))?;
     let spec = stated.spec;
     check_amg(src, KEY, &spec)?;
-    spec.validate().map_err(|e| invalid(src, KEY, e))?;
-    family
-        .check_solver(&spec)
-        .map_err(|e| invalid(src, KEY, e))?;
+    spec.validate().map_err(|e| src.param(KEY, &e))?;
+    family.check_solver(&spec).map_err(|e| src.param(KEY, &e))?;
     // Samples share solver state only in a family that sequences them; elsewhere `ordering` and
     // `chains` are left out of the plan, so naming them is an error.
     let stateful = family.sequences() && spec.carries_state();
@@ -143,34 +129,38 @@ pub(super) fn check_generate(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
+    use crate::config::testing::{assert_errors, read};
     use pdekit_solvers::sequence::{Method, Omega, Ordering, PrecondKind};
-    use std::path::Path;
 
-    fn solver(extra: &str, problem: &str) -> Result<super::SolverPlan, String> {
-        let text = format!(
-            "[generate]\nproblem = \"{problem}\"\noutput = \"d.h5\"\nsamples = 8\n[generate.solver]\n{extra}\n"
-        );
-        Plan::parse(Path::new("c.toml"), &text)
-            .map(|p| p.generate.unwrap().solver.unwrap())
-            .map_err(|e| e.to_string())
+    /// `[generate.solver]` with `extra` for a dataset of `problem`.
+    fn text(extra: &str, problem: &str) -> String {
+        let dataset = "output = \"d.h5\"\nsamples = 8";
+        format!("[generate]\nproblem = \"{problem}\"\n{dataset}\n[generate.solver]\n{extra}\n")
+    }
+
+    fn solver(extra: &str, problem: &str) -> super::SolverPlan {
+        read(&text(extra, problem))
+            .generate
+            .unwrap()
+            .solver
+            .unwrap()
     }
 
     #[test]
     fn each_family_fills_in_its_own_default_solver() {
-        let darcy = solver("", "darcy").unwrap();
+        let darcy = solver("", "darcy");
         assert_eq!(
             (darcy.spec.method, darcy.spec.precond),
             (Method::Cg, PrecondKind::Jacobi)
         );
         assert_eq!(darcy.spec.params.rtol, 1e-8);
-        let helmholtz = solver("", "helmholtz").unwrap();
+        let helmholtz = solver("", "helmholtz");
         assert_eq!(
             (helmholtz.spec.method, helmholtz.spec.precond),
             (Method::Gmres { restart: 40 }, PrecondKind::Ilu0)
         );
         // Naming the method drops the default's parameters, keeps its preconditioner.
-        let g = solver("method = \"gcrodr\"\nrestart = 30", "helmholtz").unwrap();
+        let g = solver("method = \"gcrodr\"\nrestart = 30", "helmholtz");
         assert_eq!(g.spec.precond, PrecondKind::Ilu0);
         assert!(matches!(
             g.spec.method,
@@ -180,15 +170,15 @@ mod tests {
                 ..
             }
         ));
-        let amg = solver("method = \"amg\"", "darcy").unwrap();
+        let amg = solver("method = \"amg\"", "darcy");
         assert_eq!(amg.spec.precond, PrecondKind::None);
     }
 
     #[test]
     fn recycling_darcy_gets_an_order_and_chains_and_others_reject_them() {
-        let r = solver("method = \"rcg\"\nchains = 3", "darcy").unwrap();
+        let r = solver("method = \"rcg\"\nchains = 3", "darcy");
         assert_eq!((r.ordering, r.chains), (Some(Ordering::Greedy), Some(3)));
-        let learned = solver("preconditioner = \"ssor\"", "darcy").unwrap();
+        let learned = solver("preconditioner = \"ssor\"", "darcy");
         assert_eq!(
             learned.spec.precond,
             PrecondKind::Ssor {
@@ -196,16 +186,16 @@ mod tests {
             }
         );
         assert_eq!(learned.ordering, None);
-        let err = solver("method = \"gcrodr\"\nordering = \"greedy\"", "poisson").unwrap_err();
-        assert!(
-            err.starts_with("c.toml:7:1: key `generate.solver.ordering`: only \"darcy\" carries"),
-            "{err}"
-        );
-        let err = solver("chains = 2", "darcy").unwrap_err();
-        assert!(
-            err.contains("key `generate.solver.chains`: only applies to methods that carry state"),
-            "{err}"
-        );
+        assert_errors([
+            (
+                text("method = \"gcrodr\"\nordering = \"greedy\"", "poisson"),
+                "c.toml:7:1: key `generate.solver.ordering`: only \"darcy\" carries",
+            ),
+            (
+                text("chains = 2", "darcy"),
+                "key `generate.solver.chains`: only applies to methods that carry state",
+            ),
+        ]);
     }
 
     #[test]
@@ -262,16 +252,10 @@ mod tests {
                 "key `generate.solver.method`: unknown variant `bogus`",
             ),
         ];
-        for (extra, problem, want) in cases {
-            let err = solver(extra, problem).unwrap_err();
-            assert!(err.contains(want), "{extra}: {err}");
-        }
-        let err = Plan::parse(
-            Path::new("c.toml"),
-            "[generate]\nproblem = \"burgers\"\noutput = \"b.h5\"\nsamples = 2\n[generate.solver]\nmethod = \"cg\"\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("pseudo-spectral time stepper"), "{err}");
+        assert_errors(cases.map(|(extra, problem, want)| (text(extra, problem), want)));
+        assert_errors([(
+            text("method = \"cg\"", "burgers"),
+            "key `generate.solver`: \"burgers\" is solved by a pseudo-spectral time stepper",
+        )]);
     }
 }

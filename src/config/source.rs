@@ -16,6 +16,31 @@ use std::fmt::{self, Display};
 use std::path::{Path, PathBuf};
 use toml::{Spanned, Table, Value};
 
+/// A parameter out of range, as both libraries report one: its field (a key in the table the
+/// parameters were read from), what was expected and what was given.
+pub trait ParamError {
+    fn field(&self) -> &str;
+    fn message(&self) -> String;
+}
+
+impl ParamError for pdekit_solvers::InvalidParam {
+    fn field(&self) -> &str {
+        &self.field
+    }
+    fn message(&self) -> String {
+        format!("expected {}, got {}", self.expected, self.got)
+    }
+}
+
+impl ParamError for pdekit_operators::param::InvalidParam {
+    fn field(&self) -> &str {
+        &self.field
+    }
+    fn message(&self) -> String {
+        format!("expected {}, got {}", self.expected, self.got)
+    }
+}
+
 pub struct Source<'a> {
     pub path: &'a Path,
     pub text: &'a str,
@@ -103,20 +128,23 @@ pub fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-/// Every dotted key of a value, as [`index_keys`] names them.
-fn value_keys(prefix: &str, v: &Value, out: &mut Vec<String>) {
+/// Every dotted key under `prefix` with its value, tables before what they hold, as
+/// [`index_keys`] names them.
+fn entries<'v>(prefix: &str, v: &'v Value, out: &mut Vec<(String, &'v Value)>) {
     if !prefix.is_empty() {
-        out.push(prefix.to_string());
+        out.push((prefix.to_string(), v));
     }
-    match v {
-        Value::Table(t) => t
-            .iter()
-            .for_each(|(k, v)| value_keys(&join(prefix, k), v, out)),
+    let children: Vec<(String, &Value)> = match v {
+        Value::Table(t) => t.iter().map(|(k, v)| (join(prefix, k), v)).collect(),
         Value::Array(a) => a
             .iter()
             .enumerate()
-            .for_each(|(i, v)| value_keys(&format!("{prefix}[{i}]"), v, out)),
-        _ => {}
+            .map(|(i, v)| (format!("{prefix}[{i}]"), v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (key, child) in children {
+        entries(&key, child, out);
     }
 }
 
@@ -250,20 +278,17 @@ impl<'a> Source<'a> {
         expected: &str,
         got: impl Display,
     ) -> Result<(), ConfigError> {
-        match ok {
-            true => Ok(()),
-            false => Err(self.err(key, format!("expected {expected}, got {got}"))),
-        }
+        ok.then_some(())
+            .ok_or_else(|| self.err(key, format!("expected {expected}, got {got}")))
     }
 
-    /// A library's `validate()` error for the field `field` of the table `table`.
-    pub fn invalid(&self, table: &str, field: &str, message: impl Display) -> ConfigError {
-        let key = if field.is_empty() {
-            table.to_string()
-        } else {
-            join(table, field)
+    /// A library's `validate()` error about a field of the table `table`.
+    pub fn param(&self, table: &str, e: &impl ParamError) -> ConfigError {
+        let key = match e.field() {
+            "" => table.to_string(),
+            field => join(table, field),
         };
-        self.err(&key, message)
+        self.err(&key, e.message())
     }
 
     /// The table `key` read as `T`, with `defaults` filled in for the keys it does not write
@@ -357,8 +382,9 @@ impl<'a> Source<'a> {
     /// section reads is a typo or does not apply to the rest of the config. `hints` says, for a
     /// key name that only some settings use, which ones.
     pub fn check_used(&self, plan: &Value, hints: &[(&str, &str)]) -> Result<(), ConfigError> {
-        let mut ordered = Vec::new();
-        value_keys("", plan, &mut ordered);
+        let mut all = Vec::new();
+        entries("", plan, &mut all);
+        let ordered: Vec<String> = all.into_iter().map(|(k, _)| k).collect();
         let used: std::collections::HashSet<&str> = ordered.iter().map(String::as_str).collect();
         let stray = self
             .keys
@@ -423,17 +449,9 @@ fn quoted_value(message: &str) -> Option<Value> {
 
 /// The first key under `key` whose value is `wanted`.
 fn find_value(key: &str, value: &Value, wanted: &Value) -> Option<String> {
-    match value {
-        Value::Table(t) => t
-            .iter()
-            .find_map(|(k, v)| find_value(&join(key, k), v, wanted)),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| find_value(&format!("{key}[{i}]"), v, wanted)),
-        v if v == wanted => Some(key.to_string()),
-        _ => None,
-    }
+    let mut all = Vec::new();
+    entries(key, value, &mut all);
+    all.into_iter().find(|(_, v)| *v == wanted).map(|(k, _)| k)
 }
 
 #[cfg(test)]

@@ -66,13 +66,7 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
     }
     let run: TrainRun = src.section("train", &[])?;
     let params: TrainParams = src.section("train", &[])?;
-    params.validate().map_err(|e| {
-        src.invalid(
-            "train",
-            &e.field,
-            format!("expected {}, got {}", e.expected, e.got),
-        )
-    })?;
+    params.validate().map_err(|e| src.param("train", &e))?;
     for (key, n) in [
         ("train_samples", run.train_samples),
         ("test_samples", run.test_samples),
@@ -145,18 +139,14 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
 /// A model library error at the key it names inside the model's table `table`.
 pub fn model_error(src: &Source, table: &str, e: NnError) -> ConfigError {
     match e {
-        NnError::Invalid { param, .. } => src.invalid(
-            table,
-            &param.field,
-            format!("expected {}, got {}", param.expected, param.got),
-        ),
+        NnError::Invalid { param, .. } => src.param(table, &param),
         other => src.err(table, other),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Plan;
+    use crate::config::testing::{assert_errors, read};
     use pdekit_operators::models::ModelConfig;
     use pdekit_operators::train::trainer::Schedule;
     use std::path::Path;
@@ -164,17 +154,15 @@ mod tests {
     const TRAIN: &str =
         "[train]\ndata = \"d.h5\"\ntrain_samples = 8\ntest_samples = 2\noutput_dir = \"out\"\n";
 
-    fn train(extra: &str, model: &str) -> Result<super::TrainPlan, String> {
-        Plan::parse(Path::new("c.toml"), &format!("{TRAIN}{extra}\n{model}"))
-            .map(|p| p.train.unwrap())
-            .map_err(|e| e.to_string())
+    fn train(extra: &str, model: &str) -> super::TrainPlan {
+        read(&format!("{TRAIN}{extra}\n{model}")).train.unwrap()
     }
 
     const FNO: &str = "[train.fno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\n";
 
     #[test]
     fn defaults_are_the_fno_papers_recipe_and_each_model_reads_its_table() {
-        let t = train("", FNO).unwrap();
+        let t = train("", FNO);
         assert_eq!((t.params.epochs, t.params.batch_size), (500, 20));
         assert_eq!(
             t.params.schedule,
@@ -188,14 +176,12 @@ mod tests {
         let tfno = train(
             "",
             "[train.tfno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\nfactorization = \"cp\"\nrank = 0.2\n",
-        )
-        .unwrap();
+        );
         assert_eq!(tfno.model_key(), "train.tfno");
         let d = train(
             "",
             "[train.deeponet]\nsensors = [5, 5]\nbranch = [8]\ntrunk = [8]\nbasis = 4\n",
-        )
-        .unwrap();
+        );
         assert_eq!(d.model.kind(), "deeponet");
     }
 
@@ -245,9 +231,6 @@ mod tests {
                 "key `train.ffno`: expected exactly one model table",
             ),
         ];
-        for (extra, model, want) in cases {
-            let err = train(extra, model).unwrap_err();
-            assert!(err.contains(want), "{extra} {model}: {err}");
-        }
+        assert_errors(cases.map(|(extra, model, want)| (format!("{TRAIN}{extra}\n{model}"), want)));
     }
 }
