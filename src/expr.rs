@@ -277,28 +277,28 @@ impl Parser<'_> {
     }
 
     fn sum(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.product()?;
-        while let Some(c @ ('+' | '-')) = self.peek() {
-            self.at += 1;
-            let right = self.product()?;
-            left = if c == '+' {
-                Node::Add(Box::new(left), Box::new(right))
-            } else {
-                Node::Sub(Box::new(left), Box::new(right))
-            };
-        }
-        Ok(left)
+        self.left_assoc(['+', '-'], Self::product)
     }
 
     fn product(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.unary()?;
-        while let Some(c @ ('*' | '/')) = self.peek() {
+        self.left_assoc(['*', '/'], Self::unary)
+    }
+
+    /// `next (op next)*`, grouped from the left, for the two operators `ops` of one precedence.
+    fn left_assoc(
+        &mut self,
+        ops: [char; 2],
+        next: fn(&mut Self) -> Result<Node, ExprError>,
+    ) -> Result<Node, ExprError> {
+        let mut left = next(self)?;
+        while let Some(c) = self.peek().filter(|c| ops.contains(c)) {
             self.at += 1;
-            let right = self.unary()?;
-            left = if c == '*' {
-                Node::Mul(Box::new(left), Box::new(right))
-            } else {
-                Node::Div(Box::new(left), Box::new(right))
+            let (l, r) = (Box::new(left), Box::new(next(self)?));
+            left = match c {
+                '+' => Node::Add(l, r),
+                '-' => Node::Sub(l, r),
+                '*' => Node::Mul(l, r),
+                _ => Node::Div(l, r),
             };
         }
         Ok(left)

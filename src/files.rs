@@ -29,3 +29,10 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<PathBuf, Dat
     let text = serde_json::to_string_pretty(value).expect("a JSON value serialises");
     write_atomic(path, &text)
 }
+
+/// A report or benchmark result: `doc` stamped with the command, commit, machine and time that
+/// produced it ([`crate::meta::record_provenance`]), written as JSON.
+pub fn write_report(path: &Path, doc: &mut serde_json::Value) -> Result<PathBuf, DataError> {
+    crate::meta::record_provenance(doc);
+    write_json(path, doc)
+}

@@ -1,6 +1,5 @@
 use clap::{Args, Parser, Subcommand};
 use pdekit::config::{ImageFormat, Plan, PlotPlan};
-use pdekit::data::Dataset;
 use pdekit::pipeline::{self, RunOptions, Shard};
 use pdekit::progress::Reporter;
 use pdekit::PdekitError;
@@ -388,7 +387,12 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             };
             pipeline::plot::run(&plot, reporter).map(|_| ())
         }
-        Command::Inspect { file } => inspect(&file),
+        Command::Inspect { file } => {
+            let text = pipeline::inspect::summary(&file)?;
+            // A closed pipe (`pdekit inspect f.h5 | head`) is not an error worth reporting.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            Ok(())
+        }
         Command::Bench(BenchCommand::Generate {
             config,
             samples,
@@ -464,100 +468,4 @@ fn peer_python(p: PathBuf) -> PathBuf {
     } else {
         PathBuf::from("python3")
     }
-}
-
-fn inspect(path: &std::path::Path) -> Result<(), PdekitError> {
-    use std::fmt::Write as _;
-    let ds = Dataset::open(path)?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}: {} with {} samples{}",
-        path.display(),
-        ds.layout().describe(),
-        ds.len(),
-        if ds.files() > 1 {
-            format!(
-                " in {} shard files (attributes of the first shown)",
-                ds.files()
-            )
-        } else {
-            String::new()
-        }
-    );
-    let mut attrs = ds.attr_names();
-    attrs.sort();
-    for name in attrs {
-        if let Some(v) = ds.attr(&name) {
-            let first = v.lines().next().unwrap_or_default();
-            let more = v.lines().count() > 1;
-            let _ = writeln!(out, "  @{name} = {first}{}", if more { " …" } else { "" });
-        }
-    }
-    if let Some((x, y)) = ds.grid()? {
-        let _ = writeln!(
-            out,
-            "  grid: {} × {} points on [{}, {}] × [{}, {}]",
-            x.len(),
-            y.len(),
-            x[0],
-            x[x.len() - 1],
-            y[0],
-            y[y.len() - 1]
-        );
-    }
-    for f in ds.fields() {
-        let _ = writeln!(out, "  {:<22} {:?} {}", f.name, f.shape, f.dtype);
-    }
-    if ds.has("stats/iterations") && !ds.is_empty() {
-        let it = ds.read_all("stats/iterations")?;
-        let (lo, hi) = it
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        let _ = writeln!(
-            out,
-            "  solver iterations: min {lo}, mean {:.1}, max {hi}",
-            it.mean().unwrap_or(f64::NAN)
-        );
-    }
-    if ds.has("stats/matvecs") && !ds.is_empty() {
-        let mv = ds.read_all("stats/matvecs")?;
-        let _ = writeln!(
-            out,
-            "  mat-vecs per sample: mean {:.1}",
-            mv.mean().unwrap_or(f64::NAN)
-        );
-    }
-    if ds.has("stats/residual") && !ds.is_empty() {
-        let r = ds.read_all("stats/residual")?;
-        let _ = writeln!(
-            out,
-            "  max relative residual: {:.3e}",
-            r.iter().fold(0.0f64, |a, &v| a.max(v))
-        );
-    }
-    if ds.has("stats/steps") && !ds.is_empty() {
-        let st = ds.read_all("stats/steps")?;
-        let _ = writeln!(
-            out,
-            "  time steps per sample: mean {:.1}",
-            st.mean().unwrap_or(f64::NAN)
-        );
-    }
-    if ds.has("stats/converged") && !ds.is_empty() {
-        let c = ds.read_all("stats/converged")?;
-        let bad = c.iter().filter(|&&v| v == 0.0).count();
-        let _ = writeln!(out, "  converged: {} of {}", c.len() - bad, c.len());
-    }
-    if ds.has("stats/seconds") && !ds.is_empty() {
-        let s = ds.read_all("stats/seconds")?;
-        let _ = writeln!(
-            out,
-            "  seconds per sample: mean {:.4}",
-            s.mean().unwrap_or(f64::NAN)
-        );
-    }
-    // A closed pipe (`pdekit inspect f.h5 | head`) is not an error worth reporting.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
-    Ok(())
 }

@@ -143,9 +143,7 @@ fn generate_plot_inspect_end_to_end() {
         "{}\n[plot]\noutput_dir = \"figs\"\nsamples = 3\nformat = \"svg\"\n",
         darcy_config("d.h5", 10, 24, "")
     );
-    let cfg = write(dir.path(), "c.toml", &text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (cfg, out) = run_config(dir.path(), "c.toml", &text);
     assert!(out.contains("generated 10 samples"), "{out}");
     let data = dir.path().join("d.h5");
     let ds = Dataset::open(&data).unwrap();
@@ -305,17 +303,12 @@ fn killed_generation_resumes_to_the_same_dataset() {
 fn relax_stage_writes_report_and_figures_with_consistent_baselines() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[relax]\nsequence = \"shifted_laplacian\"\noutput_dir = \"out\"\nrepeats = 2\n\n[relax.arms]\ncount = 6\n\n[relax.shifted_laplacian]\ngrid = 6\ninstances = 80\n";
-    let cfg = write(dir.path(), "r.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (_, out) = run_config(dir.path(), "r.toml", text);
     assert!(
         out.contains("Tsallis-INF") && out.contains("instance-optimal"),
         "{out}"
     );
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/learned_sor.json")).unwrap(),
-    )
-    .unwrap();
+    let json = read_json(&dir.path().join("out/learned_sor.json"));
     let summary = json["summary"].as_array().unwrap();
     assert_eq!(
         summary.len(),
@@ -355,13 +348,8 @@ fn relax_stage_writes_report_and_figures_with_consistent_baselines() {
 fn mlvms_stage_compares_multilevel_with_uniform_meshes() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[mlvms]\ndim = 2\ncoarse = 8\ncentre = [0.4375, 0.5625]\nradius = 0.08\nlevels = [{ half_width = 0.25, refine = 2 }, { half_width = 0.15, refine = 2 }]\nuniform = [8, 16, 32, 64]\noutput_dir = \"out\"\n";
-    let cfg = write(dir.path(), "m.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/mlvms_report.json")).unwrap(),
-    )
-    .unwrap();
+    run_config(dir.path(), "m.toml", text);
+    let json = read_json(&dir.path().join("out/mlvms_report.json"));
     let ml = &json["multilevel"];
     assert_eq!(ml["converged"].as_bool(), Some(true));
     assert_eq!(ml["per_level"].as_array().unwrap().len(), 3);
@@ -396,13 +384,8 @@ fn mlvms_stage_compares_multilevel_with_uniform_meshes() {
 fn mlvms_stage_adds_a_chidenn_curve_that_beats_linear_elements_on_the_same_boxes() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[mlvms]\ndim = 2\ncoarse = 12\ncentre = [0.4375, 0.5625]\nradius = 0.05\nlevels = [{ half_width = 0.25, refine = 2 }, { half_width = 0.15, refine = 2 }]\nuniform = [16, 32]\noutput_dir = \"out\"\n\n[mlvms.chidenn]\ncoarse = [8, 12]\n";
-    let cfg = write(dir.path(), "m.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/mlvms_report.json")).unwrap(),
-    )
-    .unwrap();
+    run_config(dir.path(), "m.toml", text);
+    let json = read_json(&dir.path().join("out/mlvms_report.json"));
     let runs = json["chidenn"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert!(runs
@@ -424,9 +407,7 @@ fn mlvms_stage_adds_a_chidenn_curve_that_beats_linear_elements_on_the_same_boxes
 fn mlvms_dataset_mode_writes_beams_and_their_temperatures() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[generate]\nproblem = \"mlvms\"\noutput = \"beam.h5\"\nsamples = 5\nseed = 3\n\n[generate.mlvms]\nresolution = 17\ncoarse = 8\nlevels = [{ half_width = 0.15, refine = 2 }, { half_width = 0.06, refine = 2 }]\nradius = 0.05\npower = [1.0, 3.0]\nbasis = \"chidenn\"\n";
-    let cfg = write(dir.path(), "g.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
+    run_config(dir.path(), "g.toml", text);
     let (code, out, err) = run(&["inspect", dir.path().join("beam.h5").to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     for name in [
@@ -457,13 +438,8 @@ fn mlvms_dataset_mode_writes_beams_and_their_temperatures() {
 fn mlvms_transient_stage_balances_energy_and_writes_its_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[mlvms_transient]\ndim = 2\ncoarse = 16\nlevels = [{ half_width = 0.15, refine = 2 }, { half_width = 0.08, refine = 2 }]\npower = 10.0\nradius = 0.03\nstart = [0.3, 0.5]\nvelocity = [3.0, 1.0]\ndt = 2e-3\nsteps = 40\ntheta = 0.5\noutput_dir = \"out\"\n";
-    let cfg = write(dir.path(), "t.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/mlvms_transient_report.json")).unwrap(),
-    )
-    .unwrap();
+    run_config(dir.path(), "t.toml", text);
+    let json = read_json(&dir.path().join("out/mlvms_transient_report.json"));
     assert!(json["energy_balance_relative"].as_f64().unwrap() < 1e-6);
     assert!(json["recentres"].as_u64().unwrap() >= 2);
     let steps = json["steps"].as_array().unwrap();

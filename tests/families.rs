@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_config_error, generate_with_threads, pdekit, run, write};
+use common::{assert_config_error, generate_with_threads, pdekit, run, succeed, write};
 use pdekit::data::Dataset;
 use std::path::Path;
 
@@ -165,21 +165,13 @@ fn shards_and_threads_do_not_change_content(family: &str, fields: &[&str]) {
         &family_config("parts.h5", 7, family),
     );
     for i in 0..3 {
-        let out = pdekit()
-            .args([
-                "generate",
-                parts.to_str().unwrap(),
-                "--quiet",
-                "--shard",
-                &format!("{i}/3"),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeed(pdekit().args([
+            "generate",
+            parts.to_str().unwrap(),
+            "--quiet",
+            "--shard",
+            &format!("{i}/3"),
+        ]));
         assert!(dir.path().join(format!("parts.shard-{i}-of-3.h5")).exists());
     }
     let same = |a: &Path, b: &Path| {

@@ -23,9 +23,7 @@ fn one_dimensional_run_writes_a_consistent_report_prediction_and_figures() {
     let dir = tempfile::tempdir().unwrap();
     // u = sin(2π·2x + 1) on [−1, 1] (nonzero boundary data, a domain other than [0, 1]).
     let text = "[gp]\npde = \"poisson\"\nsolution = \"sin(4*pi*x + 1)\"\ndomain = [-1.0, 1.0]\npoints = 60\ncomponents = 8\nmax_freq = 4.0\nsteps = 3000\ncheckpoints = 10\noutput_dir = \"out\"\n";
-    let cfg = write(dir.path(), "g.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (_, out) = run_config(dir.path(), "g.toml", text);
     assert!(
         out.contains("finite differences on the same points"),
         "{out}"
@@ -73,9 +71,7 @@ fn one_dimensional_run_writes_a_consistent_report_prediction_and_figures() {
 fn two_dimensional_allen_cahn_runs_and_gives_finite_output() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[gp]\npde = \"allen_cahn\"\nsolution = \"sin(3*x)*cos(2*y + 0.5)\"\npoints = 12\ntest_points = 20\ncomponents = 3\nmax_freq = 1.0\nsteps = 200\npolish_every = 100\nenvelope = \"matern\"\nformat = \"svg\"\noutput_dir = \"out\"\n";
-    let cfg = write(dir.path(), "g.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
+    run_config(dir.path(), "g.toml", text);
     let out_dir = dir.path().join("out");
     let r = report(&out_dir);
     let rel = r["final"]["rel_l2"].as_f64().unwrap();
@@ -97,9 +93,7 @@ fn advection_on_a_space_time_grid_reaches_the_manufactured_solution() {
     // (odd kernel derivatives, K₂'ᵀ along t) would leave an O(1) error.
     let dir = tempfile::tempdir().unwrap();
     let text = "[gp]\npde = \"advection\"\nvelocity = 2.0\nsolution = \"sin(3*x - 6*y + 0.5)\"\npoints = 20\ntest_points = 40\ncomponents = 6\nmax_freq = 2.0\nsteps = 1000\npolish_every = 200\noutput_dir = \"out\"\n";
-    let cfg = write(dir.path(), "a.toml", text);
-    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
+    run_config(dir.path(), "a.toml", text);
     let r = report(&dir.path().join("out"));
     let rel = r["final"]["rel_l2"].as_f64().unwrap();
     assert!(rel < 5e-2, "final relative L2 {rel}");

@@ -6,18 +6,13 @@ mod common;
 #[test]
 fn bench_train_times_a_step_and_writes_its_json() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::pdekit()
-        .args([
-            "bench", "train", "--width", "4", "--modes", "3", "--grid", "16", "--batch", "2",
-            "--layers", "2", "--steps", "2", "--quiet",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeed(
+        common::pdekit()
+            .args([
+                "bench", "train", "--width", "4", "--modes", "3", "--grid", "16", "--batch", "2",
+                "--layers", "2", "--steps", "2", "--quiet",
+            ])
+            .current_dir(dir.path()),
     );
     let json = std::fs::read_dir(dir.path().join("bench/results"))
         .unwrap()
@@ -207,31 +202,16 @@ fn subsampled_training_and_evaluation_see_the_same_coarse_grid() {
     let fine = evaluate(&[], "fine.json");
     assert_eq!(fine["grid"], serde_json::json!([24, 24]));
     assert!(fine["overall"]["rel_l2"].as_f64().unwrap().is_finite());
-    let (code, _, err) = common::run(&[
-        "evaluate",
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--subsample",
-        "0",
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--subsample must be at least 1"), "{err}");
-    let (code, _, err) = common::run(&[
-        "evaluate",
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--start",
-        "14",
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("--start 14") && err.contains("holds 14 samples"),
-        "{err}"
+    let (ckpt, data) = (ckpt.to_str().unwrap(), data.to_str().unwrap());
+    let eval = ["evaluate", "--checkpoint", ckpt, "--data", data];
+    let with = |extra: [&'static str; 2]| [&eval[..], &extra[..]].concat();
+    common::assert_fails(
+        &with(["--subsample", "0"]),
+        2,
+        "--subsample must be at least 1",
     );
+    common::assert_fails(&with(["--start", "14"]), 2, "--start 14: ");
+    common::assert_fails(&with(["--start", "14"]), 2, "holds 14 samples");
 }
 
 /// A non-finite training loss is a failure at run time (exit 1), not a usage error, and the
@@ -393,10 +373,7 @@ fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() 
             h.iter().all(|r| r.iter().all(|v| v.is_finite())),
             "{name}: {h:?}"
         );
-        let report: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(d.join(name).join("training_report.json")).unwrap(),
-        )
-        .unwrap();
+        let report = common::read_json(&d.join(name).join("training_report.json"));
         let kind = if name == "cp" { "tfno" } else { name };
         assert_eq!(report["model"]["kind"], kind, "{name}");
         // The checkpoint alone rebuilds the model, here on a 24×24 grid.

@@ -157,6 +157,49 @@ impl LinearOperator for CsrOperator<'_> {
     }
 }
 
+/// A square CSR matrix built row by row, each row's columns in increasing order, so the arrays are
+/// written directly, without a triplet sort.
+#[derive(Debug, Default)]
+pub struct CsrRows {
+    indptr: Vec<usize>,
+    indices: Vec<usize>,
+    data: Vec<f64>,
+}
+
+impl CsrRows {
+    /// Room for `rows` rows of about `per_row` entries.
+    pub fn with_capacity(rows: usize, per_row: usize) -> Self {
+        let mut indptr = Vec::with_capacity(rows + 1);
+        indptr.push(0);
+        Self {
+            indptr,
+            indices: Vec::with_capacity(rows * per_row),
+            data: Vec::with_capacity(rows * per_row),
+        }
+    }
+
+    /// Appends entry `(row, col) = v` to the current row; returns its position, for [`CsrRows::set`].
+    pub fn push(&mut self, col: usize, v: f64) -> usize {
+        self.indices.push(col);
+        self.data.push(v);
+        self.data.len() - 1
+    }
+
+    /// Overwrites the value of the entry at `position`.
+    pub fn set(&mut self, position: usize, v: f64) {
+        self.data[position] = v;
+    }
+
+    pub fn end_row(&mut self) {
+        self.indptr.push(self.indices.len());
+    }
+
+    pub fn finish(self) -> CsMat<f64> {
+        let n = self.indptr.len() - 1;
+        CsMat::new((n, n), self.indptr, self.indices, self.data)
+    }
+}
+
 /// `y = A x` for a CSR matrix on the calling thread.
 pub fn csr_matvec_serial(a: &CsMat<f64>, x: &[f64], y: &mut [f64]) {
     let indptr = a.indptr();

@@ -98,10 +98,46 @@ pub mod range {
     }
 }
 
-/// A number, or one word that names a special value (`omega = "learned"`, `kappa =
-/// "switching"`), read with errors that quote what was given.
+/// A value written as a number or as one word that names a special value (`omega = "learned"`,
+/// `kappa = "switching"`); [`number_or_word!`] gives it serde with errors that quote what was
+/// given.
+pub trait NumberOrWord: Sized {
+    const WORD: &'static str;
+    /// What a config must give, for error messages.
+    const EXPECTED: &'static str;
+    /// The number, or `None` for the word.
+    fn number(&self) -> Option<f64>;
+    fn from_number(number: Option<f64>) -> Self;
+}
+
+/// Serialize and Deserialize for a [`NumberOrWord`] type.
+macro_rules! number_or_word {
+    ($t:ty) => {
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use $crate::param::NumberOrWord;
+                match self.number() {
+                    Some(v) => s.serialize_f64(v),
+                    None => s.serialize_str(<$t>::WORD),
+                }
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                use $crate::param::NumberOrWord;
+                $crate::param::read_number_or_word(d, <$t>::WORD, <$t>::EXPECTED)
+                    .map(<$t>::from_number)
+            }
+        }
+    };
+}
+pub(crate) use number_or_word;
+
 #[cfg(feature = "serde")]
-pub(crate) fn number_or_word<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn read_number_or_word<'de, D: serde::Deserializer<'de>>(
     d: D,
     word: &'static str,
     expected: &'static str,

@@ -8,7 +8,6 @@ use super::stamp;
 use crate::config::bench::{RESULTS_DIR, SCRATCH_DIR};
 use crate::config::Plan;
 use crate::data::DataError;
-use crate::files::write_atomic;
 use crate::pipeline::{generate, RunOptions};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -209,10 +208,9 @@ pub fn run(
         "peer": peer,
         "speedup_vs_peer": peer_rate.map(|r| ours / r),
     });
-    crate::meta::record_provenance(&mut doc);
-    let json_path = write_atomic(
+    let json_path = crate::files::write_report(
         &PathBuf::from(RESULTS_DIR).join(format!("generate-{stem}-{}.json", stamp())),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
+        &mut doc,
     )?;
     Ok(Outcome {
         table,

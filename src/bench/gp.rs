@@ -5,7 +5,6 @@
 use super::stamp;
 use crate::config::bench::RESULTS_DIR;
 use crate::config::Plan;
-use crate::files::write_atomic;
 use crate::pipeline::gp::Setup;
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -126,14 +125,11 @@ pub fn run(
         "polish_ms": 1e3 * polish_seconds,
         "polish_cg_iterations": polish_iterations,
     });
-    crate::meta::record_provenance(&mut doc);
     let stem = plan
         .source_path
         .file_stem()
         .map_or_else(|| "gp".into(), |s| s.to_string_lossy().into_owned());
-    let json = write_atomic(
-        &PathBuf::from(RESULTS_DIR).join(format!("gp-{stem}-{}pts-{}.json", gp.points, stamp())),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
-    )?;
+    let name = format!("gp-{stem}-{}pts-{}.json", gp.points, stamp());
+    let json = crate::files::write_report(&PathBuf::from(RESULTS_DIR).join(name), &mut doc)?;
     Ok(Outcome { table, json })
 }

@@ -330,11 +330,7 @@ pub fn run(
         "methods": rows,
         "peers": peer_result,
     });
-    crate::meta::record_provenance(&mut doc);
-    let json_path = write_atomic(
-        &out_dir.join(format!("{base}.json")),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
-    )?;
+    let json_path = crate::files::write_report(&out_dir.join(format!("{base}.json")), &mut doc)?;
     let mut bars: Vec<Bar> = rows
         .iter()
         .enumerate()
@@ -491,10 +487,7 @@ fn export(
         "recycle": sequence::DEFAULT_GCRODR_RECYCLE,
         "threads": b.threads,
     });
-    write_atomic(
-        &dir.join("manifest.json"),
-        &serde_json::to_string_pretty(&manifest).expect("plain data serialises"),
-    )?;
+    crate::files::write_json(&dir.join("manifest.json"), &manifest)?;
     Ok(())
 }
 

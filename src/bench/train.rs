@@ -4,7 +4,6 @@
 
 use super::stamp;
 use crate::config::bench::RESULTS_DIR;
-use crate::files::write_atomic;
 use crate::meta::{peak_rss_mib, rss_mib};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -177,10 +176,9 @@ pub fn run(
         "peer": peer,
         "ratio_to_neuraloperator": torch_med.map(|t| step_med / t),
     });
-    crate::meta::record_provenance(&mut doc);
-    let json = write_atomic(
+    let json = crate::files::write_report(
         &PathBuf::from(RESULTS_DIR).join(format!("train-fno-{}.json", stamp())),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
+        &mut doc,
     )?;
     Ok(Outcome { table, json })
 }

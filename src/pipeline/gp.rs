@@ -375,11 +375,7 @@ pub fn run(
         "checkpoints": checkpoints,
         "spectrum": spectra,
     });
-    crate::meta::record_provenance(&mut doc);
-    let report = write_atomic(
-        &plan.output_dir.join("gp_report.json"),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
-    )?;
+    let report = crate::files::write_report(&plan.output_dir.join("gp_report.json"), &mut doc)?;
     let prediction = json!({
         "axis": test,
         "layout": if plan.dim == 1 { "u[i] at axis[i]" } else { "u[i * n + j] at (axis[i], axis[j]), x first" },

@@ -9,7 +9,6 @@
 //! against unknowns and against wall time.
 
 use crate::config::{MlvmsPlan, MlvmsTransientPlan};
-use crate::files::write_atomic;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -195,11 +194,7 @@ fn run_dim<const D: usize>(
             "time_ratio_linear_to_chidenn": total(&multilevel) / total(c),
         })),
     });
-    crate::meta::record_provenance(&mut doc);
-    let report = write_atomic(
-        &plan.output_dir.join("mlvms_report.json"),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
-    )?;
+    let report = crate::files::write_report(&plan.output_dir.join("mlvms_report.json"), &mut doc)?;
     let figures = plots(plan, &ml, &exact, &levels, &multilevel, &uniform, &chidenn)?;
 
     let mut table = format!(
@@ -466,10 +461,9 @@ fn run_transient_dim<const D: usize>(
             "converged": s.converged,
         })).collect::<Vec<_>>(),
     });
-    crate::meta::record_provenance(&mut doc);
-    let report = write_atomic(
+    let report = crate::files::write_report(
         &plan.output_dir.join("mlvms_transient_report.json"),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
+        &mut doc,
     )?;
 
     // Figures: the final field with the final boxes, and the energy ledger.

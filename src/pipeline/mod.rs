@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod gp;
+pub mod inspect;
 pub mod mlvms;
 pub mod plot;
 pub mod relax;

@@ -86,15 +86,13 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 arrays.push((format!("sample {i}: {}{note}", short(&f.name)), a));
             }
         }
-        let maps: Vec<Heatmap> = arrays
-            .iter()
-            .map(|(title, a)| Heatmap {
-                title: title.clone(),
-                values: a.view(),
-                outlines: Vec::new(),
-            })
-            .collect();
-        written.push(heatmap_panel(&panel, plan.format, &caption, 2, &maps)?);
+        written.push(heatmap_panel(
+            &panel,
+            plan.format,
+            &caption,
+            2,
+            &maps(&arrays),
+        )?);
     }
     // A trajectory (or a 3-D field): frames of the first sample over time (or slices along x).
     if let Some(traj) = ds
@@ -123,17 +121,9 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             };
             arrays.push((label, frame));
         }
-        let maps: Vec<Heatmap> = arrays
-            .iter()
-            .map(|(title, a)| Heatmap {
-                title: title.clone(),
-                values: a.view(),
-                outlines: Vec::new(),
-            })
-            .collect();
         let path = plan.output_dir.join(format!("trajectory.{ext}"));
         let cap = format!("{stem}: {} of sample {}", short(&traj.name), indices[0]);
-        written.push(heatmap_panel(&path, plan.format, &cap, 3, &maps)?);
+        written.push(heatmap_panel(&path, plan.format, &cap, 3, &maps(&arrays))?);
     }
 
     if ds.has("stats/iterations") && ds.has("stats/converged") {
@@ -204,6 +194,18 @@ fn last_frame(
         .into_dimensionality::<Ix2>()
         .map_err(|e| shape_error(&f.name, e))?;
     Ok((a, note))
+}
+
+/// Titled fields as heatmaps without outlines.
+fn maps(arrays: &[(String, ndarray::Array2<f64>)]) -> Vec<Heatmap<'_>> {
+    arrays
+        .iter()
+        .map(|(title, a)| Heatmap {
+            title: title.clone(),
+            values: a.view(),
+            outlines: Vec::new(),
+        })
+        .collect()
 }
 
 /// A field that does not have the axes a figure needs.

@@ -210,8 +210,7 @@ fn write_json(
         })).collect::<Vec<_>>(),
         "runs": runs,
     });
-    let text = serde_json::to_string_pretty(&doc).expect("plain data serialises");
-    crate::files::write_atomic(path, &text)?;
+    crate::files::write_json(path, &doc)?;
     Ok(())
 }
 

@@ -10,7 +10,6 @@
 use crate::checkpoint;
 use crate::config::TrainPlan;
 use crate::data::Dataset;
-use crate::files::write_atomic;
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -298,11 +297,8 @@ pub fn run(
         "history": state.history,
         "checkpoint": ckpt_path,
     });
-    crate::meta::record_provenance(&mut doc);
-    let report = write_atomic(
-        &run.output_dir.join("training_report.json"),
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
-    )?;
+    let report =
+        crate::files::write_report(&run.output_dir.join("training_report.json"), &mut doc)?;
     let mut figures = Vec::new();
     let log = |v: f64| v.max(1e-300).log10();
     let series = |f: fn(&pdekit_operators::train::trainer::EpochRecord) -> f64| -> Vec<(f64, f64)> {
@@ -531,7 +527,6 @@ pub fn evaluate(
         "overall": overall,
         "per_sample": rows,
     });
-    crate::meta::record_provenance(&mut doc);
     let mut stem = data
         .file_stem()
         .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
@@ -547,10 +542,7 @@ pub fn evaluate(
             .unwrap_or(Path::new("."))
             .join(format!("evaluation-{stem}.json"))
     });
-    let json = write_atomic(
-        &path,
-        &serde_json::to_string_pretty(&doc).expect("plain data serialises"),
-    )?;
+    let json = crate::files::write_report(&path, &mut doc)?;
     let table = format!(
         "{} on {} (rows {}..{}, grid {:?}):\n  relative L2 {:.4e}   relative H1 {:.4e}   RMSE {:.4e}   max error {:.4e}",
         checkpoint_path.display(),

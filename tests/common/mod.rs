@@ -88,15 +88,10 @@ pub fn assert_config_error(text: &str, line: usize, key: &str, expect: &str) {
 
 /// Runs `pdekit generate CONFIG --quiet` with `RAYON_NUM_THREADS` set, asserting success.
 pub fn generate_with_threads(config: &Path, threads: &str) {
-    let out = pdekit()
-        .args(["generate", config.to_str().unwrap(), "--quiet"])
-        .env("RAYON_NUM_THREADS", threads)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        pdekit()
+            .args(["generate", config.to_str().unwrap(), "--quiet"])
+            .env("RAYON_NUM_THREADS", threads),
     );
 }
 
@@ -158,4 +153,38 @@ pub fn run_configs_small(folder: &str, shrink: impl Fn(&str, &str) -> String) ->
         ran += 1;
     }
     ran
+}
+
+/// Writes the config `name` with `text` in `dir` and runs it (`pdekit run`), asserting success;
+/// returns the config's path and what the run printed.
+pub fn run_config(dir: &Path, name: &str, text: &str) -> (PathBuf, String) {
+    let cfg = write(dir, name, text);
+    let (code, out, err) = run(&["run", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    (cfg, out)
+}
+
+/// A JSON file written by pdekit.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Runs the binary with `args`, asserting it fails with `code` and a message containing `want`.
+pub fn assert_fails(args: &[&str], code: i32, want: &str) {
+    let (got, _, err) = run(args);
+    assert_eq!(got, code, "{args:?}: {err}");
+    assert!(err.contains(want), "{args:?}: no '{want}' in {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Runs `cmd`, asserting it succeeds; returns what it printed.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("pdekit binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -22,6 +22,22 @@ type GroupPart = (
     Vec<(usize, f64)>,
 );
 
+/// Adds the Gram matrix of the rows of `rows` (each `len` long) into the dense `n × n` matrix
+/// `dense`, row a going to the group function `local[a]`: both triangles, from one product each.
+fn add_gram(dense: &mut [f64], n: usize, local: &[usize], rows: &[f64], len: usize) {
+    for a in 0..local.len() {
+        let ra = &rows[a * len..(a + 1) * len];
+        for b in a..local.len() {
+            let rb = &rows[b * len..(b + 1) * len];
+            let v: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+            dense[local[a] * n + local[b]] += v;
+            if b != a {
+                dense[local[b] * n + local[a]] += v;
+            }
+        }
+    }
+}
+
 /// A CSR matrix from triplets, summing duplicates.
 fn csr_from_triplets(n: usize, mut triplets: Vec<(u32, u32, f64)>) -> CsMat<f64> {
     // A stable sort: duplicates are summed in the order they were produced, so the matrix is the
@@ -127,18 +143,7 @@ impl<const D: usize> Hierarchy<D> {
                                     scaled.extend(act.gradients[a * q + i].iter().map(|g| g * c));
                                 }
                             }
-                            let len = q * D;
-                            for a in 0..na {
-                                let ga = &scaled[a * len..(a + 1) * len];
-                                for b in a..na {
-                                    let gb = &scaled[b * len..(b + 1) * len];
-                                    let v: f64 = ga.iter().zip(gb).map(|(x, y)| x * y).sum();
-                                    kd[local[a] * n + local[b]] += v;
-                                    if b != a {
-                                        kd[local[b] * n + local[a]] += v;
-                                    }
-                                }
-                            }
+                            add_gram(&mut kd, n, &local, &scaled, q * D);
                         }
                         if with_mass {
                             weighted.clear();
@@ -147,17 +152,7 @@ impl<const D: usize> Hierarchy<D> {
                                     weighted.push(act.values[a * q + i] * (w * volume).sqrt());
                                 }
                             }
-                            for a in 0..na {
-                                let va = &weighted[a * q..(a + 1) * q];
-                                for b in a..na {
-                                    let vb = &weighted[b * q..(b + 1) * q];
-                                    let v: f64 = va.iter().zip(vb).map(|(x, y)| x * y).sum();
-                                    md[local[a] * n + local[b]] += v;
-                                    if b != a {
-                                        md[local[b] * n + local[a]] += v;
-                                    }
-                                }
-                            }
+                            add_gram(&mut md, n, &local, &weighted, q);
                         }
                     }
                     let emit = |dense: &[f64]| -> Vec<(u32, u32, f64)> {

@@ -4,7 +4,7 @@ use crate::linalg::{self, norm2, BadDiagonal, CsrOperator, Preconditioner};
 use sprs::CsMat;
 use thiserror::Error;
 
-/// Parameters of [`sor`] and [`ssor`].
+/// Parameters of [`sor`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct SorParams {
@@ -14,6 +14,8 @@ pub struct SorParams {
     pub rtol: f64,
     /// Give up after this many sweeps (an SSOR sweep is a forward and a backward pass).
     pub max_iter: usize,
+    /// SSOR: each sweep is a forward then a backward pass.
+    pub symmetric: bool,
 }
 
 impl Default for SorParams {
@@ -22,6 +24,7 @@ impl Default for SorParams {
             omega: 1.0,
             rtol: 1e-8,
             max_iter: 10_000,
+            symmetric: false,
         }
     }
 }
@@ -32,6 +35,15 @@ impl SorParams {
             omega,
             rtol,
             max_iter,
+            symmetric: false,
+        }
+    }
+
+    /// The same parameters for SSOR sweeps.
+    pub fn symmetric(self) -> Self {
+        Self {
+            symmetric: true,
+            ..self
         }
     }
 }
@@ -116,13 +128,15 @@ fn rel_residual(a: &CsMat<f64>, b: &[f64], x: &[f64], r: &mut [f64], b_norm: f64
     norm2(r) / b_norm
 }
 
-fn relax(
+/// SOR sweeps (SSOR with `params.symmetric`) from the `x` passed in. Hitting `max_iter` is
+/// reported by `converged = false`, since a capped count is the cost a learner observes.
+pub fn sor(
     a: &CsMat<f64>,
     b: &[f64],
     x: &mut [f64],
     params: &SorParams,
-    symmetric: bool,
 ) -> Result<SorInfo, SorError> {
+    let symmetric = params.symmetric;
     let diag = check(a, b, x, params.omega)?;
     let n = a.rows();
     let b_norm = norm2(b);
@@ -156,27 +170,6 @@ fn relax(
         rel_residual: res,
         converged: res <= params.rtol,
     })
-}
-
-/// SOR sweeps from the `x` passed in. Hitting `max_iter` is reported by `converged = false`, since
-/// a capped count is the cost a learner observes.
-pub fn sor(
-    a: &CsMat<f64>,
-    b: &[f64],
-    x: &mut [f64],
-    params: &SorParams,
-) -> Result<SorInfo, SorError> {
-    relax(a, b, x, params, false)
-}
-
-/// Symmetric SOR: each sweep is a forward then a backward pass.
-pub fn ssor(
-    a: &CsMat<f64>,
-    b: &[f64],
-    x: &mut [f64],
-    params: &SorParams,
-) -> Result<SorInfo, SorError> {
-    relax(a, b, x, params, true)
 }
 
 /// The SSOR preconditioner `M = ω/(2−ω) (D/ω + L) (D/ω)⁻¹ (D/ω + U)` of a symmetric matrix.
@@ -293,7 +286,8 @@ mod tests {
         let a = laplacian_2d(8, 0.3);
         let b = rhs(64);
         let mut x = vec![0.0; 64];
-        let info = ssor(&a, &b, &mut x, &SorParams::new(1.5, 1e-10, 1000)).unwrap();
+        let params = SorParams::new(1.5, 1e-10, 1000).symmetric();
+        let info = sor(&a, &b, &mut x, &params).unwrap();
         assert!(info.converged && info.rel_residual <= 1e-10);
         let mut r = vec![0.0; 64];
         assert!(rel_residual(&a, &b, &x, &mut r, norm2(&b)) <= 1e-10);

@@ -139,13 +139,7 @@ impl ProblemParams for BeamParams {
         )
     }
 
-    fn solver(&self) -> Option<&SolverSpec> {
-        Some(&self.solver)
-    }
-
-    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
-        Some(&mut self.solver)
-    }
+    super::solver_field!();
 
     fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
         if spec.method != Method::Cg || spec.precond != PrecondKind::Amg {
@@ -156,10 +150,6 @@ impl ProblemParams for BeamParams {
             ));
         }
         super::one_solve_per_sample(Self::NAME, spec)
-    }
-
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
-        Ok(Box::new(BeamGenerator::new(self.clone())?))
     }
 }
 

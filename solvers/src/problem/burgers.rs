@@ -71,10 +71,6 @@ impl ProblemParams for BurgersParams {
         )?;
         self.field.validate().map_err(|e| e.within("initial"))
     }
-
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
-        Ok(Box::new(BurgersGenerator::new(*self)?))
-    }
 }
 
 impl BurgersParams {

@@ -8,11 +8,11 @@ use super::{Family, LinearSystem, ProblemError, ProblemParams, Sample, SampleLay
 use crate::field::{Coefficient, FieldError, GrfSampler2d};
 use crate::grid::{Centring, Grid2d};
 use crate::krylov::{SolveInfo, SolveParams};
+use crate::linalg::CsrRows;
 use crate::param::{require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::sequence::{Method, PrecondKind, SequenceError, SequenceSolver, SolverSpec};
 use ndarray::Array2;
-use sprs::CsMat;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -80,14 +80,10 @@ pub fn assemble(
         Centring::Vertex => 1,
         Centring::Cell => 0,
     };
-    // Rows are built in order with their columns sorted (up, left, centre, right, down), so the CSR
-    // arrays are written directly, without a triplet sort.
+    // Columns in increasing order within a row: up, left, centre, right, down.
     let n = m * m;
-    let mut indptr = Vec::with_capacity(n + 1);
-    let mut indices = Vec::with_capacity(5 * n);
-    let mut data = Vec::with_capacity(5 * n);
+    let mut rows = CsrRows::with_capacity(n, 5);
     let mut rhs = vec![0.0; n];
-    indptr.push(0);
     for p in 0..m {
         for q in 0..m {
             let (i, j) = (p + off, q + off);
@@ -101,9 +97,7 @@ pub fn assemble(
             {
                 if k == 2 {
                     // The centre sits between left and right; its value is known after the loop.
-                    diag_at = data.len();
-                    indices.push(row);
-                    data.push(0.0);
+                    diag_at = rows.push(row, 0.0);
                 }
                 let (np, nq) = (p as i64 + dp, q as i64 + dq);
                 let inside = np >= 0 && nq >= 0 && (np as usize) < m && (nq as usize) < m;
@@ -111,8 +105,7 @@ pub fn assemble(
                     let (ni, nj) = (np as usize + off, nq as usize + off);
                     let w = harmonic(here, a[[ni, nj]]) * inv_h2;
                     diag += w;
-                    indices.push(np as usize * m + nq as usize);
-                    data.push(-w);
+                    rows.push(np as usize * m + nq as usize, -w);
                 } else {
                     diag += match grid.centring {
                         // The boundary vertex is a full spacing away; its value is zero.
@@ -125,13 +118,13 @@ pub fn assemble(
                     };
                 }
             }
-            data[diag_at] = diag;
-            indptr.push(data.len());
+            rows.set(diag_at, diag);
+            rows.end_row();
             rhs[row] = f[[i, j]];
         }
     }
     Ok(LinearSystem {
-        matrix: CsMat::new((n, n), indptr, indices, data),
+        matrix: rows.finish(),
         rhs,
     })
 }
@@ -250,13 +243,7 @@ impl ProblemParams for DarcyParams {
             .map_err(|e| e.within("coefficient"))
     }
 
-    fn solver(&self) -> Option<&SolverSpec> {
-        Some(&self.solver)
-    }
-
-    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
-        Some(&mut self.solver)
-    }
+    super::solver_field!();
 
     fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
         if spec.learns_omega() && spec.carries_state() {
@@ -267,10 +254,6 @@ impl ProblemParams for DarcyParams {
             ));
         }
         Ok(())
-    }
-
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
-        Ok(Box::new(DarcyGenerator::new(self.clone())?))
     }
 }
 

@@ -52,27 +52,22 @@ pub enum Diffusivity {
     Switching,
 }
 
-#[cfg(feature = "serde")]
-impl serde::Serialize for Diffusivity {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl crate::param::NumberOrWord for Diffusivity {
+    const WORD: &'static str = "switching";
+    const EXPECTED: &'static str =
+        "a number ≥ 0, or \"switching\" for max(0.1 sin 2πt, −10 sin 2πt)";
+    fn number(&self) -> Option<f64> {
         match self {
-            Diffusivity::Constant(k) => s.serialize_f64(*k),
-            Diffusivity::Switching => s.serialize_str("switching"),
+            Diffusivity::Constant(k) => Some(*k),
+            Diffusivity::Switching => None,
         }
+    }
+    fn from_number(k: Option<f64>) -> Self {
+        k.map_or(Diffusivity::Switching, Diffusivity::Constant)
     }
 }
 
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for Diffusivity {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let k = crate::param::number_or_word(
-            d,
-            "switching",
-            "a number ≥ 0, or \"switching\" for max(0.1 sin 2πt, −10 sin 2πt)",
-        )?;
-        Ok(k.map_or(Diffusivity::Switching, Diffusivity::Constant))
-    }
-}
+crate::param::number_or_word!(Diffusivity);
 
 impl Diffusivity {
     pub fn at(self, t: f64) -> f64 {
@@ -269,22 +264,12 @@ impl ProblemParams for HeatParams {
         }
     }
 
-    fn solver(&self) -> Option<&SolverSpec> {
-        Some(&self.solver)
-    }
-
-    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
-        Some(&mut self.solver)
-    }
+    super::solver_field!();
 
     /// Each trajectory is one sequence of systems: warm starts and recycling carry from step to
     /// step within it.
     fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
         super::no_learned_omega(Self::NAME, spec)
-    }
-
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
-        Ok(Box::new(HeatGenerator::new(self.clone())?))
     }
 }
 

@@ -218,13 +218,7 @@ impl ProblemParams for HelmholtzParams {
         self.source.validate().map_err(|e| e.within("source"))
     }
 
-    fn solver(&self) -> Option<&SolverSpec> {
-        Some(&self.solver)
-    }
-
-    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
-        Some(&mut self.solver)
-    }
+    super::solver_field!();
 
     fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
         if spec.method.needs_spd() {
@@ -235,10 +229,6 @@ impl ProblemParams for HelmholtzParams {
             ));
         }
         super::one_solve_per_sample(Self::NAME, spec)
-    }
-
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
-        Ok(Box::new(HelmholtzGenerator::new(self.clone())?))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod helmholtz;
 pub mod navier_stokes;
 pub mod poisson;
 
+use crate::linalg::CsrRows;
 use crate::param::InvalidParam;
 use crate::sequence::{PrecondKind, SequenceError, SequenceSolver, SolverSpec};
 use sprs::CsMat;
@@ -151,7 +152,6 @@ pub trait ProblemParams: Clone + Default + PartialEq + std::fmt::Debug {
     fn check_solver(&self, _spec: &SolverSpec) -> Result<(), InvalidParam> {
         Ok(())
     }
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError>;
 
     /// [`ProblemParams::validate`] with the family named.
     fn checked(&self) -> Result<(), ProblemError> {
@@ -161,6 +161,21 @@ pub trait ProblemParams: Clone + Default + PartialEq + std::fmt::Debug {
         })
     }
 }
+
+/// [`ProblemParams::solver`] and [`ProblemParams::solver_mut`] for params whose `solver` field
+/// solves each sample's systems.
+macro_rules! solver_field {
+    () => {
+        fn solver(&self) -> Option<&SolverSpec> {
+            Some(&self.solver)
+        }
+
+        fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
+            Some(&mut self.solver)
+        }
+    };
+}
+pub(crate) use solver_field;
 
 /// A solver that does not start each sample afresh only makes sense in a sequence.
 pub(crate) fn one_solve_per_sample(name: &str, spec: &SolverSpec) -> Result<(), InvalidParam> {
@@ -187,7 +202,7 @@ pub(crate) fn no_learned_omega(name: &str, spec: &SolverSpec) -> Result<(), Inva
 
 /// Declares [`FamilyParams`], the registry of problem families.
 macro_rules! families {
-    ($($(#[$doc:meta])* $variant:ident($params:ty),)*) => {
+    ($($(#[$doc:meta])* $variant:ident($params:ty => $generator:ty),)*) => {
         /// The parameters of any family, tagged by its name (`{ darcy = { … } }`).
         #[derive(Debug, Clone, PartialEq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -257,13 +272,10 @@ macro_rules! families {
                 }
             }
 
-            /// The family's generator, after [`FamilyParams::validate`].
+            /// The family's generator (its constructor validates the parameters).
             pub fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
                 match self {
-                    $(Self::$variant(p) => {
-                        p.checked()?;
-                        p.build()
-                    })*
+                    $(Self::$variant(p) => Ok(Box::new(<$generator>::new(p.clone())?)),)*
                 }
             }
         }
@@ -271,14 +283,14 @@ macro_rules! families {
 }
 
 families! {
-    Darcy(darcy::DarcyParams),
-    Poisson(poisson::PoissonParams),
-    Helmholtz(helmholtz::HelmholtzParams),
-    Heat(heat::HeatParams),
-    Burgers(burgers::BurgersParams),
-    NavierStokes(navier_stokes::NavierStokesParams),
+    Darcy(darcy::DarcyParams => darcy::DarcyGenerator),
+    Poisson(poisson::PoissonParams => poisson::PoissonGenerator),
+    Helmholtz(helmholtz::HelmholtzParams => helmholtz::HelmholtzGenerator),
+    Heat(heat::HeatParams => heat::HeatGenerator),
+    Burgers(burgers::BurgersParams => burgers::BurgersGenerator),
+    NavierStokes(navier_stokes::NavierStokesParams => navier_stokes::NavierStokesGenerator),
     /// Steady beams solved by ML-VMS.
-    Mlvms(beam::BeamParams),
+    Mlvms(beam::BeamParams => beam::BeamGenerator),
 }
 
 /// Coordinates of `n` equispaced points on [0, 1] including both ends.
@@ -311,35 +323,25 @@ pub fn laplacian_2d_with(
     shift: impl Fn(usize) -> f64,
     column_scale: impl Fn(usize) -> f64,
 ) -> CsMat<f64> {
-    let n = m * m;
-    let mut indptr = Vec::with_capacity(n + 1);
-    let mut indices = Vec::with_capacity(5 * n);
-    let mut data = Vec::with_capacity(5 * n);
-    indptr.push(0);
-    let mut push = |indices: &mut Vec<usize>, col: usize, v: f64| {
-        indices.push(col);
-        data.push(v * column_scale(col));
-    };
+    let mut rows = CsrRows::with_capacity(m * m, 5);
     for p in 0..m {
         for q in 0..m {
             let row = p * m + q;
-            if p > 0 {
-                push(&mut indices, row - m, -1.0);
+            // Columns in increasing order: up, left, centre, right, down.
+            let entries = [
+                (p > 0).then(|| (row - m, -1.0)),
+                (q > 0).then(|| (row - 1, -1.0)),
+                Some((row, 4.0 + shift(row))),
+                (q + 1 < m).then_some((row + 1, -1.0)),
+                (p + 1 < m).then_some((row + m, -1.0)),
+            ];
+            for (col, v) in entries.into_iter().flatten() {
+                rows.push(col, v * column_scale(col));
             }
-            if q > 0 {
-                push(&mut indices, row - 1, -1.0);
-            }
-            push(&mut indices, row, 4.0 + shift(row));
-            if q + 1 < m {
-                push(&mut indices, row + 1, -1.0);
-            }
-            if p + 1 < m {
-                push(&mut indices, row + m, -1.0);
-            }
-            indptr.push(indices.len());
+            rows.end_row();
         }
     }
-    CsMat::new((n, n), indptr, indices, data)
+    rows.finish()
 }
 
 /// The settings every periodic spectral stepper shares, checked once for all of them.

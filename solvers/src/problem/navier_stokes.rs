@@ -115,10 +115,6 @@ impl ProblemParams for NavierStokesParams {
         )?;
         self.field.validate().map_err(|e| e.within("initial"))
     }
-
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
-        Ok(Box::new(NavierStokesGenerator::new(*self)?))
-    }
 }
 
 impl NavierStokesParams {

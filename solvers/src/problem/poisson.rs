@@ -10,6 +10,7 @@ use super::{
     SampleLayout, SampleReport,
 };
 use crate::field::{GrfParams, GrfSampler1d, GrfSampler2d, GrfSampler3d};
+use crate::linalg::CsrRows;
 use crate::param::{require, InvalidParam};
 use crate::rng::sample_rng;
 use crate::sequence::{SequenceSolver, SolverSpec};
@@ -102,11 +103,8 @@ pub fn assemble_3d(s: usize, f: &[f64], g: &[f64]) -> LinearSystem {
     let h2 = (1.0 / (s - 1) as f64).powi(2);
     let at = |i: usize, j: usize, k: usize| (i * s + j) * s + k;
     let n = m * m * m;
-    let mut indptr = Vec::with_capacity(n + 1);
-    let mut indices = Vec::with_capacity(7 * n);
-    let mut data = Vec::with_capacity(7 * n);
+    let mut rows = CsrRows::with_capacity(n, 7);
     let mut rhs = vec![0.0; n];
-    indptr.push(0);
     for p in 0..m {
         for q in 0..m {
             for r in 0..m {
@@ -125,15 +123,13 @@ pub fn assemble_3d(s: usize, f: &[f64], g: &[f64]) -> LinearSystem {
                 ];
                 for (dp, dq, dr) in offsets {
                     if (dp, dq, dr) == (0, 0, 0) {
-                        indices.push(row);
-                        data.push(6.0);
+                        rows.push(row, 6.0);
                         continue;
                     }
                     let (np, nq, nr) = (p as i64 + dp, q as i64 + dq, r as i64 + dr);
                     let inside = [np, nq, nr].iter().all(|&v| v >= 0 && (v as usize) < m);
                     if inside {
-                        indices.push((np as usize * m + nq as usize) * m + nr as usize);
-                        data.push(-1.0);
+                        rows.push((np as usize * m + nq as usize) * m + nr as usize, -1.0);
                     } else {
                         b += g[at(
                             (i as i64 + dp) as usize,
@@ -143,12 +139,12 @@ pub fn assemble_3d(s: usize, f: &[f64], g: &[f64]) -> LinearSystem {
                     }
                 }
                 rhs[row] = b;
-                indptr.push(indices.len());
+                rows.end_row();
             }
         }
     }
     LinearSystem {
-        matrix: CsMat::new((n, n), indptr, indices, data),
+        matrix: rows.finish(),
         rhs,
     }
 }
@@ -209,20 +205,10 @@ impl ProblemParams for PoissonParams {
         self.boundary.validate().map_err(|e| e.within("boundary"))
     }
 
-    fn solver(&self) -> Option<&SolverSpec> {
-        Some(&self.solver)
-    }
-
-    fn solver_mut(&mut self) -> Option<&mut SolverSpec> {
-        Some(&mut self.solver)
-    }
+    super::solver_field!();
 
     fn check_solver(&self, spec: &SolverSpec) -> Result<(), InvalidParam> {
         super::one_solve_per_sample(Self::NAME, spec)
-    }
-
-    fn build(&self) -> Result<Box<dyn Family>, ProblemError> {
-        Ok(Box::new(PoissonGenerator::new(self.clone())?))
     }
 }
 

@@ -154,23 +154,21 @@ impl Omega {
     pub const LEARNED: Omega = Omega::Learned;
 }
 
-#[cfg(feature = "serde")]
-impl serde::Serialize for Omega {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl crate::param::NumberOrWord for Omega {
+    const WORD: &'static str = "learned";
+    const EXPECTED: &'static str = "a number in (0, 2) or \"learned\"";
+    fn number(&self) -> Option<f64> {
         match self {
-            Omega::Fixed(w) => s.serialize_f64(*w),
-            Omega::Learned => s.serialize_str("learned"),
+            Omega::Fixed(w) => Some(*w),
+            Omega::Learned => None,
         }
+    }
+    fn from_number(w: Option<f64>) -> Self {
+        w.map_or(Omega::Learned, Omega::Fixed)
     }
 }
 
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for Omega {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let w = crate::param::number_or_word(d, "learned", "a number in (0, 2) or \"learned\"")?;
-        Ok(w.map_or(Omega::Learned, Omega::Fixed))
-    }
-}
+crate::param::number_or_word!(Omega);
 
 #[cfg(feature = "serde")]
 fn learned() -> Omega {
