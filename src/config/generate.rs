@@ -199,6 +199,14 @@ mod tests {
             (d.coefficient.field.alpha, d.coefficient.field.tau),
             (2.5, 3.0)
         );
+        // Heat stores a frame every 10 steps, or only the last of fewer; the plan states it.
+        for (steps, every) in [(100, 10), (5, 5)] {
+            let g = generate("heat", &format!("[generate.heat]\nsteps = {steps}\n"));
+            let FamilyParams::Heat(h) = &g.family else {
+                panic!("{:?}", g.family)
+            };
+            assert_eq!(h.every, Some(every));
+        }
     }
 
     #[test]

@@ -198,6 +198,8 @@ mod tests {
             ("pde = \"poisson\"\nsolution = \"x\"\njitter = 2.0", "key `gp.jitter`: expected a number in (0, 1), got 2"),
             ("pde = \"poisson\"\nsolution = \"x\"\nlearning_rate = 1e-5\nfinal_learning_rate = 1e-3", "key `gp.final_learning_rate`"),
             ("pde = \"poisson\"\nsolution = \"x\"\nenvelope = \"cauchy\"", "key `gp.envelope`: unknown variant `cauchy`"),
+            ("pde = \"allen_cahn\"\nsolution = \"x\"\nnewton_tolerance = 0.0", "key `gp.newton_tolerance`: expected a number in (0, 1), got 0"),
+            ("pde = \"poisson\"\nsolution = \"x\"\npolish_max_iterations = 0", "key `gp.polish_max_iterations`: expected an integer ≥ 1, got 0"),
         ];
         assert_errors(cases.map(|(extra, want)| (format!("{GP}{extra}"), want)));
     }

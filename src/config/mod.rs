@@ -159,7 +159,16 @@ impl Plan {
             stages: listed.clone().unwrap_or_default(),
             ..plan
         };
-        src.check_used(&plan.to_value(), &APPLIES)?;
+        let mut used = plan.to_value();
+        // Absent sections still name the keys a misspelt one could have meant.
+        if let toml::Value::Table(t) = &mut used {
+            let sections = Stage::ALL.iter().map(|s| s.name()).chain(["solver_bench"]);
+            for name in sections {
+                t.entry(name).or_insert(toml::Table::new().into());
+            }
+            t.entry("stages").or_insert(toml::Value::Array(Vec::new()));
+        }
+        src.check_used(&used, &APPLIES)?;
         Ok(Plan {
             stages: stages(&src, &plan, listed)?,
             ..plan
@@ -342,7 +351,9 @@ mod tests {
     fn a_misspelled_top_level_section_is_named() {
         let err = parse("[genrate]\nproblem = \"darcy\"\n").unwrap_err();
         assert!(
-            err.starts_with("dir/c.toml:1:2: key `genrate`: unknown field `genrate`"),
+            err.starts_with(
+                "dir/c.toml:1:2: key `genrate`: unknown field `genrate` (did you mean `generate`?)"
+            ),
             "{err}"
         );
     }

@@ -7,7 +7,7 @@
 use super::source::Source;
 use super::ConfigError;
 use pdekit_solvers::problem::FamilyParams;
-use pdekit_solvers::sequence::{Ordering, SolverSpec};
+use pdekit_solvers::sequence::{Method, Ordering, SolverSpec, DEFAULT_RESTART};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -54,12 +54,23 @@ pub(super) fn over(src: &Source, key: &str, base: &SolverSpec) -> Table {
             table.entry(k).or_insert(v);
         }
     }
+    // GCRO-DR's default recycle space shrinks to fit a short restart.
+    if table.get("method").and_then(Value::as_str) == Some("gcrodr") {
+        let restart = match table.get("restart") {
+            Some(r) => r.as_integer().and_then(|r| usize::try_from(r).ok()),
+            None => Some(DEFAULT_RESTART),
+        };
+        if let Some(restart) = restart {
+            let recycle = Method::default_gcrodr_recycle(restart) as i64;
+            table.entry("recycle").or_insert(Value::Integer(recycle));
+        }
+    }
     table
 }
 
 /// `method = "amg"` takes no preconditioner: naming one is a mistake the user should hear about.
 pub(super) fn check_amg(src: &Source, table: &str, spec: &SolverSpec) -> Result<(), ConfigError> {
-    use pdekit_solvers::sequence::{Method, PrecondKind};
+    use pdekit_solvers::sequence::PrecondKind;
     if spec.method == Method::Amg && spec.precond != PrecondKind::None {
         return Err(src.err(
             &format!("{table}.preconditioner"),
@@ -172,6 +183,14 @@ mod tests {
         ));
         let amg = solver("method = \"amg\"", "darcy");
         assert_eq!(amg.spec.precond, PrecondKind::None);
+        // GCRO-DR's default recycle space fits inside a short restart; a stated one is kept.
+        let recycle = |extra: &str| match solver(extra, "darcy").spec.method {
+            Method::GcroDr { recycle, .. } => recycle,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(recycle("method = \"gcrodr\""), 20);
+        assert_eq!(recycle("method = \"gcrodr\"\nrestart = 8"), 7);
+        assert_eq!(recycle("method = \"gcrodr\"\nrestart = 8\nrecycle = 3"), 3);
     }
 
     #[test]

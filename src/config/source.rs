@@ -419,10 +419,17 @@ impl<'a> Source<'a> {
         } else {
             format!(", expected one of {}", siblings.join(", "))
         };
-        Err(self.err(
-            key,
-            format!("unknown field `{name}` (or it does not apply to the rest of this config){expected}"),
-        ))
+        // A near miss is a typo; anything else may be a key of a setting this config lacks.
+        let closest = siblings
+            .iter()
+            .map(|s| (strsim::jaro_winkler(name, s.trim_matches('`')), s))
+            .filter(|(score, _)| *score > 0.85)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let why = match closest {
+            Some((_, s)) => format!(" (did you mean {s}?)"),
+            None => " (misspelt, or it does not apply to the rest of this config)".into(),
+        };
+        Err(self.err(key, format!("unknown field `{name}`{why}{expected}")))
     }
 }
 
@@ -521,6 +528,13 @@ mod tests {
             e.starts_with("c.toml:3:1: key `a.xx`: unknown field `xx`")
                 && e.contains("expected one of `x`, `y`"),
             "{e}"
+        );
+        let near: Value = toml::from_str("[a]\nresolution = 1\ncentring = 2\n").unwrap();
+        let e = source("[a]\nresolutoin = 1\n").check_used(&near, &[]);
+        assert!(
+            e.unwrap_err().to_string().contains(
+                "unknown field `resolutoin` (did you mean `resolution`?), expected one of `resolution`, `centring`"
+            )
         );
         let plan: Value = toml::from_str("[a]\nx = 1\nxx = 5\nz = [1]\n").unwrap();
         assert!(s.check_used(&plan, &[]).is_ok());

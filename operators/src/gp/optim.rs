@@ -145,6 +145,14 @@ impl GpParams {
             "a number in [0, 1]",
             d,
         )?;
+        for (field, v) in [
+            ("polish_tolerance", self.polish_tolerance),
+            ("newton_tolerance", self.newton_tolerance),
+        ] {
+            require(v > 0.0 && v < 1.0, field, "a number in (0, 1)", v)?;
+        }
+        let cap = self.polish_max_iterations;
+        require(cap >= 1, "polish_max_iterations", "an integer ≥ 1", cap)?;
         require(self.steps >= 1, "steps", "an integer ≥ 1", self.steps)
     }
 }

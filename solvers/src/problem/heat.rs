@@ -193,8 +193,10 @@ pub struct HeatParams {
     pub scheme: TimeScheme,
     pub dt: f64,
     pub steps: usize,
-    /// Snapshots stored every this many steps (the trajectory has `steps / every` frames).
-    pub every: usize,
+    /// Snapshots stored every this many steps (the trajectory has `steps / every` frames);
+    /// `None`: every [`DEFAULT_EVERY`] steps, or only the last step when there are fewer.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub every: Option<usize>,
     pub kappa: Diffusivity,
     /// Constant source f.
     pub source: f64,
@@ -207,6 +209,16 @@ pub struct HeatParams {
     pub solver: SolverSpec,
 }
 
+/// Steps between stored frames unless `every` is given.
+pub const DEFAULT_EVERY: usize = 10;
+
+impl HeatParams {
+    /// Steps between stored frames.
+    pub fn every(&self) -> usize {
+        self.every.unwrap_or(DEFAULT_EVERY.min(self.steps))
+    }
+}
+
 impl Default for HeatParams {
     /// 100 Crank–Nicolson steps of 1e-3 on a 64² grid, a snapshot every 10, κ = 1, a = 1.
     fn default() -> Self {
@@ -215,7 +227,7 @@ impl Default for HeatParams {
             scheme: TimeScheme::CrankNicolson,
             dt: 1e-3,
             steps: 100,
-            every: 10,
+            every: None,
             kappa: Diffusivity::Constant(1.0),
             source: 0.0,
             initial: GrfParams::default(),
@@ -228,6 +240,10 @@ impl Default for HeatParams {
 impl ProblemParams for HeatParams {
     const NAME: &'static str = "heat";
 
+    fn settle(&mut self) {
+        self.every = Some(self.every());
+    }
+
     fn validate(&self) -> Result<(), InvalidParam> {
         require(
             (3..=16384).contains(&self.resolution),
@@ -237,11 +253,12 @@ impl ProblemParams for HeatParams {
         )?;
         require(positive(self.dt), "dt", "a positive number", self.dt)?;
         require(self.steps >= 1, "steps", "an integer ≥ 1", self.steps)?;
+        let every = self.every();
         require(
-            self.every >= 1 && self.steps.is_multiple_of(self.every),
+            every >= 1 && self.steps.is_multiple_of(every),
             "every",
             &format!("an integer ≥ 1 that divides steps = {}", self.steps),
-            self.every,
+            every,
         )?;
         if let Diffusivity::Constant(k) = self.kappa {
             require(
@@ -314,7 +331,7 @@ impl Family for HeatGenerator {
         if p.coefficient.is_some() {
             inputs.push(("coefficient", vec![s, s]));
         }
-        let frames = p.steps / p.every;
+        let frames = p.steps / p.every();
         SampleLayout {
             inputs,
             outputs: vec![("trajectory", vec![frames, s, s])],
@@ -324,7 +341,9 @@ impl Family for HeatGenerator {
                 ("y", vertex_coords(s)),
                 (
                     "t",
-                    (1..=frames).map(|j| (j * p.every) as f64 * p.dt).collect(),
+                    (1..=frames)
+                        .map(|j| (j * p.every()) as f64 * p.dt)
+                        .collect(),
                 ),
             ],
             linear_solves: true,
@@ -361,9 +380,9 @@ impl Family for HeatGenerator {
             source: Box::new(source),
         };
         let mut solver = SequenceSolver::new(p.solver).map_err(solver_err)?;
-        let mut trajectory = Vec::with_capacity(p.steps / p.every * s * s);
+        let mut trajectory = Vec::with_capacity(p.steps / p.every() * s * s);
         let mut report = stepper
-            .run(&mut u, p.steps, p.every, &mut solver, |_, u| {
+            .run(&mut u, p.steps, p.every(), &mut solver, |_, u| {
                 trajectory.extend(scatter(&self.grid, u).iter().copied())
             })
             .map_err(solver_err)?;
@@ -480,7 +499,7 @@ mod tests {
             scheme: TimeScheme::CrankNicolson,
             dt: 0.01,
             steps: 20,
-            every: 5,
+            every: Some(5),
             kappa: Diffusivity::Switching,
             coefficient: Some(Coefficient {
                 transform: crate::field::CoefficientTransform::LogNormal,

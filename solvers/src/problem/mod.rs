@@ -140,6 +140,9 @@ pub trait ProblemParams: Clone + Default + PartialEq + std::fmt::Debug {
     const SEQUENCES: bool = false;
     /// Every parameter in range; `field` is the key in the family's table.
     fn validate(&self) -> Result<(), InvalidParam>;
+    /// Fills the defaults that depend on other parameters (e.g. heat's `every` on `steps`), so
+    /// that a printed plan states them.
+    fn settle(&mut self) {}
     /// The solver of each sample's linear systems; `None` for families that solve none.
     fn solver(&self) -> Option<&SolverSpec> {
         None
@@ -224,7 +227,11 @@ macro_rules! families {
             /// The family called `name` with its default parameters.
             pub fn default_for(name: &str) -> Option<Self> {
                 match name {
-                    $(n if n == <$params>::NAME => Some(Self::$variant(Default::default())),)*
+                    $(n if n == <$params>::NAME => {
+                        let mut p = <$params>::default();
+                        p.settle();
+                        Some(Self::$variant(p))
+                    })*
                     _ => None,
                 }
             }
@@ -237,7 +244,10 @@ macro_rules! families {
             ) -> Result<Self, D::Error> {
                 use serde::Deserialize;
                 match name {
-                    $(n if n == <$params>::NAME => <$params>::deserialize(d).map(Self::$variant),)*
+                    $(n if n == <$params>::NAME => <$params>::deserialize(d).map(|mut p| {
+                        p.settle();
+                        Self::$variant(p)
+                    }),)*
                     other => Err(serde::de::Error::unknown_variant(other, Self::NAMES)),
                 }
             }

@@ -78,6 +78,12 @@ fn default_rcg_recycle() -> usize {
 }
 
 impl Method {
+    /// GCRO-DR's recycle space when none is given for `restart` vectors per cycle: the SKR
+    /// paper's k = 20, or fewer when the cycle is too short to hold them and new directions.
+    pub fn default_gcrodr_recycle(restart: usize) -> usize {
+        DEFAULT_GCRODR_RECYCLE.min(restart.saturating_sub(1))
+    }
+
     /// A short name for tables, e.g. `gcrodr(40,20)`.
     pub fn label(&self) -> String {
         match self {
