@@ -14,7 +14,7 @@ use pdekit_operators::layers::Layer;
 use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::train::normalizer::UnitGaussian;
 use pdekit_operators::train::optim::{Adam, AdamParams};
-use pdekit_operators::train::trainer::{EpochRecord, TrainState};
+use pdekit_operators::train::trainer::{EpochRecord, PartialEpoch, TrainState};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -52,6 +52,9 @@ struct StateMeta {
     since_best: usize,
     adam: AdamMeta,
     history: Vec<EpochRecord>,
+    /// Present when training was interrupted inside epoch `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partial: Option<PartialEpoch>,
 }
 
 /// Writes `model` and its training state to `path` (atomically).
@@ -92,6 +95,7 @@ pub fn save(
                 params: state.adam.params,
             },
             history: state.history.clone(),
+            partial: state.partial.clone(),
         },
         "data": data,
     });
@@ -104,6 +108,13 @@ pub fn save(
         };
         metadata.insert(k.clone(), Value::String(text));
     }
+    let mut payload = Vec::with_capacity(4 * tensors.iter().map(|(_, v)| v.len()).sum::<usize>());
+    for (_, values) in &tensors {
+        for v in values {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    metadata.insert(CHECKSUM.into(), Value::String(sha256_hex(&payload)));
     let mut header = Map::new();
     header.insert("__metadata__".into(), Value::Object(metadata));
     let mut offset = 0usize;
@@ -122,12 +133,19 @@ pub fn save(
     let mut bytes = Vec::with_capacity(8 + text.len() + offset);
     bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
     bytes.extend_from_slice(text.as_bytes());
-    for (_, values) in &tensors {
-        for v in values {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-    }
+    bytes.extend_from_slice(&payload);
     crate::files::write_bytes_atomic(path, &bytes)
+}
+
+/// The metadata key of the SHA-256 of the tensor bytes (absent in files before it was added).
+const CHECKSUM: &str = "tensors_sha256";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Reads a checkpoint and rebuilds its model, normalisers and training state.
@@ -171,6 +189,13 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
             text("format")?
         )));
     }
+    if let Some(sum) = meta.get(CHECKSUM).and_then(Value::as_str) {
+        if sha256_hex(data) != sum {
+            return Err(corrupt(
+                "the tensor bytes do not match their SHA-256 checksum: the file was damaged or altered after it was written".into(),
+            ));
+        }
+    }
     let version = text("format_version")?;
     if !READS.contains(&version) {
         return Err(corrupt(format!(
@@ -182,6 +207,10 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         serde_json::from_str(text(k)?).map_err(|e| corrupt(format!("metadata `{k}`: {e}")))
     };
     let spec: ModelSpec = serde_json::from_value(read("model")?)
+        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
+    spec.validate()
+        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
+    crate::meta::model_fits_in_memory(&spec)
         .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
     let mut net = Model::<f32>::new(spec).map_err(|e| corrupt(format!("model spec: {e}")))?;
     let tensor = |name: &str| -> Result<Vec<f32>, DataError> {
@@ -256,6 +285,7 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         history: st.history,
         best_test: st.best_test.unwrap_or(f64::INFINITY),
         since_best: st.since_best,
+        partial: st.partial,
     };
     Ok(Loaded {
         model: net,
@@ -393,6 +423,12 @@ mod tests {
             });
         }
         state.epoch = 3;
+        // Stopped inside epoch 3, as an interrupt leaves it.
+        state.partial = Some(PartialEpoch {
+            batches: 2,
+            loss_sum: 0.1 + 0.2,
+            seconds: 0.25,
+        });
         let norm = UnitGaussian {
             mean: vec![0.5],
             std: vec![2.0],
@@ -420,5 +456,51 @@ mod tests {
         assert_eq!(loaded.x_norm, norm);
         assert_eq!(loaded.data["input"], "a");
         assert!(!dir.path().join("c.partial").exists());
+        // One flipped bit in the last tensor value is caught by the checksum.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&path)
+            .err()
+            .expect("a damaged file is refused")
+            .to_string();
+        assert!(err.contains("SHA-256"), "{kind}: {err}");
+    }
+
+    #[test]
+    fn a_spec_too_large_to_hold_is_refused_before_it_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let spec = specs().remove(0);
+        let mut model = Model::<f32>::new(spec).unwrap();
+        let params = pdekit_operators::train::trainer::TrainParams::default();
+        let norm = UnitGaussian {
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
+        let state = TrainState::new(&params);
+        save(&path, &mut model, (&norm, &norm), &state, json!({})).unwrap();
+        // Rewrite the spec's modes as a crafted file would.
+        let bytes = std::fs::read(&path).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let model_meta = header["__metadata__"]["model"].as_str().unwrap();
+        let mut spec: Value = serde_json::from_str(model_meta).unwrap();
+        spec["modes"] = json!([100000, 100000]);
+        header["__metadata__"]["model"] = Value::String(spec.to_string());
+        let mut text = header.to_string();
+        while !text.len().is_multiple_of(8) {
+            text.push(' ');
+        }
+        let mut crafted = (text.len() as u64).to_le_bytes().to_vec();
+        crafted.extend_from_slice(text.as_bytes());
+        crafted.extend_from_slice(&bytes[8 + n..]);
+        std::fs::write(&path, crafted).unwrap();
+        let err = load(&path).err().expect("refused").to_string();
+        assert!(
+            err.contains("metadata `model`: this FNO needs at least"),
+            "{err}"
+        );
     }
 }

@@ -50,6 +50,14 @@ pub enum PdekitError {
         total: u64,
         partial: PathBuf,
     },
+    #[error("training interrupted {}; {} holds the state after it. Rerun the same command to resume", match batch { Some(b) => format!("in epoch {} after batch {b}", epoch + 1), None => format!("after epoch {epoch}") }, checkpoint.display())]
+    TrainingInterrupted {
+        /// Epochs completed.
+        epoch: usize,
+        /// Batches of the next epoch taken, when it stopped inside one.
+        batch: Option<usize>,
+        checkpoint: PathBuf,
+    },
     #[error("plot {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
     /// Training stopped (a non-finite loss, a layer that failed on the data).
@@ -93,7 +101,7 @@ impl PdekitError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PdekitError::Config(_) | PdekitError::Usage(_) => 2,
-            PdekitError::Interrupted { .. } => 130,
+            PdekitError::Interrupted { .. } | PdekitError::TrainingInterrupted { .. } => 130,
             PdekitError::Data(_)
             | PdekitError::Darcy(_)
             | PdekitError::Relax(_)

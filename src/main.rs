@@ -320,7 +320,8 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                     config.display()
                 ))
             })?;
-            pipeline::train::run(t, &plan.source_path, reporter, force.force).map(|_| ())
+            pipeline::train::run(t, &plan.source_path, reporter, force.force, interrupted)
+                .map(|_| ())
         }
         Command::Evaluate {
             checkpoint,

@@ -96,7 +96,7 @@ pub fn run(plan: &Plan, opts: RunOptions, interrupted: &AtomicBool) -> Result<()
             }
             Stage::Train => {
                 if let Some(t) = &plan.train {
-                    train::run(t, &plan.source_path, opts.reporter, opts.force)?;
+                    train::run(t, &plan.source_path, opts.reporter, opts.force, interrupted)?;
                 }
             }
             Stage::Plot => {

@@ -9,18 +9,20 @@
 
 use crate::checkpoint;
 use crate::config::TrainPlan;
-use crate::data::Dataset;
+use crate::data::{DataError, Dataset};
 use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
+use pdekit_operators::layers::Layer;
 use pdekit_operators::models::{Io, Model};
-use pdekit_operators::tensor::Tensor;
+use pdekit_operators::tensor::{NnError, Tensor};
 use pdekit_operators::train::loss::{relative_h1, relative_l2};
 use pdekit_operators::train::normalizer::UnitGaussian;
-use pdekit_operators::train::trainer::{predict, train, Control, Split, TrainState};
+use pdekit_operators::train::trainer::{gather_rows, predict, train, Control, Split, TrainState};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct TrainOutcome {
     pub epochs: usize,
@@ -68,8 +70,24 @@ fn read_tensor(
     rows: std::ops::Range<usize>,
     dims: usize,
 ) -> Result<Tensor<f32>, PdekitError> {
-    let a = ds.read(name, rows)?;
+    let a = ds.read(name, rows.clone())?;
     let shape = a.shape().to_vec();
+    let per = a.len() / shape[0].max(1);
+    // The models compute in f32.
+    if let Some(at) = a
+        .iter()
+        .position(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
+    {
+        return Err(DataError::Corrupt {
+            path: ds.path().to_path_buf(),
+            message: format!(
+                "field `{name}`, sample {}, holds {}; a model needs finite values within f32 range, so leave that sample out of the rows used or regenerate it",
+                rows.start + at / per.max(1),
+                a.iter().nth(at).copied().unwrap_or(f64::NAN)
+            ),
+        }
+        .into());
+    }
     let data: Vec<f32> = a.iter().map(|&v| v as f32).collect();
     let (n, per_sample) = (shape[0], &shape[1..]);
     let tensor = if per_sample.len() == dims {
@@ -91,6 +109,28 @@ fn read_tensor(
         )));
     };
     tensor.map_err(|e| PdekitError::Usage(e.to_string()))
+}
+
+/// Refuses target samples that are zero everywhere: a relative error divides by their norm.
+/// `rows_start` is the first sample's row in the file, for the message.
+fn nonzero_targets(
+    ds: &Dataset,
+    name: &str,
+    t: &Tensor<f32>,
+    rows_start: usize,
+) -> Result<(), PdekitError> {
+    let per = t.data.len() / t.shape[0].max(1);
+    match t.data.chunks(per.max(1)).position(|s| s.iter().all(|&v| v == 0.0)) {
+        None => Ok(()),
+        Some(b) => Err(DataError::Corrupt {
+            path: ds.path().to_path_buf(),
+            message: format!(
+                "field `{name}`, sample {}, is zero everywhere; the relative errors that train and score a model divide by a target's norm, so leave that sample out of the rows used",
+                rows_start + b
+            ),
+        }
+        .into()),
+    }
 }
 
 /// `[n][c][points]` → `[n][points][c]`.
@@ -142,6 +182,7 @@ pub fn run(
     config: &Path,
     rep: Reporter,
     force: bool,
+    interrupted: &AtomicBool,
 ) -> Result<TrainOutcome, PdekitError> {
     let run = &plan.run;
     let ds = Dataset::open(&run.data)?;
@@ -179,6 +220,8 @@ pub fn run(
     let y = read(&output, 0..n_train)?;
     let tx = read(&input, n_train..n_train + n_test)?;
     let ty = read(&output, n_train..n_train + n_test)?;
+    nonzero_targets(&ds, &output, &y, 0)?;
+    nonzero_targets(&ds, &output, &ty, n_train)?;
     if y.grid() != x.grid() {
         return Err(PdekitError::Usage(format!(
             "{}: `{input}` has grid {:?} but `{output}` has grid {:?}; {} maps fields on one grid",
@@ -194,6 +237,8 @@ pub fn run(
         .model
         .spec(io(x.channels(), y.channels()))
         .map_err(model_error)?;
+    crate::meta::model_fits_in_memory(&spec)
+        .map_err(|e| PdekitError::Usage(format!("{}: {key}: {e}", config.display())))?;
     let mut data_meta = json!({
         "path": run.data, "input": input, "output": output,
         "train_samples": n_train, "test_samples": n_test,
@@ -211,9 +256,18 @@ pub fn run(
             )));
         }
         rep.info(format!(
-            "resuming from {} after epoch {}",
+            "resuming from {} after epoch {}{}",
             ckpt_path.display(),
-            loaded.state.epoch
+            loaded.state.epoch,
+            loaded
+                .state
+                .partial
+                .as_ref()
+                .map_or(String::new(), |p| format!(
+                    " and batch {} of epoch {}",
+                    p.batches,
+                    loaded.state.epoch + 1
+                ))
         ));
         (loaded.model, loaded.x_norm, loaded.y_norm, loaded.state)
     } else {
@@ -225,6 +279,27 @@ pub fn run(
             TrainState::new(params),
         )
     };
+    // One sample through the model first, so an architecture that does not fit the data's grid
+    // (more modes than it holds) fails here, naming its key, rather than inside epoch 0.
+    if let Err(e) = model.forward(&x_norm.encode(&gather_rows(&x, &[0]))) {
+        let key = match &e {
+            NnError::Shape {
+                layer: "spectral conv" | "per-axis spectral conv",
+                ..
+            } => format!("{key}.modes"),
+            _ => key.to_string(),
+        };
+        return Err(PdekitError::Usage(format!(
+            "{}: key `{key}`: {e} (the data's grid is {:?}{})",
+            config.display(),
+            x.grid(),
+            if run.subsample > 1 {
+                format!(", after train.subsample = {}", run.subsample)
+            } else {
+                String::new()
+            }
+        )));
+    }
     let bar = rep.bar(params.epochs as u64, "train", "epochs");
     bar.set_position(state.epoch as u64);
     let mut save_error = None;
@@ -246,6 +321,11 @@ pub fn run(
                     .get()
                     .map_or(String::new(), |t| format!(", last test L2 {t:.3e}"))
             ));
+            if interrupted.load(Ordering::SeqCst) {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
         },
         |record, model, state| {
             last_test.set(Some(record.test_l2));
@@ -263,7 +343,11 @@ pub fn run(
             ) {
                 Ok(path) => {
                     last_good = Some(path);
-                    Control::Continue
+                    if interrupted.load(Ordering::SeqCst) {
+                        Control::Stop
+                    } else {
+                        Control::Continue
+                    }
                 }
                 Err(e) => {
                     save_error = Some(e);
@@ -281,6 +365,27 @@ pub fn run(
         source: Box::new(source),
         checkpoint: last_good,
     })?;
+    if let Some(partial) = &state.partial {
+        let path = checkpoint::save(
+            &ckpt_path,
+            &mut model,
+            (&x_norm, &y_norm),
+            &state,
+            data_meta,
+        )?;
+        return Err(PdekitError::TrainingInterrupted {
+            epoch: state.epoch,
+            batch: Some(partial.batches),
+            checkpoint: path,
+        });
+    }
+    if state.epoch < params.epochs && interrupted.load(Ordering::SeqCst) {
+        return Err(PdekitError::TrainingInterrupted {
+            epoch: state.epoch,
+            batch: None,
+            checkpoint: ckpt_path,
+        });
+    }
     let last = state.history.last().cloned();
     let mut doc = json!({
         "config": config,
@@ -339,7 +444,7 @@ pub fn run(
     if dims == 2 && run.panels > 0 {
         let k = run.panels.min(n_test);
         let idx: Vec<usize> = (0..k).collect();
-        let xs = pdekit_operators::train::trainer::gather_rows(&tx, &idx);
+        let xs = gather_rows(&tx, &idx);
         let pred =
             predict(&mut model, (&x_norm, &y_norm), &xs, params.batch_size).map_err(|source| {
                 PdekitError::Model {
@@ -480,6 +585,31 @@ pub fn evaluate(
     let rows = start..start + n;
     let x = read_tensor(&ds, &input, rows.clone(), dims)?.subsample(subsample);
     let y = read_tensor(&ds, &output, rows, dims)?.subsample(subsample);
+    nonzero_targets(&ds, &output, &y, start)?;
+    let spec = loaded.model.spec();
+    let fits = |field: &str, channels: usize, wanted: usize| {
+        if channels == wanted {
+            return Ok(());
+        }
+        Err(DataError::Shape {
+            what: format!("{}: field `{field}`", data.display()),
+            expected: format!(
+                "{wanted} channels, as the model of {} was trained on",
+                checkpoint_path.display()
+            ),
+            got: format!("{channels}"),
+        })
+    };
+    fits(&input, x.channels(), spec.in_channels())?;
+    fits(&output, y.channels(), spec.out_channels())?;
+    if x.grid() != y.grid() {
+        return Err(DataError::Shape {
+            what: format!("{}: fields `{input}` and `{output}`", data.display()),
+            expected: "the same grid for input and output".into(),
+            got: format!("{:?} and {:?}", x.grid(), y.grid()),
+        }
+        .into());
+    }
     let usage = |source| PdekitError::Model {
         what: format!("{} on {}", checkpoint_path.display(), data.display()),
         source,

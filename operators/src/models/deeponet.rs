@@ -61,6 +61,25 @@ impl Spec for DeepOnetSpec {
         (self.in_channels, self.out_channels)
     }
 
+    fn weight_values(&self) -> u128 {
+        let s = &self.section;
+        let sensors = super::product(s.sensors.iter().copied());
+        let widths = |first: u128, hidden: &[usize], last: usize| {
+            let mut all = vec![first];
+            all.extend(hidden.iter().map(|&w| w as u128));
+            all.push(last as u128);
+            all.windows(2).fold(0u128, |sum, w| {
+                sum.saturating_add(w[0].saturating_mul(w[1]))
+            })
+        };
+        widths(
+            sensors.saturating_mul(self.in_channels as u128),
+            &s.branch,
+            s.basis.saturating_mul(self.out_channels),
+        )
+        .saturating_add(widths(s.sensors.len() as u128, &s.trunk, s.basis))
+    }
+
     fn validate(&self) -> Result<(), InvalidParam> {
         let s = &self.section;
         per_axis("sensors", &s.sensors)?;

@@ -49,6 +49,17 @@ impl Spec for FfnoSpec {
         (self.in_channels, self.out_channels)
     }
 
+    fn weight_values(&self) -> u128 {
+        // Each block: a complex width × width weight per mode of each axis, and its feed-forward.
+        let per_block = self.modes.iter().fold(0u128, |sum, &m| {
+            sum.saturating_add(super::product([m, self.width, self.width, 2]))
+        });
+        let ff = super::product([2, self.ff_expansion, self.width, self.width]);
+        per_block
+            .saturating_add(ff)
+            .saturating_mul(self.layers as u128)
+    }
+
     fn validate(&self) -> Result<(), InvalidParam> {
         require(self.width >= 1, "width", "an integer ≥ 1", self.width)?;
         require(self.layers >= 1, "layers", "an integer ≥ 1", self.layers)?;

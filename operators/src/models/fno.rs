@@ -150,6 +150,16 @@ impl Spec for FnoSpec {
         (self.in_channels, self.out_channels)
     }
 
+    fn weight_values(&self) -> u128 {
+        // Each block's spectral weight is held dense (a factorised one is reconstructed), complex.
+        let spectral = super::product(
+            crate::layers::spectral::kept_shape(&self.modes)
+                .into_iter()
+                .chain([self.width, self.width, 2]),
+        );
+        spectral.saturating_mul(self.layers as u128)
+    }
+
     fn validate(&self) -> Result<(), InvalidParam> {
         require(self.width >= 1, "width", "an integer ≥ 1", self.width)?;
         require(self.layers >= 1, "layers", "an integer ≥ 1", self.layers)?;

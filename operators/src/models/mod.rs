@@ -30,6 +30,16 @@ pub trait Spec: Clone + PartialEq + std::fmt::Debug {
     fn channels(&self) -> (usize, usize);
     /// Every field in range; `field` is its key in the model's config table.
     fn validate(&self) -> Result<(), InvalidParam>;
+    /// Values in the largest arrays that building the model allocates (a lower bound, saturating),
+    /// so a caller can refuse a spec this machine cannot hold before allocating anything.
+    fn weight_values(&self) -> u128;
+}
+
+/// `Π factors`, saturating.
+pub(crate) fn product(factors: impl IntoIterator<Item = usize>) -> u128 {
+    factors
+        .into_iter()
+        .fold(1u128, |p, f| p.saturating_mul(f as u128))
 }
 
 /// A model's config table: its architecture, without what comes from the data and the run.
@@ -91,6 +101,13 @@ macro_rules! models {
             pub fn out_channels(&self) -> usize {
                 match self {
                     $(Self::$variant(s) => s.channels().1,)*
+                }
+            }
+
+            /// See [`Spec::weight_values`].
+            pub fn weight_values(&self) -> u128 {
+                match self {
+                    $(Self::$variant(s) => s.weight_values(),)*
                 }
             }
 
@@ -192,5 +209,75 @@ impl<T: Real> Layer<T> for Model<T> {
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         self.inner().parameters()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::factorized::{Factorization, Rank};
+    use crate::models::deeponet::{DeepOnetSection, DeepOnetSpec};
+    use crate::models::ffno::FfnoSpec;
+    use crate::models::fno::{FnoSpec, GridFrame};
+
+    fn fno(modes: Vec<usize>, factorization: Factorization) -> FnoSpec {
+        FnoSpec {
+            in_channels: 2,
+            out_channels: 1,
+            width: 6,
+            modes,
+            layers: 3,
+            frame: GridFrame::default(),
+            factorization,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn weight_values_bound_what_a_model_holds_and_saturate_on_crafted_specs() {
+        let ffno = FfnoSpec {
+            in_channels: 1,
+            out_channels: 2,
+            width: 5,
+            modes: vec![4, 3],
+            layers: 2,
+            ff_expansion: 2,
+            share_weights: false,
+            frame: GridFrame::default(),
+            seed: 2,
+        };
+        let deeponet = DeepOnetSpec {
+            in_channels: 1,
+            out_channels: 1,
+            section: DeepOnetSection {
+                sensors: vec![6, 5],
+                branch: vec![8, 7],
+                trunk: vec![9],
+                basis: 4,
+            },
+            seed: 3,
+        };
+        // The bound covers most of the parameters: the rest are biases and small linear maps.
+        for spec in [
+            ModelSpec::Fno(fno(vec![4, 3], Factorization::Dense)),
+            ModelSpec::Fno(fno(vec![5], Factorization::Dense)),
+            ModelSpec::Ffno(ffno),
+            ModelSpec::DeepOnet(deeponet),
+        ] {
+            let bound = spec.weight_values();
+            let held = Model::<f32>::new(spec.clone()).unwrap().parameter_count() as u128;
+            assert!(
+                bound <= held && held < 2 * bound,
+                "{spec:?}: {bound} vs {held}"
+            );
+        }
+        // A factorised FNO holds its reconstructed dense weight too.
+        let tucker = fno(vec![4, 3], Factorization::Tucker(Rank::Fraction(0.2)));
+        assert_eq!(
+            tucker.weight_values(),
+            fno(vec![4, 3], Factorization::Dense).weight_values()
+        );
+        let crafted = ModelSpec::Fno(fno(vec![usize::MAX; 4], Factorization::Dense));
+        assert_eq!(crafted.weight_values(), u128::MAX);
     }
 }

@@ -251,6 +251,19 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
+/// How far an interrupted epoch got: enough to go on with its remaining batches exactly as an
+/// uninterrupted run would.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct PartialEpoch {
+    /// Batches of the epoch's (seeded) order already taken.
+    pub batches: usize,
+    /// Their summed loss, for the epoch's mean.
+    pub loss_sum: f64,
+    /// Wall time spent on them.
+    pub seconds: f64,
+}
+
 /// Everything besides the weights that a resumed run needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainState<T> {
@@ -261,6 +274,8 @@ pub struct TrainState<T> {
     pub history: Vec<EpochRecord>,
     pub best_test: f64,
     pub since_best: usize,
+    /// Set when training stopped inside epoch `epoch` (see [`train`]'s `on_batch`).
+    pub partial: Option<PartialEpoch>,
 }
 
 impl<T: Real> TrainState<T> {
@@ -272,6 +287,7 @@ impl<T: Real> TrainState<T> {
             history: Vec::new(),
             best_test: f64::INFINITY,
             since_best: 0,
+            partial: None,
         }
     }
 }
@@ -368,14 +384,16 @@ fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 /// Trains `model` from `state` (fresh or resumed) until `params.epochs` epochs are done, early
 /// stopping triggers, or `observer` returns [`Control::Stop`]. The observer sees each epoch's
 /// record, the model and the state (to write checkpoints); `on_batch` sees each batch's index in
-/// its epoch and the epoch's running mean loss (for progress bars).
+/// its epoch and the epoch's running mean loss (for progress bars). When `on_batch` returns
+/// [`Control::Stop`], training returns after that batch with [`TrainState::partial`] set; the
+/// state and weights then resume the epoch exactly where it stopped.
 pub fn train<T: Real, M: Layer<T>>(
     model: &mut M,
     norms: (&UnitGaussian, &UnitGaussian),
     (train_split, test_split): (&Split<'_, T>, &Split<'_, T>),
     params: &TrainParams,
     mut state: TrainState<T>,
-    on_batch: &mut dyn FnMut(usize, f64),
+    on_batch: &mut dyn FnMut(usize, f64) -> Control,
     mut observer: impl FnMut(&EpochRecord, &mut M, &TrainState<T>) -> Control,
 ) -> Result<TrainState<T>, TrainError> {
     params.validate()?;
@@ -388,9 +406,11 @@ pub fn train<T: Real, M: Layer<T>>(
         let started = Instant::now();
         let epoch = state.epoch;
         let order = shuffled(n, params.seed, epoch);
-        let mut loss_sum = 0.0;
+        let resumed = state.partial.take();
+        let (skip, mut loss_sum, earlier) =
+            resumed.map_or((0, 0.0, 0.0), |p| (p.batches, p.loss_sum, p.seconds));
         let batches: Vec<&[usize]> = order.chunks(params.batch_size).collect();
-        for (bi, idx) in batches.iter().enumerate() {
+        for (bi, idx) in batches.iter().enumerate().skip(skip) {
             let x = x_norm.encode(&gather_rows(train_split.x, idx));
             let y = gather_rows(train_split.y, idx);
             model.zero_grad();
@@ -407,11 +427,19 @@ pub fn train<T: Real, M: Layer<T>>(
                 });
             }
             loss_sum += loss;
-            on_batch(bi, loss_sum / (bi + 1) as f64);
             model.backward(&y_norm.decode_backward(&grad))?;
             state
                 .adam
                 .update(&mut model.parameters(), state.learning_rate)?;
+            let wants = on_batch(bi, loss_sum / (bi + 1) as f64);
+            if wants == Control::Stop && bi + 1 < batches.len() {
+                state.partial = Some(PartialEpoch {
+                    batches: bi + 1,
+                    loss_sum,
+                    seconds: earlier + started.elapsed().as_secs_f64(),
+                });
+                return Ok(state);
+            }
         }
         let (test_l2, test_h1) = evaluate(model, norms, test_split, params.batch_size)?;
         let record = EpochRecord {
@@ -420,7 +448,7 @@ pub fn train<T: Real, M: Layer<T>>(
             train_loss: loss_sum / batches.len() as f64,
             test_l2,
             test_h1,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: earlier + started.elapsed().as_secs_f64(),
         };
         let test = match params.loss {
             LossKind::L2 => test_l2,
@@ -518,65 +546,82 @@ mod tests {
             (&tr, &te),
             &params,
             TrainState::new(&params),
-            &mut |_, _| {},
+            &mut |_, _| Control::Continue,
             |_, _, _| Control::Continue,
         )
         .unwrap();
-        // Stop after 3 epochs, keep the weights and state, then go on.
-        let mut first = model();
-        let half = train(
-            &mut first,
-            (&xn, &yn),
-            (&tr, &te),
-            &params,
-            TrainState::new(&params),
-            &mut |_, _| {},
-            |r, _, _| {
-                if r.epoch == 2 {
-                    Control::Stop
-                } else {
-                    Control::Continue
-                }
-            },
-        )
-        .unwrap();
-        assert_eq!(half.epoch, 3);
-        let weights: Vec<Vec<f64>> = first
-            .parameters()
-            .iter()
-            .map(|p| p.value.to_vec())
-            .collect();
-        let mut second = model();
-        for (p, w) in second.parameters().into_iter().zip(&weights) {
-            p.value.copy_from_slice(w);
+        // Stop after 3 epochs (by the observer), or inside epoch 3 after its second of three
+        // batches (by `on_batch`, the 11th call); keep the weights and state, then go on.
+        for stop_inside_an_epoch in [false, true] {
+            let mut first = model();
+            let mut calls = 0;
+            let half = train(
+                &mut first,
+                (&xn, &yn),
+                (&tr, &te),
+                &params,
+                TrainState::new(&params),
+                &mut |_, _| {
+                    calls += 1;
+                    if stop_inside_an_epoch && calls == 11 {
+                        Control::Stop
+                    } else {
+                        Control::Continue
+                    }
+                },
+                |r, _, _| {
+                    if !stop_inside_an_epoch && r.epoch == 2 {
+                        Control::Stop
+                    } else {
+                        Control::Continue
+                    }
+                },
+            )
+            .unwrap();
+            assert_eq!(half.epoch, 3);
+            assert_eq!(
+                half.partial.as_ref().map(|p| p.batches),
+                stop_inside_an_epoch.then_some(2)
+            );
+            let weights: Vec<Vec<f64>> = first
+                .parameters()
+                .iter()
+                .map(|p| p.value.to_vec())
+                .collect();
+            let mut second = model();
+            for (p, w) in second.parameters().into_iter().zip(&weights) {
+                p.value.copy_from_slice(w);
+            }
+            let resumed = train(
+                &mut second,
+                (&xn, &yn),
+                (&tr, &te),
+                &params,
+                half,
+                &mut |_, _| Control::Continue,
+                |_, _, _| Control::Continue,
+            )
+            .unwrap();
+            assert_eq!(figures(&resumed.history), figures(&full.history));
+            assert_eq!(resumed.adam, full.adam);
+            assert_eq!(resumed.partial, None);
         }
-        let resumed = train(
-            &mut second,
-            (&xn, &yn),
-            (&tr, &te),
-            &params,
-            half,
-            &mut |_, _| {},
-            |_, _, _| Control::Continue,
-        )
-        .unwrap();
-        // Bit-identical figures (wall times aside).
-        let figures = |h: &[EpochRecord]| -> Vec<[f64; 5]> {
-            h.iter()
-                .map(|r| {
-                    [
-                        r.epoch as f64,
-                        r.learning_rate,
-                        r.train_loss,
-                        r.test_l2,
-                        r.test_h1,
-                    ]
-                })
-                .collect()
-        };
-        assert_eq!(figures(&resumed.history), figures(&full.history));
-        assert_eq!(resumed.adam, full.adam);
         assert!(full.history.last().unwrap().test_l2 < full.history[0].test_l2);
+    }
+
+    /// An epoch history's figures, wall times aside.
+    fn figures(h: &[EpochRecord]) -> Vec<[f64; 5]> {
+        h.iter()
+            .map(|r| {
+                [
+                    r.epoch as f64,
+                    r.learning_rate,
+                    r.train_loss,
+                    r.test_l2,
+                    r.test_h1,
+                ]
+            })
+            .collect()
     }
 
     #[test]
@@ -596,7 +641,7 @@ mod tests {
             (&Split { x: &x, y: &y }, &Split { x: &x, y: &y }),
             &params,
             TrainState::new(&params),
-            &mut |_, _| {},
+            &mut |_, _| Control::Continue,
             |_, _, _| Control::Continue,
         )
         .unwrap_err();
@@ -618,7 +663,7 @@ mod tests {
             ),
             &params,
             TrainState::new(&params),
-            &mut |_, _| {},
+            &mut |_, _| Control::Continue,
             |_, _, _| Control::Continue,
         )
         .unwrap_err();

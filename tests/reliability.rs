@@ -1,0 +1,135 @@
+//! Hostile input and interruptions: no panic or abort, clear errors, exact resumes.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A Darcy training config on `data` (14 samples at 16×16) writing to `out`.
+fn train_config(data: &str, epochs: usize, out: &str) -> String {
+    format!(
+        "[train]\ndata = \"{data}\"\ntrain_samples = 10\ntest_samples = 4\nepochs = {epochs}\nbatch_size = 2\noutput_dir = \"{out}\"\n[train.fno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\n"
+    )
+}
+
+fn generate(d: &Path, name: &str, text: &str) {
+    let cfg = common::write(d, &format!("{name}.toml"), text);
+    let (code, out, err) = common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The weights and the epoch history of a training run (wall times aside).
+fn outcome(dir: &Path) -> (Vec<u8>, serde_json::Value) {
+    let ckpt = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(ckpt[..8].try_into().unwrap()) as usize;
+    let mut history = common::read_json(&dir.join("training_report.json"))["history"].clone();
+    for r in history.as_array_mut().unwrap() {
+        r["seconds"] = serde_json::Value::Null;
+    }
+    (ckpt[8 + n..].to_vec(), history)
+}
+
+#[test]
+fn one_ctrl_c_stops_training_with_a_checkpoint_and_exit_130_and_the_rerun_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "g", &common::darcy_config("d.h5", 14, 16, ""));
+    let long = common::write(d, "long.toml", &train_config("d.h5", 100_000, "cut"));
+    let child = common::pdekit()
+        .args(["train", long.to_str().unwrap(), "--quiet"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first checkpoint is written, i.e. well inside the run.
+    let started = Instant::now();
+    while !d.join("cut/checkpoint.safetensors").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("training interrupted"), "{err}");
+    assert!(err.contains("Rerun the same command to resume"), "{err}");
+    // Finish two epochs past the interruption, and compare with an uninterrupted run.
+    let stopped = pdekit::checkpoint::load(&d.join("cut/checkpoint.safetensors"))
+        .unwrap()
+        .state;
+    let epochs = stopped.epoch + 2;
+    let rest = common::write(d, "long.toml", &train_config("d.h5", epochs, "cut"));
+    let (code, out, err) = common::run(&["train", rest.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("resuming from"), "{out}");
+    let whole = common::write(d, "whole.toml", &train_config("d.h5", epochs, "whole"));
+    assert_eq!(
+        common::run(&["train", whole.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    assert!(
+        outcome(&d.join("cut")) == outcome(&d.join("whole")),
+        "interrupted at {:?} (epoch {}): the resumed run must equal the uninterrupted one",
+        stopped.partial,
+        stopped.epoch
+    );
+    // Rerunning the finished config rewrites its report with the same numbers.
+    let before = common::read_json(&d.join("cut/training_report.json"));
+    assert_eq!(
+        common::run(&["train", rest.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    let after = common::read_json(&d.join("cut/training_report.json"));
+    assert_eq!(before["history"], after["history"]);
+    assert_eq!(before["final"], after["final"]);
+}
+
+#[test]
+fn evaluate_refuses_data_whose_channels_or_grids_differ_from_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ns = |snapshots: usize| {
+        format!("[generate]\nproblem = \"navier_stokes\"\noutput = \"ns{snapshots}.h5\"\nsamples = 6\nseed = 0\n[generate.navier_stokes]\nresolution = 16\nfinal_time = 0.2\nsnapshots = {snapshots}\ndt = 1e-2\n")
+    };
+    generate(d, "ns4", &ns(4));
+    generate(d, "ns2", &ns(2));
+    let cfg = common::write(
+        d,
+        "t.toml",
+        "[train]\ndata = \"ns4.h5\"\ntrain_samples = 4\ntest_samples = 2\nepochs = 1\nbatch_size = 2\noutput_dir = \"m\"\n[train.fno]\nwidth = 4\nmodes = [3, 3]\nlayers = 1\n",
+    );
+    assert_eq!(
+        common::run(&["train", cfg.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    let ckpt = d.join("m/checkpoint.safetensors");
+    common::assert_fails(
+        &[
+            "evaluate",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            d.join("ns2.h5").to_str().unwrap(),
+        ],
+        1,
+        "field `outputs/vorticity`: expected 4 channels, as the model of",
+    );
+}
+
+#[test]
+fn modes_that_do_not_fit_the_grid_name_their_key_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "g", &common::darcy_config("d.h5", 14, 16, ""));
+    let text = train_config("d.h5", 2, "o").replace("modes = [4, 4]", "modes = [9, 4]");
+    let cfg = common::write(d, "t.toml", &text);
+    let (code, _, err) = common::run(&["train", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("key `train.fno.modes`"), "{err}");
+    assert!(err.contains("the data's grid is [16, 16]"), "{err}");
+    assert!(!err.contains("checkpoint"), "{err}");
+    assert!(!d.join("o/checkpoint.safetensors").exists());
+}
