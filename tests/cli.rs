@@ -113,6 +113,7 @@ fn shipped_configs_run_at_small_size() {
         match key {
             "samples" if !l.contains("output") => "samples = 6".to_string(),
             "train_samples" => "train_samples = 4".to_string(),
+            "batch_size" => "batch_size = 2".to_string(),
             "test_samples" => "test_samples = 2".to_string(),
             "epochs" => "epochs = 1".to_string(),
             "modes" => "modes = [4, 4]".to_string(),

@@ -106,7 +106,12 @@ fn dataset_write_read_round_trip_preserves_values_and_types() {
 fn dataset_partial_reads_match_slices_of_full_read() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("p.h5");
-    let h = header(vec![spec("outputs/u", Dtype::F64, vec![4, 4])]);
+    let mut h = header(vec![spec("outputs/u", Dtype::F64, vec![4, 4])]);
+    let quarters = vec![0.0, 0.25, 0.5, 0.75];
+    h.arrays = vec![
+        ("grid/x".into(), quarters.clone()),
+        ("grid/y".into(), quarters),
+    ];
     let mut w = DatasetWriter::create(&target, &h).unwrap();
     for i in 0..25 {
         let v: Vec<f64> = (0..16).map(|k| (i * 16 + k) as f64).collect();

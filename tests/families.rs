@@ -259,7 +259,7 @@ fn incomplete_shard_sets_and_bad_shard_flags_are_clear_errors() {
     let (code, _, err) = run(&["inspect", dir.path().join("d.h5").to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("1 of 2 shards are missing: d.shard-0-of-2.h5"),
+        err.contains("1 of 2 shards are missing (d.shard-I-of-2.h5 for I = 0)"),
         "{err}"
     );
     let (code, _, err) = run(&["merge", dir.path().join("d.h5").to_str().unwrap()]);

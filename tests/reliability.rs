@@ -133,3 +133,102 @@ fn modes_that_do_not_fit_the_grid_name_their_key_before_training() {
     assert!(!err.contains("checkpoint"), "{err}");
     assert!(!d.join("o/checkpoint.safetensors").exists());
 }
+
+#[test]
+fn a_second_writer_of_a_dataset_or_checkpoint_stops_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = common::write(d, "g.toml", &common::darcy_config("d.h5", 14, 16, ""));
+    let me = std::process::id().to_string();
+    {
+        // This test process plays the first writer.
+        let _held = pdekit::files::WriteLock::acquire(&d.join("d.h5")).unwrap();
+        let (code, _, err) = common::run(&["generate", cfg.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&format!("another process (PID {me}) is writing it")),
+            "{err}"
+        );
+        assert!(!d.join("d.h5").exists() && !d.join("d.partial.h5").exists());
+    }
+    // Released (as it is when its holder exits, however it exits): the run goes ahead.
+    assert_eq!(
+        common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    assert!(!d.join("d.h5.lock").exists());
+    let t = common::write(d, "t.toml", &train_config("d.h5", 1, "o"));
+    let _held = pdekit::files::WriteLock::acquire(&d.join("o/checkpoint.safetensors")).unwrap();
+    let (code, _, err) = common::run(&["train", t.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("checkpoint.safetensors: another process"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_resume_knows_the_same_file_by_any_path_and_notices_changed_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "g", &common::darcy_config("d.h5", 14, 16, ""));
+    let cfg = common::write(d, "t.toml", &train_config("d.h5", 1, "o"));
+    assert_eq!(
+        common::run(&["train", cfg.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    // The same file, spelled through a folder and back, resumes.
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let again = common::write(d, "t.toml", &train_config("sub/../d.h5", 2, "o"));
+    let (code, out, err) = common::run(&["train", again.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("resuming from"), "{out}");
+    // Other values under the same name do not.
+    generate(
+        d,
+        "g",
+        &common::darcy_config("d.h5", 14, 16, "").replace("seed = 3", "seed = 4"),
+    );
+    let more = common::write(d, "t.toml", &train_config("d.h5", 3, "o"));
+    common::assert_fails(
+        &["train", more.to_str().unwrap()],
+        2,
+        "was trained on other data (the data's values changed since)",
+    );
+}
+
+#[test]
+fn small_mistakes_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A GP solution that is not finite on the domain is the config's mistake.
+    let gp = common::write(
+        d,
+        "gp.toml",
+        "[gp]\npde = \"poisson\"\nsolution = \"1/x\"\ndomain = [-1.0, 1.0]\npoints = 21\nsteps = 10\noutput_dir = \"gp\"\n",
+    );
+    common::assert_fails(
+        &["run", gp.to_str().unwrap()],
+        2,
+        "gp.solution = \"1/x\": its value is inf at x = 0",
+    );
+    // More shards than samples would leave shards empty.
+    let g = common::write(d, "g.toml", &common::darcy_config("d.h5", 6, 8, ""));
+    common::assert_fails(
+        &["generate", g.to_str().unwrap(), "--shard", "0/1000"],
+        2,
+        "holds 6 samples, too few for 1000 non-empty shards",
+    );
+    assert!(!d.join("d.shard-0-of-1000.h5").exists());
+    // An output folder that is a file.
+    std::fs::write(d.join("taken"), "").unwrap();
+    generate(d, "g", &common::darcy_config("d.h5", 14, 16, ""));
+    let t = common::write(d, "t.toml", &train_config("d.h5", 1, "taken/run"));
+    common::assert_fails(
+        &["train", t.to_str().unwrap()],
+        1,
+        "cannot create this folder: ",
+    );
+    let (_, _, err) = common::run(&["train", t.to_str().unwrap()]);
+    assert!(err.contains("taken is a file"), "{err}");
+}

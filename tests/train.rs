@@ -503,7 +503,7 @@ fn trains_on_neuraloperator_and_pdebench_files() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for (file, train, test) in [("neuraloperator_f32.h5", 2, 1), ("pdebench_darcy.h5", 1, 1)] {
         let text = format!(
-            "[train]\ndata = \"{}\"\ntrain_samples = {train}\ntest_samples = {test}\nepochs = 2\nbatch_size = 2\noutput_dir = \"out-{file}\"\n[train.fno]\nwidth = 4\nmodes = [2, 2]\nlayers = 1\n",
+            "[train]\ndata = \"{}\"\ntrain_samples = {train}\ntest_samples = {test}\nepochs = 2\nbatch_size = {train}\noutput_dir = \"out-{file}\"\n[train.fno]\nwidth = 4\nmodes = [2, 2]\nlayers = 1\n",
             fixtures.join(file).display()
         );
         let cfg = common::write(dir.path(), &format!("{file}.toml"), &text);

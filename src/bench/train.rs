@@ -190,10 +190,7 @@ fn run_peer(
     reporter: &Reporter,
 ) -> Result<serde_json::Value, PdekitError> {
     let dir = PathBuf::from(RESULTS_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| crate::data::DataError::Io {
-        path: dir.clone(),
-        message: e.to_string(),
-    })?;
+    crate::files::create_dir(&dir)?;
     let out = dir.join(format!("train-peer-{}.json", stamp()));
     let list = |v: &[usize]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
     let mut args: Vec<String> = vec!["--out".into(), out.display().to_string()];

@@ -76,6 +76,15 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
             return Err(src.err(&format!("train.{key}"), "expected an integer ≥ 1, got 0"));
         }
     }
+    if params.batch_size > run.train_samples {
+        return Err(src.err(
+            "train.batch_size",
+            format!(
+                "expected at most train.train_samples = {} (a batch is drawn from the training samples), got {}",
+                run.train_samples, params.batch_size
+            ),
+        ));
+    }
     if run.panels > 16 {
         return Err(src.err(
             "train.panels",
@@ -152,7 +161,7 @@ mod tests {
     use std::path::Path;
 
     const TRAIN: &str =
-        "[train]\ndata = \"d.h5\"\ntrain_samples = 8\ntest_samples = 2\noutput_dir = \"out\"\n";
+        "[train]\ndata = \"d.h5\"\ntrain_samples = 40\ntest_samples = 2\noutput_dir = \"out\"\n";
 
     fn train(extra: &str, model: &str) -> super::TrainPlan {
         read(&format!("{TRAIN}{extra}\n{model}")).train.unwrap()
@@ -209,6 +218,11 @@ mod tests {
                 "key `train.min_learning_rate`",
             ),
             ("optimizer = \"sgd\"", FNO, "key `train.optimizer`"),
+            (
+                "batch_size = 41",
+                FNO,
+                "key `train.batch_size`: expected at most train.train_samples = 40",
+            ),
             ("", "", "key `train`: expected exactly one model table"),
             (
                 "",

@@ -125,7 +125,7 @@ impl DatasetWriter {
             leaves.push((path, leaf));
         }
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+            crate::files::create_dir(dir)?;
         }
         let err = |e: rust_hdf5::Hdf5Error| io_err(file, e);
         let mut w = SwmrFileWriter::create(file).map_err(err)?;

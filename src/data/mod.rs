@@ -49,6 +49,12 @@ pub enum DataError {
         stored: String,
         wanted: String,
     },
+    #[error("{}: another process (PID {}) is writing it and holds {}; wait for it to finish or stop it", path.display(), if holder.is_empty() { "unknown" } else { holder.as_str() }, lock.display())]
+    Locked {
+        path: PathBuf,
+        lock: PathBuf,
+        holder: String,
+    },
     #[error("{}: not a pdekit dataset, a neuraloperator file (datasets `x` and `y`) or a PDEBench Darcy file (`nu` and `tensor`); it holds: {found}", path.display())]
     UnknownLayout { path: PathBuf, found: String },
     #[error("{}: no array `{name}`; it has: {available}", path.display())]
@@ -162,17 +168,32 @@ pub fn find_shards(target: &Path) -> Result<Option<Vec<PathBuf>>, DataError> {
         return Err(DataError::Corrupt {
             path: target.to_path_buf(),
             message: format!(
-                "{} of {count} shards are missing: {}",
+                "{} of {count} shards are missing ({stem}.shard-I-of-{count}.h5 for I = {})",
                 missing.len(),
-                missing
-                    .iter()
-                    .map(|i| format!("{stem}.shard-{i}-of-{count}.h5"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                index_ranges(&missing)
             ),
         });
     }
     Ok(Some(found.into_iter().map(|f| f.2).collect()))
+}
+
+/// Sorted indices as `0, 3-7, 9`.
+fn index_ranges(sorted: &[u64]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j == i {
+            sorted[i].to_string()
+        } else {
+            format!("{}-{}", sorted[i], sorted[j])
+        });
+        i = j + 1;
+    }
+    parts.join(", ")
 }
 
 impl Dataset {
@@ -311,6 +332,40 @@ impl Dataset {
                 ),
             });
         }
+        if layout == Layout::Pdekit {
+            // Files written before the attribute existed have none: version 1.
+            if let Some(v) = reader
+                .attr("format_version")
+                .filter(|v| v != FORMAT_VERSION)
+            {
+                return Err(DataError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "format_version is \"{v}\"; this pdekit reads version {FORMAT_VERSION}"
+                    ),
+                });
+            }
+        }
+        // Coordinate arrays must be 1-D and as long as some axis of the samples.
+        let axes: Vec<usize> = fields
+            .iter()
+            .flat_map(|f| f.shape.iter().skip(1).copied())
+            .collect();
+        let coords = names.iter().filter(|n| {
+            n.starts_with("grid/") || grid.as_ref().is_some_and(|(x, y)| *n == x || *n == y)
+        });
+        for name in coords {
+            let shape = reader.info(name)?.shape;
+            if shape.len() != 1 || !axes.contains(&shape[0]) {
+                return Err(DataError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "coordinate array `{name}` has shape {shape:?}; expected one axis as long as an axis of the samples ({:?})",
+                        fields.iter().map(|f| (&f.name, f.shape.get(1..).unwrap_or(&[]))).collect::<Vec<_>>()
+                    ),
+                });
+            }
+        }
         Ok(Self {
             reader,
             more: Vec::new(),
@@ -448,5 +503,18 @@ impl Dataset {
     /// The whole of field `name`.
     pub fn read_all(&self, name: &str) -> Result<ArrayD<f64>, DataError> {
         self.read(name, 0..self.len)
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    #[test]
+    fn missing_indices_read_as_ranges() {
+        assert_eq!(
+            super::index_ranges(&[0, 3, 4, 5, 7, 9, 10]),
+            "0, 3-5, 7, 9-10"
+        );
+        assert_eq!(super::index_ranges(&(1..1000).collect::<Vec<_>>()), "1-999");
+        assert_eq!(super::index_ranges(&[]), "");
     }
 }

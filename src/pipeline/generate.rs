@@ -333,6 +333,15 @@ pub fn run(
     let started = Instant::now();
     let shard = opts.shard;
     let samples = g.dataset.samples;
+    if let Some(s) = shard.filter(|s| s.count > samples) {
+        return Err(PdekitError::Usage(format!(
+            "--shard {}/{}: {} holds {samples} samples, too few for {} non-empty shards; use at most {samples} shards",
+            s.index,
+            s.count,
+            plan.source_path.display(),
+            s.count
+        )));
+    }
     let range = shard.map_or(0..samples, |s| s.range(samples));
     let target = range.end - range.start;
     let output = shard.map_or_else(|| g.dataset.output.clone(), |s| s.path(&g.dataset.output));
@@ -340,6 +349,7 @@ pub fn run(
     let family = family(g)?;
     let layout = family.layout();
     let header = header(plan, g, &layout, shard);
+    let _lock = crate::files::WriteLock::acquire(&output)?;
 
     if opts.force {
         let partial = partial_path(&output);

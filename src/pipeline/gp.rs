@@ -161,9 +161,31 @@ impl Setup {
                 + operator.y * j.d[1]
                 + c * j.value * (j.value * j.value - 1.0)
         });
+        let exact_test = tabulate(&expr, &test_axes, |j| j.value);
+        let exact_grid = tabulate(&expr, &grid_axes, |j| j.value);
+        // The GP fits these values: a solution that is not finite (and twice differentiable) on
+        // the grid is the config's mistake, not the optimiser's.
+        for (what, values, axis) in [
+            ("value", &exact_grid, &grid),
+            ("second derivatives (the PDE's source)", &source, &grid),
+            ("value", &exact_test, &test),
+        ] {
+            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+                let n = axis.len();
+                let at = if plan.dim == 1 {
+                    format!("x = {}", axis[k])
+                } else {
+                    format!("(x, y) = ({}, {})", axis[k / n], axis[k % n])
+                };
+                return Err(PdekitError::Usage(format!(
+                    "gp.solution = \"{}\": its {what} is {} at {at}; expected an expression finite on the whole domain {:?}",
+                    plan.solution, values[k], plan.domain
+                )));
+            }
+        }
         Ok(Self {
-            exact_test: tabulate(&expr, &test_axes, |j| j.value),
-            exact_grid: tabulate(&expr, &grid_axes, |j| j.value),
+            exact_test,
+            exact_grid,
             source,
             params,
             grid,

@@ -133,6 +133,51 @@ fn nonzero_targets(
     }
 }
 
+/// SHA-256 of the values a run trains and tests on, so a resume notices changed data.
+fn digest(tensors: &[&Tensor<f32>]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for t in tensors {
+        for v in &t.data {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why the data a checkpoint was trained on (`stored`) is not the data of this run (`now`), or
+/// `None` when it is. Paths are compared as files (`a/../d.h5` is `d.h5`); the content digest only
+/// when the checkpoint has one (it was added later).
+fn same_data(stored: &serde_json::Value, now: &serde_json::Value) -> Option<String> {
+    let (Some(a), Some(b)) = (stored.as_object(), now.as_object()) else {
+        return Some("no data record in the checkpoint".into());
+    };
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        let (x, y) = (a.get(key), b.get(key));
+        let same = match key.as_str() {
+            "sha256" => x.is_none() || x == y,
+            "path" => {
+                let file = |v: Option<&serde_json::Value>| {
+                    v.and_then(|v| v.as_str())
+                        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p)))
+                };
+                file(x) == file(y)
+            }
+            _ => x == y,
+        };
+        if !same {
+            let show = |v: Option<&serde_json::Value>| v.map_or("none".into(), |v| v.to_string());
+            return Some(if key == "sha256" {
+                "the data's values changed since".into()
+            } else {
+                format!("{key} was {}, now {}", show(x), show(y))
+            });
+        }
+    }
+    None
+}
+
 /// `[n][c][points]` → `[n][points][c]`.
 fn channels_last(data: &[f32], n: usize, c: usize) -> Vec<f32> {
     let points = data.len() / (n * c).max(1);
@@ -233,6 +278,7 @@ pub fn run(
     }
     let params = &plan.params;
     let ckpt_path = run.output_dir.join("checkpoint.safetensors");
+    let _lock = crate::files::WriteLock::acquire(&ckpt_path)?;
     let spec = plan
         .model
         .spec(io(x.channels(), y.channels()))
@@ -247,11 +293,18 @@ pub fn run(
         // Only when used, so checkpoints from before the option still resume.
         data_meta["subsample"] = json!(run.subsample);
     }
+    data_meta["sha256"] = json!(digest(&[&x, &y, &tx, &ty]));
     let (mut model, x_norm, y_norm, state) = if ckpt_path.exists() && !force {
         let loaded = checkpoint::load(&ckpt_path)?;
-        if loaded.model.spec() != spec || loaded.data != data_meta {
+        if loaded.model.spec() != spec {
             return Err(PdekitError::Usage(format!(
-                "{}: holds a model of another spec or data; rerun with --force to start again",
+                "{}: holds a model of another spec; rerun with --force to start again",
+                ckpt_path.display()
+            )));
+        }
+        if let Some(why) = same_data(&loaded.data, &data_meta) {
+            return Err(PdekitError::Usage(format!(
+                "{}: was trained on other data ({why}); rerun with --force to start again",
                 ckpt_path.display()
             )));
         }

@@ -62,7 +62,7 @@ fn render(
         message,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create folder: {e}")))?;
+        crate::files::create_dir(dir).map_err(|e| err(e.to_string()))?;
     }
     let ext = format.extension();
     let tmp = path.with_extension(format!("partial.{ext}"));
