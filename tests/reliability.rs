@@ -232,3 +232,207 @@ fn small_mistakes_get_clear_errors() {
     let (_, _, err) = common::run(&["train", t.to_str().unwrap()]);
     assert!(err.contains("taken is a file"), "{err}");
 }
+
+/// `bytes` with bit `bit` of byte `at` flipped.
+fn flipped(bytes: &[u8], at: usize, bit: u32) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[at] ^= 1 << bit;
+    b
+}
+
+/// Damaged copies of `bytes`: truncations, bit flips spread over the file (a fixed pseudo-random
+/// walk, so every run tries the same ones), and files that are not of the kind at all.
+fn damaged(bytes: &[u8], flips: usize) -> Vec<(String, Vec<u8>)> {
+    let n = bytes.len();
+    let mut out: Vec<(String, Vec<u8>)> = vec![
+        ("empty".into(), Vec::new()),
+        ("text".into(), b"x = 1\n".to_vec()),
+        (
+            "noise".into(),
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
+    ];
+    for frac in [0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.99] {
+        let at = ((n as f64 * frac) as usize).min(n - 1);
+        out.push((format!("truncated at {at}"), bytes[..at].to_vec()));
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for k in 0..flips {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Half the flips in the first 4 KiB, where the headers and metadata are.
+        let at = if k % 2 == 0 {
+            state as usize % n.min(4096)
+        } else {
+            state as usize % n
+        };
+        let bit = (state >> 40) as u32 % 8;
+        out.push((
+            format!("bit {bit} of byte {at} flipped"),
+            flipped(bytes, at, bit),
+        ));
+    }
+    out
+}
+
+/// Exit 0, or 1 or 2 with an `error:` line; never a panic (101), an abort (134) or a signal.
+fn assert_handled(what: &str, args: &[&str]) {
+    let (code, out, err) = common::run(args);
+    assert!(
+        [0, 1, 2].contains(&code),
+        "{what}: {args:?} ended with {code}:\n{out}{err}"
+    );
+    assert!(!err.contains("panicked"), "{what}: {args:?}:\n{err}");
+    if code != 0 {
+        assert!(
+            err.contains("error: "),
+            "{what}: {args:?} gave no message:\n{err}"
+        );
+    }
+}
+
+/// Truncated, bit-flipped and crafted datasets and checkpoints through inspect, train, evaluate
+/// and plot: every one ends with a message, none with a panic, an abort or a signal.
+#[test]
+fn corrupt_datasets_and_checkpoints_never_panic_or_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "g", &common::darcy_config("d.h5", 14, 16, ""));
+    let cfg = common::write(d, "t.toml", &train_config("d.h5", 1, "good"));
+    assert_eq!(
+        common::run(&["train", cfg.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    let good_data = d.join("d.h5");
+    let good_ckpt = d.join("good/checkpoint.safetensors");
+    let bad = d.join("bad.h5");
+    let train = common::write(d, "bad.toml", &train_config("bad.h5", 1, "bad-run"));
+    let plot = common::write(
+        d,
+        "plot.toml",
+        "[plot]\ninput = \"bad.h5\"\noutput_dir = \"plots\"\nsamples = 2\n",
+    );
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (bad_s, good_ckpt_s, good_data_s) = (s(&bad), s(&good_ckpt), s(&good_data));
+    for (what, bytes) in damaged(&std::fs::read(&good_data).unwrap(), 150) {
+        std::fs::write(&bad, &bytes).unwrap();
+        let _ = std::fs::remove_dir_all(d.join("bad-run"));
+        assert_handled(&what, &["inspect", &bad_s]);
+        assert_handled(&what, &["train", &s(&train), "--quiet", "--force"]);
+        assert_handled(
+            &what,
+            &["evaluate", "--checkpoint", &good_ckpt_s, "--data", &bad_s],
+        );
+        assert_handled(&what, &["run", &s(&plot), "--quiet"]);
+    }
+    let bad_ckpt = d.join("bad.safetensors");
+    let bad_ckpt_s = s(&bad_ckpt);
+    for (what, bytes) in damaged(&std::fs::read(&good_ckpt).unwrap(), 150) {
+        std::fs::write(&bad_ckpt, &bytes).unwrap();
+        assert_handled(
+            &what,
+            &[
+                "evaluate",
+                "--checkpoint",
+                &bad_ckpt_s,
+                "--data",
+                &good_data_s,
+            ],
+        );
+    }
+    // A checkpoint whose header claims more bytes than the file holds, or a huge spec.
+    let good = std::fs::read(&good_ckpt).unwrap();
+    let mut long = good.clone();
+    long[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&bad_ckpt, &long).unwrap();
+    common::assert_fails(
+        &[
+            "evaluate",
+            "--checkpoint",
+            &bad_ckpt_s,
+            "--data",
+            &good_data_s,
+        ],
+        1,
+        "runs past the end of the file",
+    );
+}
+
+/// A dataset of 8 samples of `inputs/x` and `outputs/y` with the given per-sample shapes.
+fn xy_file(path: &Path, x: &[usize], y: &[usize], fill: f64) {
+    use pdekit::data::h5::{DatasetWriter, Dtype, FieldSpec, Header};
+    let field = |name: &str, frame: &[usize]| FieldSpec {
+        path: name.into(),
+        dtype: Dtype::F64,
+        frame: frame.to_vec(),
+    };
+    let header = Header {
+        attrs: vec![("format".into(), pdekit::data::FORMAT_NAME.into())],
+        arrays: Vec::new(),
+        fields: vec![field("inputs/x", x), field("outputs/y", y)],
+    };
+    let mut w = DatasetWriter::create(path, &header).unwrap();
+    for i in 0..8 {
+        let a: Vec<f64> = (0..x.iter().product::<usize>())
+            .map(|k| fill + (k + i) as f64 * 0.01)
+            .collect();
+        let b: Vec<f64> = (0..y.iter().product::<usize>())
+            .map(|k| 1.0 + (k * i) as f64 * 0.02)
+            .collect();
+        w.append(&[&a, &b]).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn crafted_files_with_mismatched_shapes_are_refused_by_train_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    xy_file(&d.join("ok.h5"), &[16, 16], &[16, 16], 0.0);
+    let text = |data: &str, out: &str| {
+        format!("[train]\ndata = \"{data}\"\ntrain_samples = 6\ntest_samples = 2\nepochs = 1\nbatch_size = 2\noutput_dir = \"{out}\"\n[train.fno]\nwidth = 4\nmodes = [3, 3]\nlayers = 1\n")
+    };
+    let ok = common::write(d, "ok.toml", &text("ok.h5", "m"));
+    assert_eq!(
+        common::run(&["train", ok.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    let ckpt = d.join("m/checkpoint.safetensors");
+    for (name, x, y, want) in [
+        ("grids.h5", [16, 16], [8, 8], "has grid [16, 16] but"),
+        ("flat.h5", [16, 16], [256, 1], "has grid [16, 16] but"),
+    ] {
+        xy_file(&d.join(name), &x, &y, 0.0);
+        let cfg = common::write(d, "bad.toml", &text(name, "n"));
+        common::assert_fails(&["train", cfg.to_str().unwrap()], 2, want);
+        let data = d.join(name);
+        let (code, _, err) = common::run(&[
+            "evaluate",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert!(code == 1 || code == 2, "{name}: {code} {err}");
+        assert!(
+            err.contains("error: ") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    // Values beyond f32 (which the models compute in) are refused, naming the sample.
+    xy_file(&d.join("huge.h5"), &[16, 16], &[16, 16], 1e39);
+    common::assert_fails(
+        &[
+            "evaluate",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            d.join("huge.h5").to_str().unwrap(),
+        ],
+        1,
+        "field `inputs/x`, sample 0, holds 1e39",
+    );
+}

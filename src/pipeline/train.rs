@@ -81,7 +81,7 @@ fn read_tensor(
         return Err(DataError::Corrupt {
             path: ds.path().to_path_buf(),
             message: format!(
-                "field `{name}`, sample {}, holds {}; a model needs finite values within f32 range, so leave that sample out of the rows used or regenerate it",
+                "field `{name}`, sample {}, holds {:e}; a model needs finite values within f32 range, so leave that sample out of the rows used or regenerate it",
                 rows.start + at / per.max(1),
                 a.iter().nth(at).copied().unwrap_or(f64::NAN)
             ),
