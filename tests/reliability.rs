@@ -18,6 +18,27 @@ fn generate(d: &Path, name: &str, text: &str) {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+/// Trains with the config `text` written as `name` in `d`, asserting success.
+fn train_ok(d: &Path, name: &str, text: &str) {
+    let cfg = common::write(d, name, text);
+    let (code, out, err) = common::run(&["train", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The arguments of `pdekit evaluate --checkpoint CKPT --data DATA`.
+fn evaluate(ckpt: &Path, data: &Path) -> [String; 5] {
+    ["evaluate", "--checkpoint", path(ckpt), "--data", path(data)].map(str::to_string)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `args` as the `&[&str]` the runners take.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// The weights and the epoch history of a training run (wall times aside).
 fn outcome(dir: &Path) -> (Vec<u8>, serde_json::Value) {
     let ckpt = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
@@ -65,11 +86,7 @@ fn one_ctrl_c_stops_training_with_a_checkpoint_and_exit_130_and_the_rerun_resume
     let (code, out, err) = common::run(&["train", rest.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("resuming from"), "{out}");
-    let whole = common::write(d, "whole.toml", &train_config("d.h5", epochs, "whole"));
-    assert_eq!(
-        common::run(&["train", whole.to_str().unwrap(), "--quiet"]).0,
-        0
-    );
+    train_ok(d, "whole.toml", &train_config("d.h5", epochs, "whole"));
     assert!(
         outcome(&d.join("cut")) == outcome(&d.join("whole")),
         "interrupted at {:?} (epoch {}): the resumed run must equal the uninterrupted one",
@@ -78,10 +95,7 @@ fn one_ctrl_c_stops_training_with_a_checkpoint_and_exit_130_and_the_rerun_resume
     );
     // Rerunning the finished config rewrites its report with the same numbers.
     let before = common::read_json(&d.join("cut/training_report.json"));
-    assert_eq!(
-        common::run(&["train", rest.to_str().unwrap(), "--quiet"]).0,
-        0
-    );
+    train_ok(d, "long.toml", &train_config("d.h5", epochs, "cut"));
     let after = common::read_json(&d.join("cut/training_report.json"));
     assert_eq!(before["history"], after["history"]);
     assert_eq!(before["final"], after["final"]);
@@ -96,24 +110,14 @@ fn evaluate_refuses_data_whose_channels_or_grids_differ_from_the_model() {
     };
     generate(d, "ns4", &ns(4));
     generate(d, "ns2", &ns(2));
-    let cfg = common::write(
+    train_ok(
         d,
         "t.toml",
         "[train]\ndata = \"ns4.h5\"\ntrain_samples = 4\ntest_samples = 2\nepochs = 1\nbatch_size = 2\noutput_dir = \"m\"\n[train.fno]\nwidth = 4\nmodes = [3, 3]\nlayers = 1\n",
     );
-    assert_eq!(
-        common::run(&["train", cfg.to_str().unwrap(), "--quiet"]).0,
-        0
-    );
     let ckpt = d.join("m/checkpoint.safetensors");
     common::assert_fails(
-        &[
-            "evaluate",
-            "--checkpoint",
-            ckpt.to_str().unwrap(),
-            "--data",
-            d.join("ns2.h5").to_str().unwrap(),
-        ],
+        &strs(&evaluate(&ckpt, &d.join("ns2.h5"))),
         1,
         "field `outputs/vorticity`: expected 4 channels, as the model of",
     );
@@ -172,11 +176,7 @@ fn a_resume_knows_the_same_file_by_any_path_and_notices_changed_data() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     generate(d, "g", &common::darcy_config("d.h5", 14, 16, ""));
-    let cfg = common::write(d, "t.toml", &train_config("d.h5", 1, "o"));
-    assert_eq!(
-        common::run(&["train", cfg.to_str().unwrap(), "--quiet"]).0,
-        0
-    );
+    train_ok(d, "t.toml", &train_config("d.h5", 1, "o"));
     // The same file, spelled through a folder and back, resumes.
     std::fs::create_dir(d.join("sub")).unwrap();
     let again = common::write(d, "t.toml", &train_config("sub/../d.h5", 2, "o"));
@@ -301,11 +301,7 @@ fn corrupt_datasets_and_checkpoints_never_panic_or_abort() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     generate(d, "g", &common::darcy_config("d.h5", 14, 16, ""));
-    let cfg = common::write(d, "t.toml", &train_config("d.h5", 1, "good"));
-    assert_eq!(
-        common::run(&["train", cfg.to_str().unwrap(), "--quiet"]).0,
-        0
-    );
+    train_ok(d, "t.toml", &train_config("d.h5", 1, "good"));
     let good_data = d.join("d.h5");
     let good_ckpt = d.join("good/checkpoint.safetensors");
     let bad = d.join("bad.h5");
@@ -315,33 +311,18 @@ fn corrupt_datasets_and_checkpoints_never_panic_or_abort() {
         "plot.toml",
         "[plot]\ninput = \"bad.h5\"\noutput_dir = \"plots\"\nsamples = 2\n",
     );
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (bad_s, good_ckpt_s, good_data_s) = (s(&bad), s(&good_ckpt), s(&good_data));
     for (what, bytes) in damaged(&std::fs::read(&good_data).unwrap(), 150) {
         std::fs::write(&bad, &bytes).unwrap();
         let _ = std::fs::remove_dir_all(d.join("bad-run"));
-        assert_handled(&what, &["inspect", &bad_s]);
-        assert_handled(&what, &["train", &s(&train), "--quiet", "--force"]);
-        assert_handled(
-            &what,
-            &["evaluate", "--checkpoint", &good_ckpt_s, "--data", &bad_s],
-        );
-        assert_handled(&what, &["run", &s(&plot), "--quiet"]);
+        assert_handled(&what, &["inspect", path(&bad)]);
+        assert_handled(&what, &["train", path(&train), "--quiet", "--force"]);
+        assert_handled(&what, &strs(&evaluate(&good_ckpt, &bad)));
+        assert_handled(&what, &["run", path(&plot), "--quiet"]);
     }
     let bad_ckpt = d.join("bad.safetensors");
-    let bad_ckpt_s = s(&bad_ckpt);
     for (what, bytes) in damaged(&std::fs::read(&good_ckpt).unwrap(), 150) {
         std::fs::write(&bad_ckpt, &bytes).unwrap();
-        assert_handled(
-            &what,
-            &[
-                "evaluate",
-                "--checkpoint",
-                &bad_ckpt_s,
-                "--data",
-                &good_data_s,
-            ],
-        );
+        assert_handled(&what, &strs(&evaluate(&bad_ckpt, &good_data)));
     }
     // A checkpoint whose header claims more bytes than the file holds, or a huge spec.
     let good = std::fs::read(&good_ckpt).unwrap();
@@ -349,13 +330,7 @@ fn corrupt_datasets_and_checkpoints_never_panic_or_abort() {
     long[..8].copy_from_slice(&u64::MAX.to_le_bytes());
     std::fs::write(&bad_ckpt, &long).unwrap();
     common::assert_fails(
-        &[
-            "evaluate",
-            "--checkpoint",
-            &bad_ckpt_s,
-            "--data",
-            &good_data_s,
-        ],
+        &strs(&evaluate(&bad_ckpt, &good_data)),
         1,
         "runs past the end of the file",
     );
@@ -395,11 +370,7 @@ fn crafted_files_with_mismatched_shapes_are_refused_by_train_and_evaluate() {
     let text = |data: &str, out: &str| {
         format!("[train]\ndata = \"{data}\"\ntrain_samples = 6\ntest_samples = 2\nepochs = 1\nbatch_size = 2\noutput_dir = \"{out}\"\n[train.fno]\nwidth = 4\nmodes = [3, 3]\nlayers = 1\n")
     };
-    let ok = common::write(d, "ok.toml", &text("ok.h5", "m"));
-    assert_eq!(
-        common::run(&["train", ok.to_str().unwrap(), "--quiet"]).0,
-        0
-    );
+    train_ok(d, "ok.toml", &text("ok.h5", "m"));
     let ckpt = d.join("m/checkpoint.safetensors");
     for (name, x, y, want) in [
         ("grids.h5", [16, 16], [8, 8], "has grid [16, 16] but"),
@@ -408,14 +379,7 @@ fn crafted_files_with_mismatched_shapes_are_refused_by_train_and_evaluate() {
         xy_file(&d.join(name), &x, &y, 0.0);
         let cfg = common::write(d, "bad.toml", &text(name, "n"));
         common::assert_fails(&["train", cfg.to_str().unwrap()], 2, want);
-        let data = d.join(name);
-        let (code, _, err) = common::run(&[
-            "evaluate",
-            "--checkpoint",
-            ckpt.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-        ]);
+        let (code, _, err) = common::run(&strs(&evaluate(&ckpt, &d.join(name))));
         assert!(code == 1 || code == 2, "{name}: {code} {err}");
         assert!(
             err.contains("error: ") && !err.contains("panicked"),
@@ -425,13 +389,7 @@ fn crafted_files_with_mismatched_shapes_are_refused_by_train_and_evaluate() {
     // Values beyond f32 (which the models compute in) are refused, naming the sample.
     xy_file(&d.join("huge.h5"), &[16, 16], &[16, 16], 1e39);
     common::assert_fails(
-        &[
-            "evaluate",
-            "--checkpoint",
-            ckpt.to_str().unwrap(),
-            "--data",
-            d.join("huge.h5").to_str().unwrap(),
-        ],
+        &strs(&evaluate(&ckpt, &d.join("huge.h5"))),
         1,
         "field `inputs/x`, sample 0, holds 1e39",
     );
