@@ -98,8 +98,13 @@ pub fn record_provenance(doc: &mut Value) {
     doc["created"] = json!(now_utc());
 }
 
-/// Memory a new allocation can have without swapping (`MemAvailable`), in bytes.
-fn available_bytes() -> Option<u128> {
+/// Memory a new allocation can have without swapping (`MemAvailable`), in bytes; without
+/// /proc/meminfo, 1 TiB stands for "more than any machine this runs on".
+pub fn available_bytes() -> u128 {
+    meminfo_available().unwrap_or(1 << 40)
+}
+
+fn meminfo_available() -> Option<u128> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -109,8 +114,7 @@ fn available_bytes() -> Option<u128> {
 /// Refuses a model whose weights, gradients and two optimiser moments (f32 each) cannot fit in
 /// the memory available, before anything is allocated; the error says how much it needs.
 pub fn model_fits_in_memory(spec: &pdekit_operators::models::ModelSpec) -> Result<(), String> {
-    // Without /proc/meminfo, 1 TiB stands for "more than any machine this runs on".
-    let available = available_bytes().unwrap_or(1 << 40);
+    let available = available_bytes();
     let needed = spec.weight_values().saturating_mul(16);
     if needed <= available {
         return Ok(());

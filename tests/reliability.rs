@@ -72,6 +72,16 @@ fn one_ctrl_c_stops_training_with_a_checkpoint_and_exit_130_and_the_rerun_resume
         .status()
         .unwrap();
     assert!(kill.success());
+    // One interrupt must be enough: the run ends within a batch or two, not after its epochs.
+    let mut child = child;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("one Ctrl-C did not stop training within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");

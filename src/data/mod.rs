@@ -473,6 +473,26 @@ impl Dataset {
                 len: self.len,
             });
         }
+        // The shape comes from the file's header: refuse what cannot be held before allocating.
+        let need = field
+            .shape
+            .iter()
+            .skip(1)
+            .fold(rows.len() as u128 * 8, |b, &n| b.saturating_mul(n as u128));
+        let available = crate::meta::available_bytes();
+        if need > available {
+            return Err(DataError::Corrupt {
+                path: self.path.clone(),
+                message: format!(
+                    "reading rows {}..{} of `{name}` (shape {:?}) needs {:.3e} GiB; {:.1} GiB are available",
+                    rows.start,
+                    rows.end,
+                    field.shape,
+                    need as f64 / (1u64 << 30) as f64,
+                    available as f64 / (1u64 << 30) as f64
+                ),
+            });
+        }
         let mut values = Vec::new();
         let mut start = 0;
         let parts = std::iter::once((&self.reader, self.first_len))
