@@ -9,7 +9,7 @@
 use crate::config::{GpPde, GpPlan};
 use crate::expr::Expr;
 use crate::files::write_atomic;
-use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
+use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -461,8 +461,8 @@ fn plots(
             &dir.join(format!("solution.{ext}")),
             plan.format,
             &format!("u = {}: GP-HM against exact", plan.solution),
-            "x",
-            "u",
+            Axis::linear("x"),
+            Axis::linear("u"),
             &[
                 Line {
                     label: "exact".into(),
@@ -478,17 +478,13 @@ fn plots(
                 },
             ],
         )?);
-        let err: Vec<f64> = pred
-            .iter()
-            .zip(exact)
-            .map(|(p, t)| log10((p - t).abs()))
-            .collect();
+        let err: Vec<f64> = pred.iter().zip(exact).map(|(p, t)| (p - t).abs()).collect();
         out.push(line_chart(
             &dir.join(format!("error.{ext}")),
             plan.format,
             "pointwise error",
-            "x",
-            "log10 |u_GP − u|",
+            Axis::linear("x"),
+            Axis::log("|u_GP − u|"),
             &[Line {
                 label: "GP-HM".into(),
                 points: pts(&err),
@@ -547,15 +543,15 @@ fn plots(
         checkpoints
             .iter()
             .filter(|c| f(c).is_finite())
-            .map(|c| (c.step as f64, log10(f(c))))
+            .map(|c| (c.step as f64, f(c)))
             .collect()
     };
     out.push(line_chart(
         &dir.join(format!("convergence.{ext}")),
         plan.format,
         "error against optimisation step",
-        "step",
-        "log10 error",
+        Axis::linear("step"),
+        Axis::log("error"),
         &[
             Line {
                 label: "relative L2".into(),
@@ -577,10 +573,7 @@ fn plots(
         .enumerate()
         .map(|(axis, comps)| Line {
             label: format!("learned, axis {}", ["x", "y"][axis]),
-            points: comps
-                .iter()
-                .map(|c| (c.frequency, log10(c.weight)))
-                .collect(),
+            points: comps.iter().map(|c| (c.frequency, c.weight)).collect(),
             color: PALETTE[axis],
             markers: true,
         })
@@ -593,7 +586,7 @@ fn plots(
             plan.params.components.max(2),
         )
         .into_iter()
-        .map(|f| (f, log10(initial)))
+        .map(|f| (f, initial))
         .collect(),
         color: PALETTE[7],
         markers: true,
@@ -602,8 +595,8 @@ fn plots(
         &dir.join(format!("spectrum.{ext}")),
         plan.format,
         "learned spectrum: weight against frequency (pruned components sink)",
-        "frequency (cycles per unit length)",
-        "log10 weight",
+        Axis::linear("frequency (cycles per unit length)"),
+        Axis::log("weight"),
         &lines,
     )?);
     Ok(out)

@@ -9,7 +9,7 @@
 //! against unknowns and against wall time.
 
 use crate::config::{MlvmsPlan, MlvmsTransientPlan};
-use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
+use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -330,54 +330,41 @@ fn plots<const D: usize>(
             outlines: boxes_in(zoom_lo, zoom_hi),
         }],
     )?);
-    let log = |v: f64| v.max(1e-300).log10();
     let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
     for (name, x_label, xf) in [
         (
             "error_vs_unknowns",
-            "log10 unknowns",
+            "unknowns",
             (|r: &Run| r.unknowns as f64) as fn(&Run) -> f64,
         ),
-        (
-            "error_vs_time",
-            "log10 wall time (s)",
-            total as fn(&Run) -> f64,
-        ),
+        ("error_vs_time", "wall time (s)", total as fn(&Run) -> f64),
     ] {
         out.push(line_chart(
             &dir.join(format!("{name}.{ext}")),
             plan.format,
             "relative L2 error",
-            x_label,
-            "log10 relative L2 error",
+            Axis::log(x_label),
+            Axis::log("relative L2 error"),
             &[
                 Line {
                     label: "uniform Q1".into(),
-                    points: uniform
-                        .iter()
-                        .map(|r| (log(xf(r)), log(r.rel_l2)))
-                        .collect(),
+                    points: uniform.iter().map(|r| (xf(r), r.rel_l2)).collect(),
                     color: PALETTE[0],
                     markers: false,
                 },
                 Line {
                     label: format!("multilevel Q1 ({} levels)", levels.len() + 1),
-                    points: vec![(log(xf(multilevel)), log(multilevel.rel_l2))],
+                    points: vec![(xf(multilevel), multilevel.rel_l2)],
                     color: PALETTE[1],
                     markers: true,
                 },
             ]
             .into_iter()
-            .chain((!chidenn.is_empty()).then(|| {
-                Line {
-                    label: format!("multilevel C-HiDeNN ({} levels)", levels.len() + 1),
-                    points: chidenn
-                        .iter()
-                        .map(|r| (log(xf(r)), log(r.rel_l2)))
-                        .collect(),
-                    color: PALETTE[2],
-                    markers: false,
-                }
+            .chain((!chidenn.is_empty()).then(|| Line {
+                label: format!("multilevel C-HiDeNN ({} levels)", levels.len() + 1),
+                points: chidenn.iter().map(|r| (xf(r), r.rel_l2)).collect(),
+                color: PALETTE[2],
+                markers: false,
             }))
             .collect::<Vec<_>>(),
         )?);
@@ -540,8 +527,8 @@ fn run_transient_dim<const D: usize>(
             "energy: in − out + transfer − stored = {:.1e} of the heat in",
             info.balance
         ),
-        "t",
-        "heat",
+        Axis::linear("t"),
+        Axis::linear("heat"),
         &[
             Line {
                 label: "heat in (cumulative)".into(),

@@ -2,7 +2,7 @@
 
 use crate::config::PlotPlan;
 use crate::data::{DataError, Dataset};
-use crate::plot::{heatmap_panel, line_chart, Heatmap, Line};
+use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Ix2;
@@ -74,8 +74,8 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             &panel,
             plan.format,
             &caption,
-            "x",
-            "value",
+            Axis::linear("x"),
+            Axis::linear("value"),
             &lines,
         )?);
     } else {
@@ -157,8 +157,8 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             &path,
             plan.format,
             &format!("{stem}: solver iterations per sample"),
-            "sample index",
-            "iterations",
+            Axis::linear("sample index"),
+            Axis::linear("iterations"),
             &series,
         )?);
     }

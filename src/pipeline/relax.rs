@@ -6,7 +6,7 @@
 
 use crate::config::relax::Learner;
 use crate::config::{RelaxPlan, RelaxSequenceKind};
-use crate::plot::{line_chart, Line, PALETTE};
+use crate::plot::{line_chart, Axis, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use pdekit_solvers::relax::experiment::{
@@ -268,8 +268,8 @@ fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitE
         &dir.join(format!("cumulative.{ext}")),
         plan.format,
         &format!("Cumulative {what}"),
-        "instance",
-        &format!("cumulative {what}"),
+        Axis::linear("instance"),
+        Axis::linear(&format!("cumulative {what}")),
         &lines,
     )?];
 
@@ -305,8 +305,8 @@ fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitE
         &dir.join(format!("omega.{ext}")),
         plan.format,
         "ω chosen per instance",
-        "instance",
-        "ω",
+        Axis::linear("instance"),
+        Axis::linear("ω"),
         &omegas,
     )?);
 
@@ -327,8 +327,8 @@ fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitE
         &dir.join(format!("probabilities.{ext}")),
         plan.format,
         "Final probabilities over the arms",
-        "ω",
-        "probability",
+        Axis::linear("ω"),
+        Axis::linear("probability"),
         &probs,
     )?);
     Ok(out)

@@ -10,7 +10,7 @@
 use crate::checkpoint;
 use crate::config::TrainPlan;
 use crate::data::{DataError, Dataset};
-use crate::plot::{heatmap_panel, line_chart, Heatmap, Line, PALETTE};
+use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -458,12 +458,11 @@ pub fn run(
     let report =
         crate::files::write_report(&run.output_dir.join("training_report.json"), &mut doc)?;
     let mut figures = Vec::new();
-    let log = |v: f64| v.max(1e-300).log10();
     let series = |f: fn(&pdekit_operators::train::trainer::EpochRecord) -> f64| -> Vec<(f64, f64)> {
         state
             .history
             .iter()
-            .map(|r| ((r.epoch + 1) as f64, log(f(r))))
+            .map(|r| ((r.epoch + 1) as f64, f(r)))
             .collect()
     };
     let ext = run.format.extension();
@@ -471,8 +470,8 @@ pub fn run(
         &run.output_dir.join(format!("loss.{ext}")),
         run.format,
         "training",
-        "epoch",
-        "log10",
+        Axis::linear("epoch"),
+        Axis::log("loss and relative error"),
         &[
             Line {
                 label: format!("train loss ({:?})", params.loss),

@@ -237,13 +237,32 @@ pub struct Line {
     pub markers: bool,
 }
 
+/// One axis of a [`line_chart`]: its title, and whether it is logarithmic (for quantities that
+/// span decades: losses, errors, residuals, unknowns, times). A log axis carries 10ᵏ ticks and
+/// leaves out points that are not positive.
+#[derive(Debug, Clone, Copy)]
+pub struct Axis<'a> {
+    pub label: &'a str,
+    pub log: bool,
+}
+
+impl<'a> Axis<'a> {
+    pub fn linear(label: &'a str) -> Self {
+        Self { label, log: false }
+    }
+
+    pub fn log(label: &'a str) -> Self {
+        Self { label, log: true }
+    }
+}
+
 /// A chart of lines (or marker series) sharing axes.
 pub fn line_chart(
     path: &Path,
     format: ImageFormat,
     caption: &str,
-    x_label: &str,
-    y_label: &str,
+    x: Axis<'_>,
+    y: Axis<'_>,
     lines: &[Line],
 ) -> Result<PathBuf, PlotError> {
     render(
@@ -252,8 +271,8 @@ pub fn line_chart(
         (900, 540),
         &Lines {
             caption,
-            x_label,
-            y_label,
+            x,
+            y,
             lines,
         },
     )
@@ -261,70 +280,165 @@ pub fn line_chart(
 
 struct Lines<'a> {
     caption: &'a str,
-    x_label: &'a str,
-    y_label: &'a str,
+    x: Axis<'a>,
+    y: Axis<'a>,
     lines: &'a [Line],
+}
+
+/// The range an axis shows for data in `[lo, hi]`: a log axis spans whole decades; a linear one
+/// starts at zero when the data reach near it (counts, probabilities) and otherwise frames them.
+fn axis_range(lo: f64, hi: f64, log: bool, pad_zero: bool) -> (f64, f64) {
+    if !lo.is_finite() || !hi.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (a, b) = (lo.log10().floor(), hi.log10().ceil());
+        return (10f64.powf(a), 10f64.powf(if b > a { b } else { a + 1.0 }));
+    }
+    if !pad_zero {
+        return if hi > lo { (lo, hi) } else { (lo, lo + 1.0) };
+    }
+    let y_lo = if lo >= 0.0 && lo <= 0.3 * hi {
+        0.0
+    } else {
+        lo - 0.05 * (hi - lo).max(1e-9)
+    };
+    let y_hi = if hi > y_lo {
+        hi + 0.08 * (hi - y_lo)
+    } else {
+        y_lo + 1.0
+    };
+    (y_lo, y_hi)
+}
+
+/// `10⁻³` for a power of ten, otherwise the shortest readable number (`2×10⁻³`, `0.5`).
+pub fn format_log_tick(v: f64) -> String {
+    if v <= 0.0 || !v.is_finite() {
+        return String::new();
+    }
+    // Tick values come from repeated products, so 1 may arrive as 0.9999999999999999.
+    let nearest = v.log10().round();
+    if (v / 10f64.powf(nearest) - 1.0).abs() < 1e-9 {
+        return format!("10{}", superscript(nearest as i64));
+    }
+    let k = (v.log10() + 1e-9).floor();
+    let mantissa = v / 10f64.powf(k);
+    let power = superscript(k as i64);
+    if (mantissa - mantissa.round()).abs() < 1e-9 {
+        format!("{}×10{power}", mantissa.round())
+    } else {
+        format!("{mantissa:.1}×10{power}")
+    }
+}
+
+fn superscript(k: i64) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    let digits: String = k
+        .unsigned_abs()
+        .to_string()
+        .chars()
+        .map(|c| DIGITS[c as usize - '0' as usize])
+        .collect();
+    if k < 0 {
+        format!("⁻{digits}")
+    } else {
+        digits
+    }
 }
 
 impl Figure for Lines<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let (mut x0, mut x1, mut y0, mut y1) = (
+        // Bounds of what each axis can show (a log axis only positive values).
+        let mut b = [
             f64::INFINITY,
             f64::NEG_INFINITY,
             f64::INFINITY,
             f64::NEG_INFINITY,
-        );
-        for &(x, y) in self.lines.iter().flat_map(|l| l.points.iter()) {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-        if !x0.is_finite() {
-            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-        }
-        if x1 <= x0 {
-            x1 = x0 + 1.0;
-        }
-        // Start at zero when the data reach near it (counts, probabilities); otherwise frame the data.
-        let y_lo = if y0 >= 0.0 && y0 <= 0.3 * y1 {
-            0.0
-        } else {
-            y0 - 0.05 * (y1 - y0).max(1e-9)
+        ];
+        let shown = |&(x, y): &(f64, f64)| {
+            x.is_finite() && y.is_finite() && (!self.x.log || x > 0.0) && (!self.y.log || y > 0.0)
         };
-        let y_hi = if y1 > y_lo {
-            y1 + 0.08 * (y1 - y_lo)
-        } else {
-            y_lo + 1.0
-        };
-        let span_x = x1 - x0;
+        for &(x, y) in self
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter())
+            .filter(|p| shown(p))
+        {
+            b = [b[0].min(x), b[1].max(x), b[2].min(y), b[3].max(y)];
+        }
+        let (x0, x1) = axis_range(b[0], b[1], self.x.log, false);
+        let (y0, y1) = axis_range(b[2], b[3], self.y.log, true);
+        let lines: Vec<(&Line, Vec<(f64, f64)>)> = self
+            .lines
+            .iter()
+            .map(|l| (l, l.points.iter().copied().filter(|p| shown(p)).collect()))
+            .collect();
+        let linear = |lo: f64, hi: f64| lo..hi;
+        match (self.x.log, self.y.log) {
+            (false, false) => self.draw_on(root, linear(x0, x1), linear(y0, y1), &lines),
+            (false, true) => self.draw_on(root, linear(x0, x1), (y0..y1).log_scale(), &lines),
+            (true, false) => self.draw_on(root, (x0..x1).log_scale(), linear(y0, y1), &lines),
+            (true, true) => self.draw_on(root, (x0..x1).log_scale(), (y0..y1).log_scale(), &lines),
+        }
+    }
+}
+
+impl Lines<'_> {
+    fn draw_on<DB, X, Y>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        x_range: X,
+        y_range: Y,
+        lines: &[(&Line, Vec<(f64, f64)>)],
+    ) -> Result<(), String>
+    where
+        DB: DrawingBackend,
+        X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+        Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+        X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+        Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+    {
         let mut chart = ChartBuilder::on(root)
             .caption(self.caption, ("sans-serif", 22).into_font())
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, y_lo..y_hi)
+            .build_cartesian_2d(x_range, y_range)
             .map_err(|e| e.to_string())?;
+        let (xr, yr) = (chart.x_range(), chart.y_range());
+        let tick = |log: bool, span: f64| {
+            move |v: &f64| {
+                if log {
+                    format_log_tick(*v)
+                } else {
+                    format_tick(*v, span)
+                }
+            }
+        };
+        let (x_tick, y_tick) = (
+            tick(self.x.log, xr.end - xr.start),
+            tick(self.y.log, yr.end - yr.start),
+        );
         chart
             .configure_mesh()
-            .x_desc(self.x_label)
-            .y_desc(self.y_label)
+            .x_desc(self.x.label)
+            .y_desc(self.y.label)
             .axis_desc_style(("sans-serif", 16).into_font())
             .label_style(("sans-serif", 13).into_font())
-            .x_label_formatter(&|v| format_tick(*v, span_x))
-            .y_label_formatter(&|v| format_tick(*v, y_hi - y_lo))
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&y_tick)
             .draw()
             .map_err(|e| e.to_string())?;
-        for l in self.lines {
+        for (l, points) in lines {
             let color = l.color;
             let anno = if l.markers {
                 chart
-                    .draw_series(l.points.iter().map(|&p| Circle::new(p, 2, color.filled())))
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
                     .map_err(|e| e.to_string())?
             } else {
                 chart
                     .draw_series(LineSeries::new(
-                        l.points.iter().copied(),
+                        points.iter().copied(),
                         color.stroke_width(2),
                     ))
                     .map_err(|e| e.to_string())?
@@ -451,3 +565,48 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_read_as_powers_of_ten() {
+        assert_eq!(format_log_tick(1e-3), "10⁻³");
+        assert_eq!(format_log_tick(100.0), "10²");
+        assert_eq!(format_log_tick(1.0), "10⁰");
+        assert_eq!(format_log_tick(5e-2), "5×10⁻²");
+        assert_eq!(format_log_tick(0.9999999999999999), "10⁰");
+        assert_eq!(format_log_tick(0.0), "");
+        assert_eq!(axis_range(0.003, 0.2, true, true), (1e-3, 1.0));
+    }
+
+    #[test]
+    fn a_log_axis_has_power_of_ten_ticks_and_drops_what_it_cannot_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.svg");
+        let decay: Vec<(f64, f64)> = (0..40).map(|k| (k as f64, 0.5f64.powi(k))).collect();
+        let mut with_zero = decay.clone();
+        with_zero.push((40.0, 0.0));
+        line_chart(
+            &path,
+            ImageFormat::Svg,
+            "decay",
+            Axis::linear("step"),
+            Axis::log("residual"),
+            &[Line {
+                label: "halving".into(),
+                points: with_zero,
+                color: PALETTE[0],
+                markers: false,
+            }],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for tick in ["10⁰", "10⁻⁶", "10⁻¹¹"] {
+            assert!(svg.contains(&format!("\n{tick}\n")), "no tick {tick}");
+        }
+        assert!(!svg.contains("log10") && svg.contains("\nresidual\n"));
+        assert!(!svg.contains("×10"), "a decade tick written as a product");
+    }
+}
