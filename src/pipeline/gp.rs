@@ -9,7 +9,7 @@
 use crate::config::{GpPde, GpPlan};
 use crate::expr::Expr;
 use crate::files::write_atomic;
-use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line, PALETTE};
+use crate::plot::{heatmap_panel, line_chart, shared_range, Axis, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -503,6 +503,7 @@ fn plots(
                 .map(|(p, t)| (p - t).abs())
                 .collect::<Vec<_>>(),
         );
+        let both = shared_range(&[ex.view(), gp.view()]);
         out.push(heatmap_panel(
             &dir.join(format!("solution.{ext}")),
             plan.format,
@@ -513,16 +514,19 @@ fn plots(
                     title: "exact".into(),
                     values: ex.view(),
                     outlines: Vec::new(),
+                    range: both,
                 },
                 Heatmap {
                     title: "GP-HM".into(),
                     values: gp.view(),
                     outlines: Vec::new(),
+                    range: both,
                 },
                 Heatmap {
                     title: "|error|".into(),
                     values: abs.view(),
                     outlines: Vec::new(),
+                    range: None,
                 },
             ],
         )?);
@@ -536,6 +540,7 @@ fn plots(
                 title: "log10 |error|".into(),
                 values: log_abs.view(),
                 outlines: Vec::new(),
+                range: None,
             }],
         )?);
     }

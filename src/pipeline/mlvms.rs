@@ -311,11 +311,13 @@ fn plots<const D: usize>(
                 title: "whole domain".into(),
                 values: u_all.view(),
                 outlines: boxes_in(whole_lo, whole_hi),
+                range: None,
             },
             Heatmap {
                 title: "level-1 box".into(),
                 values: u_zoom.view(),
                 outlines: boxes_in(zoom_lo, zoom_hi),
+                range: None,
             },
         ],
     )?);
@@ -328,6 +330,7 @@ fn plots<const D: usize>(
             title: "|error|".into(),
             values: e_zoom.view(),
             outlines: boxes_in(zoom_lo, zoom_hi),
+            range: None,
         }],
     )?);
     let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
@@ -508,6 +511,7 @@ fn run_transient_dim<const D: usize>(
             title: "u".into(),
             values: field.view(),
             outlines,
+            range: None,
         }],
     )?];
     let mut cumulative = (0.0, 0.0, 0.0);

@@ -204,6 +204,7 @@ fn maps(arrays: &[(String, ndarray::Array2<f64>)]) -> Vec<Heatmap<'_>> {
             title: title.clone(),
             values: a.view(),
             outlines: Vec::new(),
+            range: None,
         })
         .collect()
 }

@@ -10,7 +10,7 @@
 use crate::checkpoint;
 use crate::config::TrainPlan;
 use crate::data::{DataError, Dataset};
-use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line, PALETTE};
+use crate::plot::{heatmap_panel, line_chart, shared_range, Axis, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -523,16 +523,19 @@ pub fn run(
             arrays.push((b, xin, truth, p, err));
         }
         for (b, xin, truth, p, err) in &arrays {
-            for (title, a) in [
-                (format!("test {b}: input"), xin),
-                ("truth".to_string(), truth),
-                ("prediction".to_string(), p),
-                ("|error|".to_string(), err),
+            // Truth and prediction on one colour scale, so they compare by eye.
+            let both = shared_range(&[truth.view(), p.view()]);
+            for (title, a, range) in [
+                (format!("test {b}: input"), xin, None),
+                ("truth".to_string(), truth, both),
+                ("prediction".to_string(), p, both),
+                ("|error|".to_string(), err, None),
             ] {
                 maps.push(Heatmap {
                     title,
                     values: a.view(),
                     outlines: Vec::new(),
+                    range,
                 });
             }
         }

@@ -42,6 +42,21 @@ pub struct Heatmap<'a> {
     pub values: ArrayView2<'a, f64>,
     /// Rectangles drawn over the map, `[x0, y0, x1, y1]` in array-index units.
     pub outlines: Vec<[f64; 4]>,
+    /// The colour bar's limits, so maps that should be compared by eye (truth and prediction)
+    /// share one scale; `None`: the map's own range.
+    pub range: Option<(f64, f64)>,
+}
+
+/// The `(min, max)` over several maps' finite values: a shared [`Heatmap::range`].
+pub fn shared_range(maps: &[ArrayView2<'_, f64>]) -> Option<(f64, f64)> {
+    let (lo, hi) = maps
+        .iter()
+        .flat_map(|m| m.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    (lo <= hi).then_some((lo, hi))
 }
 
 /// Something that can draw itself on any plotters backend.
@@ -137,16 +152,9 @@ fn draw_heatmap<DB: DrawingBackend>(
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let (nx, ny) = map.values.dim();
     let (lo, hi) = map
-        .values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
-        (lo, hi)
-    } else {
-        (0.0, 1.0)
-    };
+        .range
+        .or_else(|| shared_range(&[map.values]))
+        .unwrap_or((0.0, 1.0));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let (w, _) = area.dim_in_pixel();
     let (main, bar) = area.split_horizontally(w.saturating_sub(95));
@@ -579,6 +587,15 @@ mod tests {
         assert_eq!(format_log_tick(0.9999999999999999), "10⁰");
         assert_eq!(format_log_tick(0.0), "");
         assert_eq!(axis_range(0.003, 0.2, true, true), (1e-3, 1.0));
+    }
+
+    #[test]
+    fn a_shared_range_spans_every_map_and_skips_non_finite_values() {
+        let a = ndarray::arr2(&[[0.0, 2.0], [1.0, f64::NAN]]);
+        let b = ndarray::arr2(&[[-1.0, 0.5]]);
+        assert_eq!(shared_range(&[a.view(), b.view()]), Some((-1.0, 2.0)));
+        let none = ndarray::arr2(&[[f64::NAN]]);
+        assert_eq!(shared_range(&[none.view()]), None);
     }
 
     #[test]
