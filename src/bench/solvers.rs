@@ -10,7 +10,7 @@ use super::stamp;
 use crate::config::{BenchProblem, ImageFormat, Plan, SolverBenchPlan};
 use crate::data::DataError;
 use crate::files::write_atomic;
-use crate::plot::{bar_chart, Bar, PALETTE};
+use crate::plot::{bar_chart, Bar, PEER, SERIES};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -337,22 +337,28 @@ pub fn run(
         .map(|(k, r)| Bar {
             label: r.label.clone(),
             value: r.seconds_per_system,
-            color: PALETTE[k % PALETTE.len()],
+            color: SERIES[k % SERIES.len()],
         })
         .collect();
     if let Some(p) = &peer_result {
         if let Some(methods) = p.get("methods").and_then(|m| m.as_array()) {
             for m in methods {
+                // The peer runs some methods in more than one order: say which.
+                let ordering = m
+                    .get("ordering")
+                    .and_then(|o| o.as_str())
+                    .filter(|o| !o.is_empty())
+                    .map_or(String::new(), |o| format!(", {o} order"));
                 bars.push(Bar {
                     label: format!(
-                        "{} (peer)",
+                        "{}{ordering} (peer)",
                         m.get("label").and_then(|l| l.as_str()).unwrap_or("?")
                     ),
                     value: m
                         .get("seconds_per_system")
                         .and_then(|v| v.as_f64())
                         .unwrap_or(f64::NAN),
-                    color: plotters::style::RGBColor(127, 127, 127),
+                    color: PEER,
                 });
             }
         }
@@ -361,7 +367,7 @@ pub fn run(
         &out_dir.join(format!("{base}.png")),
         ImageFormat::Png,
         &format!("{stem}: seconds per system ({} thread(s))", b.threads),
-        "seconds per system (log scale)",
+        "seconds per system",
         &bars,
     )?;
     Ok(BenchOutcome {

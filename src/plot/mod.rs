@@ -319,7 +319,7 @@ fn axis_range(lo: f64, hi: f64, log: bool, pad_zero: bool) -> (f64, f64) {
     (y_lo, y_hi)
 }
 
-/// `10⁻³` for a power of ten, otherwise the shortest readable number (`2×10⁻³`, `0.5`).
+/// `10⁻³` for a power of ten, `2×10⁻³` and `5×10⁻³` between them, and no label elsewhere.
 pub fn format_log_tick(v: f64) -> String {
     if v <= 0.0 || !v.is_finite() {
         return String::new();
@@ -329,13 +329,13 @@ pub fn format_log_tick(v: f64) -> String {
     if (v / 10f64.powf(nearest) - 1.0).abs() < 1e-9 {
         return format!("10{}", superscript(nearest as i64));
     }
+    // Within a decade, label 2 and 5 only: labels at every multiple would overlap.
     let k = (v.log10() + 1e-9).floor();
     let mantissa = v / 10f64.powf(k);
-    let power = superscript(k as i64);
-    if (mantissa - mantissa.round()).abs() < 1e-9 {
-        format!("{}×10{power}", mantissa.round())
+    if [2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
+        format!("{}×10{}", mantissa.round(), superscript(k as i64))
     } else {
-        format!("{mantissa:.1}×10{power}")
+        String::new()
     }
 }
 
@@ -541,7 +541,7 @@ impl Figure for Bars<'_> {
                     String::new()
                 }
             })
-            .x_label_formatter(&|v| format!("{v:.3e}"))
+            .x_label_formatter(&|v| format_log_tick(*v))
             .disable_y_mesh()
             .draw()
             .map_err(|e| e.to_string())?;
@@ -563,6 +563,23 @@ impl Figure for Bars<'_> {
 }
 
 /// Distinct colours for chart series (matplotlib's tab10).
+/// Colours for the many series of one figure (the tab10 cycle without its grey, which is
+/// [`PEER`]'s), so no series looks like a peer.
+pub const SERIES: [RGBColor; 9] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// A peer tool's series (scipy, pyamg, PyTorch).
+pub const PEER: RGBColor = RGBColor(127, 127, 127);
+
 pub const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -584,6 +601,7 @@ mod tests {
         assert_eq!(format_log_tick(100.0), "10²");
         assert_eq!(format_log_tick(1.0), "10⁰");
         assert_eq!(format_log_tick(5e-2), "5×10⁻²");
+        assert_eq!(format_log_tick(3e-2), "");
         assert_eq!(format_log_tick(0.9999999999999999), "10⁰");
         assert_eq!(format_log_tick(0.0), "");
         assert_eq!(axis_range(0.003, 0.2, true, true), (1e-3, 1.0));
