@@ -319,6 +319,65 @@ fn axis_range(lo: f64, hi: f64, log: bool, pad_zero: bool) -> (f64, f64) {
     (y_lo, y_hi)
 }
 
+/// The corner of the plot where a legend of `entries` rows covers the fewest data points (the
+/// first of upper left, upper right, lower left, lower right on a tie). `lines` are each series'
+/// points and whether they are connected; `axes` each axis's shown range and whether it is
+/// logarithmic.
+fn legend_corner<'a>(
+    lines: impl Iterator<Item = (&'a [(f64, f64)], bool)>,
+    axes: [(f64, f64, bool); 2],
+    entries: usize,
+) -> SeriesLabelPosition {
+    // Where a value sits along its axis, from 0 to 1.
+    let at = |v: f64, (lo, hi, log): (f64, f64, bool)| {
+        if log {
+            (v.log10() - lo.log10()) / (hi.log10() - lo.log10())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    // The legend box in those units: about 40 % of the width, a row per 7 % of the height.
+    let (w, h) = (0.4, (0.07 * entries as f64 + 0.04).min(0.9));
+    let mut covered = [0usize; 4];
+    // Each series' points, and for a connected line 8 steps along each of its segments.
+    let mut samples = Vec::new();
+    for (line, connected) in lines {
+        let norm: Vec<(f64, f64)> = line
+            .iter()
+            .map(|&(x, y)| (at(x, axes[0]), at(y, axes[1])))
+            .collect();
+        if !connected {
+            samples.extend(norm);
+            continue;
+        }
+        samples.extend(norm.first().copied());
+        for pair in norm.windows(2) {
+            let ((u0, v0), (u1, v1)) = (pair[0], pair[1]);
+            samples.extend((1..=8).map(|k| {
+                let t = k as f64 / 8.0;
+                (u0 + t * (u1 - u0), v0 + t * (v1 - v0))
+            }));
+        }
+    }
+    for (u, v) in samples {
+        let (left, right, top, bottom) = (u < w, u > 1.0 - w, v > 1.0 - h, v < h);
+        for (k, hit) in [left && top, right && top, left && bottom, right && bottom]
+            .into_iter()
+            .enumerate()
+        {
+            covered[k] += usize::from(hit);
+        }
+    }
+    let best = (0..4).min_by_key(|&k| covered[k]).unwrap_or(0);
+    [
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::LowerLeft,
+        SeriesLabelPosition::LowerRight,
+    ][best]
+        .clone()
+}
+
 /// `10⁻³` for a power of ten, `2×10⁻³` and `5×10⁻³` between them, and no label elsewhere.
 pub fn format_log_tick(v: f64) -> String {
     if v <= 0.0 || !v.is_finite() {
@@ -381,12 +440,27 @@ impl Figure for Lines<'_> {
             .iter()
             .map(|l| (l, l.points.iter().copied().filter(|p| shown(p)).collect()))
             .collect();
+        let legend = legend_corner(
+            lines.iter().map(|(l, p)| (p.as_slice(), !l.markers)),
+            [(x0, x1, self.x.log), (y0, y1, self.y.log)],
+            self.lines.len(),
+        );
         let linear = |lo: f64, hi: f64| lo..hi;
         match (self.x.log, self.y.log) {
-            (false, false) => self.draw_on(root, linear(x0, x1), linear(y0, y1), &lines),
-            (false, true) => self.draw_on(root, linear(x0, x1), (y0..y1).log_scale(), &lines),
-            (true, false) => self.draw_on(root, (x0..x1).log_scale(), linear(y0, y1), &lines),
-            (true, true) => self.draw_on(root, (x0..x1).log_scale(), (y0..y1).log_scale(), &lines),
+            (false, false) => self.draw_on(root, linear(x0, x1), linear(y0, y1), &lines, legend),
+            (false, true) => {
+                self.draw_on(root, linear(x0, x1), (y0..y1).log_scale(), &lines, legend)
+            }
+            (true, false) => {
+                self.draw_on(root, (x0..x1).log_scale(), linear(y0, y1), &lines, legend)
+            }
+            (true, true) => self.draw_on(
+                root,
+                (x0..x1).log_scale(),
+                (y0..y1).log_scale(),
+                &lines,
+                legend,
+            ),
         }
     }
 }
@@ -398,6 +472,7 @@ impl Lines<'_> {
         x_range: X,
         y_range: Y,
         lines: &[(&Line, Vec<(f64, f64)>)],
+        legend: SeriesLabelPosition,
     ) -> Result<(), String>
     where
         DB: DrawingBackend,
@@ -460,7 +535,7 @@ impl Lines<'_> {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 14).into_font())
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(legend)
             .draw()
             .map_err(|e| e.to_string())?;
         Ok(())
@@ -605,6 +680,25 @@ mod tests {
         assert_eq!(format_log_tick(0.9999999999999999), "10⁰");
         assert_eq!(format_log_tick(0.0), "");
         assert_eq!(axis_range(0.003, 0.2, true, true), (1e-3, 1.0));
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_data_are_not() {
+        let axes = [(0.0, 10.0, false), (1e-3, 1.0, true)];
+        // A decaying curve fills the upper left and the lower right.
+        let decay: Vec<(f64, f64)> = (0..=10).map(|k| (k as f64, 0.5f64.powi(k))).collect();
+        let corner = legend_corner([(decay.as_slice(), true)].into_iter(), axes, 3);
+        assert!(
+            matches!(corner, SeriesLabelPosition::UpperRight),
+            "{corner:?}"
+        );
+        // A rising one leaves the upper left free.
+        let rise: Vec<(f64, f64)> = decay.iter().map(|&(x, y)| (10.0 - x, y)).collect();
+        let corner = legend_corner([(rise.as_slice(), true)].into_iter(), axes, 3);
+        assert!(
+            matches!(corner, SeriesLabelPosition::UpperLeft),
+            "{corner:?}"
+        );
     }
 
     #[test]
