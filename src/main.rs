@@ -331,13 +331,13 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             subsample,
             out,
         } => {
-            let opts = pipeline::train::EvalOptions {
+            let opts = pipeline::evaluate::EvalOptions {
                 start,
                 samples,
                 subsample,
                 out,
             };
-            let outcome = pipeline::train::evaluate(&checkpoint, &data, &opts)?;
+            let outcome = pipeline::evaluate::evaluate(&checkpoint, &data, &opts)?;
             reporter.info(format!(
                 "{}\nwrote {}",
                 outcome.table,
