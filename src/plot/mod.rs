@@ -335,7 +335,6 @@ impl Figure for Bars<'_> {
     }
 }
 
-/// Distinct colours for chart series (matplotlib's tab10).
 /// Colours for the many series of one figure (the tab10 cycle without its grey, which is
 /// [`PEER`]'s), so no series looks like a peer.
 pub const SERIES: [RGBColor; 9] = [
@@ -353,15 +352,9 @@ pub const SERIES: [RGBColor; 9] = [
 /// A peer tool's series (scipy, pyamg, PyTorch).
 pub const PEER: RGBColor = RGBColor(127, 127, 127);
 
+/// Distinct colours for chart series (matplotlib's tab10 order, grey last).
 pub const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
+    SERIES[0], SERIES[1], SERIES[2], SERIES[3], SERIES[4], SERIES[5], SERIES[6], PEER,
 ];
 
 #[cfg(test)]
