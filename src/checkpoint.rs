@@ -114,7 +114,10 @@ pub fn save(
             payload.extend_from_slice(&v.to_le_bytes());
         }
     }
-    metadata.insert(CHECKSUM.into(), Value::String(sha256_hex(&payload)));
+    metadata.insert(
+        CHECKSUM.into(),
+        Value::String(sha256_hex([payload.as_slice()])),
+    );
     let mut header = Map::new();
     header.insert("__metadata__".into(), Value::Object(metadata));
     let mut offset = 0usize;
@@ -140,12 +143,14 @@ pub fn save(
 /// The metadata key of the SHA-256 of the tensor bytes (absent in files before it was added).
 const CHECKSUM: &str = "tensors_sha256";
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// The SHA-256 of `parts` read one after the other, in hex.
+pub(crate) fn sha256_hex<P: AsRef<[u8]>>(parts: impl IntoIterator<Item = P>) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_ref());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads a checkpoint and rebuilds its model, normalisers and training state.
@@ -190,7 +195,7 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         )));
     }
     if let Some(sum) = meta.get(CHECKSUM).and_then(Value::as_str) {
-        if sha256_hex(data) != sum {
+        if sha256_hex([data]) != sum {
             return Err(corrupt(
                 "the tensor bytes do not match their SHA-256 checksum: the file was damaged or altered after it was written".into(),
             ));

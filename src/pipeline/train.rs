@@ -134,14 +134,11 @@ pub(super) fn nonzero_targets(
 
 /// SHA-256 of the values a run trains and tests on, so a resume notices changed data.
 fn digest(tensors: &[&Tensor<f32>]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for t in tensors {
-        for v in &t.data {
-            h.update(v.to_le_bytes());
-        }
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    checkpoint::sha256_hex(
+        tensors
+            .iter()
+            .flat_map(|t| t.data.iter().map(|v| v.to_le_bytes())),
+    )
 }
 
 /// Why the data a checkpoint was trained on (`stored`) is not the data of this run (`now`), or
