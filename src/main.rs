@@ -448,10 +448,15 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             let python = peers.map(peer_python);
             let outcome = pdekit::bench::solvers::run(&plan, &reporter, python.as_deref())?;
             reporter.info(format!(
-                "\n{}\nwrote {} and {}",
+                "\n{}\nwrote {}, {}",
                 outcome.table,
                 outcome.json.display(),
-                outcome.chart.display()
+                outcome
+                    .figures
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             Ok(())
         }

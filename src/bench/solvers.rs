@@ -7,10 +7,10 @@
 //! speed-up columns.
 
 use super::stamp;
-use crate::config::{BenchProblem, ImageFormat, Plan, SolverBenchPlan};
+use crate::config::{BenchProblem, Plan, SolverBenchPlan};
 use crate::data::DataError;
 use crate::files::write_atomic;
-use crate::plot::{bar_chart, Bar, PEER, SERIES};
+use crate::plot::solvers::{MethodResult, PeerResult};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -121,6 +121,10 @@ pub struct MethodRow {
     pub speedup: f64,
     /// Baseline iterations / this method's.
     pub iteration_ratio: f64,
+    /// The relative residual after each iteration on system 0.
+    pub system0_history: Vec<f64>,
+    /// Where system 0 came in this method's solve order (0: first).
+    pub system0_position: Option<usize>,
     /// Why the method stopped early, if it did (a failed setup or a breakdown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -156,14 +160,18 @@ fn run_method(
     }
     let mut per = PerSystem::default();
     let mut error = None;
+    let (mut system0_history, mut system0_position) = (Vec::new(), None);
     let bar = reporter.bar(systems.len() as u64, "bench", &label);
     match SequenceSolver::new(spec) {
         Err(e) => error = Some(e.to_string()),
         Ok(mut solver) => {
-            for &i in order {
+            for (position, &i) in order.iter().enumerate() {
                 if method.fresh {
                     solver.reset();
                 }
+                // Only system 0's history is kept (for the convergence figure), so the others
+                // are timed exactly as without it.
+                solver.record_history(i == 0);
                 let s = &systems[i].system;
                 let mut x = vec![0.0; s.rhs.len()];
                 let started = Instant::now();
@@ -180,6 +188,10 @@ fn run_method(
                     },
                 };
                 let (info, setup, solve) = report;
+                if i == 0 {
+                    system0_history.clone_from(&info.history);
+                    system0_position = Some(position);
+                }
                 per.iterations.push(info.iterations);
                 per.matvecs.push(info.matvecs);
                 per.precond_applies.push(info.precond_applies);
@@ -214,6 +226,8 @@ fn run_method(
         max_residual: per.residual.iter().copied().fold(0.0, f64::max),
         speedup: f64::NAN,
         iteration_ratio: f64::NAN,
+        system0_history,
+        system0_position,
         error,
         per_system: per,
     }
@@ -224,7 +238,8 @@ fn run_method(
 pub struct BenchOutcome {
     pub rows: Vec<MethodRow>,
     pub json: PathBuf,
-    pub chart: PathBuf,
+    /// Time per system, convergence on system 0, iterations along the solve order.
+    pub figures: Vec<PathBuf>,
     pub table: String,
 }
 
@@ -331,51 +346,64 @@ pub fn run(
         "peers": peer_result,
     });
     let json_path = crate::files::write_report(&out_dir.join(format!("{base}.json")), &mut doc)?;
-    let mut bars: Vec<Bar> = rows
+    let methods: Vec<MethodResult> = rows
         .iter()
-        .enumerate()
-        .map(|(k, r)| Bar {
-            label: r.label.clone(),
-            value: r.seconds_per_system,
-            color: SERIES[k % SERIES.len()],
+        .map(|r| MethodResult {
+            label: if r.ordering == OrderingName::Natural {
+                r.label.clone()
+            } else {
+                format!("{}, {} order", r.label, ordering_name(r.ordering))
+            },
+            seconds_per_system: r.seconds_per_system,
+            iterations: &r.per_system.iterations,
+            system0: r
+                .system0_position
+                .filter(|_| !r.system0_history.is_empty())
+                .map(|p| (r.system0_history.as_slice(), p)),
         })
         .collect();
-    if let Some(p) = &peer_result {
-        if let Some(methods) = p.get("methods").and_then(|m| m.as_array()) {
-            for m in methods {
-                // The peer runs some methods in more than one order: say which.
-                let ordering = m
-                    .get("ordering")
-                    .and_then(|o| o.as_str())
-                    .filter(|o| !o.is_empty())
-                    .map_or(String::new(), |o| format!(", {o} order"));
-                bars.push(Bar {
-                    label: format!(
-                        "{}{ordering} (peer)",
-                        m.get("label").and_then(|l| l.as_str()).unwrap_or("?")
-                    ),
-                    value: m
-                        .get("seconds_per_system")
-                        .and_then(|v| v.as_f64())
-                        .unwrap_or(f64::NAN),
-                    color: PEER,
-                });
-            }
+    let mut peer_bars = Vec::new();
+    if let Some(methods) = peer_result
+        .as_ref()
+        .and_then(|p| p.get("methods"))
+        .and_then(|m| m.as_array())
+    {
+        for m in methods {
+            // The peer runs some methods in more than one order: say which.
+            let ordering = m
+                .get("ordering")
+                .and_then(|o| o.as_str())
+                .filter(|o| !o.is_empty())
+                .map_or(String::new(), |o| format!(", {o} order"));
+            peer_bars.push(PeerResult {
+                label: format!(
+                    "{}{ordering} (peer)",
+                    m.get("label").and_then(|l| l.as_str()).unwrap_or("?")
+                ),
+                seconds_per_system: m
+                    .get("seconds_per_system")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(f64::NAN),
+            });
         }
     }
-    let chart = bar_chart(
-        &out_dir.join(format!("{base}.png")),
-        ImageFormat::Png,
-        &format!("{stem}: seconds per system ({} thread(s))", b.threads),
-        "seconds per system",
-        &bars,
+    let figures = crate::plot::solvers::figures(
+        out_dir, b.format, &base, &stem, b.threads, &methods, &peer_bars,
     )?;
     Ok(BenchOutcome {
         rows,
         json: json_path,
-        chart,
+        figures,
         table,
     })
+}
+
+/// The order's name as configs write it (`greedy`, `pca_hilbert`).
+fn ordering_name(o: OrderingName) -> String {
+    serde_json::to_value(o)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{o:?}"))
 }
 
 fn table(rows: &[MethodRow], peers: Option<&serde_json::Value>) -> String {
@@ -390,10 +418,7 @@ fn table(rows: &[MethodRow], peers: Option<&serde_json::Value>) -> String {
             t,
             "| {} | {} | {:.1} | {:.1} | {:.5} | {:.5} | {:.5} | {}/{} | {:.2e} | {:.2} | {:.2} |{}",
             r.label,
-            serde_json::to_value(r.ordering)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            ordering_name(r.ordering),
             r.mean_iterations,
             r.mean_matvecs,
             r.mean_setup_seconds,

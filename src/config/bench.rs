@@ -4,6 +4,7 @@
 use super::solver::{check_amg, over};
 use super::source::Source;
 use super::ConfigError;
+use super::ImageFormat;
 use pdekit_solvers::krylov::SolveParams;
 use pdekit_solvers::sequence::{Method, Ordering, PrecondKind, SolverSpec};
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,9 @@ pub struct SolverBenchPlan {
     pub wavenumber: f64,
     #[serde(default = "output_dir")]
     pub output_dir: PathBuf,
+    /// The figures' format (`png` or `svg`).
+    #[serde(default)]
+    pub format: ImageFormat,
     /// Where `--peers` writes the systems as MatrixMarket files.
     #[serde(default = "export_dir")]
     pub export_dir: PathBuf,

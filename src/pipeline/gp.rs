@@ -9,10 +9,8 @@
 use crate::config::{GpPde, GpPlan};
 use crate::expr::Expr;
 use crate::files::write_atomic;
-use crate::plot::{heatmap_panel, line_chart, shared_range, Axis, Heatmap, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
-use ndarray::Array2;
 use pdekit_operators::gp::kernel::SpectralMixture;
 use pdekit_operators::gp::optim::{GpError, GpInfo, GpParams};
 use pdekit_operators::gp::{solver1d, solver2d};
@@ -410,7 +408,30 @@ pub fn run(
         &plan.output_dir.join("prediction.json"),
         &serde_json::to_string(&prediction).expect("plain data serialises"),
     )?;
-    let figures = plots(plan, test, exact_test, &pred, &checkpoints, &spectra)?;
+    let errors: Vec<(f64, f64, f64)> = checkpoints
+        .iter()
+        .map(|c| (c.step as f64, c.rel_l2, c.max_error))
+        .collect();
+    let spectra_points: Vec<Vec<(f64, f64)>> = spectra
+        .iter()
+        .map(|comps| comps.iter().map(|c| (c.frequency, c.weight)).collect())
+        .collect();
+    let figures = crate::plot::gp_hm::figures(
+        &plan.output_dir,
+        plan.format,
+        &crate::plot::gp_hm::GpResult {
+            solution: &plan.solution,
+            dim: plan.dim,
+            test,
+            exact: exact_test,
+            prediction: &pred,
+            errors: &errors,
+            spectra: &spectra_points,
+            initial_weight: 1.0 / plan.params.components as f64,
+            max_frequency: plan.params.max_freq,
+            components: plan.params.components,
+        },
+    )?;
 
     rep.info(format!(
         "gp: {} steps in {seconds:.1} s ({step_ms:.2} ms/step), {} polishes\n  final relative L2 {rel_l2:.3e}, max error {max_error:.3e} on {}{} test points; {grid_rel_l2:.3e} at the {} collocation points{}\nwrote {} and {} figures in {}",
@@ -441,168 +462,4 @@ pub fn run(
         report,
         figures,
     })
-}
-
-fn plots(
-    plan: &GpPlan,
-    test: &[f64],
-    exact: &[f64],
-    pred: &[f64],
-    checkpoints: &[Checkpoint],
-    spectra: &[Vec<Component>],
-) -> Result<Vec<PathBuf>, PdekitError> {
-    let dir = &plan.output_dir;
-    let ext = plan.format.extension();
-    let mut out = Vec::new();
-    let log10 = |v: f64| v.max(1e-300).log10();
-    if plan.dim == 1 {
-        let pts = |ys: &[f64]| test.iter().copied().zip(ys.iter().copied()).collect();
-        out.push(line_chart(
-            &dir.join(format!("solution.{ext}")),
-            plan.format,
-            &format!("u = {}: GP-HM against exact", plan.solution),
-            Axis::linear("x"),
-            Axis::linear("u"),
-            &[
-                Line {
-                    label: "exact".into(),
-                    points: pts(exact),
-                    color: PALETTE[0],
-                    markers: false,
-                },
-                Line {
-                    label: "GP-HM".into(),
-                    points: pts(pred),
-                    color: PALETTE[1],
-                    markers: false,
-                },
-            ],
-        )?);
-        let err: Vec<f64> = pred.iter().zip(exact).map(|(p, t)| (p - t).abs()).collect();
-        out.push(line_chart(
-            &dir.join(format!("error.{ext}")),
-            plan.format,
-            "pointwise error",
-            Axis::linear("x"),
-            Axis::log("|u_GP − u|"),
-            &[Line {
-                label: "GP-HM".into(),
-                points: pts(&err),
-                color: PALETTE[3],
-                markers: false,
-            }],
-        )?);
-    } else {
-        let n = test.len();
-        let grid = |v: &[f64]| Array2::from_shape_vec((n, n), v.to_vec()).expect("n × n values");
-        let (ex, gp) = (grid(exact), grid(pred));
-        let abs = grid(
-            &pred
-                .iter()
-                .zip(exact)
-                .map(|(p, t)| (p - t).abs())
-                .collect::<Vec<_>>(),
-        );
-        let both = shared_range(&[ex.view(), gp.view()]);
-        out.push(heatmap_panel(
-            &dir.join(format!("solution.{ext}")),
-            plan.format,
-            &format!("u = {}", plan.solution),
-            3,
-            &[
-                Heatmap {
-                    title: "exact".into(),
-                    values: ex.view(),
-                    outlines: Vec::new(),
-                    range: both,
-                },
-                Heatmap {
-                    title: "GP-HM".into(),
-                    values: gp.view(),
-                    outlines: Vec::new(),
-                    range: both,
-                },
-                Heatmap {
-                    title: "|error|".into(),
-                    values: abs.view(),
-                    outlines: Vec::new(),
-                    range: None,
-                },
-            ],
-        )?);
-        let log_abs = abs.mapv(log10);
-        out.push(heatmap_panel(
-            &dir.join(format!("error.{ext}")),
-            plan.format,
-            "pointwise error, log10 |u_GP − u|",
-            1,
-            &[Heatmap {
-                title: "log10 |error|".into(),
-                values: log_abs.view(),
-                outlines: Vec::new(),
-                range: None,
-            }],
-        )?);
-    }
-    let curve = |f: fn(&Checkpoint) -> f64| {
-        checkpoints
-            .iter()
-            .filter(|c| f(c).is_finite())
-            .map(|c| (c.step as f64, f(c)))
-            .collect()
-    };
-    out.push(line_chart(
-        &dir.join(format!("convergence.{ext}")),
-        plan.format,
-        "error against optimisation step",
-        Axis::linear("step"),
-        Axis::log("error"),
-        &[
-            Line {
-                label: "relative L2".into(),
-                points: curve(|c| c.rel_l2),
-                color: PALETTE[0],
-                markers: false,
-            },
-            Line {
-                label: "max error".into(),
-                points: curve(|c| c.max_error),
-                color: PALETTE[1],
-                markers: false,
-            },
-        ],
-    )?);
-    let initial = 1.0 / plan.params.components as f64;
-    let mut lines: Vec<Line> = spectra
-        .iter()
-        .enumerate()
-        .map(|(axis, comps)| Line {
-            label: format!("learned, axis {}", ["x", "y"][axis]),
-            points: comps.iter().map(|c| (c.frequency, c.weight)).collect(),
-            color: PALETTE[axis],
-            markers: true,
-        })
-        .collect();
-    lines.push(Line {
-        label: format!("initial weight 1/Q = {initial:.3}"),
-        points: linspace(
-            0.0,
-            plan.params.max_freq.max(1e-9),
-            plan.params.components.max(2),
-        )
-        .into_iter()
-        .map(|f| (f, initial))
-        .collect(),
-        color: PALETTE[7],
-        markers: true,
-    });
-    out.push(line_chart(
-        &dir.join(format!("spectrum.{ext}")),
-        plan.format,
-        "learned spectrum: weight against frequency (pruned components sink)",
-        Axis::linear("frequency (cycles per unit length)"),
-        Axis::log("weight"),
-        &lines,
-    )?);
-    Ok(out)
 }

@@ -9,7 +9,7 @@
 //! against unknowns and against wall time.
 
 use crate::config::{MlvmsPlan, MlvmsTransientPlan};
-use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line, PALETTE};
+use crate::plot::mlvms::{BoxedField, Cost, Ledger, SteadyResult, TransientResult};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -258,9 +258,6 @@ fn plots<const D: usize>(
     uniform: &[Run],
     chidenn: &[Run],
 ) -> Result<Vec<PathBuf>, PdekitError> {
-    let dir = &plan.output_dir;
-    let ext = plan.format.extension();
-    let mut out = Vec::new();
     // Sample the x–y plane (through the centre in 3-D) over the whole domain and over the first
     // level's box.
     let centre = &plan.centre;
@@ -300,79 +297,31 @@ fn plots<const D: usize>(
     });
     let (u_all, _) = sample(whole_lo, whole_hi, n);
     let (u_zoom, e_zoom) = sample(zoom_lo, zoom_hi, n);
-    let slice = if D == 3 { " (slice z = centre)" } else { "" };
-    out.push(heatmap_panel(
-        &dir.join(format!("solution.{ext}")),
+    let cost = |r: &Run| Cost {
+        unknowns: r.unknowns as f64,
+        seconds: r.assemble_seconds + r.solve_seconds,
+        rel_l2: r.rel_l2,
+    };
+    Ok(crate::plot::mlvms::steady(
+        &plan.output_dir,
         plan.format,
-        &format!("multilevel solution{slice}; white: level boxes"),
-        2,
-        &[
-            Heatmap {
-                title: "whole domain".into(),
-                values: u_all.view(),
-                outlines: boxes_in(whole_lo, whole_hi),
-                range: None,
+        &SteadyResult {
+            levels: levels.len(),
+            slice: if D == 3 { " (slice z = centre)" } else { "" },
+            whole: BoxedField {
+                values: u_all,
+                boxes: boxes_in(whole_lo, whole_hi),
             },
-            Heatmap {
-                title: "level-1 box".into(),
-                values: u_zoom.view(),
-                outlines: boxes_in(zoom_lo, zoom_hi),
-                range: None,
+            zoom: BoxedField {
+                values: u_zoom,
+                boxes: boxes_in(zoom_lo, zoom_hi),
             },
-        ],
-    )?);
-    out.push(heatmap_panel(
-        &dir.join(format!("error.{ext}")),
-        plan.format,
-        &format!("|u − u*| in the level-1 box{slice}"),
-        1,
-        &[Heatmap {
-            title: "|error|".into(),
-            values: e_zoom.view(),
-            outlines: boxes_in(zoom_lo, zoom_hi),
-            range: None,
-        }],
-    )?);
-    let total = |r: &Run| r.assemble_seconds + r.solve_seconds;
-    for (name, x_label, xf) in [
-        (
-            "error_vs_unknowns",
-            "unknowns",
-            (|r: &Run| r.unknowns as f64) as fn(&Run) -> f64,
-        ),
-        ("error_vs_time", "wall time (s)", total as fn(&Run) -> f64),
-    ] {
-        out.push(line_chart(
-            &dir.join(format!("{name}.{ext}")),
-            plan.format,
-            "relative L2 error",
-            Axis::log(x_label),
-            Axis::log("relative L2 error"),
-            &[
-                Line {
-                    label: "uniform Q1".into(),
-                    points: uniform.iter().map(|r| (xf(r), r.rel_l2)).collect(),
-                    color: PALETTE[0],
-                    markers: false,
-                },
-                Line {
-                    label: format!("multilevel Q1 ({} levels)", levels.len() + 1),
-                    points: vec![(xf(multilevel), multilevel.rel_l2)],
-                    color: PALETTE[1],
-                    markers: true,
-                },
-            ]
-            .into_iter()
-            .chain((!chidenn.is_empty()).then(|| Line {
-                label: format!("multilevel C-HiDeNN ({} levels)", levels.len() + 1),
-                points: chidenn.iter().map(|r| (xf(r), r.rel_l2)).collect(),
-                color: PALETTE[2],
-                markers: false,
-            }))
-            .collect::<Vec<_>>(),
-        )?);
-    }
-    Ok(out)
+            zoom_error: e_zoom,
+            uniform: uniform.iter().map(cost).collect(),
+            multilevel: cost(multilevel),
+            chidenn: chidenn.iter().map(cost).collect(),
+        },
+    )?)
 }
 
 /// What a transient run produced.
@@ -472,7 +421,6 @@ fn run_transient_dim<const D: usize>(
         coefficients: solution.coefficients,
         nodal,
     };
-    let ext = plan.format.extension();
     let n = 240;
     let last = path(plan.steps as f64 * plan.dt);
     let field = Array2::from_shape_fn((n, n), |(i, j)| {
@@ -494,66 +442,34 @@ fn run_transient_dim<const D: usize>(
             ]
         })
         .collect();
-    let slice = if D == 3 {
-        " (slice through the beam)"
-    } else {
-        ""
-    };
-    let mut figures = vec![heatmap_panel(
-        &plan.output_dir.join(format!("temperature.{ext}")),
+    let ledger: Vec<Ledger> = info
+        .steps
+        .iter()
+        .map(|s| Ledger {
+            time: s.time,
+            heat_in: s.heat_in,
+            heat_out: s.heat_out,
+            stored: s.stored,
+        })
+        .collect();
+    let figures = crate::plot::mlvms::transient(
+        &plan.output_dir,
         plan.format,
-        &format!(
-            "u at t = {:.4}{slice}, level boxes",
-            plan.steps as f64 * plan.dt
-        ),
-        1,
-        &[Heatmap {
-            title: "u".into(),
-            values: field.view(),
-            outlines,
-            range: None,
-        }],
-    )?];
-    let mut cumulative = (0.0, 0.0, 0.0);
-    let (mut heat_in, mut heat_out, mut stored) = (Vec::new(), Vec::new(), Vec::new());
-    for s in &info.steps {
-        cumulative.0 += s.heat_in;
-        cumulative.1 += s.heat_out;
-        cumulative.2 += s.transfer;
-        heat_in.push((s.time, cumulative.0));
-        heat_out.push((s.time, cumulative.1));
-        stored.push((s.time, s.stored));
-    }
-    figures.push(line_chart(
-        &plan.output_dir.join(format!("energy.{ext}")),
-        plan.format,
-        &format!(
-            "energy: in − out + transfer − stored = {:.1e} of the heat in",
-            info.balance
-        ),
-        Axis::linear("t"),
-        Axis::linear("heat"),
-        &[
-            Line {
-                label: "heat in (cumulative)".into(),
-                points: heat_in,
-                color: PALETTE[0],
-                markers: false,
+        &TransientResult {
+            time: plan.steps as f64 * plan.dt,
+            slice: if D == 3 {
+                " (slice through the beam)"
+            } else {
+                ""
             },
-            Line {
-                label: "heat out through ∂Ω (cumulative)".into(),
-                points: heat_out,
-                color: PALETTE[1],
-                markers: false,
+            field: BoxedField {
+                values: field,
+                boxes: outlines,
             },
-            Line {
-                label: "stored".into(),
-                points: stored,
-                color: PALETTE[2],
-                markers: false,
-            },
-        ],
-    )?);
+            ledger: &ledger,
+            balance: info.balance,
+        },
+    )?;
     rep.info(format!(
         "mlvms transient ({}-D): {} steps in {:.2} s, {} unknowns, {} re-centrings\n  energy balance {:.2e} of the heat in; re-centring (interpolation) changed the stored heat by {:.2e} of it\nwrote {} and {} figures in {}",
         D,

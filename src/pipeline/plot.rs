@@ -1,12 +1,13 @@
-//! The `plot` stage: a panel of samples (input and output heatmaps) and the solver's iterations.
+//! The `plot` stage: a panel of samples (input and output heatmaps), a trajectory, the solver's
+//! iterations per sample, and the residual histories of the samples drawn.
 
-use crate::config::PlotPlan;
+use crate::config::{Plan, PlotPlan};
 use crate::data::{DataError, Dataset};
-use crate::plot::{heatmap_panel, line_chart, Axis, Heatmap, Line};
+use crate::plot::dataset::{self as figures, Curve};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Ix2;
-use plotters::style::RGBColor;
+use pdekit_solvers::sequence::{Omega, PrecondKind};
 use std::path::PathBuf;
 
 /// Draws the figures of `plan` and returns the files written.
@@ -46,37 +47,34 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
         .input
         .file_stem()
         .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());
-    let ext = plan.format.extension();
     let mut written = Vec::new();
     let caption = format!("{stem} ({}, {} samples)", ds.layout().describe(), ds.len());
-    let panel = plan.output_dir.join(format!("samples.{ext}"));
     let one_d = input.shape.len() == 2 && output.shape.len() == 2;
+    let dir = &plan.output_dir;
     if one_d {
         let x = ds.grid_axis("x")?;
-        let mut lines = Vec::new();
+        let mut curves = Vec::new();
         for (c, &i) in indices.iter().enumerate() {
-            let color = crate::plot::PALETTE[c % crate::plot::PALETTE.len()];
-            for (f, dashed) in [(&input, true), (&output, false)] {
+            for (f, input) in [(&input, true), (&output, false)] {
                 let v = ds.sample(&f.name, i)?;
                 let xs: Vec<f64> = match &x {
                     Some(x) if x.len() == v.len() => x.clone(),
                     _ => (0..v.len()).map(|j| j as f64 / v.len() as f64).collect(),
                 };
-                lines.push(Line {
+                curves.push(Curve {
                     label: format!("sample {i}: {}", short(&f.name)),
                     points: xs.into_iter().zip(v.iter().copied()).collect(),
-                    color: if dashed { lighter(color) } else { color },
-                    markers: false,
+                    sample: c,
+                    input,
                 });
             }
         }
-        written.push(line_chart(
-            &panel,
+        written.push(figures::curves(
+            dir,
             plan.format,
+            "samples",
             &caption,
-            Axis::linear("x"),
-            Axis::linear("value"),
-            &lines,
+            curves,
         )?);
     } else {
         let mut arrays = Vec::with_capacity(2 * k);
@@ -86,12 +84,13 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
                 arrays.push((format!("sample {i}: {}{note}", short(&f.name)), a));
             }
         }
-        written.push(heatmap_panel(
-            &panel,
+        written.push(figures::maps(
+            dir,
             plan.format,
+            "samples",
             &caption,
             2,
-            &maps(&arrays),
+            &arrays,
         )?);
     }
     // A trajectory (or a 3-D field): frames of the first sample over time (or slices along x).
@@ -121,46 +120,37 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             };
             arrays.push((label, frame));
         }
-        let path = plan.output_dir.join(format!("trajectory.{ext}"));
         let cap = format!("{stem}: {} of sample {}", short(&traj.name), indices[0]);
-        written.push(heatmap_panel(&path, plan.format, &cap, 3, &maps(&arrays))?);
+        written.push(figures::maps(
+            dir,
+            plan.format,
+            "trajectory",
+            &cap,
+            3,
+            &arrays,
+        )?);
     }
 
     if ds.has("stats/iterations") && ds.has("stats/converged") {
-        let iters = ds.read_all("stats/iterations")?;
+        let iters: Vec<f64> = ds.read_all("stats/iterations")?.iter().copied().collect();
         let conv = ds.read_all("stats/converged")?;
-        let mut ok = Vec::new();
-        let mut bad = Vec::new();
-        for (i, (&it, &c)) in iters.iter().zip(conv.iter()).enumerate() {
-            if c != 0.0 {
-                ok.push((i as f64, it))
-            } else {
-                bad.push((i as f64, it))
-            }
-        }
-        let mut series = vec![Line {
-            label: format!("converged ({})", ok.len()),
-            points: ok,
-            color: RGBColor(31, 119, 180),
-            markers: true,
-        }];
-        if !bad.is_empty() {
-            series.push(Line {
-                label: format!("not converged ({})", bad.len()),
-                points: bad,
-                color: RGBColor(214, 39, 40),
-                markers: true,
-            });
-        }
-        let path = plan.output_dir.join(format!("iterations.{ext}"));
-        written.push(line_chart(
-            &path,
+        let converged: Vec<bool> = conv.iter().map(|&c| c != 0.0).collect();
+        written.push(figures::iterations(
+            dir,
             plan.format,
             &format!("{stem}: solver iterations per sample"),
-            Axis::linear("sample index"),
-            Axis::linear("iterations"),
-            &series,
+            &iters,
+            &converged,
         )?);
+        match residual_histories(&ds, &indices)? {
+            Ok(histories) => written.push(figures::residuals(
+                dir,
+                plan.format,
+                &format!("{stem}: convergence of the samples drawn"),
+                &histories,
+            )?),
+            Err(why) => rep.info(format!("no residual figure: {why}")),
+        }
     }
     for p in &written {
         rep.info(format!("wrote {}", p.display()));
@@ -196,19 +186,6 @@ fn last_frame(
     Ok((a, note))
 }
 
-/// Titled fields as heatmaps without outlines.
-fn maps(arrays: &[(String, ndarray::Array2<f64>)]) -> Vec<Heatmap<'_>> {
-    arrays
-        .iter()
-        .map(|(title, a)| Heatmap {
-            title: title.clone(),
-            values: a.view(),
-            outlines: Vec::new(),
-            range: None,
-        })
-        .collect()
-}
-
 /// A field that does not have the axes a figure needs.
 fn shape_error(name: &str, e: ndarray::ShapeError) -> DataError {
     DataError::Shape {
@@ -218,11 +195,94 @@ fn shape_error(name: &str, e: ndarray::ShapeError) -> DataError {
     }
 }
 
-fn lighter(c: RGBColor) -> RGBColor {
-    let mix = |v: u8| ((u16::from(v) + 2 * 255) / 3) as u8;
-    RGBColor(mix(c.0), mix(c.1), mix(c.2))
-}
-
 fn short(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Labelled residual histories.
+type Histories = Vec<(String, Vec<f64>)>;
+
+/// The residual histories of samples `indices`, solved again with the generating config stored in
+/// the dataset (a sample depends only on the seed and its index). A sample whose stored solve
+/// carried state (a recycling chain) is solved alone and its label says so, as does any
+/// difference from the iterations the dataset holds. `Ok(Err(why))`: the dataset cannot give
+/// histories (no stored config, no linear solver).
+fn residual_histories(
+    ds: &Dataset,
+    indices: &[usize],
+) -> Result<Result<Histories, String>, PdekitError> {
+    let Some(text) = ds.attr("config") else {
+        return Ok(Err("the dataset holds no generating config".into()));
+    };
+    let generate = match Plan::parse(ds.path(), &text) {
+        Ok(plan) => plan.generate,
+        Err(e) => return Ok(Err(format!("its stored config no longer reads: {e}"))),
+    };
+    let Some(g) = generate else {
+        return Ok(Err("its stored config has no [generate] section".into()));
+    };
+    let Some(solver) = g.solver.as_ref() else {
+        return Ok(Err("its samples solve no linear systems".into()));
+    };
+    let alone = if solver.chains.is_some() && solver.spec.carries_state() {
+        ", solved alone"
+    } else {
+        ""
+    };
+    let stored = ds.read_all("stats/iterations")?;
+    let omegas = if ds.has("stats/omega") {
+        Some(ds.read_all("stats/omega")?)
+    } else {
+        None
+    };
+    let seed = g.dataset.seed;
+    let mut out = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let mut params = g.family_params();
+        if let Some(spec) = params.solver_mut() {
+            spec.params.history = true;
+            // A learned ω is replayed as the fixed ω the dataset recorded for the sample.
+            if spec.learns_omega() {
+                if let Some(w) = omegas.as_ref().map(|o| o[i]).filter(|w| w.is_finite()) {
+                    spec.precond = PrecondKind::Ssor {
+                        omega: Omega::Fixed(w),
+                    };
+                }
+            }
+        }
+        let family = params.build()?;
+        if !family.layout().linear_solves {
+            return Ok(Err("its samples solve no linear systems".into()));
+        }
+        // Row i of a merged or sharded dataset holds the sample its `params/index` names.
+        let index = if ds.has("params/index") {
+            ds.sample("params/index", i)?
+                .iter()
+                .next()
+                .copied()
+                .unwrap_or(i as f64) as u64
+        } else {
+            i as u64
+        };
+        let sample = family.generate(seed, index)?;
+        let r = &sample.report;
+        if r.history.is_empty() {
+            return Ok(Err(format!(
+                "{} records no residual history",
+                family.name()
+            )));
+        }
+        let iterations = r.history.len();
+        let recorded = stored[i] as usize;
+        let note = if recorded == r.iterations {
+            String::new()
+        } else {
+            format!("; {recorded} in the dataset")
+        };
+        out.push((
+            format!("sample {index}{alone} ({iterations} iterations{note})"),
+            r.history.clone(),
+        ));
+    }
+    Ok(Ok(out))
 }

@@ -6,7 +6,6 @@
 
 use crate::config::relax::Learner;
 use crate::config::{RelaxPlan, RelaxSequenceKind};
-use crate::plot::{line_chart, Axis, Line, PALETTE};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use pdekit_solvers::relax::experiment::{
@@ -15,7 +14,7 @@ use pdekit_solvers::relax::experiment::{
 use pdekit_solvers::relax::policy::linspace;
 use pdekit_solvers::relax::sequence::{HeatSequence, ShiftedLaplacianSequence};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Summary of one policy over all repeats.
@@ -99,7 +98,11 @@ pub fn run(plan: &RelaxPlan, rep: Reporter) -> Result<Vec<PolicySummary>, Pdekit
     let first = &reports[0];
     let json_path = plan.output_dir.join("learned_sor.json");
     write_json(&json_path, plan, &reports, &summaries, seconds)?;
-    let figures = plots(plan, first)?;
+    let what = match plan.sequence {
+        RelaxSequenceKind::ShiftedLaplacian => "SOR iterations",
+        RelaxSequenceKind::Heat => "SSOR-PCG iterations",
+    };
+    let figures = crate::plot::relax::figures(&plan.output_dir, plan.format, what, first)?;
 
     let mut table = format!(
         "{:<32} {:>12} {:>18} {:>12}\n",
@@ -212,124 +215,4 @@ fn write_json(
     });
     crate::files::write_json(path, &doc)?;
     Ok(())
-}
-
-fn cumulative(costs: &[usize]) -> Vec<(f64, f64)> {
-    let mut acc = 0.0;
-    costs
-        .iter()
-        .enumerate()
-        .map(|(t, &c)| {
-            acc += c as f64;
-            (t as f64 + 1.0, acc)
-        })
-        .collect()
-}
-
-fn plots(plan: &RelaxPlan, r: &ExperimentReport) -> Result<Vec<PathBuf>, PdekitError> {
-    let ext = plan.format.extension();
-    let dir = &plan.output_dir;
-    let mut lines: Vec<Line> = r
-        .learners
-        .iter()
-        .enumerate()
-        .map(|(i, t)| Line {
-            label: t.name.clone(),
-            points: cumulative(&t.costs),
-            color: PALETTE[i % PALETTE.len()],
-            markers: false,
-        })
-        .collect();
-    let k = lines.len();
-    let best = &r.fixed[r.best_fixed];
-    lines.push(Line {
-        label: format!("best fixed ω = {:.2}", r.arms[r.best_fixed]),
-        points: cumulative(&best.costs),
-        color: PALETTE[(k + 1) % PALETTE.len()],
-        markers: false,
-    });
-    lines.push(Line {
-        label: "instance-optimal".into(),
-        points: cumulative(&r.instance_optimal.costs),
-        color: PALETTE[(k + 2) % PALETTE.len()],
-        markers: false,
-    });
-    lines.push(Line {
-        label: format!("ω = {:.2}", r.arms[0]),
-        points: cumulative(&r.fixed[0].costs),
-        color: PALETTE[(k + 3) % PALETTE.len()],
-        markers: false,
-    });
-    let what = match plan.sequence {
-        RelaxSequenceKind::ShiftedLaplacian => "SOR iterations",
-        RelaxSequenceKind::Heat => "SSOR-PCG iterations",
-    };
-    let mut out = vec![line_chart(
-        &dir.join(format!("cumulative.{ext}")),
-        plan.format,
-        &format!("Cumulative {what}"),
-        Axis::linear("instance"),
-        Axis::linear(&format!("cumulative {what}")),
-        &lines,
-    )?];
-
-    let mut omegas: Vec<Line> = r
-        .learners
-        .iter()
-        .enumerate()
-        .map(|(i, t)| Line {
-            label: t.name.clone(),
-            points: t
-                .omegas
-                .iter()
-                .enumerate()
-                .map(|(s, &w)| (s as f64, w))
-                .collect(),
-            color: PALETTE[i % PALETTE.len()],
-            markers: true,
-        })
-        .collect();
-    omegas.push(Line {
-        label: "instance-optimal".into(),
-        points: r
-            .instance_optimal
-            .omegas
-            .iter()
-            .enumerate()
-            .map(|(s, &w)| (s as f64, w))
-            .collect(),
-        color: PALETTE[7],
-        markers: true,
-    });
-    out.push(line_chart(
-        &dir.join(format!("omega.{ext}")),
-        plan.format,
-        "ω chosen per instance",
-        Axis::linear("instance"),
-        Axis::linear("ω"),
-        &omegas,
-    )?);
-
-    let probs: Vec<Line> = r
-        .learners
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
-            t.final_probabilities.as_ref().map(|p| Line {
-                label: format!("{} (last context)", t.name),
-                points: r.arms.iter().copied().zip(p.iter().copied()).collect(),
-                color: PALETTE[i % PALETTE.len()],
-                markers: false,
-            })
-        })
-        .collect();
-    out.push(line_chart(
-        &dir.join(format!("probabilities.{ext}")),
-        plan.format,
-        "Final probabilities over the arms",
-        Axis::linear("ω"),
-        Axis::linear("probability"),
-        &probs,
-    )?);
-    Ok(out)
 }

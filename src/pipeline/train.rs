@@ -10,7 +10,7 @@
 use crate::checkpoint;
 use crate::config::TrainPlan;
 use crate::data::{DataError, Dataset};
-use crate::plot::{heatmap_panel, line_chart, shared_range, Axis, Heatmap, Line, PALETTE};
+use crate::plot::training::Prediction;
 use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
@@ -453,42 +453,12 @@ pub fn run(
     });
     let report =
         crate::files::write_report(&run.output_dir.join("training_report.json"), &mut doc)?;
-    let mut figures = Vec::new();
-    let series = |f: fn(&pdekit_operators::train::trainer::EpochRecord) -> f64| -> Vec<(f64, f64)> {
-        state
-            .history
-            .iter()
-            .map(|r| ((r.epoch + 1) as f64, f(r)))
-            .collect()
-    };
-    let ext = run.format.extension();
-    figures.push(line_chart(
-        &run.output_dir.join(format!("loss.{ext}")),
+    let mut figures = vec![crate::plot::training::curves(
+        &run.output_dir,
         run.format,
-        "training",
-        Axis::linear("epoch"),
-        Axis::log("loss and relative error"),
-        &[
-            Line {
-                label: format!("train loss ({:?})", params.loss),
-                points: series(|r| r.train_loss),
-                color: PALETTE[0],
-                markers: false,
-            },
-            Line {
-                label: "test relative L2".into(),
-                points: series(|r| r.test_l2),
-                color: PALETTE[1],
-                markers: false,
-            },
-            Line {
-                label: "test relative H1".into(),
-                points: series(|r| r.test_h1),
-                color: PALETTE[2],
-                markers: false,
-            },
-        ],
-    )?);
+        &format!("{:?}", params.loss),
+        &state.history,
+    )?];
     if dims == 2 && run.panels > 0 {
         let k = run.panels.min(n_test);
         let idx: Vec<usize> = (0..k).collect();
@@ -509,38 +479,17 @@ pub fn run(
             })
         };
         let last_ch = ty.channels() - 1;
-        let mut maps = Vec::new();
-        let mut arrays = Vec::new();
-        for b in 0..k {
-            let xin = field(&xs, b, 0);
-            let truth = field(&ty, b, last_ch);
-            let p = field(&pred, b, last_ch);
-            let err = (&p - &truth).mapv(f64::abs);
-            arrays.push((b, xin, truth, p, err));
-        }
-        for (b, xin, truth, p, err) in &arrays {
-            // Truth and prediction on one colour scale, so they compare by eye.
-            let both = shared_range(&[truth.view(), p.view()]);
-            for (title, a, range) in [
-                (format!("test {b}: input"), xin, None),
-                ("truth".to_string(), truth, both),
-                ("prediction".to_string(), p, both),
-                ("|error|".to_string(), err, None),
-            ] {
-                maps.push(Heatmap {
-                    title,
-                    values: a.view(),
-                    outlines: Vec::new(),
-                    range,
-                });
-            }
-        }
-        figures.push(heatmap_panel(
-            &run.output_dir.join(format!("predictions.{ext}")),
+        let samples: Vec<Prediction> = (0..k)
+            .map(|b| Prediction {
+                input: field(&xs, b, 0),
+                truth: field(&ty, b, last_ch),
+                prediction: field(&pred, b, last_ch),
+            })
+            .collect();
+        figures.push(crate::plot::training::predictions(
+            &run.output_dir,
             run.format,
-            "test samples",
-            4,
-            &maps,
+            &samples,
         )?);
     }
     rep.info(format!(

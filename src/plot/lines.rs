@@ -1,6 +1,10 @@
 //! Line charts with linear or logarithmic axes.
 
-use super::{format_tick, render, Figure, PlotError};
+use super::theme::{
+    format_log_seconds, format_log_tick, format_seconds, format_tick, repeated_label, AXIS,
+    CAPTION, LEGEND, TICK,
+};
+use super::{render, Figure, PlotError};
 use crate::config::ImageFormat;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -15,26 +19,92 @@ pub struct Line {
     pub markers: bool,
 }
 
-/// One axis of a [`line_chart`]: its title, and whether it is logarithmic (for quantities that
-/// span decades: losses, errors, residuals, unknowns, times). A log axis carries 10ᵏ ticks and
-/// leaves out points that are not positive.
+impl Line {
+    /// A connected line.
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>, color: RGBColor) -> Self {
+        Self {
+            label: label.into(),
+            points,
+            color,
+            markers: false,
+        }
+    }
+
+    /// Markers at the points, unconnected: a scatter series.
+    pub fn scatter(label: impl Into<String>, points: Vec<(f64, f64)>, color: RGBColor) -> Self {
+        Self {
+            markers: true,
+            ..Self::new(label, points, color)
+        }
+    }
+}
+
+/// One axis of a chart: its title, whether it is logarithmic (for quantities that span decades:
+/// losses, errors, residuals, unknowns, times), and whether its values are seconds. A log axis
+/// carries 10ᵏ ticks and leaves out points that are not positive; a time axis reads `0.5 ms`,
+/// `1.2 s`.
 #[derive(Debug, Clone, Copy)]
 pub struct Axis<'a> {
     pub label: &'a str,
     pub log: bool,
+    pub seconds: bool,
+    /// Whole numbers only (epochs, iterations, positions): no ticks between them.
+    pub integer: bool,
 }
 
 impl<'a> Axis<'a> {
     pub fn linear(label: &'a str) -> Self {
-        Self { label, log: false }
+        Self {
+            label,
+            log: false,
+            seconds: false,
+            integer: false,
+        }
+    }
+
+    /// A linear axis of whole numbers.
+    pub fn counts(label: &'a str) -> Self {
+        Self {
+            integer: true,
+            ..Self::linear(label)
+        }
     }
 
     pub fn log(label: &'a str) -> Self {
-        Self { label, log: true }
+        Self {
+            log: true,
+            ..Self::linear(label)
+        }
+    }
+
+    /// A logarithmic axis of durations in seconds.
+    pub fn log_seconds(label: &'a str) -> Self {
+        Self {
+            seconds: true,
+            ..Self::log(label)
+        }
+    }
+
+    /// How the axis labels its ticks; `span` is the shown range (for a linear axis's digits).
+    pub(super) fn tick_formatter(self, span: f64) -> impl Fn(&f64) -> String {
+        move |&v| match (self.log, self.seconds) {
+            (true, true) => format_log_seconds(v),
+            (true, false) => format_log_tick(v),
+            (false, true) => format_seconds(v),
+            (false, false) if self.integer => {
+                if (v - v.round()).abs() < 1e-9 {
+                    format!("{}", v.round())
+                } else {
+                    String::new()
+                }
+            }
+            (false, false) => format_tick(v, span),
+        }
     }
 }
 
-/// A chart of lines (or marker series) sharing axes.
+/// A chart of lines (or marker series) sharing axes. Two series with one label are an error: a
+/// reader could not tell them apart.
 pub fn line_chart(
     path: &Path,
     format: ImageFormat,
@@ -43,6 +113,12 @@ pub fn line_chart(
     y: Axis<'_>,
     lines: &[Line],
 ) -> Result<PathBuf, PlotError> {
+    if let Some(label) = repeated_label(lines.iter().map(|l| l.label.as_str())) {
+        return Err(PlotError {
+            path: path.to_path_buf(),
+            message: format!("two series are both labelled \"{label}\""),
+        });
+    }
     render(
         path,
         format,
@@ -148,41 +224,6 @@ fn legend_corner<'a>(
         .clone()
 }
 
-/// `10⁻³` for a power of ten, `2×10⁻³` and `5×10⁻³` between them, and no label elsewhere.
-pub fn format_log_tick(v: f64) -> String {
-    if v <= 0.0 || !v.is_finite() {
-        return String::new();
-    }
-    // Tick values come from repeated products, so 1 may arrive as 0.9999999999999999.
-    let nearest = v.log10().round();
-    if (v / 10f64.powf(nearest) - 1.0).abs() < 1e-9 {
-        return format!("10{}", superscript(nearest as i64));
-    }
-    // Within a decade, label 2 and 5 only: labels at every multiple would overlap.
-    let k = (v.log10() + 1e-9).floor();
-    let mantissa = v / 10f64.powf(k);
-    if [2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
-        format!("{}×10{}", mantissa.round(), superscript(k as i64))
-    } else {
-        String::new()
-    }
-}
-
-fn superscript(k: i64) -> String {
-    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
-    let digits: String = k
-        .unsigned_abs()
-        .to_string()
-        .chars()
-        .map(|c| DIGITS[c as usize - '0' as usize])
-        .collect();
-    if k < 0 {
-        format!("⁻{digits}")
-    } else {
-        digits
-    }
-}
-
 impl Figure for Lines<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         // Bounds of what each axis can show (a log axis only positive values).
@@ -252,32 +293,23 @@ impl Lines<'_> {
         Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
     {
         let mut chart = ChartBuilder::on(root)
-            .caption(self.caption, ("sans-serif", 22).into_font())
+            .caption(self.caption, ("sans-serif", CAPTION).into_font())
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(80)
             .build_cartesian_2d(x_range, y_range)
             .map_err(|e| e.to_string())?;
         let (xr, yr) = (chart.x_range(), chart.y_range());
-        let tick = |log: bool, span: f64| {
-            move |v: &f64| {
-                if log {
-                    format_log_tick(*v)
-                } else {
-                    format_tick(*v, span)
-                }
-            }
-        };
         let (x_tick, y_tick) = (
-            tick(self.x.log, xr.end - xr.start),
-            tick(self.y.log, yr.end - yr.start),
+            self.x.tick_formatter(xr.end - xr.start),
+            self.y.tick_formatter(yr.end - yr.start),
         );
         chart
             .configure_mesh()
             .x_desc(self.x.label)
             .y_desc(self.y.label)
-            .axis_desc_style(("sans-serif", 16).into_font())
-            .label_style(("sans-serif", 13).into_font())
+            .axis_desc_style(("sans-serif", AXIS).into_font())
+            .label_style(("sans-serif", TICK).into_font())
             .x_label_formatter(&x_tick)
             .y_label_formatter(&y_tick)
             .draw()
@@ -304,7 +336,7 @@ impl Lines<'_> {
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .label_font(("sans-serif", 14).into_font())
+            .label_font(("sans-serif", LEGEND).into_font())
             .position(legend)
             .draw()
             .map_err(|e| e.to_string())?;
@@ -315,17 +347,10 @@ impl Lines<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plot::PALETTE;
+    use crate::plot::series;
 
     #[test]
-    fn log_ticks_read_as_powers_of_ten() {
-        assert_eq!(format_log_tick(1e-3), "10⁻³");
-        assert_eq!(format_log_tick(100.0), "10²");
-        assert_eq!(format_log_tick(1.0), "10⁰");
-        assert_eq!(format_log_tick(5e-2), "5×10⁻²");
-        assert_eq!(format_log_tick(3e-2), "");
-        assert_eq!(format_log_tick(0.9999999999999999), "10⁰");
-        assert_eq!(format_log_tick(0.0), "");
+    fn a_log_axis_spans_whole_decades() {
         assert_eq!(axis_range(0.003, 0.2, true, true), (1e-3, 1.0));
     }
 
@@ -364,7 +389,7 @@ mod tests {
             &[Line {
                 label: "halving".into(),
                 points: with_zero,
-                color: PALETTE[0],
+                color: series(0),
                 markers: false,
             }],
         )
@@ -375,5 +400,27 @@ mod tests {
         }
         assert!(!svg.contains("log10") && svg.contains("\nresidual\n"));
         assert!(!svg.contains("×10"), "a decade tick written as a product");
+    }
+
+    #[test]
+    fn two_series_with_one_label_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("twins.svg");
+        let twin = || Line::new("gcrodr(40,20)", vec![(1.0, 1.0), (2.0, 0.5)], series(0));
+        let err = line_chart(
+            &path,
+            ImageFormat::Svg,
+            "twins",
+            Axis::counts("iteration"),
+            Axis::log("residual"),
+            &[twin(), twin()],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("two series are both labelled \"gcrodr(40,20)\""),
+            "{err}"
+        );
+        assert!(!path.exists());
     }
 }

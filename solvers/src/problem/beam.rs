@@ -254,6 +254,7 @@ impl Family for BeamGenerator {
                 converged: info.converged,
                 steps: 1,
                 seconds: start.elapsed().as_secs_f64(),
+                history: Vec::new(),
             },
         })
     }

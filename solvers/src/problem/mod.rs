@@ -40,7 +40,7 @@ pub struct SampleLayout {
 }
 
 /// What producing one sample cost, and whether it succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SampleReport {
     /// Krylov iterations summed over the sample's systems (0 for spectral steppers).
     pub iterations: usize,
@@ -53,6 +53,9 @@ pub struct SampleReport {
     pub steps: usize,
     /// Wall time of the whole sample.
     pub seconds: f64,
+    /// The relative residual after each iteration of the sample's first linear solve, when its
+    /// solver's `history` is on (empty otherwise).
+    pub history: Vec<f64>,
 }
 
 impl SampleReport {
@@ -62,6 +65,9 @@ impl SampleReport {
         self.matvecs += info.matvecs;
         self.rel_residual = self.rel_residual.max(info.rel_residual);
         self.converged &= info.converged;
+        if self.history.is_empty() {
+            self.history.clone_from(&info.history);
+        }
     }
 }
 

@@ -404,6 +404,12 @@ impl SequenceSolver {
         &self.spec
     }
 
+    /// Records each solve's residual history ([`SolveInfo::history`]) from the next solve on, or
+    /// stops recording.
+    pub fn record_history(&mut self, on: bool) {
+        self.spec.params.history = on;
+    }
+
     /// Forgets recycle spaces and the previous solution.
     pub fn reset(&mut self) {
         if let Some(g) = &mut self.gcrodr {
