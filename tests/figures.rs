@@ -239,7 +239,10 @@ fn every_figure_kind_reads_as_a_paper_figure() {
                 let distinct: std::collections::HashSet<_> = labels.iter().collect();
                 assert_eq!(distinct.len(), labels.len(), "{labels:?}");
                 assert!(labels.contains(&"gcrodr(20,5), greedy order"), "{labels:?}");
-                assert!(labels.contains(&"gcrodr(20,5)"), "{labels:?}");
+                assert!(
+                    labels.contains(&"gcrodr(20,5), natural order"),
+                    "{labels:?}"
+                );
                 assert!(labels.contains(&"gcrodr(20,5)+fresh"), "{labels:?}");
                 assert!(all.iter().any(|t| is_time_tick(&t.text)));
             }

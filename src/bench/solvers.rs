@@ -349,7 +349,13 @@ pub fn run(
     let methods: Vec<MethodResult> = rows
         .iter()
         .map(|r| MethodResult {
-            label: if r.ordering == OrderingName::Natural {
+            // The order is named where it is not natural, or where the same method also runs in
+            // another order.
+            label: if r.ordering == OrderingName::Natural
+                && !rows
+                    .iter()
+                    .any(|o| o.label == r.label && o.ordering != r.ordering)
+            {
                 r.label.clone()
             } else {
                 format!("{}, {} order", r.label, ordering_name(r.ordering))

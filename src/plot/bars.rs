@@ -35,13 +35,23 @@ pub fn bar_chart(
     render(
         path,
         format,
-        (900, height),
+        (670 + label_width(bars), height),
         &Bars {
             caption,
             value,
             bars,
         },
     )
+}
+
+/// Room for the longest bar label (about 7 pixels a character at the tick font).
+fn label_width(bars: &[Bar]) -> u32 {
+    let chars = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    (chars as u32 * 7 + 24).clamp(120, 520)
 }
 
 struct Bars<'a> {
@@ -71,7 +81,7 @@ impl Figure for Bars<'_> {
             .caption(self.caption, ("sans-serif", CAPTION).into_font())
             .margin(16)
             .x_label_area_size(50)
-            .y_label_area_size(230)
+            .y_label_area_size(label_width(self.bars))
             .build_cartesian_2d((lo..hi).log_scale(), 0.0..n as f64)
             .map_err(|e| e.to_string())?;
         let tick = self.value.tick_formatter(hi - lo);

@@ -114,7 +114,7 @@ pub fn residuals(
     let lines: Vec<Line> = histories
         .iter()
         .enumerate()
-        .map(|(k, (label, h))| Line::new(label.clone(), residual_points(h), series(k)))
+        .map(|(k, (label, h))| Line::nth(label.clone(), residual_points(h), k))
         .collect();
     line_chart(
         &figure_path(dir, "residuals", format),

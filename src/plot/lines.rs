@@ -17,6 +17,8 @@ pub struct Line {
     pub color: RGBColor,
     /// Draw markers at the points instead of a connected line.
     pub markers: bool,
+    /// A dashed line: the series of a second pass through the palette.
+    pub dashed: bool,
 }
 
 impl Line {
@@ -27,6 +29,16 @@ impl Line {
             points,
             color,
             markers: false,
+            dashed: false,
+        }
+    }
+
+    /// The `k`-th of many series: colour `k` of [`super::SERIES`], dashed once the colours repeat,
+    /// so no two series of a figure look alike.
+    pub fn nth(label: impl Into<String>, points: Vec<(f64, f64)>, k: usize) -> Self {
+        Self {
+            dashed: k >= super::SERIES.len(),
+            ..Self::new(label, points, super::series(k))
         }
     }
 
@@ -320,6 +332,15 @@ impl Lines<'_> {
                 chart
                     .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
                     .map_err(|e| e.to_string())?
+            } else if l.dashed {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        points.iter().copied(),
+                        8,
+                        5,
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
             } else {
                 chart
                     .draw_series(LineSeries::new(
@@ -328,9 +349,17 @@ impl Lines<'_> {
                     ))
                     .map_err(|e| e.to_string())?
             };
-            anno.label(&l.label).legend(move |(x, y)| {
-                Rectangle::new([(x, y - 3), (x + 16, y + 3)], color.filled())
-            });
+            if l.dashed {
+                anno.label(&l.label).legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + Rectangle::new([(0, -2), (6, 2)], color.filled())
+                        + Rectangle::new([(10, -2), (16, 2)], color.filled())
+                });
+            } else {
+                anno.label(&l.label).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 3), (x + 16, y + 3)], color.filled())
+                });
+            }
         }
         chart
             .configure_series_labels()
@@ -386,12 +415,7 @@ mod tests {
             "decay",
             Axis::linear("step"),
             Axis::log("residual"),
-            &[Line {
-                label: "halving".into(),
-                points: with_zero,
-                color: series(0),
-                markers: false,
-            }],
+            &[Line::new("halving", with_zero, series(0))],
         )
         .unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();

@@ -70,11 +70,7 @@ pub fn figures(
                 } else {
                     format!(" (solved {})", ordinal(position + 1))
                 };
-                Line::new(
-                    format!("{}{when}", m.label),
-                    residual_points(history),
-                    series(k),
-                )
+                Line::nth(format!("{}{when}", m.label), residual_points(history), k)
             })
         })
         .collect();
@@ -90,14 +86,14 @@ pub fn figures(
         .iter()
         .enumerate()
         .map(|(k, m)| {
-            Line::new(
+            Line::nth(
                 m.label.clone(),
                 m.iterations
                     .iter()
                     .enumerate()
                     .map(|(i, &it)| ((i + 1) as f64, it as f64))
                     .collect(),
-                series(k),
+                k,
             )
         })
         .collect();
