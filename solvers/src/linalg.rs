@@ -8,6 +8,32 @@ use std::borrow::Cow;
 /// than it saves.
 const ROWS_PER_TASK: usize = 4096;
 
+/// Defines a function whose body is compiled twice, for baseline x86-64 (SSE2) and with AVX2, and
+/// runs the AVX2 build where the CPU has it. Floating-point contraction stays off, so both builds
+/// give bitwise equal results: only the vector width differs.
+macro_rules! with_avx2 {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, the only feature the build assumes.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use with_avx2;
+
 /// A square linear operator `y = A x`.
 pub trait LinearOperator: Sync {
     fn dim(&self) -> usize;
@@ -297,6 +323,7 @@ impl Preconditioner for Identity {
     }
 }
 
+with_avx2! {
 /// `a·b`, with eight independent partial sums: a single running sum is bound by the latency of
 /// one addition per element, while eight let the CPU pipeline and vectorise the loop.
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -313,6 +340,7 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
     sum8(&acc) + tail
 }
+}
 
 pub fn norm2(a: &[f64]) -> f64 {
     dot(a, a).sqrt()
@@ -322,6 +350,7 @@ fn sum8(acc: &[f64; 8]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
+with_avx2! {
 /// The CG step `x += α·p`, `r −= α·Ap` in one pass, returning ‖r‖² (eight partial sums, as in
 /// [`dot`]).
 pub fn cg_step(x: &mut [f64], r: &mut [f64], p: &[f64], ap: &[f64], alpha: f64) -> f64 {
@@ -347,12 +376,15 @@ pub fn cg_step(x: &mut [f64], r: &mut [f64], p: &[f64], ap: &[f64], alpha: f64) 
     }
     sum8(&acc) + tail
 }
+}
 
+with_avx2! {
 /// `y += alpha·x`.
 pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += alpha * xi;
     }
+}
 }
 
 #[cfg(test)]

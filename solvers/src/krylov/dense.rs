@@ -30,6 +30,45 @@ pub fn thin_qr(cols: &mut [Vec<f64>]) -> Option<DMatrix<f64>> {
     Some(r)
 }
 
+/// [`thin_qr`] on the `data.len() / n` columns of a column-major block.
+pub fn thin_qr_block(data: &mut [f64], n: usize) -> Option<DMatrix<f64>> {
+    let k = data.len() / n.max(1);
+    let mut r = DMatrix::zeros(k, k);
+    for j in 0..k {
+        let (done, rest) = data.split_at_mut(j * n);
+        let cj = &mut rest[..n];
+        let before = norm2(cj);
+        for _ in 0..2 {
+            for (i, q) in done.chunks_exact(n).enumerate() {
+                let c = dot(cj, q);
+                r[(i, j)] += c;
+                axpy(-c, q, cj);
+            }
+        }
+        let nrm = norm2(cj);
+        if nrm <= 1e-12 * before || !nrm.is_finite() {
+            return None;
+        }
+        r[(j, j)] = nrm;
+        cj.iter_mut().for_each(|v| *v /= nrm);
+    }
+    Some(r)
+}
+
+/// `cols ← cols · R⁻¹` for upper-triangular R, on a column-major block.
+pub fn right_solve_upper_block(data: &mut [f64], n: usize, r: &DMatrix<f64>) {
+    let k = data.len() / n.max(1);
+    for j in 0..k {
+        let (done, rest) = data.split_at_mut(j * n);
+        let cj = &mut rest[..n];
+        for (i, ui) in done.chunks_exact(n).enumerate() {
+            axpy(-r[(i, j)], ui, cj);
+        }
+        let d = r[(j, j)];
+        cj.iter_mut().for_each(|v| *v /= d);
+    }
+}
+
 /// Rows per block in [`combine`]: the inputs' and outputs' slices of one block stay in L1/L2.
 const COMBINE_ROWS: usize = 512;
 
@@ -81,36 +120,6 @@ pub fn combine(block: &[&[f64]], coeffs: &DMatrix<f64>) -> Vec<Vec<f64>> {
         start = end;
     }
     out
-}
-
-/// `aᵢ·bⱼ` for every pair, block of rows by block of rows so each vector is read once.
-pub fn cross_dots(a: &[&[f64]], b: &[&[f64]]) -> DMatrix<f64> {
-    let n = a.first().map_or(0, |v| v.len());
-    let mut out = DMatrix::zeros(a.len(), b.len());
-    let mut start = 0;
-    while start < n {
-        let end = (start + COMBINE_ROWS).min(n);
-        for (i, ai) in a.iter().enumerate() {
-            for (j, bj) in b.iter().enumerate() {
-                out[(i, j)] += dot(&ai[start..end], &bj[start..end]);
-            }
-        }
-        start = end;
-    }
-    out
-}
-
-/// `cols ← cols · R⁻¹` for upper-triangular R.
-pub fn right_solve_upper(cols: &mut [Vec<f64>], r: &DMatrix<f64>) {
-    for j in 0..cols.len() {
-        let (done, rest) = cols.split_at_mut(j);
-        let cj = &mut rest[0];
-        for (i, ui) in done.iter().enumerate() {
-            axpy(-r[(i, j)], ui, cj);
-        }
-        let d = r[(j, j)];
-        cj.iter_mut().for_each(|v| *v /= d);
-    }
 }
 
 /// Harmonic Ritz vectors for GCRO-DR: the `k` eigenvectors of `Gᵀ G z = θ Gᵀ VW z` with the

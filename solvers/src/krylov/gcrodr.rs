@@ -8,8 +8,9 @@
 //!
 //! With k = 0 every cycle is a GMRES(m) cycle, and the iterates match [`super::gmres`].
 
-use super::dense::{combine, cross_dots, harmonic_ritz, right_solve_upper, thin_qr};
-use super::gmres::{givens_step, orthogonalize, solve_upper, Orthogonalization};
+use super::block::{cross, gemm, orthogonalize, Block, Orthogonalization};
+use super::dense::{harmonic_ritz, right_solve_upper_block, thin_qr, thin_qr_block};
+use super::gmres::{givens_step, solve_upper};
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{axpy, dot, norm2, residual, LinearOperator, Preconditioner};
 use nalgebra::DMatrix;
@@ -83,35 +84,90 @@ impl GcroDrParams {
     }
 }
 
-/// A GCRO-DR solver whose recycle space persists from one [`GcroDr::solve`] to the next.
+/// A GCRO-DR solver whose recycle space persists from one [`GcroDr::solve`] to the next, with the
+/// workspace it solves in (so a sequence of solves allocates once).
 #[derive(Debug, Clone)]
 pub struct GcroDr {
     params: GcroDrParams,
     /// The recycle space U (in the preconditioned space), kept between solves.
-    u: Vec<Vec<f64>>,
+    u: Block,
+    ws: Workspace,
 }
 
-/// Â = A·M⁻¹ with its scratch vector.
-struct RightPrecond<'a, A: ?Sized, M: ?Sized> {
-    a: &'a A,
-    m: &'a M,
+/// Scratch of one solve, kept for the next.
+#[derive(Debug, Clone, Default)]
+struct Workspace {
+    /// [C | V]: the recycle space's image C, then this cycle's Arnoldi vectors.
+    cv: Block,
+    /// Where the recycle-space update writes the new C and U before they replace the old.
+    next_c: Block,
+    next_u: Block,
+    /// Ĝ's columns as computed and as rotated (Givens), `m + 1` entries each.
+    cols: Vec<f64>,
+    rot: Vec<f64>,
+    scale: Vec<f64>,
+    g: Vec<f64>,
+    y: Vec<f64>,
+    cs: Vec<f64>,
+    sn: Vec<f64>,
+    scratch: Vec<f64>,
+    r: Vec<f64>,
+    w: Vec<f64>,
+    d: Vec<f64>,
     tmp: Vec<f64>,
 }
 
-impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> RightPrecond<'_, A, M> {
-    fn apply(&mut self, v: &[f64], out: &mut [f64], info: &mut SolveInfo) {
-        self.m.apply(v, &mut self.tmp);
-        self.a.apply(&self.tmp, out);
-        info.matvecs += 1;
-        info.precond_applies += 1;
+impl Workspace {
+    fn size(&mut self, n: usize, m: usize, k: usize) {
+        self.cv.reset(n, m + 1);
+        self.next_c.reset(n, k + 1);
+        self.next_u.reset(n, k + 1);
+        for (vec, len) in [
+            (&mut self.cols, m * (m + 1)),
+            (&mut self.rot, m * (m + 1)),
+            (&mut self.scale, m),
+            (&mut self.g, m + 1),
+            (&mut self.y, m),
+            (&mut self.cs, m),
+            (&mut self.sn, m),
+            (&mut self.scratch, m + 1),
+            (&mut self.r, n),
+            (&mut self.w, n),
+            (&mut self.d, n),
+            (&mut self.tmp, n),
+        ] {
+            vec.clear();
+            vec.resize(len, 0.0);
+        }
     }
+}
 
-    /// x ← x + M⁻¹ d.
-    fn correct(&mut self, d: &[f64], x: &mut [f64], info: &mut SolveInfo) {
-        self.m.apply(d, &mut self.tmp);
-        axpy(1.0, &self.tmp, x);
-        info.precond_applies += 1;
-    }
+/// `out = Â v = A M⁻¹ v`.
+fn apply_op<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
+    a: &A,
+    m: &M,
+    v: &[f64],
+    out: &mut [f64],
+    tmp: &mut [f64],
+    info: &mut SolveInfo,
+) {
+    m.apply(v, tmp);
+    a.apply(tmp, out);
+    info.matvecs += 1;
+    info.precond_applies += 1;
+}
+
+/// x ← x + M⁻¹ d.
+fn correct<M: Preconditioner + ?Sized>(
+    m: &M,
+    d: &[f64],
+    x: &mut [f64],
+    tmp: &mut [f64],
+    info: &mut SolveInfo,
+) {
+    m.apply(d, tmp);
+    axpy(1.0, tmp, x);
+    info.precond_applies += 1;
 }
 
 impl GcroDr {
@@ -119,7 +175,8 @@ impl GcroDr {
         params.validate()?;
         Ok(Self {
             params,
-            u: Vec::new(),
+            u: Block::default(),
+            ws: Workspace::default(),
         })
     }
 
@@ -134,7 +191,7 @@ impl GcroDr {
 
     /// Forgets the recycle space; the next solve starts like GMRES.
     pub fn reset(&mut self) {
-        self.u.clear();
+        self.u.truncate(0);
     }
 
     /// Solves `A x = b` starting from the `x` passed in, using and then updating the recycle space.
@@ -151,79 +208,85 @@ impl GcroDr {
             return Ok(zero_rhs(x));
         }
         let n = a.dim();
-        if self.u.first().is_some_and(|u| u.len() != n) {
-            self.u.clear();
-        }
         let m = self.params.restart.min(n);
         let k_max = self.params.recycle.min(m.saturating_sub(1));
+        if self.u.n() != n {
+            self.u.reset(n, k_max + 1);
+        }
         let ortho = self.params.orthogonalization;
+        let update = self.params.update;
         let target = params.rtol * b_norm;
         let mut info = SolveInfo::default();
-        let mut op = RightPrecond {
-            a,
-            m: precond,
-            tmp: vec![0.0; n],
-        };
-        let mut r = vec![0.0; n];
-        residual(a, b, x, &mut r);
+        self.ws.size(n, m, k_max);
+        let u = &mut self.u;
+        let Workspace {
+            cv,
+            next_c,
+            next_u,
+            cols,
+            rot,
+            scale,
+            g,
+            y,
+            cs,
+            sn,
+            scratch,
+            r,
+            w,
+            d,
+            tmp,
+        } = &mut self.ws;
+        let stride = m + 1;
+        residual(a, b, x, r);
         info.matvecs += 1;
 
         // Carry the recycle space over to this matrix: C = qr(Â U), U ← U R⁻¹.
-        let mut u = std::mem::take(&mut self.u);
-        let mut c: Vec<Vec<f64>> = Vec::new();
+        for i in 0..u.len() {
+            let out = cv.push_zero();
+            apply_op(a, precond, u.col(i), out, tmp, &mut info);
+        }
         if !u.is_empty() {
-            c = u
-                .iter()
-                .map(|ui| {
-                    let mut out = vec![0.0; n];
-                    op.apply(ui, &mut out, &mut info);
-                    out
-                })
-                .collect();
-            match thin_qr(&mut c) {
-                Some(rr) => right_solve_upper(&mut u, &rr),
+            match thin_qr_block(cv.data_mut(), n) {
+                Some(rr) => right_solve_upper_block(u.data_mut(), n, &rr),
                 None => {
-                    u.clear();
-                    c.clear();
+                    u.truncate(0);
+                    cv.truncate(0);
                 }
             }
         }
-        project(&mut op, &u, &c, &mut r, x, &mut info);
-        let mut r_norm = norm2(&r);
+        let mut kc = cv.len();
+        project(precond, u, cv.first(kc), r, x, d, tmp, scratch, &mut info);
+        let mut r_norm = norm2(r);
         // CᵀU when it is known without dot products (after a harmonic Ritz update).
         let mut ctu: Option<DMatrix<f64>> = None;
 
-        let mut w = vec![0.0; n];
         while r_norm > target && info.iterations < params.max_iter {
-            let k = c.len();
+            let k = kc;
+            cv.truncate(k);
             let steps = m - k;
             // Ĝ's columns: the first k are diag(1/‖uᵢ‖) (U is scaled to unit columns), then the
             // Arnoldi columns [Cᵀ Â v_j ; h_j]. `cols` are kept as computed (for the harmonic Ritz
             // problem); `rot` receives the Givens rotations that solve the least-squares problem.
-            let scale: Vec<f64> = u.iter().map(|ui| 1.0 / norm2(ui)).collect();
-            let mut cols: Vec<Vec<f64>> = Vec::with_capacity(m);
-            let mut rot: Vec<Vec<f64>> = Vec::with_capacity(m);
-            for (i, s) in scale.iter().enumerate() {
-                let mut col = vec![0.0; m + 1];
-                col[i] = *s;
-                cols.push(col.clone());
-                rot.push(col);
+            cols.fill(0.0);
+            rot.fill(0.0);
+            for i in 0..k {
+                scale[i] = 1.0 / norm2(u.col(i));
+                cols[i * stride + i] = scale[i];
+                rot[i * stride + i] = scale[i];
             }
-            let mut v: Vec<Vec<f64>> = Vec::with_capacity(steps + 1);
-            v.push(r.iter().map(|ri| ri / r_norm).collect());
-            let mut g = vec![0.0; m + 1];
+            cv.push_scaled(r, 1.0 / r_norm);
+            g.fill(0.0);
             g[k] = r_norm;
-            let (mut cs, mut sn) = (vec![0.0; steps], vec![0.0; steps]);
+            cs.fill(0.0);
+            sn.fill(0.0);
             let mut j = 0;
             let mut lucky = false;
             while j < steps && info.iterations < params.max_iter {
-                op.apply(&v[j], &mut w, &mut info);
-                let mut col = vec![0.0; m + 1];
-                orthogonalize(&mut w, &c, &mut col[..k], ortho);
-                orthogonalize(&mut w, &v, &mut col[k..k + j + 1], ortho);
-                let wn = norm2(&w);
+                apply_op(a, precond, cv.col(k + j), w, tmp, &mut info);
+                let col = &mut cols[(k + j) * stride..(k + j + 1) * stride];
+                let wn = orthogonalize(cv.first(k + j + 1), w, col, scratch, ortho);
                 if !wn.is_finite() {
-                    self.u.clear();
+                    u.truncate(0);
                     return Err(SolveError::Breakdown {
                         method: METHOD,
                         iteration: info.iterations,
@@ -233,9 +296,9 @@ impl GcroDr {
                     });
                 }
                 col[k + j + 1] = wn;
-                cols.push(col.clone());
-                let est = givens_step(&mut col[k..], j, &mut cs, &mut sn, &mut g[k..]);
-                rot.push(col);
+                let rcol = &mut rot[(k + j) * stride..(k + j + 1) * stride];
+                rcol.copy_from_slice(col);
+                let est = givens_step(&mut rcol[k..], j, cs, sn, &mut g[k..]);
                 info.iterations += 1;
                 j += 1;
                 if params.history {
@@ -246,49 +309,52 @@ impl GcroDr {
                     break;
                 }
                 // Pushed before the convergence test: the harmonic Ritz problem needs V_{j+1}.
-                v.push(w.iter().map(|wi| wi / wn).collect());
+                cv.push_scaled(w, 1.0 / wn);
                 if est <= target {
                     break;
                 }
             }
             let cycle_cols = k + j;
-            let y = solve_upper(&rot, &g, cycle_cols);
+            solve_upper(rot, stride, g, cycle_cols, y);
             // d = Ũ y₁ + V y₂ with Ũ = U·diag(scale).
-            let mut d = vec![0.0; n];
+            d.fill(0.0);
             for i in 0..k {
-                axpy(y[i] * scale[i], &u[i], &mut d);
+                axpy(y[i] * scale[i], u.col(i), d);
             }
-            for (vi, yi) in v.iter().zip(&y[k..]) {
-                axpy(*yi, vi, &mut d);
+            for i in 0..j {
+                axpy(y[k + i], cv.col(k + i), d);
             }
-            op.correct(&d, x, &mut info);
-            residual(a, b, x, &mut r);
+            correct(precond, d, x, tmp, &mut info);
+            residual(a, b, x, r);
             info.matvecs += 1;
 
             // New recycle space from this cycle's harmonic Ritz vectors: after every cycle, or
             // only when there is none yet and when the solve is done.
-            let done = norm2(&r) <= target || info.iterations >= params.max_iter;
-            let refresh = match self.params.update {
+            let done = norm2(r) <= target || info.iterations >= params.max_iter;
+            let refresh = match update {
                 RecycleUpdate::EveryCycle => true,
-                RecycleUpdate::PerSystem => c.is_empty() || done,
+                RecycleUpdate::PerSystem => k == 0 || done,
             };
             if k_max > 0 && !lucky && j >= 1 && refresh {
                 let rows = k + j + 1;
-                let g_hat = DMatrix::from_fn(rows, cycle_cols, |row, col| cols[col][row]);
+                let g_hat = DMatrix::from_fn(rows, cycle_cols, |row, col| cols[col * stride + row]);
                 // V̂ᵀŴ with V̂ = [C, V_{j+1}] and Ŵ = [Ũ, V_j]; CᵀV = 0 by construction.
                 let mut vw = DMatrix::zeros(rows, cycle_cols);
                 if k > 0 {
                     // CᵀŨ is known from the last update's small matrices; after a change of
-                    // system it costs k² dot products once.
-                    let ctu = ctu
-                        .take()
-                        .unwrap_or_else(|| cross_dots(&refs(&c), &refs(&u)));
-                    let vtu = cross_dots(&refs(&v), &refs(&u));
+                    // system it costs one k×k product once.
+                    let ctu = ctu.take().unwrap_or_else(|| {
+                        let mut out = DMatrix::zeros(k, k);
+                        cross(n, cv.first(k), u.first(k), out.as_mut_slice());
+                        out
+                    });
+                    let mut vtu = DMatrix::zeros(j + 1, k);
+                    cross(n, cv.range(k, rows), u.first(k), vtu.as_mut_slice());
                     for col in 0..k {
                         for row in 0..k {
                             vw[(row, col)] = ctu[(row, col)] * scale[col];
                         }
-                        for row in 0..v.len() {
+                        for row in 0..=j {
                             vw[(k + row, col)] = vtu[(row, col)] * scale[col];
                         }
                     }
@@ -300,42 +366,61 @@ impl GcroDr {
                     let gp = &g_hat * &p;
                     // QR of Ĝ·P: C = V̂·Q and U = Ŵ·P·R⁻¹, with Ŵ = [U·diag(scale), V_j]; the
                     // scaling and R⁻¹ go into the small coefficient matrix, so each new block is
-                    // one pass over the old vectors.
+                    // one GEMM over the old vectors.
                     let mut gp_cols: Vec<Vec<f64>> = (0..gp.ncols())
                         .map(|col| gp.column(col).iter().copied().collect())
                         .collect();
-                    let v_hat_len = k + (j + 1).min(v.len());
-                    if let Some(rr) = thin_qr(&mut gp_cols).filter(|_| v_hat_len == rows) {
+                    if let Some(rr) = thin_qr(&mut gp_cols) {
                         let qm =
                             DMatrix::from_fn(rows, gp_cols.len(), |row, col| gp_cols[col][row]);
                         if let Some(r_inv) = rr.try_inverse() {
                             let p_r = &p * &r_inv;
                             let mut coeffs = p_r.clone();
-                            for (i, s) in scale.iter().enumerate() {
+                            for (i, s) in scale.iter().take(k).enumerate() {
                                 coeffs.row_mut(i).scale_mut(*s);
                             }
-                            let w_hat: Vec<&[f64]> = u
-                                .iter()
-                                .chain(v.iter().take(j))
-                                .map(|x| x.as_slice())
-                                .collect();
-                            let new_u = combine(&w_hat, &coeffs);
-                            let v_hat: Vec<&[f64]> = c
-                                .iter()
-                                .chain(v.iter().take(j + 1))
-                                .map(|x| x.as_slice())
-                                .collect();
-                            let new_c = combine(&v_hat, &qm);
+                            let kept = qm.ncols();
+                            next_u.set_len(n, kept);
+                            gemm(
+                                n,
+                                k,
+                                u.first(k),
+                                coeffs.as_slice(),
+                                cycle_cols,
+                                0.0,
+                                next_u.data_mut(),
+                            );
+                            gemm(
+                                n,
+                                j,
+                                cv.range(k, k + j),
+                                &coeffs.as_slice()[k..],
+                                cycle_cols,
+                                1.0,
+                                next_u.data_mut(),
+                            );
+                            next_c.set_len(n, kept);
+                            gemm(
+                                n,
+                                rows,
+                                cv.first(rows),
+                                qm.as_slice(),
+                                rows,
+                                0.0,
+                                next_c.data_mut(),
+                            );
                             // C_newᵀ U_new = Qᵀ (V̂ᵀŴ) P R⁻¹.
                             ctu = Some(qm.transpose() * &vw * &p_r);
-                            c = new_c;
-                            u = new_u;
+                            std::mem::swap(u, next_u);
+                            std::mem::swap(cv, next_c);
+                            kc = kept;
                         }
                     }
                 }
             }
-            project(&mut op, &u, &c, &mut r, x, &mut info);
-            let new_norm = norm2(&r);
+            cv.truncate(kc);
+            project(precond, u, cv.first(kc), r, x, d, tmp, scratch, &mut info);
+            let new_norm = norm2(r);
             if !new_norm.is_finite() {
                 return Err(SolveError::Breakdown {
                     method: METHOD,
@@ -347,34 +432,38 @@ impl GcroDr {
             }
             r_norm = new_norm;
         }
-        self.u = u;
-        finish(METHOD, a, b, x, &mut r, b_norm, params.rtol, info)
+        finish(METHOD, a, b, x, r, b_norm, params.rtol, info)
     }
-}
-
-fn refs(block: &[Vec<f64>]) -> Vec<&[f64]> {
-    block.iter().map(|v| v.as_slice()).collect()
 }
 
 /// Removes the residual's component in range(C): x ← x + M⁻¹ U Cᵀ r, r ← r − C Cᵀ r.
-fn project<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
-    op: &mut RightPrecond<'_, A, M>,
-    u: &[Vec<f64>],
-    c: &[Vec<f64>],
+#[allow(clippy::too_many_arguments)]
+fn project<M: Preconditioner + ?Sized>(
+    precond: &M,
+    u: &Block,
+    c: &[f64],
     r: &mut [f64],
     x: &mut [f64],
+    d: &mut [f64],
+    tmp: &mut [f64],
+    coeffs: &mut [f64],
     info: &mut SolveInfo,
 ) {
-    if c.is_empty() {
+    let n = r.len();
+    let k = c.len() / n.max(1);
+    if k == 0 {
         return;
     }
-    let coeffs: Vec<f64> = c.iter().map(|ci| dot(ci, r)).collect();
-    let mut d = vec![0.0; r.len()];
-    for ((ui, ci), s) in u.iter().zip(c).zip(&coeffs) {
-        axpy(*s, ui, &mut d);
-        axpy(-*s, ci, r);
+    let coeffs = &mut coeffs[..k];
+    for (i, s) in coeffs.iter_mut().enumerate() {
+        *s = dot(&c[i * n..(i + 1) * n], r);
     }
-    op.correct(&d, x, info);
+    d.fill(0.0);
+    for (i, s) in coeffs.iter().enumerate() {
+        axpy(*s, u.col(i), d);
+        axpy(-*s, &c[i * n..(i + 1) * n], r);
+    }
+    correct(precond, d, x, tmp, info);
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Restarted GMRES(m) with left or right preconditioning, and flexible GMRES (FGMRES).
 
+pub use super::block::Orthogonalization;
+use super::block::{combination, orthogonalize, Block};
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
-use crate::linalg::{axpy, dot, norm2, residual, LinearOperator, Preconditioner};
+use crate::linalg::{axpy, norm2, residual, LinearOperator, Preconditioner};
 
 /// Which side the preconditioner goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -11,17 +13,6 @@ pub enum PrecondSide {
     /// Minimises the true residual ‖b − Ax‖ over x₀ + M⁻¹·Krylov space.
     #[default]
     Right,
-}
-
-/// How Arnoldi orthogonalises each new vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Orthogonalization {
-    /// Modified Gram–Schmidt: one pass, sequential dot products.
-    #[default]
-    Mgs,
-    /// Classical Gram–Schmidt applied twice: as stable as MGS in practice, and its dot products are
-    /// independent of each other.
-    Cgs2,
 }
 
 /// Parameters of [`gmres`] and [`fgmres`] beyond [`SolveParams`].
@@ -80,11 +71,32 @@ pub fn gmres<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
     params: &SolveParams,
     gmres: &GmresParams,
 ) -> Result<SolveInfo, SolveError> {
+    gmres_in(
+        &mut GmresWorkspace::default(),
+        a,
+        precond,
+        b,
+        x,
+        params,
+        gmres,
+    )
+}
+
+/// [`gmres`] in a workspace kept by the caller, so that a sequence of solves allocates once.
+pub fn gmres_in<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
+    ws: &mut GmresWorkspace,
+    a: &A,
+    precond: &M,
+    b: &[f64],
+    x: &mut [f64],
+    params: &SolveParams,
+    gmres: &GmresParams,
+) -> Result<SolveInfo, SolveError> {
     let mode = match gmres.side {
         PrecondSide::Left => Mode::Left,
         PrecondSide::Right => Mode::Right,
     };
-    run("GMRES", a, precond, b, x, params, gmres, mode)
+    run(ws, "GMRES", a, precond, b, x, params, gmres, mode)
 }
 
 /// Flexible GMRES(m): right preconditioning that keeps every preconditioned vector, so the
@@ -98,32 +110,76 @@ pub fn fgmres<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
     params: &SolveParams,
     gmres: &GmresParams,
 ) -> Result<SolveInfo, SolveError> {
-    run("FGMRES", a, precond, b, x, params, gmres, Mode::Flexible)
+    fgmres_in(
+        &mut GmresWorkspace::default(),
+        a,
+        precond,
+        b,
+        x,
+        params,
+        gmres,
+    )
 }
 
-/// Orthogonalises `w` against `basis`, writing the coefficients into `coeffs`.
-pub(crate) fn orthogonalize(
-    w: &mut [f64],
-    basis: &[Vec<f64>],
-    coeffs: &mut [f64],
-    how: Orthogonalization,
-) {
-    match how {
-        Orthogonalization::Mgs => {
-            for (v, c) in basis.iter().zip(coeffs.iter_mut()) {
-                *c = dot(w, v);
-                axpy(-*c, v, w);
-            }
-        }
-        Orthogonalization::Cgs2 => {
-            coeffs.iter_mut().for_each(|c| *c = 0.0);
-            for _ in 0..2 {
-                let pass: Vec<f64> = basis.iter().map(|v| dot(w, v)).collect();
-                for ((v, c), p) in basis.iter().zip(coeffs.iter_mut()).zip(&pass) {
-                    *c += p;
-                    axpy(-p, v, w);
-                }
-            }
+/// [`fgmres`] in a workspace kept by the caller.
+pub fn fgmres_in<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
+    ws: &mut GmresWorkspace,
+    a: &A,
+    precond: &M,
+    b: &[f64],
+    x: &mut [f64],
+    params: &SolveParams,
+    gmres: &GmresParams,
+) -> Result<SolveInfo, SolveError> {
+    run(
+        ws,
+        "FGMRES",
+        a,
+        precond,
+        b,
+        x,
+        params,
+        gmres,
+        Mode::Flexible,
+    )
+}
+
+/// What a GMRES solve works in: the Krylov basis (and FGMRES's preconditioned vectors) as
+/// contiguous blocks, the Hessenberg columns and the vectors of a cycle. Reused from solve to
+/// solve, so iterations allocate nothing once the first cycle has sized it.
+#[derive(Debug, Clone, Default)]
+pub struct GmresWorkspace {
+    v: Block,
+    z: Block,
+    /// Hessenberg columns, `m + 1` entries each.
+    h: Vec<f64>,
+    cs: Vec<f64>,
+    sn: Vec<f64>,
+    g: Vec<f64>,
+    y: Vec<f64>,
+    scratch: Vec<f64>,
+    r: Vec<f64>,
+    w: Vec<f64>,
+    t: Vec<f64>,
+}
+
+impl GmresWorkspace {
+    fn size(&mut self, n: usize, m: usize, flexible: bool) {
+        self.v.reset(n, m + 1);
+        self.z.reset(if flexible { n } else { 0 }, m);
+        for (vec, len) in [
+            (&mut self.h, (m + 1) * m),
+            (&mut self.cs, m),
+            (&mut self.sn, m),
+            (&mut self.g, m + 1),
+            (&mut self.y, m),
+            (&mut self.scratch, m + 1),
+            (&mut self.r, n),
+            (&mut self.w, n),
+            (&mut self.t, n),
+        ] {
+            vec.clear();
+            vec.resize(len, 0.0);
         }
     }
 }
@@ -157,21 +213,21 @@ pub(crate) fn givens_step(
     g[j + 1].abs()
 }
 
-/// Back substitution with the rotated (upper-triangular) Hessenberg columns.
-pub(crate) fn solve_upper(cols: &[Vec<f64>], g: &[f64], k: usize) -> Vec<f64> {
-    let mut y = vec![0.0; k];
+/// Back substitution with the rotated (upper-triangular) Hessenberg columns, stored one after the
+/// other `stride` apart: `y[..k]` solves the leading k×k system.
+pub(crate) fn solve_upper(cols: &[f64], stride: usize, g: &[f64], k: usize, y: &mut [f64]) {
     for i in (0..k).rev() {
         let mut s = g[i];
         for (j, yj) in y.iter().enumerate().take(k).skip(i + 1) {
-            s -= cols[j][i] * yj;
+            s -= cols[j * stride + i] * yj;
         }
-        y[i] = s / cols[i][i];
+        y[i] = s / cols[i * stride + i];
     }
-    y
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
+    ws: &mut GmresWorkspace,
     method: &'static str,
     a: &A,
     precond: &M,
@@ -195,24 +251,32 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
     let m = gp.restart.min(n.max(1));
     let mut info = SolveInfo::default();
     let target = params.rtol * b_norm;
-    let mut r = vec![0.0; n];
-    let mut w = vec![0.0; n];
-    let mut t = vec![0.0; n];
-    let mut v: Vec<Vec<f64>> = Vec::with_capacity(m + 1);
-    let mut z: Vec<Vec<f64>> = Vec::new();
-    let mut h: Vec<Vec<f64>> = Vec::with_capacity(m);
-    let (mut cs, mut sn, mut g) = (vec![0.0; m], vec![0.0; m], vec![0.0; m + 1]);
+    ws.size(n, m, mode == Mode::Flexible);
+    let GmresWorkspace {
+        v,
+        z,
+        h,
+        cs,
+        sn,
+        g,
+        y,
+        scratch,
+        r,
+        w,
+        t,
+    } = ws;
+    let stride = m + 1;
 
-    residual(a, b, x, &mut r);
+    residual(a, b, x, r);
     info.matvecs += 1;
-    let mut true_norm = norm2(&r);
+    let mut true_norm = norm2(r);
     while true_norm > target && info.iterations < params.max_iter {
         // The residual this cycle minimises, and the estimate that stands for the true target.
         let (beta, cycle_target) = if mode == Mode::Left {
-            precond.apply(&r, &mut w);
+            precond.apply(r, w);
             info.precond_applies += 1;
-            let beta = norm2(&w);
-            r.copy_from_slice(&w);
+            let beta = norm2(w);
+            r.copy_from_slice(w);
             (beta, target * beta / true_norm)
         } else {
             (true_norm, target)
@@ -220,35 +284,39 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
         if beta == 0.0 {
             break;
         }
-        v.clear();
-        z.clear();
-        h.clear();
-        v.push(r.iter().map(|ri| ri / beta).collect());
+        v.reset(n, m + 1);
+        z.reset(if mode == Mode::Flexible { n } else { 0 }, m);
+        v.push_scaled(r, 1.0 / beta);
         g.fill(0.0);
         g[0] = beta;
         let mut k = 0;
         while k < m && info.iterations < params.max_iter {
             match mode {
                 Mode::Left => {
-                    a.apply(&v[k], &mut t);
-                    precond.apply(&t, &mut w);
+                    a.apply(v.col(k), t);
+                    precond.apply(t, w);
                 }
                 Mode::Right => {
-                    precond.apply(&v[k], &mut t);
-                    a.apply(&t, &mut w);
+                    precond.apply(v.col(k), t);
+                    a.apply(t, w);
                 }
                 Mode::Flexible => {
-                    let mut zk = vec![0.0; n];
-                    precond.apply(&v[k], &mut zk);
-                    a.apply(&zk, &mut w);
-                    z.push(zk);
+                    let zk = z.push_zero();
+                    precond.apply(v.col(k), zk);
+                    a.apply(z.col(k), w);
                 }
             }
             info.matvecs += 1;
             info.precond_applies += 1;
-            let mut col = vec![0.0; k + 2];
-            orthogonalize(&mut w, &v, &mut col[..k + 1], gp.orthogonalization);
-            let wn = norm2(&w);
+            let col = &mut h[k * stride..(k + 1) * stride];
+            col.fill(0.0);
+            let wn = orthogonalize(
+                v.first(k + 1),
+                w,
+                &mut col[..k + 1],
+                scratch,
+                gp.orthogonalization,
+            );
             col[k + 1] = wn;
             if !wn.is_finite() {
                 return Err(SolveError::Breakdown {
@@ -259,8 +327,7 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
                     hint: "; the operator or preconditioner produced NaN or infinity",
                 });
             }
-            let est = givens_step(&mut col, k, &mut cs, &mut sn, &mut g);
-            h.push(col);
+            let est = givens_step(col, k, cs, sn, g);
             info.iterations += 1;
             k += 1;
             if params.history {
@@ -270,33 +337,28 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
             if est <= cycle_target || wn == 0.0 {
                 break;
             }
-            v.push(w.iter().map(|wi| wi / wn).collect());
+            v.push_scaled(w, 1.0 / wn);
         }
-        let y = solve_upper(&h, &g, k);
+        solve_upper(h, stride, g, k, y);
         match mode {
             Mode::Left => {
-                for (vi, yi) in v.iter().zip(&y) {
-                    axpy(*yi, vi, x);
-                }
+                combination(v.first(k), &y[..k], w);
+                axpy(1.0, w, x);
             }
             Mode::Right => {
-                w.fill(0.0);
-                for (vi, yi) in v.iter().zip(&y) {
-                    axpy(*yi, vi, &mut w);
-                }
-                precond.apply(&w, &mut t);
+                combination(v.first(k), &y[..k], w);
+                precond.apply(w, t);
                 info.precond_applies += 1;
-                axpy(1.0, &t, x);
+                axpy(1.0, t, x);
             }
             Mode::Flexible => {
-                for (zi, yi) in z.iter().zip(&y) {
-                    axpy(*yi, zi, x);
-                }
+                combination(z.first(k), &y[..k], w);
+                axpy(1.0, w, x);
             }
         }
-        residual(a, b, x, &mut r);
+        residual(a, b, x, r);
         info.matvecs += 1;
-        let new_norm = norm2(&r);
+        let new_norm = norm2(r);
         if !new_norm.is_finite() {
             return Err(SolveError::Breakdown {
                 method,
@@ -308,7 +370,7 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
         }
         true_norm = new_norm;
     }
-    finish(method, a, b, x, &mut r, b_norm, params.rtol, info)
+    finish(method, a, b, x, r, b_norm, params.rtol, info)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `x`, recomputed from `A`, never the recurrence estimate.
 
 pub mod bicgstab;
+pub mod block;
 pub mod cg;
 mod dense;
 pub mod gcrodr;
@@ -12,9 +13,10 @@ pub mod gmres;
 pub mod rcg;
 
 pub use bicgstab::bicgstab;
+pub use block::Orthogonalization;
 pub use cg::cg;
 pub use gcrodr::{GcroDr, GcroDrParams, RecycleUpdate};
-pub use gmres::{fgmres, gmres, GmresParams, PrecondSide};
+pub use gmres::{fgmres, fgmres_in, gmres, gmres_in, GmresParams, GmresWorkspace, PrecondSide};
 pub use rcg::{RecycledCg, RecycledCgParams};
 
 use crate::linalg::{norm2, residual, LinearOperator};

@@ -9,8 +9,8 @@ pub mod order;
 pub use order::{low_modes, order, tour_length, Ordering};
 
 use crate::krylov::{
-    bicgstab, cg, fgmres, gmres, GcroDr, GcroDrParams, GmresParams, RecycleUpdate, RecycledCg,
-    RecycledCgParams, SolveError, SolveInfo, SolveParams,
+    bicgstab, cg, fgmres_in, gmres_in, GcroDr, GcroDrParams, GmresParams, GmresWorkspace,
+    RecycleUpdate, RecycledCg, RecycledCgParams, SolveError, SolveInfo, SolveParams,
 };
 use crate::linalg::{BadDiagonal, CsrOperator, Identity, Jacobi, Preconditioner};
 use crate::param::{require, InvalidParam};
@@ -371,6 +371,8 @@ pub struct SequenceSolver {
     spec: SolverSpec,
     gcrodr: Option<GcroDr>,
     rcg: Option<RecycledCg>,
+    /// GMRES's and FGMRES's basis and scratch, kept from system to system.
+    gmres: GmresWorkspace,
     previous: Option<Vec<f64>>,
 }
 
@@ -396,6 +398,7 @@ impl SequenceSolver {
             spec,
             gcrodr,
             rcg,
+            gmres: GmresWorkspace::default(),
             previous: None,
         })
     }
@@ -474,12 +477,24 @@ impl SequenceSolver {
             let m = m.as_ref();
             let result = match self.spec.method {
                 Method::Cg => cg(&op, m, b, x, params),
-                Method::Gmres { restart } => {
-                    gmres(&op, m, b, x, params, &GmresParams::new(restart))
-                }
-                Method::Fgmres { restart } => {
-                    fgmres(&op, m, b, x, params, &GmresParams::new(restart))
-                }
+                Method::Gmres { restart } => gmres_in(
+                    &mut self.gmres,
+                    &op,
+                    m,
+                    b,
+                    x,
+                    params,
+                    &GmresParams::new(restart),
+                ),
+                Method::Fgmres { restart } => fgmres_in(
+                    &mut self.gmres,
+                    &op,
+                    m,
+                    b,
+                    x,
+                    params,
+                    &GmresParams::new(restart),
+                ),
                 Method::Bicgstab => bicgstab(&op, m, b, x, params),
                 Method::GcroDr { .. } => self
                     .gcrodr
