@@ -465,12 +465,16 @@ fn table(rows: &[MethodRow], peers: Option<&serde_json::Value>) -> String {
             }
             let converged = f("converged") as usize;
             let systems = f("systems") as usize;
+            // PETSc does not count its mat-vecs.
+            let matvecs = match f("mean_matvecs") {
+                v if v.is_finite() => format!("{v:.1}"),
+                _ => "–".into(),
+            };
             let _ = writeln!(
                 t,
-                "| {label} | {} | {:.1} | {:.1} | {:.5} | {converged}/{systems} | {:.2e} |",
+                "| {label} | {} | {:.1} | {matvecs} | {:.5} | {converged}/{systems} | {:.2e} |",
                 m.get("ordering").and_then(|v| v.as_str()).unwrap_or(""),
                 f("mean_iterations"),
-                f("mean_matvecs"),
                 f("seconds_per_system"),
                 f("max_residual"),
             );
@@ -558,5 +562,39 @@ fn run_peers(
 ) -> Result<serde_json::Value, PdekitError> {
     let out = dir.join("peers.json");
     super::run_peer_script(python, "solvers_scipy.py", &[dir, &out], reporter)?;
-    super::read_peer_json(out)
+    let mut doc = super::read_peer_json(out)?;
+    // PETSc runs on the system python that Debian's petsc4py installs into.
+    let petsc_python = std::env::var_os("PDEKIT_PETSC_PYTHON")
+        .map_or_else(|| PathBuf::from("/usr/bin/python3"), PathBuf::from);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers/solvers_petsc.py");
+    let available = std::process::Command::new(&petsc_python)
+        .arg(&script)
+        .arg("--probe")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        reporter.info(format!(
+            "PETSc peer not run: petsc4py does not import with {} (one-time: apt-get install python3-petsc4py-real; see bench/peers/README.md)",
+            petsc_python.display()
+        ));
+        doc["petsc"] = json!("not installed");
+        return Ok(doc);
+    }
+    let petsc_out = dir.join("peers_petsc.json");
+    super::run_peer_script(
+        &petsc_python,
+        "solvers_petsc.py",
+        &[dir, &petsc_out],
+        reporter,
+    )?;
+    let petsc = super::read_peer_json(petsc_out)?;
+    if let (Some(all), Some(more)) = (
+        doc.get_mut("methods").and_then(|m| m.as_array_mut()),
+        petsc.get("methods").and_then(|m| m.as_array()),
+    ) {
+        all.extend(more.iter().cloned());
+    }
+    doc["petsc"] = petsc.get("versions").cloned().unwrap_or(json!(null));
+    Ok(doc)
 }

@@ -73,15 +73,16 @@ impl Block {
         col
     }
 
-    /// Appends `s · src`.
-    pub fn push_scaled(&mut self, src: &[f64], s: f64) {
+    /// Appends `src / divisor` (divided, not multiplied by the reciprocal, so a normalised
+    /// Krylov vector is rounded as the textbook algorithm rounds it).
+    pub fn push_divided(&mut self, src: &[f64], divisor: f64) {
         let (n, j) = (self.n, self.len);
         if self.data.len() < (j + 1) * n {
             self.data.resize((j + 1) * n, 0.0);
         }
         self.len += 1;
         for (d, x) in self.data[j * n..(j + 1) * n].iter_mut().zip(src) {
-            *d = s * x;
+            *d = x / divisor;
         }
     }
 
@@ -385,7 +386,7 @@ mod tests {
         for j in 0..k {
             let mut w = raw[j * n..(j + 1) * n].to_vec();
             let nrm = orthogonalize(q.first(j), &mut w, &mut h, &mut s, how);
-            q.push_scaled(&w, 1.0 / nrm);
+            q.push_divided(&w, nrm);
         }
         q.first(k).to_vec()
     }
@@ -439,7 +440,7 @@ mod tests {
                 let mut w = hard[j * n..(j + 1) * n].to_vec();
                 orthogonalize(q.first(j), &mut w, &mut h, &mut s, how);
                 let nrm = orthogonalize(q.first(j), &mut w, &mut h, &mut s, how);
-                q.push_scaled(&w, 1.0 / nrm);
+                q.push_divided(&w, nrm);
             }
             let loss = loss_of_orthogonality(q.first(k), n, k);
             assert!(loss <= 1e-10, "{how:?}: ‖QᵀQ − I‖ = {loss:e}");

@@ -274,7 +274,7 @@ impl GcroDr {
                 cols[i * stride + i] = scale[i];
                 rot[i * stride + i] = scale[i];
             }
-            cv.push_scaled(r, 1.0 / r_norm);
+            cv.push_divided(r, r_norm);
             g.fill(0.0);
             g[k] = r_norm;
             cs.fill(0.0);
@@ -309,7 +309,7 @@ impl GcroDr {
                     break;
                 }
                 // Pushed before the convergence test: the harmonic Ritz problem needs V_{j+1}.
-                cv.push_scaled(w, 1.0 / wn);
+                cv.push_divided(w, wn);
                 if est <= target {
                     break;
                 }

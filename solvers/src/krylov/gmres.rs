@@ -286,7 +286,7 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
         }
         v.reset(n, m + 1);
         z.reset(if mode == Mode::Flexible { n } else { 0 }, m);
-        v.push_scaled(r, 1.0 / beta);
+        v.push_divided(r, beta);
         g.fill(0.0);
         g[0] = beta;
         let mut k = 0;
@@ -337,7 +337,7 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
             if est <= cycle_target || wn == 0.0 {
                 break;
             }
-            v.push_scaled(w, 1.0 / wn);
+            v.push_divided(w, wn);
         }
         solve_upper(h, stride, g, k, y);
         match mode {
