@@ -9,7 +9,7 @@
 //! With k = 0 every cycle is a GMRES(m) cycle, and the iterates match [`super::gmres`].
 
 use super::block::{cross, gemm, orthogonalize, Block, Orthogonalization};
-use super::dense::{harmonic_ritz, right_solve_upper_block, thin_qr, thin_qr_block};
+use super::dense::{harmonic_ritz, right_solve_upper_block, thin_qr};
 use super::gmres::{givens_step, solve_upper};
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{axpy, dot, norm2, residual, LinearOperator, Preconditioner};
@@ -246,7 +246,7 @@ impl GcroDr {
             apply_op(a, precond, u.col(i), out, tmp, &mut info);
         }
         if !u.is_empty() {
-            match thin_qr_block(cv.data_mut(), n) {
+            match thin_qr(cv.data_mut(), n) {
                 Some(rr) => right_solve_upper_block(u.data_mut(), n, &rr),
                 None => {
                     u.truncate(0);
@@ -363,16 +363,11 @@ impl GcroDr {
                     vw[(k + col, k + col)] = 1.0;
                 }
                 if let Some(p) = harmonic_ritz(&g_hat, &vw, k_max) {
-                    let gp = &g_hat * &p;
                     // QR of Ĝ·P: C = V̂·Q and U = Ŵ·P·R⁻¹, with Ŵ = [U·diag(scale), V_j]; the
                     // scaling and R⁻¹ go into the small coefficient matrix, so each new block is
                     // one GEMM over the old vectors.
-                    let mut gp_cols: Vec<Vec<f64>> = (0..gp.ncols())
-                        .map(|col| gp.column(col).iter().copied().collect())
-                        .collect();
-                    if let Some(rr) = thin_qr(&mut gp_cols) {
-                        let qm =
-                            DMatrix::from_fn(rows, gp_cols.len(), |row, col| gp_cols[col][row]);
+                    let mut qm = &g_hat * &p;
+                    if let Some(rr) = thin_qr(qm.as_mut_slice(), rows) {
                         if let Some(r_inv) = rr.try_inverse() {
                             let p_r = &p * &r_inv;
                             let mut coeffs = p_r.clone();
