@@ -38,6 +38,36 @@ pub(crate) use with_avx2;
 pub trait LinearOperator: Sync {
     fn dim(&self) -> usize;
     fn apply(&self, x: &[f64], y: &mut [f64]);
+
+    /// Whether a solver on this operator may spread its vector work over threads: the operator is
+    /// large and its caller does not already run one solve per thread.
+    fn parallel(&self) -> bool {
+        false
+    }
+}
+
+/// Vectors at least this long have their dot products and updates spread over threads (when the
+/// operator allows it); below, a fork–join costs more than the pass it splits.
+pub const PARALLEL_VECTORS: usize = 1 << 16;
+
+/// Rows per task of [`par_dot`] and [`par_axpy`]. Fixed, so the partial sums, and with them the
+/// result, do not depend on the number of threads.
+const VECTOR_TASK: usize = 1 << 13;
+
+/// `a·b` over threads: a [`dot`] per block of rows, summed in order (`partials` is scratch).
+pub fn par_dot(a: &[f64], b: &[f64], partials: &mut Vec<f64>) -> f64 {
+    a.par_chunks(VECTOR_TASK)
+        .zip(b.par_chunks(VECTOR_TASK))
+        .map(|(x, y)| dot(x, y))
+        .collect_into_vec(partials);
+    partials.iter().sum()
+}
+
+/// `y += alpha·x` over threads.
+pub fn par_axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+    y.par_chunks_mut(VECTOR_TASK)
+        .zip(x.par_chunks(VECTOR_TASK))
+        .for_each(|(yc, xc)| axpy(alpha, xc, yc));
 }
 
 /// A preconditioner `z = M⁻¹ r`.
@@ -180,6 +210,10 @@ impl LinearOperator for CsrOperator<'_> {
         } else {
             self.matrix.matvec_serial(x, y);
         }
+    }
+
+    fn parallel(&self) -> bool {
+        self.parallel && self.dim() >= PARALLEL_VECTORS && rayon::current_num_threads() > 1
     }
 }
 
@@ -391,6 +425,28 @@ pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
 mod tests {
     use super::*;
     use sprs::TriMat;
+
+    #[test]
+    fn threaded_dot_products_do_not_depend_on_the_thread_count() {
+        let n = 3 * VECTOR_TASK + 17;
+        let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.013).sin()).collect();
+        let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.007).cos()).collect();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| par_dot(&a, &b, &mut Vec::new()))
+        };
+        let (one, two) = (on(1), on(2));
+        assert_eq!(one.to_bits(), two.to_bits());
+        assert!((one - dot(&a, &b)).abs() <= 1e-12 * dot(&a, &a).sqrt() * dot(&b, &b).sqrt());
+        let mut y = b.clone();
+        par_axpy(0.5, &a, &mut y);
+        let mut z = b.clone();
+        axpy(0.5, &a, &mut z);
+        assert_eq!(y, z);
+    }
 
     #[test]
     fn parallel_matvec_matches_dense_product() {

@@ -2,7 +2,7 @@
 //! and from system to system, and the kernels Krylov methods run on them: Gram–Schmidt against a
 //! block (MGS one column at a time, or CGS2 as fused block passes) and GEMM for block products.
 
-use crate::linalg::{axpy, dot, norm2, with_avx2};
+use crate::linalg::{axpy, dot, norm2, par_axpy, par_dot, with_avx2};
 
 /// Rows per pass of the block kernels: a slice of the new vector this long stays in L1 while the
 /// block's columns stream past it.
@@ -134,8 +134,29 @@ pub fn orthogonalize(
     scratch: &mut [f64],
     how: Orthogonalization,
 ) -> f64 {
+    orthogonalize_on(v, w, h, scratch, how, None)
+}
+
+/// [`orthogonalize`]; with `threads` (scratch for partial sums), MGS spreads each dot product and
+/// update over rayon's threads.
+pub fn orthogonalize_on(
+    v: &[f64],
+    w: &mut [f64],
+    h: &mut [f64],
+    scratch: &mut [f64],
+    how: Orthogonalization,
+    threads: Option<&mut Vec<f64>>,
+) -> f64 {
     let n = w.len();
     let k = v.len().checked_div(n).unwrap_or(0);
+    if let (Some(partials), Orthogonalization::Mgs) = (threads, how) {
+        for (j, hj) in h[..k].iter_mut().enumerate() {
+            let vj = &v[j * n..(j + 1) * n];
+            *hj = par_dot(w, vj, partials);
+            par_axpy(-*hj, vj, w);
+        }
+        return par_dot(w, w, partials).sqrt();
+    }
     match how {
         Orthogonalization::Mgs => {
             for (j, hj) in h[..k].iter_mut().enumerate() {

@@ -8,7 +8,7 @@
 //!
 //! With k = 0 every cycle is a GMRES(m) cycle, and the iterates match [`super::gmres`].
 
-use super::block::{cross, gemm, orthogonalize, Block, Orthogonalization};
+use super::block::{cross, gemm, orthogonalize_on, Block, Orthogonalization};
 use super::dense::{harmonic_ritz, right_solve_upper_block, thin_qr};
 use super::gmres::{givens_step, solve_upper};
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
@@ -111,6 +111,7 @@ struct Workspace {
     cs: Vec<f64>,
     sn: Vec<f64>,
     scratch: Vec<f64>,
+    partials: Vec<f64>,
     r: Vec<f64>,
     w: Vec<f64>,
     d: Vec<f64>,
@@ -231,11 +232,13 @@ impl GcroDr {
             cs,
             sn,
             scratch,
+            partials,
             r,
             w,
             d,
             tmp,
         } = &mut self.ws;
+        let parallel = a.parallel();
         let stride = m + 1;
         residual(a, b, x, r);
         info.matvecs += 1;
@@ -284,7 +287,14 @@ impl GcroDr {
             while j < steps && info.iterations < params.max_iter {
                 apply_op(a, precond, cv.col(k + j), w, tmp, &mut info);
                 let col = &mut cols[(k + j) * stride..(k + j + 1) * stride];
-                let wn = orthogonalize(cv.first(k + j + 1), w, col, scratch, ortho);
+                let wn = orthogonalize_on(
+                    cv.first(k + j + 1),
+                    w,
+                    col,
+                    scratch,
+                    ortho,
+                    parallel.then_some(&mut *partials),
+                );
                 if !wn.is_finite() {
                     u.truncate(0);
                     return Err(SolveError::Breakdown {

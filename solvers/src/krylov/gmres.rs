@@ -1,7 +1,7 @@
 //! Restarted GMRES(m) with left or right preconditioning, and flexible GMRES (FGMRES).
 
 pub use super::block::Orthogonalization;
-use super::block::{combination, orthogonalize, Block};
+use super::block::{combination, orthogonalize_on, Block};
 use super::{check_inputs, finish, zero_rhs, SolveError, SolveInfo, SolveParams};
 use crate::linalg::{axpy, norm2, residual, LinearOperator, Preconditioner};
 
@@ -158,6 +158,7 @@ pub struct GmresWorkspace {
     g: Vec<f64>,
     y: Vec<f64>,
     scratch: Vec<f64>,
+    partials: Vec<f64>,
     r: Vec<f64>,
     w: Vec<f64>,
     t: Vec<f64>,
@@ -261,10 +262,12 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
         g,
         y,
         scratch,
+        partials,
         r,
         w,
         t,
     } = ws;
+    let parallel = a.parallel();
     let stride = m + 1;
 
     residual(a, b, x, r);
@@ -310,12 +313,13 @@ fn run<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized>(
             info.precond_applies += 1;
             let col = &mut h[k * stride..(k + 1) * stride];
             col.fill(0.0);
-            let wn = orthogonalize(
+            let wn = orthogonalize_on(
                 v.first(k + 1),
                 w,
                 &mut col[..k + 1],
                 scratch,
                 gp.orthogonalization,
+                parallel.then_some(&mut *partials),
             );
             col[k + 1] = wn;
             if !wn.is_finite() {
