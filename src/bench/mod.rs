@@ -29,6 +29,13 @@ pub fn stamp() -> String {
     crate::meta::now_utc().replace(['-', ':'], "")
 }
 
+/// Where the peer script `name` lives (`bench/peers/` of the source tree).
+pub fn peer_script(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench/peers")
+        .join(name)
+}
+
 /// Runs a peer script `bench/peers/SCRIPT` with `python` and `args`; a missing interpreter or a
 /// failing script is a clear error pointing at the peers' README.
 pub fn run_peer_script(
@@ -37,9 +44,7 @@ pub fn run_peer_script(
     args: &[&Path],
     reporter: &crate::progress::Reporter,
 ) -> Result<(), crate::PdekitError> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("bench/peers")
-        .join(script);
+    let script = peer_script(script);
     let shown: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
     reporter.info(format!(
         "running the peer: {} {} {}",

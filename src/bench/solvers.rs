@@ -566,7 +566,7 @@ fn run_peers(
     // PETSc runs on the system python that Debian's petsc4py installs into.
     let petsc_python = std::env::var_os("PDEKIT_PETSC_PYTHON")
         .map_or_else(|| PathBuf::from("/usr/bin/python3"), PathBuf::from);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers/solvers_petsc.py");
+    let script = super::peer_script("solvers_petsc.py");
     let available = std::process::Command::new(&petsc_python)
         .arg(&script)
         .arg("--probe")

@@ -142,7 +142,7 @@ pub fn run(plan: &PlotPlan, rep: Reporter) -> Result<Vec<PathBuf>, PdekitError> 
             &iters,
             &converged,
         )?);
-        match residual_histories(&ds, &indices)? {
+        match residual_histories(&ds, &indices, &iters)? {
             Ok(histories) => written.push(figures::residuals(
                 dir,
                 plan.format,
@@ -206,10 +206,11 @@ type Histories = Vec<(String, Vec<f64>)>;
 /// the dataset (a sample depends only on the seed and its index). A sample whose stored solve
 /// carried state (a recycling chain) is solved alone and its label says so, as does any
 /// difference from the iterations the dataset holds. `Ok(Err(why))`: the dataset cannot give
-/// histories (no stored config, no linear solver).
+/// histories (no stored config, no linear solver). `stored` are the dataset's `stats/iterations`.
 fn residual_histories(
     ds: &Dataset,
     indices: &[usize],
+    stored: &[f64],
 ) -> Result<Result<Histories, String>, PdekitError> {
     let Some(text) = ds.attr("config") else {
         return Ok(Err("the dataset holds no generating config".into()));
@@ -229,7 +230,6 @@ fn residual_histories(
     } else {
         ""
     };
-    let stored = ds.read_all("stats/iterations")?;
     let omegas = if ds.has("stats/omega") {
         Some(ds.read_all("stats/omega")?)
     } else {
@@ -279,10 +279,8 @@ fn residual_histories(
         } else {
             format!("; {recorded} in the dataset")
         };
-        out.push((
-            format!("sample {index}{alone} ({iterations} iterations{note})"),
-            r.history.clone(),
-        ));
+        let label = format!("sample {index}{alone} ({iterations} iterations{note})");
+        out.push((label, sample.report.history));
     }
     Ok(Ok(out))
 }
