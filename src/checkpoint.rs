@@ -11,6 +11,7 @@
 
 use crate::data::DataError;
 use pdekit_operators::layers::Layer;
+use pdekit_operators::models::gp::{GpArrays, GpFitInfo, GpOperator, GpSpec, InputMap, OutputMap};
 use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::train::normalizer::UnitGaussian;
 use pdekit_operators::train::optim::{Adam, AdamParams};
@@ -99,6 +100,38 @@ pub fn save(
         },
         "data": data,
     });
+    let tensors: Vec<(String, Array)> = tensors
+        .into_iter()
+        .map(|(name, v)| (name, Array::F32(v)))
+        .collect();
+    write(path, &meta, &tensors)
+}
+
+/// A tensor to store: values and their dtype (shape `[len]`; the spec fixes the layout).
+pub enum Array {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Array {
+    fn dtype(&self) -> (&'static str, usize) {
+        match self {
+            Array::F32(_) => ("F32", 4),
+            Array::F64(_) => ("F64", 8),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Array::F32(v) => v.len(),
+            Array::F64(v) => v.len(),
+        }
+    }
+}
+
+/// Writes a safetensors file (atomically): `meta`'s entries as string metadata, with the
+/// tensors' SHA-256, and the tensors one after the other.
+pub fn write(path: &Path, meta: &Value, tensors: &[(String, Array)]) -> Result<PathBuf, DataError> {
     // safetensors metadata is a map of strings.
     let mut metadata = Map::new();
     for (k, v) in meta.as_object().expect("an object") {
@@ -108,10 +141,16 @@ pub fn save(
         };
         metadata.insert(k.clone(), Value::String(text));
     }
-    let mut payload = Vec::with_capacity(4 * tensors.iter().map(|(_, v)| v.len()).sum::<usize>());
-    for (_, values) in &tensors {
-        for v in values {
-            payload.extend_from_slice(&v.to_le_bytes());
+    let bytes_total: usize = tensors.iter().map(|(_, t)| t.dtype().1 * t.len()).sum();
+    let mut payload = Vec::with_capacity(bytes_total);
+    for (_, t) in tensors {
+        match t {
+            Array::F32(v) => v
+                .iter()
+                .for_each(|x| payload.extend_from_slice(&x.to_le_bytes())),
+            Array::F64(v) => v
+                .iter()
+                .for_each(|x| payload.extend_from_slice(&x.to_le_bytes())),
         }
     }
     metadata.insert(
@@ -121,11 +160,12 @@ pub fn save(
     let mut header = Map::new();
     header.insert("__metadata__".into(), Value::Object(metadata));
     let mut offset = 0usize;
-    for (name, values) in &tensors {
-        let end = offset + 4 * values.len();
+    for (name, t) in tensors {
+        let (dtype, size) = t.dtype();
+        let end = offset + size * t.len();
         header.insert(
             name.clone(),
-            json!({"dtype": "F32", "shape": [values.len()], "data_offsets": [offset, end]}),
+            json!({"dtype": dtype, "shape": [t.len()], "data_offsets": [offset, end]}),
         );
         offset = end;
     }
@@ -154,77 +194,130 @@ pub(crate) fn sha256_hex<P: AsRef<[u8]>>(parts: impl IntoIterator<Item = P>) -> 
 }
 
 /// Reads a checkpoint and rebuilds its model, normalisers and training state.
-pub fn load(path: &Path) -> Result<Loaded, DataError> {
-    let corrupt = |message: String| DataError::Corrupt {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !path.exists() {
-        return Err(DataError::Missing {
+/// A checkpoint file read and checked (format, version, checksum), its tensors not yet decoded.
+pub struct Stored {
+    pub path: PathBuf,
+    header: Map<String, Value>,
+    bytes: Vec<u8>,
+    body: usize,
+}
+
+impl Stored {
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let corrupt = |message: String| DataError::Corrupt {
             path: path.to_path_buf(),
-        });
+            message,
+        };
+        if !path.exists() {
+            return Err(DataError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| DataError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if bytes.len() < 8 {
+            return Err(corrupt("too short for a safetensors file".into()));
+        }
+        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        let body = 8usize
+            .checked_add(n)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| corrupt(format!("header length {n} runs past the end of the file")))?;
+        let header: Map<String, Value> = serde_json::from_slice(&bytes[8..body])
+            .map_err(|e| corrupt(format!("the safetensors header is not JSON: {e}")))?;
+        if !header.get("__metadata__").is_some_and(Value::is_object) {
+            return Err(corrupt("no __metadata__: not a pdekit checkpoint".into()));
+        }
+        let stored = Self {
+            path: path.to_path_buf(),
+            header,
+            bytes,
+            body,
+        };
+        if stored.text("format")? != FORMAT {
+            return Err(corrupt(format!(
+                "format is `{}`, expected `{FORMAT}`",
+                stored.text("format")?
+            )));
+        }
+        if let Some(sum) = stored.meta().get(CHECKSUM).and_then(Value::as_str) {
+            if sha256_hex([stored.data()]) != sum {
+                return Err(corrupt(
+                    "the tensor bytes do not match their SHA-256 checksum: the file was damaged or altered after it was written".into(),
+                ));
+            }
+        }
+        let version = stored.text("format_version")?;
+        if !READS.contains(&version) {
+            return Err(corrupt(format!(
+                "format_version {version} is not supported (this pdekit reads {})",
+                READS.join(" and ")
+            )));
+        }
+        Ok(stored)
     }
-    let bytes = std::fs::read(path).map_err(|e| DataError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    if bytes.len() < 8 {
-        return Err(corrupt("too short for a safetensors file".into()));
+
+    pub fn corrupt(&self, message: String) -> DataError {
+        DataError::Corrupt {
+            path: self.path.clone(),
+            message,
+        }
     }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let body = 8usize
-        .checked_add(n)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| corrupt(format!("header length {n} runs past the end of the file")))?;
-    let header: Map<String, Value> = serde_json::from_slice(&bytes[8..body])
-        .map_err(|e| corrupt(format!("the safetensors header is not JSON: {e}")))?;
-    let data = &bytes[body..];
-    let meta = header
-        .get("__metadata__")
-        .and_then(Value::as_object)
-        .ok_or_else(|| corrupt("no __metadata__: not a pdekit checkpoint".into()))?;
-    let text = |k: &str| -> Result<&str, DataError> {
-        meta.get(k)
+
+    fn meta(&self) -> &Map<String, Value> {
+        self.header["__metadata__"]
+            .as_object()
+            .expect("checked on open")
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.body..]
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.header.contains_key(name)
+    }
+
+    /// A metadata entry's text.
+    pub fn text(&self, k: &str) -> Result<&str, DataError> {
+        self.meta()
+            .get(k)
             .and_then(Value::as_str)
-            .ok_or_else(|| corrupt(format!("metadata `{k}` is missing")))
-    };
-    if text("format")? != FORMAT {
-        return Err(corrupt(format!(
-            "format is `{}`, expected `{FORMAT}`",
-            text("format")?
-        )));
+            .ok_or_else(|| self.corrupt(format!("metadata `{k}` is missing")))
     }
-    if let Some(sum) = meta.get(CHECKSUM).and_then(Value::as_str) {
-        if sha256_hex([data]) != sum {
-            return Err(corrupt(
-                "the tensor bytes do not match their SHA-256 checksum: the file was damaged or altered after it was written".into(),
-            ));
-        }
+
+    /// A metadata entry parsed as JSON.
+    pub fn json(&self, k: &str) -> Result<Value, DataError> {
+        serde_json::from_str(self.text(k)?)
+            .map_err(|e| self.corrupt(format!("metadata `{k}`: {e}")))
     }
-    let version = text("format_version")?;
-    if !READS.contains(&version) {
-        return Err(corrupt(format!(
-            "format_version {version} is not supported (this pdekit reads {})",
-            READS.join(" and ")
-        )));
+
+    /// A metadata entry as `T`.
+    pub fn value<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<T, DataError> {
+        serde_json::from_value(self.json(k)?)
+            .map_err(|e| self.corrupt(format!("metadata `{k}`: {e}")))
     }
-    let read = |k: &str| -> Result<Value, DataError> {
-        serde_json::from_str(text(k)?).map_err(|e| corrupt(format!("metadata `{k}`: {e}")))
-    };
-    let spec: ModelSpec = serde_json::from_value(read("model")?)
-        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
-    spec.validate()
-        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
-    crate::meta::model_fits_in_memory(&spec)
-        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
-    let mut net = Model::<f32>::new(spec).map_err(|e| corrupt(format!("model spec: {e}")))?;
-    let tensor = |name: &str| -> Result<Vec<f32>, DataError> {
-        let entry = header
+
+    /// The model's kind (`fno`, …, `gp`).
+    pub fn kind(&self) -> Result<String, DataError> {
+        let model = self.json("model")?;
+        model["kind"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.corrupt("metadata `model` has no `kind`".into()))
+    }
+
+    fn raw(&self, name: &str, dtype: &str, size: usize) -> Result<&[u8], DataError> {
+        let entry = self
+            .header
             .get(name)
-            .ok_or_else(|| corrupt(format!("tensor `{name}` is missing")))?;
-        if entry["dtype"].as_str() != Some("F32") {
-            return Err(corrupt(format!("tensor `{name}` is not F32")));
+            .ok_or_else(|| self.corrupt(format!("tensor `{name}` is missing")))?;
+        if entry["dtype"].as_str() != Some(dtype) {
+            return Err(self.corrupt(format!("tensor `{name}` is not {dtype}")));
         }
+        let data = self.data();
         let off: Vec<usize> = entry["data_offsets"]
             .as_array()
             .map(|a| {
@@ -237,17 +330,47 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         if off.len() != 2
             || off[0] > off[1]
             || off[1] > data.len()
-            || !(off[1] - off[0]).is_multiple_of(4)
+            || !(off[1] - off[0]).is_multiple_of(size)
         {
-            return Err(corrupt(format!(
-                "tensor `{name}` has bad data offsets {off:?}"
-            )));
+            return Err(self.corrupt(format!("tensor `{name}` has bad data offsets {off:?}")));
         }
-        Ok(data[off[0]..off[1]]
+        Ok(&data[off[0]..off[1]])
+    }
+
+    pub fn f32(&self, name: &str) -> Result<Vec<f32>, DataError> {
+        Ok(self
+            .raw(name, "F32", 4)?
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect())
-    };
+    }
+
+    pub fn f64(&self, name: &str) -> Result<Vec<f64>, DataError> {
+        Ok(self
+            .raw(name, "F64", 8)?
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect())
+    }
+}
+
+/// Reads a checkpoint and rebuilds its model, normalisers and training state.
+pub fn load(path: &Path) -> Result<Loaded, DataError> {
+    from_stored(&Stored::open(path)?)
+}
+
+/// A neural-operator checkpoint's model, normalisers and training state.
+pub fn from_stored(stored: &Stored) -> Result<Loaded, DataError> {
+    let corrupt = |message: String| stored.corrupt(message);
+    let read = |k: &str| stored.json(k);
+    let spec: ModelSpec = serde_json::from_value(read("model")?)
+        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
+    spec.validate()
+        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
+    crate::meta::model_fits_in_memory(&spec)
+        .map_err(|e| corrupt(format!("metadata `model`: {e}")))?;
+    let mut net = Model::<f32>::new(spec).map_err(|e| corrupt(format!("model spec: {e}")))?;
+    let tensor = |name: &str| stored.f32(name);
     let names: Vec<String> = net.parameters().iter().map(|p| p.name.clone()).collect();
     for p in net.parameters() {
         let values = tensor(&p.name)?;
@@ -277,7 +400,7 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         .map_err(|e| corrupt(format!("metadata `state`: {e}")))?;
     let mut adam = Adam::new(st.adam.params);
     adam.step = st.adam.step;
-    if header.contains_key(&format!("optimizer.m.{}", names[0])) {
+    if stored.has(&format!("optimizer.m.{}", names[0])) {
         for name in &names {
             adam.m.push(tensor(&format!("optimizer.m.{name}"))?);
             adam.v.push(tensor(&format!("optimizer.v.{name}"))?);
@@ -298,6 +421,174 @@ pub fn load(path: &Path) -> Result<Loaded, DataError> {
         y_norm: norm("normalizer_y")?,
         state,
         data: read("data").unwrap_or(Value::Null),
+    })
+}
+
+/// A loaded GP operator checkpoint.
+pub struct LoadedGp {
+    pub gp: GpOperator,
+    /// The free-form `data` metadata (dataset path, field names, split).
+    pub data: Value,
+}
+
+/// Writes a fitted GP operator to `path` (atomically): its spec (with `kind = "gp"`) and maps as
+/// metadata, every array it predicts from as an F64 tensor, and the fit's report.
+pub fn save_gp(
+    path: &Path,
+    gp: &GpOperator,
+    fit: &GpFitInfo,
+    data: Value,
+) -> Result<PathBuf, DataError> {
+    let mut model = serde_json::to_value(&gp.spec).expect("plain data");
+    model["kind"] = json!("gp");
+    let mut tensors = Vec::new();
+    let mut map_meta = |prefix: &str, kind: &str, mean: &[f64], second: (&str, &[f64])| {
+        tensors.push((format!("{prefix}.mean"), Array::F64(mean.to_vec())));
+        tensors.push((
+            format!("{prefix}.{}", second.0),
+            Array::F64(second.1.to_vec()),
+        ));
+        json!({ "kind": kind })
+    };
+    let input_map = match &gp.input_map {
+        InputMap::Standardize { mean, std } => map_meta("input", "standardize", mean, ("std", std)),
+        InputMap::Pca {
+            mean,
+            basis,
+            components,
+        } => {
+            let mut m = map_meta("input", "pca", mean, ("basis", basis));
+            m["components"] = json!(components);
+            m
+        }
+    };
+    let output_map = match &gp.output_map {
+        OutputMap::Standardize { mean, std } => {
+            map_meta("output", "standardize", mean, ("std", std))
+        }
+        OutputMap::Pca {
+            mean,
+            basis,
+            components,
+            scale,
+        } => {
+            let mut m = map_meta("output", "pca", mean, ("basis", basis));
+            m["components"] = json!(components);
+            m["scale"] = json!(scale);
+            m
+        }
+    };
+    match &gp.arrays {
+        GpArrays::Exact { features, targets } => {
+            tensors.push(("features".into(), Array::F64(features.clone())));
+            tensors.push(("targets".into(), Array::F64(targets.clone())));
+        }
+        GpArrays::Dtc { inducing, a, b } => {
+            tensors.push(("inducing".into(), Array::F64(inducing.clone())));
+            tensors.push(("a".into(), Array::F64(a.clone())));
+            tensors.push(("b".into(), Array::F64(b.clone())));
+        }
+    }
+    let meta = json!({
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "pdekit_version": env!("CARGO_PKG_VERSION"),
+        "created": crate::meta::now_utc(),
+        "commit": crate::meta::commit(),
+        "model": model,
+        "input_map": input_map,
+        "output_map": output_map,
+        "fit": fit,
+        "data": data,
+    });
+    write(path, &meta, &tensors)
+}
+
+/// A GP operator checkpoint's model, rebuilt from its arrays (bit-identical predictions).
+pub fn gp_from_stored(stored: &Stored) -> Result<LoadedGp, DataError> {
+    let spec: GpSpec = stored.value("model")?;
+    let (input, output) = (stored.json("input_map")?, stored.json("output_map")?);
+    let count = |m: &Value, k: &str| -> Result<usize, DataError> {
+        m[k].as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| stored.corrupt(format!("metadata map has no `{k}`")))
+    };
+    let input_map = match input["kind"].as_str() {
+        Some("standardize") => InputMap::Standardize {
+            mean: stored.f64("input.mean")?,
+            std: stored.f64("input.std")?,
+        },
+        Some("pca") => InputMap::Pca {
+            mean: stored.f64("input.mean")?,
+            basis: stored.f64("input.basis")?,
+            components: count(&input, "components")?,
+        },
+        other => {
+            return Err(stored.corrupt(format!("metadata `input_map`: unknown kind {other:?}")))
+        }
+    };
+    let output_map = match output["kind"].as_str() {
+        Some("standardize") => OutputMap::Standardize {
+            mean: stored.f64("output.mean")?,
+            std: stored.f64("output.std")?,
+        },
+        Some("pca") => OutputMap::Pca {
+            mean: stored.f64("output.mean")?,
+            basis: stored.f64("output.basis")?,
+            components: count(&output, "components")?,
+            scale: output["scale"]
+                .as_f64()
+                .ok_or_else(|| stored.corrupt("metadata `output_map` has no `scale`".into()))?,
+        },
+        other => {
+            return Err(stored.corrupt(format!("metadata `output_map`: unknown kind {other:?}")))
+        }
+    };
+    // The maps' arrays must match the sizes they claim before anything indexes them.
+    let sizes_ok = match (&input_map, &output_map) {
+        (InputMap::Standardize { mean, std }, _) if mean.len() != std.len() => false,
+        (
+            InputMap::Pca {
+                mean,
+                basis,
+                components,
+            },
+            _,
+        ) if basis.len() != mean.len() * components => false,
+        (_, OutputMap::Standardize { mean, std }) if mean.len() != std.len() => false,
+        (
+            _,
+            OutputMap::Pca {
+                mean,
+                basis,
+                components,
+                ..
+            },
+        ) if basis.len() != mean.len() * components => false,
+        _ => true,
+    };
+    if !sizes_ok {
+        return Err(
+            stored.corrupt("the input or output map's arrays have inconsistent sizes".into())
+        );
+    }
+    let arrays = if spec.section.inducing.is_some() {
+        GpArrays::Dtc {
+            inducing: stored.f64("inducing")?,
+            a: stored.f64("a")?,
+            b: stored.f64("b")?,
+        }
+    } else {
+        GpArrays::Exact {
+            features: stored.f64("features")?,
+            targets: stored.f64("targets")?,
+        }
+    };
+    let gp = GpOperator::from_parts(spec, input_map, output_map, arrays)
+        .map_err(|e| stored.corrupt(format!("the GP does not rebuild: {e}")))?;
+    Ok(LoadedGp {
+        gp,
+        data: stored.json("data").unwrap_or(Value::Null),
     })
 }
 

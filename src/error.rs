@@ -77,6 +77,14 @@ pub enum PdekitError {
         source: GpError,
         hint: &'static str,
     },
+    /// GP operator regression that failed on its data.
+    #[error("{}: train.gp: {source}", config.display())]
+    GpOperator {
+        config: PathBuf,
+        source: pdekit_operators::models::gp::GpError,
+    },
+    #[error("interrupted while fitting {what}; nothing was written")]
+    FitInterrupted { what: String },
     #[error("{}: {source}", config.display())]
     Multiscale {
         config: PathBuf,
@@ -101,7 +109,9 @@ impl PdekitError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PdekitError::Config(_) | PdekitError::Usage(_) => 2,
-            PdekitError::Interrupted { .. } | PdekitError::TrainingInterrupted { .. } => 130,
+            PdekitError::Interrupted { .. }
+            | PdekitError::TrainingInterrupted { .. }
+            | PdekitError::FitInterrupted { .. } => 130,
             PdekitError::Data(_)
             | PdekitError::Darcy(_)
             | PdekitError::Relax(_)
@@ -112,6 +122,7 @@ impl PdekitError {
             | PdekitError::Train { .. }
             | PdekitError::Model { .. }
             | PdekitError::Gp { .. }
+            | PdekitError::GpOperator { .. }
             | PdekitError::Multiscale { .. }
             | PdekitError::Peer(_) => 1,
         }

@@ -150,6 +150,22 @@ enum BenchCommand {
         after_help = "Examples:\n  pdekit bench train\n  pdekit bench train --peers   # also PyTorch (bench/peers/fno_torch.py), side by side\n  pdekit bench train --modes 16 --grid 1024 --width 64\n\n--peers runs bench/peers/fno_torch.py with PYTHON (default: bench/peers/.venv/bin/python if it\nexists, else python3); see bench/peers/README.md."
     )]
     Train(TrainBenchArgs),
+    /// Time GP operator regression on a config's [train] split ([train.gp]): the hyper-parameter
+    /// fit, the exact posterior and DTC posteriors at the same hyper-parameters.
+    #[command(
+        name = "gp-operator",
+        after_help = "Examples:\n  pdekit bench gp-operator configs/ns_gp.toml\n  pdekit bench gp-operator configs/darcy_gp.toml --inducing 250 500 --peers   # also scikit-learn\n\n--peers runs bench/peers/gp_operator_sklearn.py with PYTHON (default: bench/peers/.venv/bin/python\nif it exists, else python3) on the same features, targets and hyper-parameters; see bench/peers/README.md."
+    )]
+    GpOperator {
+        /// A TOML config with [train] and [train.gp].
+        config: PathBuf,
+        /// Also build DTC posteriors with these numbers of inducing points.
+        #[arg(long, num_args = 1..)]
+        inducing: Vec<usize>,
+        /// Also run the scikit-learn peer, with this Python.
+        #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "auto")]
+        peers: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -436,6 +452,22 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
         Command::Bench(BenchCommand::Gp(args)) => {
             let plan = Plan::load(&args.config)?;
             let outcome = pdekit::bench::gp::run(&plan, &reporter, args.points, args.steps)?;
+            reporter.info(format!(
+                "{}\nwrote {}",
+                outcome.table,
+                outcome.json.display()
+            ));
+            Ok(())
+        }
+        Command::Bench(BenchCommand::GpOperator {
+            config,
+            inducing,
+            peers,
+        }) => {
+            let plan = Plan::load(&config)?;
+            let python = peers.map(peer_python);
+            let outcome =
+                pdekit::bench::gp_operator::run(&plan, &reporter, &inducing, python.as_deref())?;
             reporter.info(format!(
                 "{}\nwrote {}",
                 outcome.table,

@@ -117,6 +117,7 @@ fn shipped_configs_run_at_small_size() {
             "test_samples" => "test_samples = 2".to_string(),
             "epochs" => "epochs = 1".to_string(),
             "modes" => "modes = [4, 4]".to_string(),
+            "input_components" => "input_components = 3".to_string(),
             "resolution" => "resolution = 16".to_string(),
             "instances" => "instances = 60".to_string(),
             "steps" => "steps = 20".to_string(),

@@ -231,6 +231,11 @@ fn shipped_bench_configs_run_at_small_size() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("[train.gp]") {
+            gp_operator_bench_runs_at_small_size(&path, &text);
+            ran += 1;
+            continue;
+        }
         if text.contains("[generate]") {
             generate_bench_runs_at_small_size(&path, &text);
             ran += 1;
@@ -270,6 +275,66 @@ fn shipped_bench_configs_run_at_small_size() {
 
 /// A shipped `bench generate` config at a small size, run in a scratch folder (where it writes
 /// `bench/results/`): the JSON records a positive rate and every sample's report.
+/// A `[train.gp]` bench config: its data at a small size, then `bench gp-operator` with one DTC
+/// size beside the exact posterior.
+fn gp_operator_bench_runs_at_small_size(path: &Path, text: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let small: String = text
+        .lines()
+        .map(|l| match l.split('=').next().unwrap_or("").trim() {
+            "samples" => "samples = 30".to_string(),
+            "train_samples" => "train_samples = 24".to_string(),
+            "test_samples" => "test_samples = 6".to_string(),
+            "resolution" => "resolution = 12".to_string(),
+            "input_components" => "input_components = 4".to_string(),
+            "output" => "output = \"d.h5\"".to_string(),
+            "data" => "data = \"d.h5\"".to_string(),
+            "output_dir" => "output_dir = \"gp\"".to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let copy = write(dir.path(), "c.toml", &small);
+    for args in [
+        vec!["generate", copy.to_str().unwrap(), "--quiet"],
+        vec![
+            "bench",
+            "gp-operator",
+            copy.to_str().unwrap(),
+            "--inducing",
+            "8",
+            "--quiet",
+        ],
+    ] {
+        let out = common::pdekit()
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let json = std::fs::read_dir(dir.path().join("bench/results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a JSON result");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(doc["benchmark"], "gp-operator");
+    let posteriors = doc["posteriors"].as_array().unwrap();
+    assert_eq!(posteriors[0]["posterior"], "exact");
+    assert_eq!(posteriors[1]["posterior"], "dtc(8)");
+    for p in posteriors {
+        let l2 = p["result"]["test_l2"].as_f64().unwrap();
+        assert!(l2 > 0.0 && l2 < 1.0, "{l2}");
+    }
+}
+
 fn generate_bench_runs_at_small_size(path: &Path, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let small: String = text

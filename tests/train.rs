@@ -436,7 +436,7 @@ fn model_tables_are_checked_with_clear_errors() {
         &two,
         14,
         "train.ffno",
-        "exactly one model table ([train.fno], [train.tfno], [train.ffno], [train.deeponet]), got [train.fno] and [train.ffno]",
+        "exactly one model table ([train.fno], [train.tfno], [train.ffno], [train.deeponet], [train.gp]), got [train.fno] and [train.ffno]",
     );
     common::assert_config_error(
         &model_config(

@@ -3,6 +3,7 @@
 
 pub mod generate;
 pub mod gp;
+pub mod gp_operator;
 pub mod solvers;
 pub mod train;
 

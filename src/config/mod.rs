@@ -188,7 +188,7 @@ impl Plan {
 
 /// Keys that only some settings use, and which: a key left out of the plan because it does not
 /// apply is reported with its reason.
-const APPLIES: [(&str, &str); 12] = [
+const APPLIES: [(&str, &str); 18] = [
     ("restart", "method = \"gmres\", \"fgmres\" or \"gcrodr\""),
     ("recycle", "method = \"gcrodr\" or \"rcg\""),
     ("recycle_update", "method = \"gcrodr\""),
@@ -207,7 +207,16 @@ const APPLIES: [(&str, &str); 12] = [
     ("patience", "schedule = \"plateau\""),
     ("factor", "schedule = \"plateau\""),
     ("velocity", "the advection equation"),
+    ("epochs", NEURAL),
+    ("batch_size", NEURAL),
+    ("learning_rate", NEURAL),
+    ("schedule", NEURAL),
+    ("loss", NEURAL),
+    ("early_stopping", NEURAL),
 ];
+
+/// Training keys a fitted GP (`[train.gp]`) does not read.
+const NEURAL: &str = "neural operators ([train.fno], …); [train.gp] is fitted, not trained";
 
 /// The stages to run: those listed (in pipeline order), or every stage with a section.
 fn stages(

@@ -1,9 +1,12 @@
-//! `[train]`: a neural operator trained on a dataset. The training keys are the operator
-//! library's [`TrainParams`]; the model is exactly one table `[train.<kind>]`, the library's
-//! section of that model (every model is listed in [`ModelConfig`]).
+//! `[train]`: a model learnt from a dataset. The model is exactly one table `[train.<kind>]`, the
+//! library's section of that model: a neural operator (every one is listed in [`ModelConfig`]),
+//! trained with the library's [`TrainParams`] as the other keys of `[train]`, or GP operator
+//! regression (`[train.gp]`, a [`GpSection`]), which is fitted, not trained, and takes only
+//! `seed` of those keys.
 
 use super::source::Source;
 use super::{ConfigError, ImageFormat};
+use pdekit_operators::models::gp::GpSection;
 use pdekit_operators::models::{Io, ModelConfig};
 use pdekit_operators::tensor::NnError;
 use pdekit_operators::train::trainer::TrainParams;
@@ -16,10 +19,32 @@ pub struct TrainPlan {
     #[serde(flatten)]
     pub run: TrainRun,
     #[serde(flatten)]
+    pub learner: Learner,
+}
+
+/// What learns from the data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Learner {
+    Neural(NeuralPlan),
+    Gp(GpRegressionPlan),
+}
+
+/// A neural operator and how it is trained.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NeuralPlan {
+    #[serde(flatten)]
     pub params: TrainParams,
     /// Printed as the `[train.<kind>]` table.
     #[serde(flatten)]
     pub model: ModelConfig,
+}
+
+/// GP operator regression: `[train.gp]` and the seed of its random subsets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpRegressionPlan {
+    pub seed: u64,
+    pub gp: GpSection,
 }
 
 /// The keys of `[train]` about the data and the outputs.
@@ -56,7 +81,10 @@ fn three() -> usize {
 impl TrainPlan {
     /// The model's table, e.g. `train.fno`.
     pub fn model_key(&self) -> String {
-        format!("train.{}", self.model.kind())
+        match &self.learner {
+            Learner::Neural(n) => format!("train.{}", n.model.kind()),
+            Learner::Gp(_) => "train.gp".into(),
+        }
     }
 }
 
@@ -66,7 +94,6 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
     }
     let run: TrainRun = src.section("train", &[])?;
     let params: TrainParams = src.section("train", &[])?;
-    params.validate().map_err(|e| src.param("train", &e))?;
     for (key, n) in [
         ("train_samples", run.train_samples),
         ("test_samples", run.test_samples),
@@ -76,6 +103,34 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
             return Err(src.err(&format!("train.{key}"), "expected an integer ≥ 1, got 0"));
         }
     }
+    let run = TrainRun {
+        data: src.path(&run.data.to_string_lossy()),
+        output_dir: src.path(&run.output_dir.to_string_lossy()),
+        ..run
+    };
+    if src.get("train.gp").is_some() {
+        let key = "train.gp";
+        if let Some(other) = src
+            .children("train")
+            .into_iter()
+            .find(|k| ModelConfig::KINDS.contains(k))
+        {
+            return Err(src.err(
+                &format!("train.{other}"),
+                "expected exactly one model table, got [train.gp] and this one",
+            ));
+        }
+        let gp: GpSection = src.section(key, &[])?;
+        gp.validate().map_err(|e| src.param(key, &e))?;
+        return Ok(Some(TrainPlan {
+            run,
+            learner: Learner::Gp(GpRegressionPlan {
+                seed: params.seed,
+                gp,
+            }),
+        }));
+    }
+    params.validate().map_err(|e| src.param("train", &e))?;
     if params.batch_size > run.train_samples {
         return Err(src.err(
             "train.batch_size",
@@ -102,6 +157,7 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
             .map_or("train".to_string(), |k| format!("train.{k}"));
         let kinds: Vec<String> = ModelConfig::KINDS
             .iter()
+            .chain(&["gp"])
             .map(|k| format!("[train.{k}]"))
             .collect();
         return Err(src.err(
@@ -135,13 +191,8 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
     };
     model.spec(io).map_err(|e| model_error(src, &key, e))?;
     Ok(Some(TrainPlan {
-        run: TrainRun {
-            data: src.path(&run.data.to_string_lossy()),
-            output_dir: src.path(&run.output_dir.to_string_lossy()),
-            ..run
-        },
-        params,
-        model,
+        run,
+        learner: Learner::Neural(NeuralPlan { params, model }),
     }))
 }
 
@@ -156,6 +207,7 @@ pub fn model_error(src: &Source, table: &str, e: NnError) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use crate::config::testing::{assert_errors, read};
+    use pdekit_operators::models::gp::GpSection;
     use pdekit_operators::models::ModelConfig;
     use pdekit_operators::train::trainer::Schedule;
     use std::path::Path;
@@ -172,16 +224,19 @@ mod tests {
     #[test]
     fn defaults_are_the_fno_papers_recipe_and_each_model_reads_its_table() {
         let t = train("", FNO);
-        assert_eq!((t.params.epochs, t.params.batch_size), (500, 20));
+        let super::Learner::Neural(n) = &t.learner else {
+            panic!("a neural operator")
+        };
+        assert_eq!((n.params.epochs, n.params.batch_size), (500, 20));
         assert_eq!(
-            t.params.schedule,
+            n.params.schedule,
             Schedule::Step {
                 step_size: 100,
                 gamma: 0.5
             }
         );
         assert_eq!(t.run.data, Path::new("d.h5"));
-        assert!(matches!(t.model, ModelConfig::Fno(_)));
+        assert!(matches!(n.model, ModelConfig::Fno(_)));
         let tfno = train(
             "",
             "[train.tfno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\nfactorization = \"cp\"\nrank = 0.2\n",
@@ -191,7 +246,16 @@ mod tests {
             "",
             "[train.deeponet]\nsensors = [5, 5]\nbranch = [8]\ntrunk = [8]\nbasis = 4\n",
         );
-        assert_eq!(d.model.kind(), "deeponet");
+        assert_eq!(d.model_key(), "train.deeponet");
+        // An empty [train.gp] is a GP with every default.
+        let g = train("seed = 4", "[train.gp]\n");
+        assert_eq!(
+            g.learner,
+            super::Learner::Gp(super::GpRegressionPlan {
+                seed: 4,
+                gp: GpSection::default()
+            })
+        );
     }
 
     #[test]
@@ -243,6 +307,31 @@ mod tests {
                 "",
                 &format!("{FNO}[train.ffno]\nwidth = 8\nmodes = [4, 4]\nlayers = 2\n"),
                 "key `train.ffno`: expected exactly one model table",
+            ),
+            (
+                "epochs = 10",
+                "[train.gp]\n",
+                "key `train.epochs`: only applies to neural operators",
+            ),
+            (
+                "",
+                "[train.gp]\nkernel = \"gaussian\"\n",
+                "key `train.gp.kernel`: unknown variant `gaussian`",
+            ),
+            (
+                "",
+                "[train.gp]\nard = true\n",
+                "key `train.gp.ard`: expected ard = true only with input_components",
+            ),
+            (
+                "",
+                "[train.gp]\nnoize = 0.1\n",
+                "key `train.gp.noize`: unknown field `noize` (did you mean `noise`?)",
+            ),
+            (
+                "",
+                &format!("[train.gp]\n{FNO}"),
+                "key `train.fno`: expected exactly one model table",
             ),
         ];
         assert_errors(cases.map(|(extra, model, want)| (format!("{TRAIN}{extra}\n{model}"), want)));

@@ -1,14 +1,67 @@
-//! `pdekit evaluate`: a checkpoint's model scored on a dataset, per sample and overall.
+//! `pdekit evaluate`: a checkpoint's model scored on a dataset, per sample and overall; a GP's
+//! also by its calibration (±2σ coverage, NLPD, coverage per nominal interval).
 
-use super::train::{data_dims, nonzero_targets, read_tensor, resolve};
-use crate::checkpoint;
+use super::train::{data_dims, field_dims, nonzero_targets, read_tensor, resolve};
+use crate::checkpoint::{self, Stored};
 use crate::data::{DataError, Dataset};
 use crate::PdekitError;
-use pdekit_operators::tensor::Tensor;
+use pdekit_operators::tensor::{NnError, Real, Tensor};
 use pdekit_operators::train::loss::{relative_h1, relative_l2};
 use pdekit_operators::train::trainer::predict;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+
+/// Per-sample errors and their means (the maximum for `max_error`).
+pub struct Scores {
+    pub rows: Vec<Value>,
+    pub overall: Value,
+}
+
+/// Relative L2 and H1, RMSE and max error of each sample of `pred` against `truth`; rows are
+/// numbered from `start`.
+pub fn score<T: Real>(
+    pred: &Tensor<T>,
+    truth: &Tensor<T>,
+    start: usize,
+) -> Result<Scores, NnError> {
+    let n = pred.shape[0];
+    let per = pred.data.len() / n.max(1);
+    let mut rows = Vec::with_capacity(n);
+    for b in 0..n {
+        let one = |t: &Tensor<T>| {
+            let mut shape = t.shape.clone();
+            shape[0] = 1;
+            Tensor::from_vec(&shape, t.data[b * per..(b + 1) * per].to_vec()).expect("a sample")
+        };
+        let (p, t) = (one(pred), one(truth));
+        let l2 = relative_l2(&p, &t)?.0;
+        let h1 = relative_h1(&p, &t)?.0;
+        let (mut se, mut max) = (0.0f64, 0.0f64);
+        for (a, c) in p.data.iter().zip(&t.data) {
+            let d = (a.to_f64().unwrap_or(f64::NAN) - c.to_f64().unwrap_or(f64::NAN)).abs();
+            se += d * d;
+            max = max.max(d);
+        }
+        rows.push(json!({"sample": start + b, "rel_l2": l2, "rel_h1": h1, "rmse": (se / per as f64).sqrt(), "max_error": max}));
+    }
+    let mean = |k: &str| {
+        rows.iter()
+            .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
+            .sum::<f64>()
+            / n as f64
+    };
+    let overall = json!({
+        "rel_l2": mean("rel_l2"), "rel_h1": mean("rel_h1"), "rmse": mean("rmse"),
+        "max_error": rows.iter().map(|r| r["max_error"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max),
+    });
+    Ok(Scores { rows, overall })
+}
+
+/// The model a checkpoint holds.
+enum Scored {
+    Neural(Box<checkpoint::Loaded>),
+    Gp(Box<checkpoint::LoadedGp>),
+}
 
 /// Per-sample and overall errors of a checkpoint's model on a dataset.
 pub struct EvalOutcome {
@@ -52,9 +105,19 @@ pub fn evaluate(
             "--subsample must be at least 1 (1 keeps the data's grid)".into(),
         ));
     }
-    let mut loaded = checkpoint::load(checkpoint_path)?;
+    let stored = Stored::open(checkpoint_path)?;
+    let mut model = if stored.kind()? == "gp" {
+        Scored::Gp(Box::new(checkpoint::gp_from_stored(&stored)?))
+    } else {
+        Scored::Neural(Box::new(checkpoint::from_stored(&stored)?))
+    };
+    drop(stored);
+    let meta = match &model {
+        Scored::Neural(l) => l.data.clone(),
+        Scored::Gp(l) => l.data.clone(),
+    };
     let ds = Dataset::open(data)?;
-    let field = |k: &str| loaded.data[k].as_str().unwrap_or("").to_string();
+    let field = |k: &str| meta[k].as_str().unwrap_or("").to_string();
     let input = resolve(&ds, &field("input"), "inputs")?;
     let output = resolve(&ds, &field("output"), "outputs")?;
     if start >= ds.len() {
@@ -72,76 +135,84 @@ pub fn evaluate(
     if n == 0 {
         return Err(PdekitError::Usage("--samples must be at least 1".into()));
     }
-    let dims = data_dims(
-        &ds,
-        &input,
-        &output,
-        loaded.model.spec().dims(),
-        &format!("the model of {}", checkpoint_path.display()),
-    )?;
+    let dims = match &model {
+        Scored::Neural(l) => data_dims(
+            &ds,
+            &input,
+            &output,
+            l.model.spec().dims(),
+            &format!("the model of {}", checkpoint_path.display()),
+        )?,
+        Scored::Gp(_) => field_dims(&ds, &input, &output)?,
+    };
     let rows = start..start + n;
     let x = read_tensor(&ds, &input, rows.clone(), dims)?.subsample(subsample);
     let y = read_tensor(&ds, &output, rows, dims)?.subsample(subsample);
     nonzero_targets(&ds, &output, &y, start)?;
-    let spec = loaded.model.spec();
-    let fits = |field: &str, channels: usize, wanted: usize| {
-        if channels == wanted {
-            return Ok(());
-        }
-        Err(DataError::Shape {
-            what: format!("{}: field `{field}`", data.display()),
-            expected: format!(
-                "{wanted} channels, as the model of {} was trained on",
-                checkpoint_path.display()
-            ),
-            got: format!("{channels}"),
-        })
-    };
-    fits(&input, x.channels(), spec.in_channels())?;
-    fits(&output, y.channels(), spec.out_channels())?;
-    if x.grid() != y.grid() {
-        return Err(DataError::Shape {
-            what: format!("{}: fields `{input}` and `{output}`", data.display()),
-            expected: "the same grid for input and output".into(),
-            got: format!("{:?} and {:?}", x.grid(), y.grid()),
-        }
-        .into());
-    }
     let usage = |source| PdekitError::Model {
         what: format!("{} on {}", checkpoint_path.display(), data.display()),
         source,
     };
-    let pred =
-        predict(&mut loaded.model, (&loaded.x_norm, &loaded.y_norm), &x, 16).map_err(usage)?;
-    let per = pred.data.len() / n;
-    let mut rows = Vec::new();
-    for b in 0..n {
-        let one = |t: &Tensor<f32>| {
-            let mut shape = t.shape.clone();
-            shape[0] = 1;
-            Tensor::from_vec(&shape, t.data[b * per..(b + 1) * per].to_vec()).expect("a sample")
-        };
-        let (p, t) = (one(&pred), one(&y));
-        let l2 = relative_l2(&p, &t).map_err(usage)?.0;
-        let h1 = relative_h1(&p, &t).map_err(usage)?.0;
-        let (mut se, mut max) = (0.0f64, 0.0f64);
-        for (a, c) in p.data.iter().zip(&t.data) {
-            let d = (*a as f64 - *c as f64).abs();
-            se += d * d;
-            max = max.max(d);
+    let (scores, calibration) = match &mut model {
+        Scored::Neural(loaded) => {
+            let spec = loaded.model.spec();
+            let fits = |field: &str, channels: usize, wanted: usize| {
+                if channels == wanted {
+                    return Ok(());
+                }
+                Err(DataError::Shape {
+                    what: format!("{}: field `{field}`", data.display()),
+                    expected: format!(
+                        "{wanted} channels, as the model of {} was trained on",
+                        checkpoint_path.display()
+                    ),
+                    got: format!("{channels}"),
+                })
+            };
+            fits(&input, x.channels(), spec.in_channels())?;
+            fits(&output, y.channels(), spec.out_channels())?;
+            if x.grid() != y.grid() {
+                return Err(DataError::Shape {
+                    what: format!("{}: fields `{input}` and `{output}`", data.display()),
+                    expected: "the same grid for input and output".into(),
+                    got: format!("{:?} and {:?}", x.grid(), y.grid()),
+                }
+                .into());
+            }
+            let pred = predict(&mut loaded.model, (&loaded.x_norm, &loaded.y_norm), &x, 16)
+                .map_err(usage)?;
+            (score(&pred, &y, start).map_err(usage)?, None)
         }
-        rows.push(json!({"sample": start + b, "rel_l2": l2, "rel_h1": h1, "rmse": (se / per as f64).sqrt(), "max_error": max}));
-    }
-    let mean = |k: &str| {
-        rows.iter()
-            .map(|r| r[k].as_f64().unwrap_or(f64::NAN))
-            .sum::<f64>()
-            / n as f64
+        Scored::Gp(loaded) => {
+            if let Some(why) = super::gp_operator::grid_mismatch(&loaded.gp, &x, &y) {
+                return Err(PdekitError::Usage(format!(
+                    "{}: does not fit the GP of {}: {why}",
+                    data.display(),
+                    checkpoint_path.display()
+                )));
+            }
+            let (mean, std) =
+                super::gp_operator::predict(&loaded.gp, &x, &y.shape).map_err(|source| {
+                    PdekitError::GpOperator {
+                        config: checkpoint_path.to_path_buf(),
+                        source,
+                    }
+                })?;
+            let truth = Tensor::from_vec(&y.shape, y.data.iter().map(|&v| v as f64).collect())
+                .expect("the targets' shape");
+            let calibration =
+                super::gp_operator::calibration_json(&mean.data, &std.data, &truth.data);
+            (
+                score(&mean, &truth, start).map_err(usage)?,
+                Some(calibration),
+            )
+        }
     };
-    let overall = json!({
-        "rel_l2": mean("rel_l2"), "rel_h1": mean("rel_h1"), "rmse": mean("rmse"),
-        "max_error": rows.iter().map(|r| r["max_error"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max),
-    });
+    let Scores { rows, mut overall } = scores;
+    if let Some(c) = &calibration {
+        overall["coverage_2sigma"] = c["coverage_2sigma"].clone();
+        overall["nlpd"] = c["nlpd"].clone();
+    }
     let mut doc = json!({
         "checkpoint": checkpoint_path,
         "data": data,
@@ -154,6 +225,9 @@ pub fn evaluate(
         "overall": overall,
         "per_sample": rows,
     });
+    if let Some(c) = calibration {
+        doc["calibration"] = c;
+    }
     let mut stem = data
         .file_stem()
         .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
@@ -170,7 +244,7 @@ pub fn evaluate(
             .join(format!("evaluation-{stem}.json"))
     });
     let json = crate::files::write_report(&path, &mut doc)?;
-    let table = format!(
+    let mut table = format!(
         "{} on {} (rows {}..{}, grid {:?}):\n  relative L2 {:.4e}   relative H1 {:.4e}   RMSE {:.4e}   max error {:.4e}",
         checkpoint_path.display(),
         data.display(),
@@ -182,6 +256,13 @@ pub fn evaluate(
         doc["overall"]["rmse"].as_f64().unwrap_or(f64::NAN),
         doc["overall"]["max_error"].as_f64().unwrap_or(f64::NAN),
     );
+    if let Some(c) = doc.get("calibration") {
+        table.push_str(&format!(
+            "\n  ±2σ coverage {:.4}   NLPD {:.4}",
+            c["coverage_2sigma"].as_f64().unwrap_or(f64::NAN),
+            c["nlpd"].as_f64().unwrap_or(f64::NAN)
+        ));
+    }
     Ok(EvalOutcome {
         table,
         json,

@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod generate;
 pub mod gp;
+pub mod gp_operator;
 pub mod inspect;
 pub mod mlvms;
 pub mod plot;

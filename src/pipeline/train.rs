@@ -8,6 +8,7 @@
 //! 2-D data).
 
 use crate::checkpoint;
+use crate::config::train::{Learner, TrainRun};
 use crate::config::TrainPlan;
 use crate::data::{DataError, Dataset};
 use crate::plot::training::Prediction;
@@ -133,7 +134,7 @@ pub(super) fn nonzero_targets(
 }
 
 /// SHA-256 of the values a run trains and tests on, so a resume notices changed data.
-fn digest(tensors: &[&Tensor<f32>]) -> String {
+pub(super) fn digest(tensors: &[&Tensor<f32>]) -> String {
     checkpoint::sha256_hex(
         tensors
             .iter()
@@ -144,7 +145,7 @@ fn digest(tensors: &[&Tensor<f32>]) -> String {
 /// Why the data a checkpoint was trained on (`stored`) is not the data of this run (`now`), or
 /// `None` when it is. Paths are compared as files (`a/../d.h5` is `d.h5`); the content digest only
 /// when the checkpoint has one (it was added later).
-fn same_data(stored: &serde_json::Value, now: &serde_json::Value) -> Option<String> {
+pub(super) fn same_data(stored: &serde_json::Value, now: &serde_json::Value) -> Option<String> {
     let (Some(a), Some(b)) = (stored.as_object(), now.as_object()) else {
         return Some("no data record in the checkpoint".into());
     };
@@ -198,6 +199,18 @@ pub(super) fn data_dims(
     model_dims: usize,
     model: &str,
 ) -> Result<usize, PdekitError> {
+    let dims = field_dims(ds, input, output)?;
+    if dims != model_dims {
+        return Err(PdekitError::Usage(format!(
+            "{}: {model} is for {model_dims}-D data, but `{input}` and `{output}` are {dims}-D (one mode or sensor count per grid axis)",
+            ds.path().display()
+        )));
+    }
+    Ok(dims)
+}
+
+/// Grid axes of an input/output pair (see [`data_dims`]).
+pub(super) fn field_dims(ds: &Dataset, input: &str, output: &str) -> Result<usize, PdekitError> {
     let (a, b) = (
         ds.field(input)?.shape.len() - 1,
         ds.field(output)?.shape.len() - 1,
@@ -208,37 +221,33 @@ pub(super) fn data_dims(
             ds.path().display()
         )));
     }
-    let dims = a.min(b);
-    if dims != model_dims {
-        return Err(PdekitError::Usage(format!(
-            "{}: {model} is for {model_dims}-D data, but `{input}` and `{output}` are {dims}-D (one mode or sensor count per grid axis)",
-            ds.path().display()
-        )));
-    }
-    Ok(dims)
+    Ok(a.min(b))
 }
 
-pub fn run(
-    plan: &TrainPlan,
+/// The training and test samples of a `[train]` run, read and checked.
+pub(crate) struct TrainData {
+    pub input: String,
+    pub output: String,
+    /// Grid axes of the samples.
+    pub dims: usize,
+    pub x: Tensor<f32>,
+    pub y: Tensor<f32>,
+    pub tx: Tensor<f32>,
+    pub ty: Tensor<f32>,
+}
+
+/// Reads the split `run` names for the model of table `key`, which works on `model_dims` grid
+/// axes (`None`: any).
+pub(crate) fn read_split(
+    run: &TrainRun,
     config: &Path,
-    rep: Reporter,
-    force: bool,
-    interrupted: &AtomicBool,
-) -> Result<TrainOutcome, PdekitError> {
-    let run = &plan.run;
+    key: &str,
+    model_dims: Option<usize>,
+) -> Result<TrainData, PdekitError> {
     let ds = Dataset::open(&run.data)?;
     let input = resolve(&ds, &run.input, "inputs")?;
     let output = resolve(&ds, &run.output, "outputs")?;
     let (n_train, n_test) = (run.train_samples, run.test_samples);
-    let key = plan.model_key();
-    let seed = plan.params.seed;
-    let io = |in_channels, out_channels| Io {
-        in_channels,
-        out_channels,
-        seed,
-    };
-    let model_error = |e| PdekitError::Usage(format!("{}: {key}: {e}", config.display()));
-    let model_dims = plan.model.spec(io(1, 1)).map_err(model_error)?.dims();
     if n_train + n_test > ds.len() {
         return Err(PdekitError::Usage(format!(
             "{}: train.train_samples + train.test_samples = {} but {} holds {} samples",
@@ -248,13 +257,17 @@ pub fn run(
             ds.len()
         )));
     }
-    let dims = data_dims(
-        &ds,
-        &input,
-        &output,
-        model_dims,
-        &format!("{key} ({})", config.display()),
-    )?;
+    let what = format!("{key} ({})", config.display());
+    let dims = match model_dims {
+        Some(d) => data_dims(&ds, &input, &output, d, &what)?,
+        None => data_dims(
+            &ds,
+            &input,
+            &output,
+            field_dims(&ds, &input, &output)?,
+            &what,
+        )?,
+    };
     let read =
         |name: &str, rows| read_tensor(&ds, name, rows, dims).map(|t| t.subsample(run.subsample));
     let x = read(&input, 0..n_train)?;
@@ -272,10 +285,54 @@ pub fn run(
             key
         )));
     }
-    let params = &plan.params;
+    Ok(TrainData {
+        input,
+        output,
+        dims,
+        x,
+        y,
+        tx,
+        ty,
+    })
+}
+
+pub fn run(
+    plan: &TrainPlan,
+    config: &Path,
+    rep: Reporter,
+    force: bool,
+    interrupted: &AtomicBool,
+) -> Result<TrainOutcome, PdekitError> {
+    let neural = match &plan.learner {
+        Learner::Neural(n) => n,
+        Learner::Gp(gp) => {
+            return super::gp_operator::fit(&plan.run, gp, config, rep, force, interrupted)
+        }
+    };
+    let run = &plan.run;
+    let (n_train, n_test) = (run.train_samples, run.test_samples);
+    let key = plan.model_key();
+    let seed = neural.params.seed;
+    let io = |in_channels, out_channels| Io {
+        in_channels,
+        out_channels,
+        seed,
+    };
+    let model_error = |e| PdekitError::Usage(format!("{}: {key}: {e}", config.display()));
+    let model_dims = neural.model.spec(io(1, 1)).map_err(model_error)?.dims();
+    let TrainData {
+        input,
+        output,
+        dims,
+        x,
+        y,
+        tx,
+        ty,
+    } = read_split(run, config, &key, Some(model_dims))?;
+    let params = &neural.params;
     let ckpt_path = run.output_dir.join("checkpoint.safetensors");
     let _lock = crate::files::WriteLock::acquire(&ckpt_path)?;
-    let spec = plan
+    let spec = neural
         .model
         .spec(io(x.channels(), y.channels()))
         .map_err(model_error)?;
@@ -484,6 +541,7 @@ pub fn run(
                 input: field(&xs, b, 0),
                 truth: field(&ty, b, last_ch),
                 prediction: field(&pred, b, last_ch),
+                std: None,
             })
             .collect();
         figures.push(crate::plot::training::predictions(

@@ -38,15 +38,19 @@ pub fn curves(
     )
 }
 
-/// One test sample's input channel, true output and predicted output.
+/// One test sample's input channel, true output and predicted output (and, from a GP, the
+/// predicted standard deviation).
 pub struct Prediction {
     pub input: Array2<f64>,
     pub truth: Array2<f64>,
     pub prediction: Array2<f64>,
+    pub std: Option<Array2<f64>>,
 }
 
-/// `predictions`: a row per sample of input, truth, prediction and |error|. Truth and prediction
-/// share one colour scale so they compare by eye; the input and the error have their own.
+/// `predictions`: a row per sample of input, truth, prediction and |error|, and σ when the model
+/// predicts one. Truth and prediction share one colour scale so they compare by eye; |error| and σ
+/// share another, so an error larger than its σ shows as a brighter error panel; the input has its
+/// own.
 pub fn predictions(
     dir: &Path,
     format: ImageFormat,
@@ -56,12 +60,50 @@ pub fn predictions(
         .iter()
         .map(|s| (&s.prediction - &s.truth).mapv(f64::abs))
         .collect();
+    let columns = if samples.iter().any(|s| s.std.is_some()) {
+        5
+    } else {
+        4
+    };
     heatmap_panel(
         &figure_path(dir, "predictions", format),
         format,
         "test samples",
-        4,
+        columns,
         &prediction_maps(samples, &errors),
+    )
+}
+
+/// `calibration`: the fraction of test values inside the central interval of each nominal
+/// probability, against that probability; a calibrated model lies on the diagonal.
+pub fn calibration(
+    dir: &Path,
+    format: ImageFormat,
+    nominal: &[f64],
+    observed: &[f64],
+) -> Result<PathBuf, PlotError> {
+    line_chart(
+        &figure_path(dir, "calibration", format),
+        format,
+        "calibration on the test set",
+        Axis::linear("nominal probability of the central interval"),
+        Axis::linear("observed fraction of test values inside"),
+        &[
+            Line::new(
+                "ideal",
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                super::theme::REFERENCE,
+            ),
+            Line::scatter(
+                "GP",
+                nominal
+                    .iter()
+                    .copied()
+                    .zip(observed.iter().copied())
+                    .collect(),
+                series(0),
+            ),
+        ],
     )
 }
 
@@ -72,7 +114,14 @@ fn prediction_maps<'a>(samples: &'a [Prediction], errors: &'a [Array2<f64>]) -> 
         maps.push(Heatmap::new(format!("test {b}: input"), s.input.view()));
         maps.push(Heatmap::new("truth", s.truth.view()).with_range(both));
         maps.push(Heatmap::new("prediction", s.prediction.view()).with_range(both));
-        maps.push(Heatmap::new("|error|", err.view()));
+        match &s.std {
+            None => maps.push(Heatmap::new("|error|", err.view())),
+            Some(sd) => {
+                let spread = shared_range(&[err.view(), sd.view()]);
+                maps.push(Heatmap::new("|error|", err.view()).with_range(spread));
+                maps.push(Heatmap::new("σ (predicted)", sd.view()).with_range(spread));
+            }
+        }
     }
     maps
 }
@@ -87,6 +136,7 @@ mod tests {
             input: Array2::from_elem((2, 2), 5.0),
             truth: ndarray::arr2(&[[0.0, 0.014], [0.002, 0.01]]),
             prediction: ndarray::arr2(&[[0.001, 0.012], [0.0, -0.001]]),
+            std: None,
         };
         let errors = vec![(&s.prediction - &s.truth).mapv(f64::abs)];
         let samples = [s];

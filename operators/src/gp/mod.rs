@@ -25,7 +25,9 @@
 
 pub mod kernel;
 pub mod kron;
+pub mod lbfgs;
 pub mod optim;
+pub mod radial;
 pub mod solver1d;
 pub mod solver2d;
 pub mod toeplitz;

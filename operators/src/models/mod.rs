@@ -8,6 +8,7 @@
 pub mod deeponet;
 pub mod ffno;
 pub mod fno;
+pub mod gp;
 
 use crate::layers::{Layer, Param};
 use crate::param::InvalidParam;
