@@ -736,7 +736,11 @@ fn sqdist(a: MatRef<'_, f64>, b: MatRef<'_, f64>, symmetric: bool) -> Mat<f64> {
 
 /// `σ² g(s)` elementwise.
 fn kernel_of(s: &Mat<f64>, kernel: RadialKernel, h: &GpHyper) -> Mat<f64> {
-    let mut k = s.clone();
+    kernel_in_place(s.clone(), kernel, h)
+}
+
+/// `σ² g(s)` elementwise, in place.
+fn kernel_in_place(mut k: Mat<f64>, kernel: RadialKernel, h: &GpHyper) -> Mat<f64> {
     k.par_col_iter_mut().for_each(|mut col| {
         for i in 0..col.nrows() {
             col[i] = h.signal_variance * kernel.g(col[i], h.shape);
@@ -755,7 +759,7 @@ fn cross_kernel(
     symmetric: bool,
 ) -> Mat<f64> {
     let (za, zb) = (scaled(a, &h.lengthscales), scaled(b, &h.lengthscales));
-    let mut k = kernel_of(&sqdist(za.as_ref(), zb.as_ref(), symmetric), kernel, h);
+    let mut k = kernel_in_place(sqdist(za.as_ref(), zb.as_ref(), symmetric), kernel, h);
     if h.linear_variance > 0.0 {
         let w = h.linear_variance / a.ncols().max(1) as f64;
         matmul(k.as_mut(), Accum::Add, a, b.transpose(), w, Par::rayon(0));
@@ -763,26 +767,42 @@ fn cross_kernel(
     k
 }
 
-/// The lower Cholesky factor of `k`, adding jitter ε·mean(diag) for ε = 1e-10, 1e-9, …, 1e-4
-/// until it succeeds; returns the factor and the jitter used.
-fn factor(mut k: Mat<f64>) -> Result<(Mat<f64>, f64), GpError> {
+/// The lower Cholesky factor (in the lower triangle, computed in place) of the matrix `build`
+/// makes. When it is not numerically positive definite, `build` makes it again with jitter
+/// ε·mean(diag) on its diagonal, ε = 1e-10, 1e-9, …, 1e-4, until it is (a failed factorisation
+/// has overwritten the matrix, and a copy would double the memory); returns the factor and the
+/// jitter used.
+fn factor(build: impl Fn() -> Mat<f64>) -> Result<(Mat<f64>, f64), GpError> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+    let mut k = build();
     let n = k.nrows();
-    if let Ok(llt) = k.llt(Side::Lower) {
-        return Ok((llt.L().to_owned(), 0.0));
-    }
     let scale = (0..n).map(|i| k[(i, i)]).sum::<f64>() / n.max(1) as f64;
-    let mut added = 0.0;
-    for e in -10..=-4 {
-        let jitter = 10f64.powi(e) * scale;
-        for i in 0..n {
-            k[(i, i)] += jitter - added;
+    let par = Par::rayon(0);
+    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, par, Default::default()));
+    let mut jitter = 0.0;
+    for attempt in 0..8 {
+        if attempt > 0 {
+            jitter = 10f64.powi(attempt - 11) * scale;
+            k = build();
+            for i in 0..n {
+                k[(i, i)] += jitter;
+            }
         }
-        added = jitter;
-        if let Ok(llt) = k.llt(Side::Lower) {
-            return Ok((llt.L().to_owned(), jitter));
+        let stack = MemStack::new(&mut mem);
+        if cholesky_in_place(
+            k.as_mut(),
+            Default::default(),
+            par,
+            stack,
+            Default::default(),
+        )
+        .is_ok()
+        {
+            return Ok((k, jitter));
         }
     }
-    Err(GpError::NotPositiveDefinite { n, jitter: added })
+    Err(GpError::NotPositiveDefinite { n, jitter })
 }
 
 /// Negative log marginal likelihood per target value and its gradient in log parameters, for
@@ -1179,10 +1199,15 @@ impl GpOperator {
             None => n as u64,
             Some(m) => m.min(n) as u64,
         };
-        // The fit holds S, K, K⁻¹, K⁻¹G, W (and G) for the fit samples; the posterior its factor
-        // and the kernel block.
-        let peak_matrix_bytes =
-            (8 * 6 * nf * nf).max(8 * 2 * npost * npost + 8 * npost * 4096.min(n as u64));
+        // The hyper-parameter fit holds S, K, its factor, K⁻¹, K⁻¹G and W (and G) for the fit
+        // samples; the exact posterior K factored in place; DTC K_mm, A and their factors and
+        // a block of K_nm.
+        let fit_bytes = if fixed.is_some() { 0 } else { 8 * 7 * nf * nf };
+        let posterior_bytes = match section.inducing {
+            None => 8 * npost * npost,
+            Some(_) => 8 * (4 * npost * npost + npost * 4096.min(n as u64)),
+        };
+        let peak_matrix_bytes = fit_bytes.max(posterior_bytes);
         gp.spec.hyper = hyper.clone();
         let info = GpFitInfo {
             hyper,
@@ -1245,11 +1270,13 @@ impl GpOperator {
                     )));
                 }
                 let f = MatRef::from_row_major_slice(features, n, r);
-                let mut k = cross_kernel(f, f, kernel, h, true);
-                for i in 0..n {
-                    k[(i, i)] += h.noise_variance;
-                }
-                let (chol, jitter) = factor(k)?;
+                let (chol, jitter) = factor(|| {
+                    let mut k = cross_kernel(f, f, kernel, h, true);
+                    for i in 0..n {
+                        k[(i, i)] += h.noise_variance;
+                    }
+                    k
+                })?;
                 let mut alpha = MatRef::from_row_major_slice(targets, n, pt).to_owned();
                 solve_lower_triangular_in_place(chol.as_ref(), alpha.as_mut(), Par::rayon(0));
                 faer::linalg::triangular_solve::solve_upper_triangular_in_place(
@@ -1270,13 +1297,16 @@ impl GpOperator {
                     )));
                 }
                 let zm = MatRef::from_row_major_slice(inducing, m, r);
-                let mut kmm = cross_kernel(zm, zm, kernel, h, true);
-                // K_mm alone has no noise on its diagonal: a small fixed jitter keeps it factorable.
-                for i in 0..m {
-                    kmm[(i, i)] += 1e-8 * h.signal_variance;
-                }
-                let (kmm_chol, j1) = factor(kmm)?;
-                let (a_chol, j2) = factor(MatRef::from_row_major_slice(a, m, m).to_owned())?;
+                let (kmm_chol, j1) = factor(|| {
+                    let mut kmm = cross_kernel(zm, zm, kernel, h, true);
+                    // K_mm alone has no noise on its diagonal: a small fixed jitter keeps it
+                    // factorable.
+                    for i in 0..m {
+                        kmm[(i, i)] += 1e-8 * h.signal_variance;
+                    }
+                    kmm
+                })?;
+                let (a_chol, j2) = factor(|| MatRef::from_row_major_slice(a, m, m).to_owned())?;
                 let mut weights = MatRef::from_row_major_slice(b, m, pt).to_owned();
                 solve_lower_triangular_in_place(a_chol.as_ref(), weights.as_mut(), Par::rayon(0));
                 faer::linalg::triangular_solve::solve_upper_triangular_in_place(
@@ -1764,11 +1794,11 @@ mod tests {
         // Rank one: PSD but singular, so jitter makes it factorable, and says how much.
         let v = [1.0, 2.0, 3.0];
         let k = Mat::from_fn(3, 3, |i, j| v[i] * v[j]);
-        let (_, jitter) = factor(k).unwrap();
+        let (_, jitter) = factor(|| k.clone()).unwrap();
         assert!(jitter > 0.0);
         // Indefinite beyond any jitter.
         let k = Mat::from_fn(2, 2, |i, j| if i == j { 1.0 } else { 3.0 });
-        let e = factor(k).unwrap_err();
+        let e = factor(|| k.clone()).unwrap_err();
         assert!(
             matches!(e, GpError::NotPositiveDefinite { n: 2, .. }),
             "{e}"
