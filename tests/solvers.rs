@@ -268,13 +268,20 @@ fn shipped_bench_configs_run_at_small_size() {
             "{}",
             path.display()
         );
+        // The measured bandwidth, and per method the modelled traffic over it (AMG: not
+        // modelled).
+        assert!(doc["bandwidth_bytes_per_second"].as_f64().unwrap() > 1e8);
+        for m in doc["methods"].as_array().unwrap() {
+            let amg = m["label"].as_str().unwrap().contains("amg");
+            let fraction = m["bandwidth_fraction"].as_f64();
+            assert_eq!(fraction.is_none(), amg, "{m}");
+            assert!(fraction.is_none_or(|f| f > 0.0 && f.is_finite()), "{m}");
+        }
         ran += 1;
     }
     assert!(ran >= 5);
 }
 
-/// A shipped `bench generate` config at a small size, run in a scratch folder (where it writes
-/// `bench/results/`): the JSON records a positive rate and every sample's report.
 /// A `[train.gp]` bench config: its data at a small size, then `bench gp-operator` with one DTC
 /// size beside the exact posterior.
 fn gp_operator_bench_runs_at_small_size(path: &Path, text: &str) {
@@ -335,6 +342,8 @@ fn gp_operator_bench_runs_at_small_size(path: &Path, text: &str) {
     }
 }
 
+/// A shipped `bench generate` config at a small size, run in a scratch folder (where it writes
+/// `bench/results/`): the JSON records a positive rate and every sample's report.
 fn generate_bench_runs_at_small_size(path: &Path, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let small: String = text

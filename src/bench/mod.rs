@@ -1,6 +1,7 @@
 //! `pdekit bench ...`: benchmarks whose results are written as JSON under `bench/results/` with the
 //! machine, the commit and the command that produced them.
 
+pub mod bandwidth;
 pub mod generate;
 pub mod gp;
 pub mod gp_operator;

@@ -125,6 +125,11 @@ pub struct MethodRow {
     pub system0_history: Vec<f64>,
     /// Where system 0 came in this method's solve order (0: first).
     pub system0_position: Option<usize>,
+    /// Modelled bytes one iteration moves ([`super::bandwidth`]); `None` where not modelled (AMG).
+    pub bytes_per_iteration: Option<f64>,
+    /// Those bytes × iterations / solve time, and that over the measured triad bandwidth.
+    pub achieved_bytes_per_second: Option<f64>,
+    pub bandwidth_fraction: Option<f64>,
     /// Why the method stopped early, if it did (a failed setup or a breakdown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -228,6 +233,9 @@ fn run_method(
         iteration_ratio: f64::NAN,
         system0_history,
         system0_position,
+        bytes_per_iteration: None,
+        achieved_bytes_per_second: None,
+        bandwidth_fraction: None,
         error,
         per_system: per,
     }
@@ -282,6 +290,13 @@ pub fn run(
         if b.threads == 1 { "" } else { "s" }
     ));
     let systems = pool.install(|| build_systems(b))?;
+    let bandwidth = pool.install(super::bandwidth::triad);
+    reporter.info(format!(
+        "memory bandwidth (triad, {} thread{}): {:.1} GB/s",
+        b.threads,
+        if b.threads == 1 { "" } else { "s" },
+        bandwidth / 1e9
+    ));
     let natural: Vec<usize> = (0..systems.len()).collect();
     let mut orders: Vec<(OrderingName, Vec<usize>, f64)> =
         vec![(OrderingName::Natural, natural, 0.0)];
@@ -300,7 +315,27 @@ pub fn run(
             .iter()
             .find(|(o, _, _)| *o == how)
             .expect("computed above");
-        let row = pool.install(|| run_method(b, m, &systems, order, how, *secs, reporter));
+        let mut row = pool.install(|| run_method(b, m, &systems, order, how, *secs, reporter));
+        if let Some(first) = systems.first() {
+            let a = &first.system.matrix;
+            let per_iteration = |count: f64| count / row.mean_iterations.max(1.0);
+            // A fresh recycled CG has no deflation space within its one solve.
+            let mut spec = m.spec;
+            if m.fresh && matches!(spec.method, sequence::Method::RecycledCg { .. }) {
+                spec.method = sequence::Method::RecycledCg { recycle: 0 };
+            }
+            row.bytes_per_iteration = super::bandwidth::bytes_per_iteration(
+                &spec,
+                a.rows(),
+                a.nnz(),
+                per_iteration(row.mean_matvecs),
+                per_iteration(row.mean_precond_applies),
+            );
+            row.achieved_bytes_per_second = row
+                .bytes_per_iteration
+                .map(|bytes| bytes * row.mean_iterations / row.mean_solve_seconds);
+            row.bandwidth_fraction = row.achieved_bytes_per_second.map(|r| r / bandwidth);
+        }
         reporter.info(format!(
             "  {:<28} {:>9.1} iterations {:>9.4} s/system{}",
             row.label,
@@ -341,6 +376,8 @@ pub fn run(
         "config": plan.source_path,
         "plan": b,
         "unknowns": b.grid * b.grid,
+        "bandwidth_bytes_per_second": bandwidth,
+        "bandwidth_bytes_per_second": bandwidth,
         "ordering_seconds": orders.iter().map(|(o, _, s)| json!({"ordering": o, "seconds": s})).collect::<Vec<_>>(),
         "methods": rows,
         "peers": peer_result,
@@ -416,13 +453,13 @@ fn table(rows: &[MethodRow], peers: Option<&serde_json::Value>) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "| method | order | iterations | mat-vecs | setup s | solve s | s/system | converged | max residual | speed-up | iteration ratio |"
+        "| method | order | iterations | mat-vecs | setup s | solve s | s/system | converged | max residual | speed-up | iteration ratio | GB/s (of bandwidth) |"
     );
-    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {:.1} | {:.1} | {:.5} | {:.5} | {:.5} | {}/{} | {:.2e} | {:.2} | {:.2} |{}",
+            "| {} | {} | {:.1} | {:.1} | {:.5} | {:.5} | {:.5} | {}/{} | {:.2e} | {:.2} | {:.2} | {} |{}",
             r.label,
             ordering_name(r.ordering),
             r.mean_iterations,
@@ -435,6 +472,10 @@ fn table(rows: &[MethodRow], peers: Option<&serde_json::Value>) -> String {
             r.max_residual,
             r.speedup,
             r.iteration_ratio,
+            match (r.achieved_bytes_per_second, r.bandwidth_fraction) {
+                (Some(rate), Some(f)) => format!("{:.1} ({:.0} %)", rate / 1e9, 100.0 * f),
+                _ => "not modelled".into(),
+            },
             r.error
                 .as_deref()
                 .map_or(String::new(), |e| format!(" stopped: {e}")),
