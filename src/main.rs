@@ -72,8 +72,9 @@ enum Command {
     Evaluate {
         #[arg(long)]
         checkpoint: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
+        /// One or more datasets, each scored on its own (e.g. a test file and a finer-grid file).
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
         /// Evaluate from this row on (e.g. a training file's test split: --start 1000).
         #[arg(long, default_value_t = 0)]
         start: usize,
@@ -83,7 +84,7 @@ enum Command {
         /// Evaluate on every K-th grid point of each axis (default 1: the data's grid).
         #[arg(long, default_value_t = 1)]
         subsample: usize,
-        /// Where to write the JSON (default: beside the checkpoint).
+        /// Where to write the JSON (default: beside the checkpoint; one --data file only).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -347,18 +348,26 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             subsample,
             out,
         } => {
+            if out.is_some() && data.len() > 1 {
+                return Err(PdekitError::Usage(format!(
+                    "--out names one JSON file but --data gives {} datasets; leave --out out to write each beside the checkpoint",
+                    data.len()
+                )));
+            }
             let opts = pipeline::evaluate::EvalOptions {
                 start,
                 samples,
                 subsample,
                 out,
             };
-            let outcome = pipeline::evaluate::evaluate(&checkpoint, &data, &opts)?;
-            reporter.info(format!(
-                "{}\nwrote {}",
-                outcome.table,
-                outcome.json.display()
-            ));
+            for file in &data {
+                let outcome = pipeline::evaluate::evaluate(&checkpoint, file, &opts)?;
+                reporter.info(format!(
+                    "{}\nwrote {}",
+                    outcome.table,
+                    outcome.json.display()
+                ));
+            }
             Ok(())
         }
         Command::Merge { target, shards } => {

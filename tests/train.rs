@@ -536,3 +536,102 @@ fn snapshots_become_output_channels() {
     assert_eq!(report["model"]["in_channels"], 1);
     assert_eq!(report["model"]["out_channels"], 3);
 }
+
+#[test]
+fn a_separate_test_file_splits_and_evaluate_scores_several_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    darcy_at_16_and_24(d);
+    // A test file of another seed at the training grid.
+    let cfg = common::write(
+        d,
+        "t.toml",
+        &common::darcy_config("t16.h5", 8, 16, "").replace("seed = 3", "seed = 11"),
+    );
+    assert_eq!(
+        common::run(&["generate", cfg.to_str().unwrap(), "--quiet"]).0,
+        0
+    );
+    let split = "test_data = \"t16.h5\"\ntest_start = 2\n";
+    let text =
+        train_config("d16.h5", 2, "sep", split).replace("test_samples = 4", "test_samples = 5");
+    let cfg = common::write(d, "sep.toml", &text);
+    let (code, out, err) = common::run(&["train", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ckpt = d.join("sep/checkpoint.safetensors");
+    // The test error of the last epoch is the checkpoint's score on rows 2..7 of the test file.
+    let last = *history(&d.join("sep/training_report.json")).last().unwrap();
+    let (code, out, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        d.join("t16.h5").to_str().unwrap(),
+        d.join("d24.h5").to_str().unwrap(),
+        "--start",
+        "2",
+        "--samples",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("relative L2").count(), 2, "{out}");
+    let t = common::read_json(&d.join("sep/evaluation-t16-rows2-7.json"));
+    let l2 = t["overall"]["rel_l2"].as_f64().unwrap();
+    assert!(
+        (l2 - last[2]).abs() <= 1e-6 * last[2],
+        "{l2} vs {}",
+        last[2]
+    );
+    assert!(d.join("sep/evaluation-d24-rows2-7.json").exists());
+    // --out names one file: refused with two datasets.
+    common::assert_fails(
+        &[
+            "evaluate",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            d.join("t16.h5").to_str().unwrap(),
+            d.join("d24.h5").to_str().unwrap(),
+            "--out",
+            d.join("x.json").to_str().unwrap(),
+        ],
+        2,
+        "--out names one JSON file but --data gives 2 datasets",
+    );
+    // A test file on another grid, too few test rows, test_start alone: clear errors.
+    let bad = common::write(
+        d,
+        "bad.toml",
+        &train_config("d16.h5", 1, "bad", "test_data = \"d24.h5\"\n"),
+    );
+    common::assert_fails(
+        &["train", bad.to_str().unwrap()],
+        2,
+        "train and test must match",
+    );
+    let short = common::write(
+        d,
+        "short.toml",
+        &train_config(
+            "d16.h5",
+            1,
+            "short",
+            "test_data = \"t16.h5\"\ntest_start = 6\n",
+        ),
+    );
+    common::assert_fails(
+        &["train", short.to_str().unwrap()],
+        2,
+        "train.test_start + train.test_samples = 10 but",
+    );
+    let alone = common::write(
+        d,
+        "alone.toml",
+        &train_config("d16.h5", 1, "alone", "test_start = 3\n"),
+    );
+    common::assert_fails(
+        &["train", alone.to_str().unwrap()],
+        2,
+        "key `train.test_start`: only applies with train.test_data",
+    );
+}

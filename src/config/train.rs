@@ -58,6 +58,12 @@ pub struct TrainRun {
     pub output: String,
     pub train_samples: usize,
     pub test_samples: usize,
+    /// A separate test file (neuraloperator's and PDEBench's layout): the test samples are its
+    /// rows `test_start..test_start + test_samples`, not the rows after the training ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_data: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub test_start: usize,
     /// Train and test on every `subsample`-th grid point of each axis (1: the data's grid), as
     /// the FNO paper trains at 85² on its 421² solutions.
     #[serde(default = "one")]
@@ -72,6 +78,10 @@ pub struct TrainRun {
 
 fn one() -> usize {
     1
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn three() -> usize {
@@ -103,8 +113,15 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
             return Err(src.err(&format!("train.{key}"), "expected an integer ≥ 1, got 0"));
         }
     }
+    if run.test_start > 0 && run.test_data.is_none() {
+        return Err(src.err(
+            "train.test_start",
+            "only applies with train.test_data (without it the test rows follow the training ones)",
+        ));
+    }
     let run = TrainRun {
         data: src.path(&run.data.to_string_lossy()),
+        test_data: run.test_data.map(|t| src.path(&t.to_string_lossy())),
         output_dir: src.path(&run.output_dir.to_string_lossy()),
         ..run
     };

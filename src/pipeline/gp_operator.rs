@@ -109,15 +109,8 @@ pub fn fit(
     let (n, n_test) = (run.train_samples, run.test_samples);
     let ckpt_path = run.output_dir.join("checkpoint.safetensors");
     let _lock = crate::files::WriteLock::acquire(&ckpt_path)?;
-    let mut data_meta = json!({
-        "path": run.data, "input": input, "output": output,
-        "train_samples": n, "test_samples": n_test,
-        "grid": x.grid(),
-    });
-    if run.subsample > 1 {
-        data_meta["subsample"] = json!(run.subsample);
-    }
-    data_meta["sha256"] = json!(super::train::digest(&[&x, &y, &tx, &ty]));
+    let mut data_meta = super::train::split_meta(run, &input, &output, [&x, &y, &tx, &ty]);
+    data_meta["grid"] = json!(x.grid());
     let gp_error = |source| PdekitError::GpOperator {
         config: config.to_path_buf(),
         source,

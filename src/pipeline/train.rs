@@ -133,8 +133,32 @@ pub(super) fn nonzero_targets(
     }
 }
 
+/// What a checkpoint records of the data it was fitted on: files, fields, split, and the SHA-256
+/// of the values (`[x, y, test x, test y]`), so a resume notices changed data. Options appear
+/// only when used, so checkpoints from before them still resume.
+pub(super) fn split_meta(
+    run: &TrainRun,
+    input: &str,
+    output: &str,
+    split: [&Tensor<f32>; 4],
+) -> serde_json::Value {
+    let mut meta = json!({
+        "path": run.data, "input": input, "output": output,
+        "train_samples": run.train_samples, "test_samples": run.test_samples,
+    });
+    if run.subsample > 1 {
+        meta["subsample"] = json!(run.subsample);
+    }
+    if let Some(t) = &run.test_data {
+        meta["test_data"] = json!(t);
+        meta["test_start"] = json!(run.test_start);
+    }
+    meta["sha256"] = json!(digest(&split));
+    meta
+}
+
 /// SHA-256 of the values a run trains and tests on, so a resume notices changed data.
-pub(super) fn digest(tensors: &[&Tensor<f32>]) -> String {
+fn digest(tensors: &[&Tensor<f32>]) -> String {
     checkpoint::sha256_hex(
         tensors
             .iter()
@@ -248,14 +272,40 @@ pub(crate) fn read_split(
     let input = resolve(&ds, &run.input, "inputs")?;
     let output = resolve(&ds, &run.output, "outputs")?;
     let (n_train, n_test) = (run.train_samples, run.test_samples);
-    if n_train + n_test > ds.len() {
-        return Err(PdekitError::Usage(format!(
-            "{}: train.train_samples + train.test_samples = {} but {} holds {} samples",
-            config.display(),
+    // The test rows: after the training ones, or in a separate file.
+    let test_ds = match &run.test_data {
+        None => None,
+        Some(path) => Some(Dataset::open(path)?),
+    };
+    let test_start = match &test_ds {
+        None => n_train,
+        Some(_) => run.test_start,
+    };
+    let needs = |file: &Dataset, rows: usize, what: &str| {
+        if rows > file.len() {
+            return Err(PdekitError::Usage(format!(
+                "{}: {what} = {rows} but {} holds {} samples",
+                config.display(),
+                file.path().display(),
+                file.len()
+            )));
+        }
+        Ok(())
+    };
+    match &test_ds {
+        None => needs(
+            &ds,
             n_train + n_test,
-            ds.path().display(),
-            ds.len()
-        )));
+            "train.train_samples + train.test_samples",
+        )?,
+        Some(t) => {
+            needs(&ds, n_train, "train.train_samples")?;
+            needs(
+                t,
+                test_start + n_test,
+                "train.test_start + train.test_samples",
+            )?;
+        }
     }
     let what = format!("{key} ({})", config.display());
     let dims = match model_dims {
@@ -268,14 +318,26 @@ pub(crate) fn read_split(
             &what,
         )?,
     };
-    let read =
-        |name: &str, rows| read_tensor(&ds, name, rows, dims).map(|t| t.subsample(run.subsample));
-    let x = read(&input, 0..n_train)?;
-    let y = read(&output, 0..n_train)?;
-    let tx = read(&input, n_train..n_train + n_test)?;
-    let ty = read(&output, n_train..n_train + n_test)?;
+    let read = |file: &Dataset, name: &str, rows| {
+        read_tensor(file, name, rows, dims).map(|t| t.subsample(run.subsample))
+    };
+    let x = read(&ds, &input, 0..n_train)?;
+    let y = read(&ds, &output, 0..n_train)?;
+    let tfile = test_ds.as_ref().unwrap_or(&ds);
+    // The test file's fields go by the training file's names.
+    let short = |name: &str| name.split_once('/').map_or(name, |(_, n)| n).to_string();
+    let (tin, tout) = match &test_ds {
+        None => (input.clone(), output.clone()),
+        Some(t) => (
+            resolve(t, &short(&input), "inputs")?,
+            resolve(t, &short(&output), "outputs")?,
+        ),
+    };
+    let rows = test_start..test_start + n_test;
+    let tx = read(tfile, &tin, rows.clone())?;
+    let ty = read(tfile, &tout, rows)?;
     nonzero_targets(&ds, &output, &y, 0)?;
-    nonzero_targets(&ds, &output, &ty, n_train)?;
+    nonzero_targets(tfile, &tout, &ty, test_start)?;
     if y.grid() != x.grid() {
         return Err(PdekitError::Usage(format!(
             "{}: `{input}` has grid {:?} but `{output}` has grid {:?}; {} maps fields on one grid",
@@ -283,6 +345,24 @@ pub(crate) fn read_split(
             x.grid(),
             y.grid(),
             key
+        )));
+    }
+    if tx.grid() != x.grid()
+        || ty.grid() != y.grid()
+        || tx.channels() != x.channels()
+        || ty.channels() != y.channels()
+    {
+        return Err(PdekitError::Usage(format!(
+            "{}: the test samples of {} have grid {:?} with {} input and {} output channels, the training samples of {} grid {:?} with {} and {}; train and test must match",
+            config.display(),
+            tfile.path().display(),
+            tx.grid(),
+            tx.channels(),
+            ty.channels(),
+            ds.path().display(),
+            x.grid(),
+            x.channels(),
+            y.channels()
         )));
     }
     Ok(TrainData {
@@ -310,7 +390,7 @@ pub fn run(
         }
     };
     let run = &plan.run;
-    let (n_train, n_test) = (run.train_samples, run.test_samples);
+    let n_test = run.test_samples;
     let key = plan.model_key();
     let seed = neural.params.seed;
     let io = |in_channels, out_channels| Io {
@@ -338,15 +418,7 @@ pub fn run(
         .map_err(model_error)?;
     crate::meta::model_fits_in_memory(&spec)
         .map_err(|e| PdekitError::Usage(format!("{}: {key}: {e}", config.display())))?;
-    let mut data_meta = json!({
-        "path": run.data, "input": input, "output": output,
-        "train_samples": n_train, "test_samples": n_test,
-    });
-    if run.subsample > 1 {
-        // Only when used, so checkpoints from before the option still resume.
-        data_meta["subsample"] = json!(run.subsample);
-    }
-    data_meta["sha256"] = json!(digest(&[&x, &y, &tx, &ty]));
+    let data_meta = split_meta(run, &input, &output, [&x, &y, &tx, &ty]);
     let (mut model, x_norm, y_norm, state) = if ckpt_path.exists() && !force {
         let loaded = checkpoint::load(&ckpt_path)?;
         if loaded.model.spec() != spec {
