@@ -125,6 +125,17 @@ fn gp_input_errors_are_clear() {
         1,
         "input_components: expected at most min(training samples, values per input sample) = 24, got 40",
     );
+    // The GP bench needs a [train.gp] table.
+    let fno = common::write(
+        d,
+        "fno.toml",
+        "[train]\ndata = \"d16.h5\"\ntrain_samples = 20\ntest_samples = 4\noutput_dir = \"f\"\n[train.fno]\nwidth = 4\nmodes = [3, 3]\nlayers = 1\n",
+    );
+    common::assert_fails(
+        &["bench", "gp-operator", fno.to_str().unwrap()],
+        2,
+        "[train] has a neural operator; bench gp-operator needs [train.gp]",
+    );
     // A damaged checkpoint is refused by its checksum.
     let ok = common::write(d, "ok.toml", &gp_config("d16.h5", "ok", ""));
     assert_eq!(

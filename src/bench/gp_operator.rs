@@ -100,16 +100,14 @@ pub fn run(
     python: Option<&Path>,
 ) -> Result<Outcome, PdekitError> {
     let config = &plan.source_path;
-    let (run, gp_plan) = match &plan.train {
-        Some(t) => match &t.learner {
-            Learner::Gp(g) => (&t.run, g),
-            Learner::Neural(_) => None.ok_or_else(|| {
-                PdekitError::Usage(format!(
-                    "{}: [train] has a neural operator; bench gp-operator needs [train.gp]",
-                    config.display()
-                ))
-            })?,
-        },
+    let (run, gp_plan) = match plan.train.as_ref().map(|t| (&t.run, &t.learner)) {
+        Some((run, Learner::Gp(g))) => (run, g),
+        Some((_, Learner::Neural(_))) => {
+            return Err(PdekitError::Usage(format!(
+                "{}: [train] has a neural operator; bench gp-operator needs [train.gp]",
+                config.display()
+            )))
+        }
         None => {
             return Err(PdekitError::Usage(format!(
                 "{}: the config has no [train] section with [train.gp]",
