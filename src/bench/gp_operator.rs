@@ -10,7 +10,7 @@ use crate::config::train::Learner;
 use crate::config::Plan;
 use crate::data::DataError;
 use crate::pipeline::evaluate::score;
-use crate::pipeline::gp_operator::{calibration_json, predict};
+use crate::pipeline::gp_operator::{calibration_json, predict, values};
 use crate::pipeline::train::{read_split, TrainData};
 use crate::progress::Reporter;
 use crate::PdekitError;
@@ -79,8 +79,7 @@ fn scored(
         source,
     })?;
     let predict_seconds = t.elapsed().as_secs_f64();
-    let truth = Tensor::from_vec(&ty.shape, ty.data.iter().map(|&v| v as f64).collect())
-        .expect("the test targets' shape");
+    let truth = Tensor::from_vec(&ty.shape, values(ty)).expect("the test targets' shape");
     let s = score(&mean, &truth, start).map_err(|source| PdekitError::Model {
         what: "bench gp-operator: the test errors".into(),
         source,
@@ -122,8 +121,7 @@ pub fn run(
     }
     let TrainData { x, y, tx, ty, .. } = read_split(run, config, "train.gp", None)?;
     let n = run.train_samples;
-    let to64 = |t: &Tensor<f32>| t.data.iter().map(|&v| v as f64).collect::<Vec<_>>();
-    let (xs, ys) = (to64(&x), to64(&y));
+    let (xs, ys) = (values(&x), values(&y));
     let fail = |source| PdekitError::GpOperator {
         config: config.clone(),
         source,
@@ -215,7 +213,7 @@ pub fn run(
                 .map(|(k, v)| v / if ls.len() == 1 { ls[0] } else { ls[k % r] })
                 .collect()
         };
-        let test_features = gp.features(&to64(&tx), m).map_err(fail)?;
+        let test_features = gp.features(&values(&tx), m).map_err(fail)?;
         let file = |name: &str| dir.join(name);
         write_npy(&file("train_features.npy"), n, r, &scale(features))?;
         write_npy(&file("train_targets.npy"), n, pt, targets)?;
@@ -240,7 +238,7 @@ pub fn run(
         )?;
         let mut doc = read_peer_json(out)?;
         let theirs = read_npy(&file("predictions.npy"))?;
-        let ours = gp.predict_targets(&to64(&tx), m).map_err(fail)?;
+        let ours = gp.predict_targets(&values(&tx), m).map_err(fail)?;
         if theirs.len() != ours.len() {
             return Err(PdekitError::Peer(format!(
                 "the peer predicted {} values, expected {}",
@@ -250,7 +248,7 @@ pub fn run(
         }
         // Their predictions scored in the data's units like ours.
         let theirs_data = gp.from_targets(&theirs, m);
-        let truth = Tensor::from_vec(&ty.shape, to64(&ty)).expect("the test targets' shape");
+        let truth = Tensor::from_vec(&ty.shape, values(&ty)).expect("the test targets' shape");
         let their = Tensor::from_vec(&ty.shape, theirs_data).expect("the test targets' shape");
         let their_l2 = score(&their, &truth, n)
             .map_err(|source| PdekitError::Model {

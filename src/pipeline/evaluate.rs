@@ -198,7 +198,7 @@ pub fn evaluate(
                         source,
                     }
                 })?;
-            let truth = Tensor::from_vec(&y.shape, y.data.iter().map(|&v| v as f64).collect())
+            let truth = Tensor::from_vec(&y.shape, super::gp_operator::values(&y))
                 .expect("the targets' shape");
             let calibration =
                 super::gp_operator::calibration_json(&mean.data, &std.data, &truth.data);

@@ -28,6 +28,11 @@ use std::time::Instant;
 /// Nominal probabilities of the central intervals the calibration reports.
 pub const NOMINAL: [f64; 11] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
 
+/// A tensor's values in f64, the GP's precision.
+pub(crate) fn values(t: &Tensor<f32>) -> Vec<f64> {
+    t.data.iter().map(|&v| v as f64).collect()
+}
+
 /// `z` with `P(|N(0, 1)| ≤ z) = p`, by bisection on `erf`.
 fn half_width(p: f64) -> f64 {
     let (mut lo, mut hi) = (0.0f64, 10.0f64);
@@ -64,8 +69,7 @@ pub(crate) fn predict(
     like: &[usize],
 ) -> Result<(Tensor<f64>, Tensor<f64>), GpError> {
     let m = x.shape[0];
-    let xs: Vec<f64> = x.data.iter().map(|&v| v as f64).collect();
-    let p = gp.predict(&xs, m)?;
+    let p = gp.predict(&values(x), m)?;
     let mut shape = like.to_vec();
     shape[0] = m;
     let t = |v| Tensor::from_vec(&shape, v).expect("sized by the GP's output size");
@@ -146,8 +150,7 @@ pub fn fit(
     let (gp, info) = match reused {
         Some(r) => r,
         None => {
-            let to64 = |t: &Tensor<f32>| t.data.iter().map(|&v| v as f64).collect::<Vec<_>>();
-            let (xs, ys) = (to64(&x), to64(&y));
+            let (xs, ys) = (values(&x), values(&y));
             let bar = rep.bar(plan.gp.iterations as u64, "fit GP", "iterations");
             let (gp, info) = GpOperator::fit(&plan.gp, &xs, &ys, n, plan.seed, |p| {
                 match p {
@@ -178,8 +181,7 @@ pub fn fit(
     let predicted = Instant::now();
     let (mean, std) = predict(&gp, &tx, &ty.shape).map_err(gp_error)?;
     let predict_seconds = predicted.elapsed().as_secs_f64();
-    let truth = Tensor::from_vec(&ty.shape, ty.data.iter().map(|&v| v as f64).collect())
-        .expect("the test targets' shape");
+    let truth = Tensor::from_vec(&ty.shape, values(&ty)).expect("the test targets' shape");
     let errors = super::evaluate::score(&mean, &truth, n).map_err(|source| PdekitError::Model {
         what: format!("{}: the test errors", config.display()),
         source,

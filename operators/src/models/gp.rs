@@ -996,11 +996,7 @@ impl GpOperator {
         for (what, v) in [("inputs", x), ("outputs", y)] {
             if v.is_empty() || !v.len().is_multiple_of(n) {
                 return Err(GpError::Shape {
-                    what: if what == "inputs" {
-                        "inputs"
-                    } else {
-                        "outputs"
-                    },
+                    what,
                     expected: format!("{n} samples of equal size"),
                     got: format!("{} values", v.len()),
                 });
@@ -1362,69 +1358,35 @@ impl GpOperator {
 
     fn predict_block(&self, x: &[f64], m: usize) -> GpPrediction {
         let h = &self.spec.hyper;
-        let kernel = self.spec.section.kernel;
         let ft = self.input_map.apply(x, m);
         let r = self.input_map.size();
         let prior: Vec<f64> = (0..m)
             .map(|i| h.prior_variance(&(0..r).map(|j| ft[(i, j)]).collect::<Vec<_>>()))
             .collect();
-        let (mean, var) = match (&self.posterior, &self.arrays) {
-            (Posterior::Exact { chol, alpha }, GpArrays::Exact { features, .. }) => {
-                let f = MatRef::from_row_major_slice(features, chol.nrows(), r);
-                let ks = cross_kernel(ft.as_ref(), f, kernel, h, false);
-                let mut mean = Mat::<f64>::zeros(m, alpha.ncols());
-                matmul(
-                    mean.as_mut(),
-                    Accum::Replace,
-                    ks.as_ref(),
-                    alpha.as_ref(),
-                    1.0,
-                    Par::rayon(0),
-                );
-                let mut v = ks.transpose().to_owned();
-                solve_lower_triangular_in_place(chol.as_ref(), v.as_mut(), Par::rayon(0));
-                let var = (0..m)
-                    .map(|i| {
-                        let q: f64 = v.col_as_slice(i).iter().map(|x| x * x).sum();
-                        prior[i] - q + h.noise_variance
-                    })
-                    .collect::<Vec<_>>();
-                (mean, var)
+        let (ks, mean) = self.cross_and_mean(ft.as_ref());
+        // Σ of squares of each column of L⁻¹ k*: k*ᵀ (L Lᵀ)⁻¹ k*.
+        let quad = |chol: &Mat<f64>| -> Vec<f64> {
+            let mut v = ks.transpose().to_owned();
+            solve_lower_triangular_in_place(chol.as_ref(), v.as_mut(), Par::rayon(0));
+            (0..m)
+                .map(|i| v.col_as_slice(i).iter().map(|x| x * x).sum())
+                .collect()
+        };
+        let var: Vec<f64> = match &self.posterior {
+            // k** − k*ᵀ K⁻¹ k* + σₙ².
+            Posterior::Exact { chol, .. } => {
+                let q = quad(chol);
+                (0..m).map(|i| prior[i] - q[i] + h.noise_variance).collect()
             }
-            (
-                Posterior::Dtc {
-                    kmm_chol,
-                    a_chol,
-                    weights,
-                },
-                GpArrays::Dtc { inducing, .. },
-            ) => {
-                let zm = MatRef::from_row_major_slice(inducing, kmm_chol.nrows(), r);
-                let ks = cross_kernel(ft.as_ref(), zm, kernel, h, false);
-                let mut mean = Mat::<f64>::zeros(m, weights.ncols());
-                matmul(
-                    mean.as_mut(),
-                    Accum::Replace,
-                    ks.as_ref(),
-                    weights.as_ref(),
-                    1.0,
-                    Par::rayon(0),
-                );
-                // k** − k*ᵀ K_mm⁻¹ k* + σₙ² k*ᵀ A⁻¹ k* + σₙ².
-                let mut v1 = ks.transpose().to_owned();
-                solve_lower_triangular_in_place(kmm_chol.as_ref(), v1.as_mut(), Par::rayon(0));
-                let mut v2 = ks.transpose().to_owned();
-                solve_lower_triangular_in_place(a_chol.as_ref(), v2.as_mut(), Par::rayon(0));
-                let var = (0..m)
-                    .map(|i| {
-                        let q1: f64 = v1.col_as_slice(i).iter().map(|x| x * x).sum();
-                        let q2: f64 = v2.col_as_slice(i).iter().map(|x| x * x).sum();
-                        prior[i] - q1 + h.noise_variance * q2 + h.noise_variance
-                    })
-                    .collect::<Vec<_>>();
-                (mean, var)
+            // k** − k*ᵀ K_mm⁻¹ k* + σₙ² k*ᵀ A⁻¹ k* + σₙ².
+            Posterior::Dtc {
+                kmm_chol, a_chol, ..
+            } => {
+                let (q1, q2) = (quad(kmm_chol), quad(a_chol));
+                (0..m)
+                    .map(|i| prior[i] - q1[i] + h.noise_variance * q2[i] + h.noise_variance)
+                    .collect()
             }
-            _ => unreachable!("from_parts pairs each posterior with its arrays"),
         };
         self.output_map.invert(&mean, &var)
     }
@@ -1453,8 +1415,15 @@ impl GpOperator {
     pub fn predict_targets(&self, x: &[f64], m: usize) -> Result<Vec<f64>, GpError> {
         let r = self.input_map.size();
         let f = self.features(x, m)?;
-        let ft = MatRef::from_row_major_slice(&f, m, r);
-        let (z, weights) = match (&self.posterior, &self.arrays) {
+        let (_, mean) = self.cross_and_mean(MatRef::from_row_major_slice(&f, m, r));
+        Ok(row_major(&mean))
+    }
+
+    /// The kernel between features `ft` and the posterior's points (training samples, or
+    /// inducing ones), and the target-space means it gives.
+    fn cross_and_mean(&self, ft: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
+        let r = self.input_map.size();
+        let (points, weights) = match (&self.posterior, &self.arrays) {
             (Posterior::Exact { alpha, .. }, GpArrays::Exact { features, .. }) => (
                 MatRef::from_row_major_slice(features, alpha.nrows(), r),
                 alpha,
@@ -1465,8 +1434,14 @@ impl GpOperator {
             ),
             _ => unreachable!("from_parts pairs each posterior with its arrays"),
         };
-        let ks = cross_kernel(ft, z, self.spec.section.kernel, &self.spec.hyper, false);
-        let mut mean = Mat::<f64>::zeros(m, weights.ncols());
+        let ks = cross_kernel(
+            ft,
+            points,
+            self.spec.section.kernel,
+            &self.spec.hyper,
+            false,
+        );
+        let mut mean = Mat::<f64>::zeros(ft.nrows(), weights.ncols());
         matmul(
             mean.as_mut(),
             Accum::Replace,
@@ -1475,7 +1450,7 @@ impl GpOperator {
             1.0,
             Par::rayon(0),
         );
-        Ok(row_major(&mean))
+        (ks, mean)
     }
 
     /// The training features and targets of an exact posterior (row-major), `None` for DTC.
