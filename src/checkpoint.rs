@@ -716,6 +716,7 @@ mod tests {
                 test_l2: 0.1 + 0.2,
                 test_h1: 1.0 / 3.0,
                 seconds: 0.5,
+                peak_rss_mib: Some(123.456_789),
             });
         }
         state.epoch = 3;

@@ -146,9 +146,10 @@ enum BenchCommand {
         after_help = "Examples:\n  pdekit bench gp configs/gp/poisson2d_sin100.toml --points 200\n  pdekit bench gp configs/gp/poisson1d_sin100.toml --steps 2000"
     )]
     Gp(GpBenchArgs),
-    /// Time one FNO training step (forward, loss, backward, Adam) on random data.
+    /// Time one training step (forward, loss, backward, Adam) on random data, and its memory: an
+    /// FNO, or the model of a config.
     #[command(
-        after_help = "Examples:\n  pdekit bench train\n  pdekit bench train --peers   # also PyTorch (bench/peers/fno_torch.py), side by side\n  pdekit bench train --modes 16 --grid 1024 --width 64\n\n--peers runs bench/peers/fno_torch.py with PYTHON (default: bench/peers/.venv/bin/python if it\nexists, else python3); see bench/peers/README.md."
+        after_help = "Examples:\n  pdekit bench train\n  pdekit bench train --peers   # also PyTorch (bench/peers/fno_torch.py), side by side\n  pdekit bench train --modes 16 --grid 1024 --width 64\n  pdekit bench train --config configs/ns_mgtfno.toml --grid 256 256 --batch 20 --steps 3\n\n--peers runs bench/peers/fno_torch.py (an FNO) or bench/peers/mgtfno_torch.py (a TFNO or MG-TFNO,\nneuraloperator's) with PYTHON (default: bench/peers/.venv/bin/python if it\nexists, else python3); see bench/peers/README.md."
     )]
     Train(TrainBenchArgs),
     /// Time GP operator regression on a config's [train] split ([train.gp]): the hyper-parameter
@@ -171,6 +172,10 @@ enum BenchCommand {
 
 #[derive(Args, Debug)]
 struct TrainBenchArgs {
+    /// Time the model of this config's [train.<model>] table (one input and one output channel)
+    /// instead of an FNO sized by --width, --modes and --layers.
+    #[arg(long, conflicts_with_all = ["width", "modes", "layers"])]
+    config: Option<PathBuf>,
     /// Channels inside the FNO blocks.
     #[arg(long, default_value_t = 32)]
     width: usize,
@@ -298,6 +303,9 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
         } => {
             let plan = Plan::load(&config)?;
             if dry_run {
+                if let Some(train) = &plan.train {
+                    pipeline::train::preflight(train, &config)?;
+                }
                 let text = format!(
                     "# validated plan of {}\n{}",
                     config.display(),
@@ -442,10 +450,12 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
         }
         Command::Bench(BenchCommand::Train(args)) => {
             let python = args.peers.map(peer_python);
+            let spec = match &args.config {
+                None => pdekit::bench::train::fno_spec(args.width, args.modes, args.layers),
+                Some(config) => pdekit::bench::train::config_spec(config)?,
+            };
             let bench = pdekit::bench::train::TrainBench {
-                width: args.width,
-                modes: args.modes,
-                layers: args.layers,
+                spec,
                 grid: args.grid,
                 batch: args.batch,
                 steps: args.steps,

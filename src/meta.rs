@@ -71,23 +71,7 @@ pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-/// A memory figure of this process from `/proc/self/status` (Linux), in MiB.
-fn status_mib(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-/// Peak resident memory of this process (`VmHWM`), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    status_mib("VmHWM:")
-}
-
-/// Resident memory now (`VmRSS`), in MiB.
-pub fn rss_mib() -> Option<f64> {
-    status_mib("VmRSS:")
-}
+pub use pdekit_operators::memory::{peak_rss_mib, rss_mib};
 
 /// Adds where a result came from to a report or benchmark JSON: `command`, `commit`, `machine`
 /// and `created`.

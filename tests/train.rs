@@ -51,7 +51,7 @@ fn bench_train_refuses_mismatched_sizes() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--modes gives 2 axes but --grid gives 1"),
+        err.contains("the FNO has modes for 2 axes but --grid gives 1"),
         "{err}"
     );
     let out = common::pdekit()
@@ -427,6 +427,97 @@ fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() 
 }
 
 #[test]
+fn mgtfno_trains_checkpoints_and_evaluates_where_its_grid_divides() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    darcy_at_16_and_24(d);
+    let table = "[train.mgtfno]\nwidth = 6\nmodes = [3, 3]\nlayers = 2\nfactorization = \"tucker\"\nrank = 0.3\nlevels = 2\npadding_fraction = 0.125\npatch_batch = 5\n";
+    let cfg = common::write(d, "mg.toml", &model_config("d16.h5", "mg", table));
+    let (code, out, err) = common::run(&["train", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("trained the MG-TFNO") && out.contains("peak memory"),
+        "{out}"
+    );
+    let report = common::read_json(&d.join("mg/training_report.json"));
+    assert_eq!(report["model"]["kind"], "mgtfno");
+    assert_eq!(report["model"]["levels"], 2);
+    assert_eq!(
+        report["model"]["tfno"]["in_channels"], 3,
+        "one input channel per level"
+    );
+    // Each epoch reports its own peak memory.
+    for r in report["history"].as_array().unwrap() {
+        assert!(r["peak_rss_mib"].as_f64().unwrap() > 1.0, "{r}");
+    }
+    // The checkpoint alone scores the test split exactly as training did.
+    let ckpt = d.join("mg/checkpoint.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let scored = d.join("mg-test.json");
+    let (code, out, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        ckpt,
+        "--data",
+        d.join("d16.h5").to_str().unwrap(),
+        "--start",
+        "10",
+        "--samples",
+        "4",
+        "--out",
+        scored.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc = common::read_json(&scored);
+    let final_l2 = report["final"]["test_l2"].as_f64().unwrap();
+    let l2 = doc["overall"]["rel_l2"].as_f64().unwrap();
+    assert!(
+        (l2 - final_l2).abs() <= 1e-6 * final_l2,
+        "{l2} vs {final_l2}"
+    );
+    // 24 points split into 4 patches of 6: another resolution works.
+    let (code, out, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        ckpt,
+        "--data",
+        d.join("d24.h5").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // 18 points do not: a clear error naming the key, at evaluate, at train start and at
+    // --dry-run once the data exists.
+    let g = common::write(d, "g18.toml", &common::darcy_config("d18.h5", 14, 18, ""));
+    let (code, out, err) = common::run(&["generate", g.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = common::run(&[
+        "evaluate",
+        "--checkpoint",
+        ckpt,
+        "--data",
+        d.join("d18.h5").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("d18.h5: multigrid patching: levels = 2") && err.contains("[18, 18]"),
+        "{err}"
+    );
+    let bad = common::write(d, "bad.toml", &model_config("d18.h5", "bad", table));
+    for args in [vec!["train"], vec!["run", "--dry-run"]] {
+        let mut args = args.clone();
+        args.push(bad.to_str().unwrap());
+        let (code, out, err) = common::run(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("key `train.mgtfno.levels`")
+                && err.contains("levels = 2 cuts each axis into 4 patches")
+                && err.contains("bad.toml"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!d.join("bad/checkpoint.safetensors").exists());
+}
+
+#[test]
 fn model_tables_are_checked_with_clear_errors() {
     let two = format!(
         "{}[train.ffno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\n",
@@ -436,7 +527,7 @@ fn model_tables_are_checked_with_clear_errors() {
         &two,
         14,
         "train.ffno",
-        "exactly one model table ([train.fno], [train.tfno], [train.ffno], [train.deeponet], [train.gp]), got [train.fno] and [train.ffno]",
+        "exactly one model table ([train.fno], [train.tfno], [train.mgtfno], [train.ffno], [train.deeponet], [train.gp]), got [train.fno] and [train.ffno]",
     );
     common::assert_config_error(
         &model_config(

@@ -3,8 +3,10 @@
 //! - [`gp`]: the GP-HM solver (spectral-mixture kernels on grids, analytic gradients).
 //! - [`tensor`]: channels-last tensors, generic over f32/f64.
 //! - [`layers`]: layers with explicit forward and backward passes.
-//! - [`models`]: neural operators built from serialisable specs (FNO, TFNO, F-FNO, DeepONet).
+//! - [`models`]: neural operators built from serialisable specs (FNO, TFNO, MG-TFNO, F-FNO,
+//!   DeepONet, GP operator regression).
 //! - [`train`]: optimisers and losses.
+//! - [`memory`]: this process's resident memory (peak per epoch, per benchmark step).
 //!
 //! The dependency rule holds: `pdekit` → `solvers`, `pdekit` → `operators`, never `solvers` ↔
 //! `operators`.
@@ -12,6 +14,7 @@
 pub mod gp;
 mod kernels;
 pub mod layers;
+pub mod memory;
 pub mod models;
 pub mod param;
 pub mod tensor;

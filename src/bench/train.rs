@@ -1,14 +1,19 @@
-//! `pdekit bench train`: the cost of one FNO training step (forward, relative L2 loss, backward,
-//! Adam update) in f32 on random data, optionally beside the same model in PyTorch
-//! (`bench/peers/fno_torch.py`).
+//! `pdekit bench train`: the cost of one training step (forward, relative L2 loss, backward, Adam
+//! update) in f32 on random data, and the memory it holds, optionally beside the same model in
+//! PyTorch: an FNO (`--width`, `--modes`, `--layers`) against `bench/peers/fno_torch.py`, or any
+//! model of a config's `[train.<model>]` table (`--config`); a TFNO or MG-TFNO against
+//! neuraloperator's in `bench/peers/mgtfno_torch.py`.
 
 use super::stamp;
 use crate::config::bench::RESULTS_DIR;
 use crate::meta::{peak_rss_mib, rss_mib};
 use crate::progress::Reporter;
 use crate::PdekitError;
+use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::layers::Layer;
-use pdekit_operators::models::fno::{Fno, FnoSpec, GridFrame};
+use pdekit_operators::memory::reset_peak_rss;
+use pdekit_operators::models::fno::{FnoSpec, GridFrame};
+use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::tensor::{NnError, Tensor};
 use pdekit_operators::train::loss::relative_l2;
 use pdekit_operators::train::optim::{Adam, AdamParams};
@@ -19,12 +24,52 @@ use std::time::Instant;
 /// The benchmark's model and data sizes.
 #[derive(Debug, Clone)]
 pub struct TrainBench {
-    pub width: usize,
-    pub modes: Vec<usize>,
-    pub layers: usize,
+    /// One input and one output channel.
+    pub spec: ModelSpec,
     pub grid: Vec<usize>,
     pub batch: usize,
     pub steps: usize,
+}
+
+/// The FNO of `--width`, `--modes` and `--layers`.
+pub fn fno_spec(width: usize, modes: Vec<usize>, layers: usize) -> ModelSpec {
+    ModelSpec::Fno(FnoSpec {
+        in_channels: 1,
+        out_channels: 1,
+        width,
+        modes,
+        layers,
+        frame: GridFrame::default(),
+        factorization: Factorization::Dense,
+        seed: 0,
+    })
+}
+
+/// The model of a config's `[train.<model>]` table, with one input and one output channel.
+pub fn config_spec(config: &Path) -> Result<ModelSpec, PdekitError> {
+    let plan = crate::config::Plan::load(config)?;
+    let train = plan.train.as_ref().ok_or_else(|| {
+        PdekitError::Usage(format!(
+            "{}: the config has no [train] section",
+            config.display()
+        ))
+    })?;
+    let crate::config::train::Learner::Neural(neural) = &train.learner else {
+        return Err(PdekitError::Usage(format!(
+            "{}: [train.gp] is timed by `pdekit bench gp-operator`",
+            config.display()
+        )));
+    };
+    neural
+        .model
+        .spec(pdekit_operators::models::Io {
+            in_channels: 1,
+            out_channels: 1,
+            seed: neural.params.seed,
+        })
+        .map_err(|e| {
+            PdekitError::Usage(format!("{}: {}: {e}", config.display(), train.model_key()))
+        })
 }
 
 pub struct Outcome {
@@ -47,10 +92,11 @@ pub fn run(
     reporter: &Reporter,
     python: Option<&Path>,
 ) -> Result<Outcome, PdekitError> {
-    if b.modes.len() != b.grid.len() {
+    if b.spec.dims() != b.grid.len() {
         return Err(PdekitError::Usage(format!(
-            "--modes gives {} axes but --grid gives {}",
-            b.modes.len(),
+            "the {} has modes for {} axes but --grid gives {}",
+            b.spec.name(),
+            b.spec.dims(),
             b.grid.len()
         )));
     }
@@ -59,18 +105,9 @@ pub fn run(
             "--steps and --batch must be at least 1".into(),
         ));
     }
-    let spec = FnoSpec {
-        in_channels: 1,
-        out_channels: 1,
-        width: b.width,
-        modes: b.modes.clone(),
-        layers: b.layers,
-        frame: GridFrame::default(),
-        factorization: pdekit_operators::layers::factorized::Factorization::Dense,
-        seed: 0,
-    };
+    crate::meta::model_fits_in_memory(&b.spec).map_err(PdekitError::Usage)?;
     let usage = |e: NnError| PdekitError::Usage(e.to_string());
-    let mut model = Fno::<f32>::new(spec).map_err(usage)?;
+    let mut model = Model::<f32>::new(b.spec.clone()).map_err(usage)?;
     let mut shape = vec![b.batch];
     shape.extend(&b.grid);
     shape.push(1);
@@ -89,6 +126,10 @@ pub fn run(
     let (mut step, mut fb) = (Vec::new(), Vec::new());
     let mut rss_after_warmup = None;
     let mut rss_per_step = Vec::new();
+    // What is resident before the first step (weights, data, the process): the steps' peak
+    // above it is what a step holds.
+    let peak_is_steps = reset_peak_rss();
+    let rss_before_steps = rss_mib();
     for i in 0..warmup + b.steps {
         if i == warmup {
             rss_after_warmup = rss_mib();
@@ -108,6 +149,7 @@ pub fn run(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let step_peak = peak_rss_mib().filter(|_| peak_is_steps);
     let rss_at_end = rss_mib();
     let rss_half_way = rss_per_step.get(rss_per_step.len() / 2).copied();
     let step_min = step.iter().copied().fold(f64::INFINITY, f64::min);
@@ -119,12 +161,16 @@ pub fn run(
     };
     let torch_med = peer
         .as_ref()
-        .and_then(|p| p["models"]["neuraloperator"]["step_seconds_median"].as_f64());
+        .and_then(|p| p["models"].as_object().cloned())
+        .and_then(|models| {
+            models
+                .iter()
+                .find(|(name, _)| name.starts_with("neuraloperator"))
+                .and_then(|(_, m)| m["step_seconds_median"].as_f64())
+        });
     let mut table = format!(
-        "FNO width {}, modes {:?}, {} layers, grid {:?}, batch {}, {} parameters, {} threads:\n  pdekit: {:.1} ms per training step (median of {}; min {:.1}), forward+backward {:.1} ms; resident memory {} MiB after warm-up, {} MiB half-way, {} MiB at the end",
-        b.width,
-        b.modes,
-        b.layers,
+        "{}, grid {:?}, batch {}, {} parameters, {} threads:\n  pdekit: {:.1} ms per training step (median of {}; min {:.1}), forward+backward {:.1} ms\n  memory: {} MiB resident before the steps, {} MiB at the steps' peak; {} MiB after warm-up, {} MiB half-way, {} MiB at the end",
+        describe(&b.spec),
         b.grid,
         b.batch,
         params,
@@ -133,18 +179,26 @@ pub fn run(
         b.steps,
         1e3 * step_min,
         1e3 * fb_med,
-        rss_after_warmup.map_or("?".into(), |v| format!("{v:.0}")),
-        rss_half_way.map_or("?".into(), |v| format!("{v:.0}")),
-        rss_at_end.map_or("?".into(), |v| format!("{v:.0}")),
+        mib(rss_before_steps),
+        mib(step_peak),
+        mib(rss_after_warmup),
+        mib(rss_half_way),
+        mib(rss_at_end),
     );
     if let Some(p) = &peer {
         for (name, m) in p["models"].as_object().into_iter().flatten() {
             if let Some(s) = m["step_seconds_median"].as_f64() {
                 table.push_str(&format!(
-                    "\n  PyTorch {} ({name}): {:.1} ms per step ({} parameters)",
+                    "\n  PyTorch {} ({name}): {:.1} ms per step ({} parameters){}",
                     p["torch"].as_str().unwrap_or("?"),
                     1e3 * s,
-                    m["parameters"]
+                    m["parameters"],
+                    m["step_peak_rss_mib"]
+                        .as_f64()
+                        .map_or(String::new(), |v| format!(
+                            ", {v:.0} MiB at the steps' peak ({:.0} MiB before)",
+                            m["rss_before_steps_mib"].as_f64().unwrap_or(f64::NAN)
+                        ))
                 ));
             }
         }
@@ -158,7 +212,7 @@ pub fn run(
     let mut doc = json!({
         "benchmark": "train",
         "threads": rayon::current_num_threads(),
-        "model": {"kind": "fno", "width": b.width, "modes": b.modes, "layers": b.layers, "parameters": params},
+        "model": {"spec": b.spec, "parameters": params},
         "grid": b.grid,
         "batch": b.batch,
         "precision": "f32",
@@ -167,7 +221,9 @@ pub fn run(
         "step_seconds_median": step_med,
         "step_seconds_min": step_min,
         "forward_backward_seconds_median": fb_med,
-        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_steps_mib": rss_before_steps,
+        // The steps' own high-water mark (warm-up included); null where it cannot be reset.
+        "step_peak_rss_mib": step_peak,
         // Resident memory after the warm-up and after the timed steps: growth would mean
         // per-step allocations that are never freed.
         "rss_after_warmup_mib": rss_after_warmup,
@@ -177,33 +233,108 @@ pub fn run(
         "ratio_to_neuraloperator": torch_med.map(|t| step_med / t),
     });
     let json = crate::files::write_report(
-        &PathBuf::from(RESULTS_DIR).join(format!("train-fno-{}.json", stamp())),
+        &PathBuf::from(RESULTS_DIR).join(format!("train-{}-{}.json", b.spec.kind(), stamp())),
         &mut doc,
     )?;
     Ok(Outcome { table, json })
 }
 
-/// Runs `bench/peers/fno_torch.py` with the same sizes and reads its JSON.
+/// One line naming the model and its sizes.
+fn describe(spec: &ModelSpec) -> String {
+    match spec {
+        ModelSpec::Fno(f) | ModelSpec::Tfno(f) => format!(
+            "{} width {}, modes {:?}, {} layers",
+            spec.name(),
+            f.width,
+            f.modes,
+            f.layers
+        ),
+        ModelSpec::MgTfno(m) => format!(
+            "MG-TFNO width {}, modes {:?}, {} layers, levels {}, padding fraction {}, {} patches per pass",
+            m.tfno.width,
+            m.tfno.modes,
+            m.tfno.layers,
+            m.patching.levels,
+            m.patching.padding_fraction,
+            m.patch_batch.map_or("all".into(), |k| k.to_string())
+        ),
+        other => other.name().to_string(),
+    }
+}
+
+fn mib(v: Option<f64>) -> String {
+    v.map_or("?".into(), |v| format!("{v:.0}"))
+}
+
+/// Runs the PyTorch peer of the model with the same sizes and reads its JSON: the FNO against
+/// `bench/peers/fno_torch.py`, a TFNO or MG-TFNO against neuraloperator's in
+/// `bench/peers/mgtfno_torch.py`.
 fn run_peer(
     python: &Path,
     b: &TrainBench,
     reporter: &Reporter,
 ) -> Result<serde_json::Value, PdekitError> {
+    let list = |v: &[usize]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+    let fno_args = |f: &pdekit_operators::models::fno::FnoSpec| {
+        let mut a = vec!["--width".into(), f.width.to_string(), "--modes".into()];
+        a.extend(list(&f.modes));
+        a.extend(["--layers".into(), f.layers.to_string()]);
+        a
+    };
+    let tucker = |f: &pdekit_operators::models::fno::FnoSpec| match &f.factorization {
+        Factorization::Tucker(Rank::Fraction(r)) => Ok(vec![
+            "--factorization".into(),
+            "tucker".into(),
+            "--rank".into(),
+            r.to_string(),
+        ]),
+        Factorization::Cp(Rank::Fraction(r)) => Ok(vec![
+            "--factorization".into(),
+            "cp".into(),
+            "--rank".into(),
+            r.to_string(),
+        ]),
+        other => Err(PdekitError::Usage(format!(
+            "the PyTorch peer takes a factorisation sized by `rank` (a fraction), not {other:?}"
+        ))),
+    };
+    let (script, mut args): (&str, Vec<String>) = match &b.spec {
+        ModelSpec::Fno(f) if f.factorization == Factorization::Dense => {
+            ("fno_torch.py", fno_args(f))
+        }
+        ModelSpec::Fno(f) | ModelSpec::Tfno(f) => {
+            let mut a = fno_args(f);
+            a.extend(tucker(f)?);
+            ("mgtfno_torch.py", a)
+        }
+        ModelSpec::MgTfno(m) => {
+            let mut a = fno_args(&m.tfno);
+            a.extend(tucker(&m.tfno)?);
+            a.extend([
+                "--levels".into(),
+                m.patching.levels.to_string(),
+                "--padding-fraction".into(),
+                m.patching.padding_fraction.to_string(),
+            ]);
+            ("mgtfno_torch.py", a)
+        }
+        other => {
+            return Err(PdekitError::Usage(format!(
+                "--peers: there is no PyTorch peer for the {} here",
+                other.name()
+            )))
+        }
+    };
     let dir = PathBuf::from(RESULTS_DIR);
     crate::files::create_dir(&dir)?;
     let out = dir.join(format!("train-peer-{}.json", stamp()));
-    let list = |v: &[usize]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
-    let mut args: Vec<String> = vec!["--out".into(), out.display().to_string()];
-    args.extend(["--width".into(), b.width.to_string()]);
-    args.push("--modes".into());
-    args.extend(list(&b.modes));
-    args.extend(["--layers".into(), b.layers.to_string()]);
+    args.extend(["--out".into(), out.display().to_string()]);
     args.push("--grid".into());
     args.extend(list(&b.grid));
     args.extend(["--batch".into(), b.batch.to_string()]);
     args.extend(["--steps".into(), b.steps.to_string()]);
     args.extend(["--threads".into(), rayon::current_num_threads().to_string()]);
     let paths: Vec<&Path> = args.iter().map(Path::new).collect();
-    super::run_peer_script(python, "fno_torch.py", &paths, reporter)?;
+    super::run_peer_script(python, script, &paths, reporter)?;
     super::read_peer_json(out)
 }

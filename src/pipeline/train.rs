@@ -376,6 +376,74 @@ pub(crate) fn read_split(
     })
 }
 
+/// One sample through the model, so an architecture that does not fit the data's grid (more modes
+/// than it holds, an MG-TFNO grid not divisible by `2^levels`) fails before training, naming its
+/// key, rather than inside epoch 0.
+fn fits_grid(
+    model: &mut Model<f32>,
+    sample: &Tensor<f32>,
+    key: &str,
+    config: &Path,
+    subsample: usize,
+) -> Result<(), PdekitError> {
+    let Err(e) = model.forward(sample) else {
+        return Ok(());
+    };
+    let key = match &e {
+        NnError::Shape {
+            layer: "spectral conv" | "per-axis spectral conv",
+            ..
+        } => format!("{key}.modes"),
+        NnError::BadSpec {
+            layer: "multigrid patching",
+            ..
+        } => format!("{key}.levels"),
+        _ => key.to_string(),
+    };
+    Err(PdekitError::Usage(format!(
+        "{}: key `{key}`: {e} (the data's grid is {:?}{})",
+        config.display(),
+        sample.grid(),
+        if subsample > 1 {
+            format!(", after train.subsample = {subsample}")
+        } else {
+            String::new()
+        }
+    )))
+}
+
+/// What `run --dry-run` checks of a neural operator's `[train]` against its data, when the data
+/// file is already there: the model fits the data's grid and channels (see [`fits_grid`]).
+pub fn preflight(plan: &TrainPlan, config: &Path) -> Result<(), PdekitError> {
+    let (Learner::Neural(neural), true) = (&plan.learner, plan.run.data.exists()) else {
+        return Ok(());
+    };
+    let run = &plan.run;
+    let key = plan.model_key();
+    let model_error = |e| PdekitError::Usage(format!("{}: {key}: {e}", config.display()));
+    let io = |in_channels, out_channels| Io {
+        in_channels,
+        out_channels,
+        seed: neural.params.seed,
+    };
+    let model_dims = neural.model.spec(io(1, 1)).map_err(model_error)?.dims();
+    let ds = Dataset::open(&run.data)?;
+    let input = resolve(&ds, &run.input, "inputs")?;
+    let output = resolve(&ds, &run.output, "outputs")?;
+    let what = format!("{key} ({})", config.display());
+    let dims = data_dims(&ds, &input, &output, model_dims, &what)?;
+    let read = |name: &str| read_tensor(&ds, name, 0..1, dims).map(|t| t.subsample(run.subsample));
+    let (x, y) = (read(&input)?, read(&output)?);
+    let spec = neural
+        .model
+        .spec(io(x.channels(), y.channels()))
+        .map_err(model_error)?;
+    crate::meta::model_fits_in_memory(&spec)
+        .map_err(|e| PdekitError::Usage(format!("{}: {key}: {e}", config.display())))?;
+    let mut model = Model::<f32>::new(spec).map_err(model_error)?;
+    fits_grid(&mut model, &x, &key, config, run.subsample)
+}
+
 pub fn run(
     plan: &TrainPlan,
     config: &Path,
@@ -457,27 +525,13 @@ pub fn run(
             TrainState::new(params),
         )
     };
-    // One sample through the model first, so an architecture that does not fit the data's grid
-    // (more modes than it holds) fails here, naming its key, rather than inside epoch 0.
-    if let Err(e) = model.forward(&x_norm.encode(&gather_rows(&x, &[0]))) {
-        let key = match &e {
-            NnError::Shape {
-                layer: "spectral conv" | "per-axis spectral conv",
-                ..
-            } => format!("{key}.modes"),
-            _ => key.to_string(),
-        };
-        return Err(PdekitError::Usage(format!(
-            "{}: key `{key}`: {e} (the data's grid is {:?}{})",
-            config.display(),
-            x.grid(),
-            if run.subsample > 1 {
-                format!(", after train.subsample = {}", run.subsample)
-            } else {
-                String::new()
-            }
-        )));
-    }
+    fits_grid(
+        &mut model,
+        &x_norm.encode(&gather_rows(&x, &[0])),
+        &key,
+        config,
+        run.subsample,
+    )?;
     let bar = rep.bar(params.epochs as u64, "train", "epochs");
     bar.set_position(state.epoch as u64);
     let mut save_error = None;
@@ -576,7 +630,9 @@ pub fn run(
         "mean_epoch_seconds": if state.history.is_empty() { 0.0 } else {
             state.history.iter().map(|r| r.seconds).sum::<f64>() / state.history.len() as f64
         },
-        "peak_rss_mib": crate::meta::peak_rss_mib(),
+        // Each epoch restarts the high-water mark, so the run's peak is the largest of theirs.
+        "peak_rss_mib": state.history.iter().filter_map(|r| r.peak_rss_mib)
+            .chain(crate::meta::peak_rss_mib()).reduce(f64::max),
         "history": state.history,
         "checkpoint": ckpt_path,
     });
@@ -623,12 +679,15 @@ pub fn run(
         )?);
     }
     rep.info(format!(
-        "trained the {} ({} parameters) for {} epochs: final test relative L2 {:.4e}, H1 {:.4e}\nwrote {}, {} and {} figures in {}",
+        "trained the {} ({} parameters) for {} epochs: final test relative L2 {:.4e}, H1 {:.4e}{}\nwrote {}, {} and {} figures in {}",
         model.spec().name(),
         model.parameter_count(),
         state.epoch,
         last.as_ref().map_or(f64::NAN, |r| r.test_l2),
         last.as_ref().map_or(f64::NAN, |r| r.test_h1),
+        doc["peak_rss_mib"]
+            .as_f64()
+            .map_or(String::new(), |m| format!("; peak memory {m:.0} MiB")),
         ckpt_path.display(),
         report.display(),
         figures.len(),

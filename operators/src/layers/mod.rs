@@ -8,11 +8,13 @@
 //! - [`axes`]: the F-FNO's per-axis spectral convolution.
 //! - [`factorized`]: Tucker and CP spectral weights (TFNO).
 //! - [`compose`]: sequences, channel MLPs, soft gating and the grid-coordinate embedding.
+//! - [`patching`]: MG-TFNO's multigrid domain decomposition (patch, stitch and their adjoints).
 
 pub mod axes;
 pub mod compose;
 pub mod factorized;
 pub mod linear;
+pub mod patching;
 pub mod spectral;
 
 use crate::tensor::{NnError, Real, Tensor};
@@ -38,6 +40,11 @@ pub trait Layer<T: Real>: Send {
     /// [`Layer::backward`] on a gradient the caller gives up, for layers that would copy it.
     fn backward_owned(&mut self, dy: Tensor<T>) -> Result<Tensor<T>, NnError> {
         self.backward(&dy)
+    }
+    /// The decomposition the training loss is taken over instead of whole samples (an MG-TFNO
+    /// trained without stitching); `None` for every other layer.
+    fn loss_patches(&self) -> Option<patching::MgPatching> {
+        None
     }
     fn zero_grad(&mut self) {
         for p in self.parameters() {

@@ -62,10 +62,17 @@ pub struct SpectralConv<T: Real> {
     /// Kept modes per spatial axis.
     pub modes: Vec<usize>,
     /// Complex weights `W[k][i][o]`, interleaved (re, im). With a factorisation this is rebuilt
-    /// from the factors on every forward pass, and the factors are the parameters.
+    /// from the factors when they may have changed, and the factors are the parameters.
     pub weight: Vec<T>,
+    /// The dense weight's gradient. With a factorisation, backward passes add to it and it is
+    /// pulled back onto the factors (once) when the parameters are next read.
     pub(crate) weight_grad: Vec<T>,
-    pub factorized: Option<FactorizedWeight<T>>,
+    factorized: Option<FactorizedWeight<T>>,
+    /// With a factorisation: whether `weight` is rebuilt from the current factors (false once
+    /// the parameters have been handed out, and so may have been changed).
+    weight_current: bool,
+    /// With a factorisation: whether `weight_grad` holds gradient not yet pulled back.
+    grad_pending: bool,
     plans: Option<Plans<T>>,
     /// From the forward pass: batch size and `X̂[b][k][i]`.
     saved: Option<(usize, Vec<Complex<T>>)>,
@@ -94,6 +101,8 @@ impl<T: Real> SpectralConv<T> {
             weight_grad: vec![T::zero(); weight.len()],
             weight,
             factorized: None,
+            weight_current: true,
+            grad_pending: false,
             plans: None,
             saved: None,
         })
@@ -116,6 +125,7 @@ impl<T: Real> SpectralConv<T> {
             let f = FactorizedWeight::new(&shape, factorization.clone(), rms, seed)?;
             layer.weight = f.reconstruct();
             layer.factorized = Some(f);
+            layer.weight_current = true;
         }
         Ok(layer)
     }
@@ -506,8 +516,11 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
         let modes = self.modes.clone();
         let k = kept_count(&modes);
         let (ci, co) = (self.c_in, self.c_out);
-        if let Some(f) = &self.factorized {
+        // Rebuilt only when the factors may have changed: an MG-TFNO's patch groups, a
+        // recomputed forward and an evaluation's batches all share one reconstruction.
+        if let (Some(f), false) = (&self.factorized, self.weight_current) {
             self.weight = f.reconstruct();
+            self.weight_current = true;
         }
         self.plan(&grid);
         let plans = self.plans.as_ref().expect("planned");
@@ -541,6 +554,12 @@ impl<T: Real> Layer<T> for SpectralConv<T> {
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         if let Some(f) = &mut self.factorized {
+            if self.grad_pending {
+                f.backward(&self.weight_grad);
+                self.weight_grad.iter_mut().for_each(|g| *g = T::zero());
+                self.grad_pending = false;
+            }
+            self.weight_current = false;
             return prefixed("weight", f.parameters());
         }
         vec![Param {
@@ -601,10 +620,6 @@ impl<T: Real> SpectralConv<T> {
                 g
             })
             .collect();
-        if self.factorized.is_some() {
-            // The dense gradient is scratch here: it is pulled back onto the factors below.
-            self.weight_grad.iter_mut().for_each(|g| *g = T::zero());
-        }
         for (kk, g) in grads.iter().enumerate() {
             let base = 2 * kk * ci * co;
             let acc = &mut self.weight_grad[base..base + 2 * g.len()];
@@ -613,9 +628,9 @@ impl<T: Real> SpectralConv<T> {
                 a[1] = a[1] + v.im;
             }
         }
-        if let Some(f) = &mut self.factorized {
-            f.backward(&self.weight_grad);
-        }
+        // A factorised weight's dense gradient is pulled back when the parameters are next
+        // read, once for all the backward passes since (see `parameters`).
+        self.grad_pending = self.factorized.is_some();
         // dX̂[b][k][i] = Σ_o dŶ[b][k][o]·conj(W[k][i][o]); then dx = (1/N)·IFFT(dX̂ / w).
         let dxhat = mix_modes(
             &dyhat,

@@ -1,4 +1,5 @@
-//! Models built from serialisable specs: [`fno`] (FNO and TFNO), [`ffno`] and [`deeponet`].
+//! Models built from serialisable specs: [`fno`] (FNO and TFNO), [`mgtfno`], [`ffno`] and
+//! [`deeponet`].
 //!
 //! The `models!` registration at the bottom lists every model once: its config table (a
 //! [`Section`], e.g. `[train.fno]`), its spec (what a checkpoint stores) and the model built from
@@ -9,6 +10,7 @@ pub mod deeponet;
 pub mod ffno;
 pub mod fno;
 pub mod gp;
+pub mod mgtfno;
 
 use crate::layers::{Layer, Param};
 use crate::param::InvalidParam;
@@ -183,11 +185,14 @@ macro_rules! models {
 use deeponet::DeepOnet;
 use ffno::Ffno;
 use fno::Fno;
+use mgtfno::MgTfno;
 
 models! {
     Fno: Fno, fno::FnoSpec, fno::FnoSection, "fno", "FNO";
     /// An FNO with Tucker or CP factorised spectral weights.
     Tfno: Fno, fno::FnoSpec, fno::TfnoSection, "tfno", "TFNO";
+    /// A TFNO on the patches of a multigrid domain decomposition.
+    MgTfno: MgTfno, mgtfno::MgTfnoSpec, mgtfno::MgTfnoSection, "mgtfno", "MG-TFNO";
     Ffno: Ffno, ffno::FfnoSpec, ffno::FfnoSection, "ffno", "F-FNO";
     DeepOnet: DeepOnet, deeponet::DeepOnetSpec, deeponet::DeepOnetSection, "deeponet", "DeepONet";
 }
@@ -210,6 +215,13 @@ impl<T: Real> Layer<T> for Model<T> {
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         self.inner().parameters()
+    }
+
+    fn loss_patches(&self) -> Option<crate::layers::patching::MgPatching> {
+        match self {
+            Model::MgTfno(m) => m.loss_patches(),
+            _ => None,
+        }
     }
 }
 

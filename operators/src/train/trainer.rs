@@ -249,6 +249,10 @@ pub struct EpochRecord {
     pub test_l2: f64,
     pub test_h1: f64,
     pub seconds: f64,
+    /// Peak resident memory of the process during the epoch (training and test), in MiB; `None`
+    /// where it cannot be read (not Linux) or in records written before it was kept.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// How far an interrupted epoch got: enough to go on with its remaining batches exactly as an
@@ -404,6 +408,7 @@ pub fn train<T: Real, M: Layer<T>>(
     let (x_norm, y_norm) = norms;
     while state.epoch < params.epochs {
         let started = Instant::now();
+        let peak_is_epochs = crate::memory::reset_peak_rss();
         let epoch = state.epoch;
         let order = shuffled(n, params.seed, epoch);
         let resumed = state.partial.take();
@@ -415,9 +420,16 @@ pub fn train<T: Real, M: Layer<T>>(
             let y = gather_rows(train_split.y, idx);
             model.zero_grad();
             let pred = y_norm.decode(&model.forward(&x)?);
-            let (loss, grad) = match params.loss {
-                LossKind::L2 => relative_l2(&pred, &y)?,
-                LossKind::H1 => relative_h1(&pred, &y)?,
+            let loss_of = |pred: &Tensor<T>, y: &Tensor<T>| match params.loss {
+                LossKind::L2 => relative_l2(pred, y),
+                LossKind::H1 => relative_h1(pred, y),
+            };
+            let (loss, grad) = match model.loss_patches() {
+                None => loss_of(&pred, &y)?,
+                Some(mg) => {
+                    let (loss, grad) = loss_of(&mg.split(&pred)?, &mg.split(&y)?)?;
+                    (loss, mg.join(&grad, y.grid())?)
+                }
             };
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite {
@@ -449,6 +461,8 @@ pub fn train<T: Real, M: Layer<T>>(
             test_l2,
             test_h1,
             seconds: earlier + started.elapsed().as_secs_f64(),
+            // Without a reset the high-water mark is the process's, not this epoch's.
+            peak_rss_mib: crate::memory::peak_rss_mib().filter(|_| peak_is_epochs),
         };
         let test = match params.loss {
             LossKind::L2 => test_l2,

@@ -1,0 +1,414 @@
+//! MG-TFNO (Kossaifi et al., "Multi-Grid Tensorized Fourier Neural Operator for High-Resolution
+//! PDEs", TMLR 2024): a TFNO run on the patches of a multigrid domain decomposition
+//! ([`MgPatching`]), then stitched back into the whole field.
+//!
+//! ```text
+//! x [b, H, W, C] ─ patch ─ [b·n², h+2p, w+2p, C·(levels+1)] ─ TFNO ─ stitch ─ y [b, H, W, C_out]
+//! ```
+//!
+//! With `patch_batch = k` the TFNO sees `k` patches at a time, so a training step holds the
+//! activations of `k` patches rather than of whole fields: forward keeps only the patched input,
+//! and backward runs each group's forward again before its backward (the last group's is still
+//! held). Without it every patch of the batch goes through at once, as neuraloperator does.
+//!
+//! `stitching = false` takes the training loss per patch (each patch's relative error, the target
+//! cut the same way), neuraloperator's training without stitching; predictions are always
+//! stitched.
+
+use super::fno::{Fno, FnoSpec, TfnoSection};
+use super::{Io, Section, Spec};
+use crate::layers::compose::prefixed;
+use crate::layers::patching::MgPatching;
+use crate::layers::{Layer, Param};
+use crate::param::{require, InvalidParam};
+use crate::tensor::{NnError, Real, Tensor};
+
+/// Enough to rebuild an MG-TFNO.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MgTfnoSpec {
+    /// The TFNO on patches: its input channels are the data's times `levels + 1`.
+    pub tfno: FnoSpec,
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub patching: MgPatching,
+    pub stitching: bool,
+    /// Patches per pass through the TFNO (`None`: all of a batch's at once).
+    pub patch_batch: Option<usize>,
+}
+
+impl Spec for MgTfnoSpec {
+    fn dims(&self) -> usize {
+        self.tfno.dims()
+    }
+
+    fn channels(&self) -> (usize, usize) {
+        (
+            self.tfno.in_channels / (self.patching.levels + 1),
+            self.tfno.out_channels,
+        )
+    }
+
+    fn validate(&self) -> Result<(), InvalidParam> {
+        self.tfno.validate()?;
+        self.patching.validate()?;
+        require(
+            self.tfno.modes.len() == 2,
+            "modes",
+            "two entries: MG-TFNO decomposes 2-D grids",
+            format!("{:?}", self.tfno.modes),
+        )?;
+        require(
+            self.tfno
+                .in_channels
+                .is_multiple_of(self.patching.levels + 1),
+            "levels",
+            "a level count that divides the patched channels",
+            self.patching.levels,
+        )?;
+        if let Some(k) = self.patch_batch {
+            require(k >= 1, "patch_batch", "an integer ≥ 1", k)?;
+        }
+        Ok(())
+    }
+
+    fn weight_values(&self) -> u128 {
+        self.tfno.weight_values()
+    }
+}
+
+#[cfg(feature = "serde")]
+fn default_true() -> bool {
+    true
+}
+
+/// `[train.mgtfno]`: the TFNO keys plus the decomposition's.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MgTfnoSection {
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub tfno: TfnoSection,
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub patching: MgPatching,
+    /// Train on the stitched field (true) or per patch (false).
+    #[cfg_attr(feature = "serde", serde(default = "default_true"))]
+    pub stitching: bool,
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub patch_batch: Option<usize>,
+}
+
+impl Section for MgTfnoSection {
+    type Spec = MgTfnoSpec;
+
+    fn spec(&self, io: Io) -> Result<MgTfnoSpec, InvalidParam> {
+        let patched = Io {
+            in_channels: self.patching.patched_channels(io.in_channels),
+            ..io
+        };
+        Ok(MgTfnoSpec {
+            tfno: self.tfno.spec(patched)?,
+            patching: self.patching,
+            stitching: self.stitching,
+            patch_batch: self.patch_batch,
+        })
+    }
+}
+
+/// What backward needs: the field's grid, and the patched input when it runs in groups.
+struct Saved<T> {
+    grid: Vec<usize>,
+    patched: Option<Tensor<T>>,
+    group: usize,
+}
+
+/// Rows `range` of a tensor (its first axis).
+fn rows<T: Real>(t: &Tensor<T>, range: std::ops::Range<usize>) -> Tensor<T> {
+    let per = t.data.len() / t.shape[0].max(1);
+    let mut shape = t.shape.clone();
+    shape[0] = range.len();
+    Tensor {
+        shape,
+        data: t.data[range.start * per..range.end * per].to_vec(),
+    }
+}
+
+pub struct MgTfno<T: Real> {
+    pub spec: MgTfnoSpec,
+    /// Boxed: the model enum's variants stay of similar size.
+    tfno: Box<Fno<T>>,
+    saved: Option<Saved<T>>,
+}
+
+impl<T: Real> MgTfno<T> {
+    pub fn new(spec: MgTfnoSpec) -> Result<Self, NnError> {
+        spec.validate().map_err(|param| NnError::Invalid {
+            model: "mgtfno",
+            param,
+        })?;
+        Ok(Self {
+            tfno: Box::new(Fno::new(spec.tfno.clone())?),
+            spec,
+            saved: None,
+        })
+    }
+
+    /// The decomposition a training loss is taken over when training without stitching.
+    pub fn loss_patches(&self) -> Option<MgPatching> {
+        (!self.spec.stitching).then_some(self.spec.patching)
+    }
+}
+
+impl<T: Real> Layer<T> for MgTfno<T> {
+    fn forward(&mut self, x: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let mg = self.spec.patching;
+        let (c, _) = self.spec.channels();
+        if x.shape.len() != 4 || x.channels() != c {
+            return Err(NnError::Shape {
+                layer: "mgtfno",
+                expected: format!("[batch, 2 grid axes, {c} channels]"),
+                got: format!("{:?}", x.shape),
+            });
+        }
+        let grid = x.grid().to_vec();
+        let patched = mg.patch(x)?;
+        let total = patched.shape[0];
+        let group = self
+            .spec
+            .patch_batch
+            .unwrap_or(total)
+            .clamp(1, total.max(1));
+        let y = if group >= total {
+            self.saved = Some(Saved {
+                grid: grid.clone(),
+                patched: None,
+                group: total,
+            });
+            self.tfno.forward_owned(patched)?
+        } else {
+            let mut y: Option<Tensor<T>> = None;
+            for start in (0..total).step_by(group) {
+                let part = self
+                    .tfno
+                    .forward_owned(rows(&patched, start..(start + group).min(total)))?;
+                match &mut y {
+                    None => {
+                        let mut shape = part.shape.clone();
+                        shape[0] = total;
+                        let mut all = Vec::with_capacity(shape.iter().product());
+                        all.extend_from_slice(&part.data);
+                        y = Some(Tensor { shape, data: all });
+                    }
+                    Some(y) => y.data.extend_from_slice(&part.data),
+                }
+            }
+            self.saved = Some(Saved {
+                grid: grid.clone(),
+                patched: Some(patched),
+                group,
+            });
+            y.expect("at least one patch")
+        };
+        mg.stitch(&y, &grid)
+    }
+
+    fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>, NnError> {
+        let Saved {
+            grid,
+            patched,
+            group,
+        } = self
+            .saved
+            .take()
+            .ok_or(NnError::NoForward { layer: "mgtfno" })?;
+        let mg = self.spec.patching;
+        let dp = mg.stitch_adjoint(dy)?;
+        let dpatched = match patched {
+            None => self.tfno.backward_owned(dp)?,
+            Some(patched) => {
+                let total = patched.shape[0];
+                let mut out = Tensor::zeros(&patched.shape);
+                let per = out.data.len() / total;
+                let starts: Vec<usize> = (0..total).step_by(group).collect();
+                for (k, &start) in starts.iter().enumerate().rev() {
+                    let range = start..(start + group).min(total);
+                    // The last group's activations are still held; the others run again.
+                    if k + 1 < starts.len() {
+                        self.tfno.forward_owned(rows(&patched, range.clone()))?;
+                    }
+                    let g = self.tfno.backward_owned(rows(&dp, range.clone()))?;
+                    out.data[range.start * per..range.end * per].copy_from_slice(&g.data);
+                }
+                out
+            }
+        };
+        mg.patch_adjoint(&dpatched, &grid)
+    }
+
+    fn parameters(&mut self) -> Vec<Param<'_, T>> {
+        prefixed("tfno", self.tfno.parameters())
+    }
+
+    fn loss_patches(&self) -> Option<MgPatching> {
+        MgTfno::loss_patches(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::factorized::{Factorization, Rank};
+    use crate::layers::gradcheck::{check, random};
+    use crate::models::fno::GridFrame;
+
+    pub(crate) fn spec(levels: usize, patch_batch: Option<usize>) -> MgTfnoSpec {
+        MgTfnoSpec {
+            tfno: FnoSpec {
+                in_channels: levels + 1,
+                out_channels: 1,
+                width: 4,
+                modes: vec![2, 2],
+                layers: 2,
+                frame: GridFrame::default(),
+                factorization: Factorization::Tucker(Rank::Fraction(0.5)),
+                seed: 3,
+            },
+            patching: MgPatching {
+                levels,
+                padding_fraction: 0.125,
+            },
+            stitching: true,
+            patch_batch,
+        }
+    }
+
+    #[test]
+    fn gradients_through_the_patched_model_match_finite_differences() {
+        for (levels, group) in [(0, None), (1, None), (1, Some(3)), (2, Some(5))] {
+            let mut m = MgTfno::<f64>::new(spec(levels, group)).unwrap();
+            let x = random(&[2, 8, 8, 1], 5);
+            let worst = check(&mut m, &x);
+            assert!(worst < 1e-5, "levels {levels}, group {group:?}: {worst:e}");
+        }
+    }
+
+    #[test]
+    fn grouped_patches_give_the_same_outputs_and_gradients_as_all_at_once() {
+        let x = random(&[3, 16, 16, 1], 7);
+        let dy = random(&[3, 16, 16, 1], 8);
+        let run = |group| {
+            let mut m = MgTfno::<f64>::new(spec(1, group)).unwrap();
+            let y = m.forward(&x).unwrap();
+            m.zero_grad();
+            let dx = m.backward(&dy).unwrap();
+            let grads: Vec<f64> = m
+                .parameters()
+                .iter()
+                .flat_map(|p| p.grad.to_vec())
+                .collect();
+            (y, dx, grads)
+        };
+        let (y0, dx0, g0) = run(None);
+        for group in [1, 5, 12] {
+            let (y, dx, g) = run(Some(group));
+            assert_eq!(y, y0);
+            let close = |a: &[f64], b: &[f64]| {
+                a.iter()
+                    .zip(b)
+                    .all(|(p, q)| (p - q).abs() <= 1e-12 * (1.0 + q.abs()))
+            };
+            assert!(
+                close(&dx.data, &dx0.data) && close(&g, &g0),
+                "group {group}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_resolution_works_where_divisible_and_is_a_clear_error_elsewhere() {
+        let mut m = MgTfno::<f64>::new(spec(2, None)).unwrap();
+        assert_eq!(
+            m.forward(&random(&[1, 16, 16, 1], 1)).unwrap().shape,
+            vec![1, 16, 16, 1]
+        );
+        assert_eq!(
+            m.forward(&random(&[1, 32, 32, 1], 1)).unwrap().shape,
+            vec![1, 32, 32, 1]
+        );
+        let e = m
+            .forward(&random(&[1, 18, 16, 1], 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("levels = 2") && e.contains("multiples of 4"),
+            "{e}"
+        );
+        let e = m
+            .forward(&random(&[1, 16, 16, 2], 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 channels"), "{e}");
+    }
+
+    #[test]
+    fn a_tiny_mgtfno_overfits_eight_samples_with_and_without_stitching() {
+        use crate::train::normalizer::UnitGaussian;
+        use crate::train::trainer::{train, Control, Schedule, Split, TrainParams, TrainState};
+        // Smooth random fields x, and y = a shifted, smoothed copy of x.
+        let coef = random(&[8, 3], 11);
+        let tau = 2.0 * std::f64::consts::PI / 16.0;
+        let field = |b: usize, i: f64, j: f64| {
+            let c = &coef.data[3 * b..3 * b + 3];
+            c[0] * (tau * i).cos() + c[1] * (tau * j).sin() + c[2] * (tau * (i + j)).cos()
+        };
+        let (mut x, mut y) = (
+            Tensor::zeros(&[8, 16, 16, 1]),
+            Tensor::zeros(&[8, 16, 16, 1]),
+        );
+        for b in 0..8 {
+            for i in 0..16 {
+                for j in 0..16 {
+                    let (fi, fj) = (i as f64, j as f64);
+                    x.data[(b * 16 + i) * 16 + j] = field(b, fi, fj);
+                    y.data[(b * 16 + i) * 16 + j] =
+                        0.5 * field(b, fi + 1.0, fj) + 0.3 * field(b, fi, fj - 1.0) + 0.1;
+                }
+            }
+        }
+        for stitching in [true, false] {
+            let mut spec = spec(1, Some(6));
+            spec.stitching = stitching;
+            spec.tfno.width = 8;
+            spec.tfno.modes = vec![4, 4];
+            let mut m = MgTfno::<f64>::new(spec).unwrap();
+            assert_eq!(m.loss_patches().is_some(), !stitching);
+            let (xn, yn) = (UnitGaussian::fit(&x), UnitGaussian::fit(&y));
+            let params = TrainParams {
+                epochs: 80,
+                batch_size: 4,
+                learning_rate: 1e-2,
+                schedule: Schedule::Constant,
+                ..TrainParams::default()
+            };
+            let split = Split { x: &x, y: &y };
+            let state = train(
+                &mut m,
+                (&xn, &yn),
+                (&split, &split),
+                &params,
+                TrainState::new(&params),
+                &mut |_, _| Control::Continue,
+                |_, _, _| Control::Continue,
+            )
+            .unwrap();
+            let (first, last) = (&state.history[0], state.history.last().unwrap());
+            assert!(
+                last.test_l2 < 0.05 && last.test_l2 < 0.1 * first.test_l2,
+                "stitching {stitching}: {} → {}",
+                first.test_l2,
+                last.test_l2
+            );
+        }
+    }
+}
