@@ -597,9 +597,11 @@ mod tests {
     use super::*;
     use pdekit_operators::layers::compose::{Embedding, PaddingMode};
     use pdekit_operators::layers::factorized::{Factorization, Rank};
+    use pdekit_operators::layers::patching::MgPatching;
     use pdekit_operators::models::deeponet::{DeepOnetSection, DeepOnetSpec};
     use pdekit_operators::models::ffno::FfnoSpec;
     use pdekit_operators::models::fno::{FnoSpec, GridFrame};
+    use pdekit_operators::models::mgtfno::MgTfnoSpec;
     use pdekit_operators::tensor::Tensor;
     use pdekit_operators::train::loss::relative_l2;
 
@@ -643,6 +645,19 @@ mod tests {
                     basis: 6,
                 },
                 seed: 3,
+            }),
+            ModelSpec::MgTfno(MgTfnoSpec {
+                tfno: FnoSpec {
+                    in_channels: 2 * (1 + 2),
+                    ..fno(Factorization::Tucker(Rank::Fraction(0.5)))
+                },
+                patching: MgPatching {
+                    levels: 1,
+                    padding_fraction: 0.125,
+                },
+                stitching: false,
+                patch_batch: Some(3),
+                global_coordinates: true,
             }),
         ]
     }

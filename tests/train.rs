@@ -442,10 +442,9 @@ fn mgtfno_trains_checkpoints_and_evaluates_where_its_grid_divides() {
     let report = common::read_json(&d.join("mg/training_report.json"));
     assert_eq!(report["model"]["kind"], "mgtfno");
     assert_eq!(report["model"]["levels"], 2);
-    assert_eq!(
-        report["model"]["tfno"]["in_channels"], 3,
-        "one input channel per level"
-    );
+    // Per level: the data channel and the whole field's two linear coordinates.
+    assert_eq!(report["model"]["tfno"]["in_channels"], 9);
+    assert_eq!(report["model"]["global_coordinates"], true);
     // Each epoch reports its own peak memory.
     for r in report["history"].as_array().unwrap() {
         assert!(r["peak_rss_mib"].as_f64().unwrap() > 1.0, "{r}");

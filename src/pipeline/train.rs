@@ -8,7 +8,7 @@
 //! 2-D data).
 
 use crate::checkpoint;
-use crate::config::train::{Learner, TrainRun};
+use crate::config::train::{Learner, NeuralPlan, TrainRun};
 use crate::config::TrainPlan;
 use crate::data::{DataError, Dataset};
 use crate::plot::training::Prediction;
@@ -16,7 +16,7 @@ use crate::progress::Reporter;
 use crate::PdekitError;
 use ndarray::Array2;
 use pdekit_operators::layers::Layer;
-use pdekit_operators::models::{Io, Model};
+use pdekit_operators::models::{Io, Model, ModelSpec};
 use pdekit_operators::tensor::{NnError, Tensor};
 use pdekit_operators::train::normalizer::UnitGaussian;
 use pdekit_operators::train::trainer::{gather_rows, predict, train, Control, Split, TrainState};
@@ -434,14 +434,30 @@ pub fn preflight(plan: &TrainPlan, config: &Path) -> Result<(), PdekitError> {
     let dims = data_dims(&ds, &input, &output, model_dims, &what)?;
     let read = |name: &str| read_tensor(&ds, name, 0..1, dims).map(|t| t.subsample(run.subsample));
     let (x, y) = (read(&input)?, read(&output)?);
-    let spec = neural
-        .model
-        .spec(io(x.channels(), y.channels()))
-        .map_err(model_error)?;
-    crate::meta::model_fits_in_memory(&spec)
-        .map_err(|e| PdekitError::Usage(format!("{}: {key}: {e}", config.display())))?;
+    let spec = model_spec(neural, &x, &y, &key, config)?;
     let mut model = Model::<f32>::new(spec).map_err(model_error)?;
     fits_grid(&mut model, &x, &key, config, run.subsample)
+}
+
+/// The model of table `key` for data with the channels of `x` and `y`, checked to fit in memory.
+fn model_spec(
+    neural: &NeuralPlan,
+    x: &Tensor<f32>,
+    y: &Tensor<f32>,
+    key: &str,
+    config: &Path,
+) -> Result<ModelSpec, PdekitError> {
+    let usage = |e: String| PdekitError::Usage(format!("{}: {key}: {e}", config.display()));
+    let spec = neural
+        .model
+        .spec(Io {
+            in_channels: x.channels(),
+            out_channels: y.channels(),
+            seed: neural.params.seed,
+        })
+        .map_err(|e| usage(e.to_string()))?;
+    crate::meta::model_fits_in_memory(&spec).map_err(usage)?;
+    Ok(spec)
 }
 
 pub fn run(
@@ -480,12 +496,7 @@ pub fn run(
     let params = &neural.params;
     let ckpt_path = run.output_dir.join("checkpoint.safetensors");
     let _lock = crate::files::WriteLock::acquire(&ckpt_path)?;
-    let spec = neural
-        .model
-        .spec(io(x.channels(), y.channels()))
-        .map_err(model_error)?;
-    crate::meta::model_fits_in_memory(&spec)
-        .map_err(|e| PdekitError::Usage(format!("{}: {key}: {e}", config.display())))?;
+    let spec = model_spec(neural, &x, &y, &key, config)?;
     let data_meta = split_meta(run, &input, &output, [&x, &y, &tx, &ty]);
     let (mut model, x_norm, y_norm, state) = if ckpt_path.exists() && !force {
         let loaded = checkpoint::load(&ckpt_path)?;

@@ -11,13 +11,20 @@
 //! and backward runs each group's forward again before its backward (the last group's is still
 //! held). Without it every patch of the batch goes through at once, as neuraloperator does.
 //!
+//! With `global_coordinates` (the default) the whole field's grid coordinates (the TFNO's
+//! `embedding`) are appended before patching, so each patch knows where it lies. Without them a
+//! patch sees only patch-local coordinates (neuraloperator's layout) and cannot place anything
+//! tied to absolute position, such as the Navier–Stokes forcing `sin(2π(x + y))`: on that data
+//! neuraloperator's MG-TFNO and ours without them both stayed at the error of predicting the
+//! mean, where the FNO fell to 0.24 in one epoch.
+//!
 //! `stitching = false` takes the training loss per patch (each patch's relative error, the target
 //! cut the same way), neuraloperator's training without stitching; predictions are always
 //! stitched.
 
 use super::fno::{Fno, FnoSpec, TfnoSection};
 use super::{Io, Section, Spec};
-use crate::layers::compose::prefixed;
+use crate::layers::compose::{prefixed, GridEmbedding};
 use crate::layers::patching::MgPatching;
 use crate::layers::{Layer, Param};
 use crate::param::{require, InvalidParam};
@@ -34,6 +41,19 @@ pub struct MgTfnoSpec {
     pub stitching: bool,
     /// Patches per pass through the TFNO (`None`: all of a batch's at once).
     pub patch_batch: Option<usize>,
+    /// The whole field's coordinates appended before patching.
+    pub global_coordinates: bool,
+}
+
+impl MgTfnoSpec {
+    /// Channels appended before patching.
+    fn coordinate_channels(&self) -> usize {
+        if self.global_coordinates {
+            self.tfno.frame.embedding.channels(2)
+        } else {
+            0
+        }
+    }
 }
 
 impl Spec for MgTfnoSpec {
@@ -43,7 +63,8 @@ impl Spec for MgTfnoSpec {
 
     fn channels(&self) -> (usize, usize) {
         (
-            self.tfno.in_channels / (self.patching.levels + 1),
+            (self.tfno.in_channels / (self.patching.levels + 1))
+                .saturating_sub(self.coordinate_channels()),
             self.tfno.out_channels,
         )
     }
@@ -64,6 +85,12 @@ impl Spec for MgTfnoSpec {
             "levels",
             "a level count that divides the patched channels",
             self.patching.levels,
+        )?;
+        require(
+            self.tfno.in_channels / (self.patching.levels + 1) > self.coordinate_channels(),
+            "in_channels",
+            "at least one data channel besides the coordinates",
+            self.tfno.in_channels,
         )?;
         if let Some(k) = self.patch_batch {
             require(k >= 1, "patch_batch", "an integer ≥ 1", k)?;
@@ -97,14 +124,26 @@ pub struct MgTfnoSection {
         serde(default, skip_serializing_if = "Option::is_none")
     )]
     pub patch_batch: Option<usize>,
+    /// Append the whole field's coordinates before patching (false: neuraloperator's layout).
+    #[cfg_attr(feature = "serde", serde(default = "default_true"))]
+    pub global_coordinates: bool,
 }
 
 impl Section for MgTfnoSection {
     type Spec = MgTfnoSpec;
 
     fn spec(&self, io: Io) -> Result<MgTfnoSpec, InvalidParam> {
+        let coordinates = if self.global_coordinates {
+            self.tfno
+                .fno
+                .frame
+                .embedding
+                .channels(self.tfno.fno.modes.len())
+        } else {
+            0
+        };
         let patched = Io {
-            in_channels: self.patching.patched_channels(io.in_channels),
+            in_channels: self.patching.patched_channels(io.in_channels + coordinates),
             ..io
         };
         Ok(MgTfnoSpec {
@@ -112,6 +151,7 @@ impl Section for MgTfnoSection {
             patching: self.patching,
             stitching: self.stitching,
             patch_batch: self.patch_batch,
+            global_coordinates: self.global_coordinates,
         })
     }
 }
@@ -136,6 +176,7 @@ fn rows<T: Real>(t: &Tensor<T>, range: std::ops::Range<usize>) -> Tensor<T> {
 
 pub struct MgTfno<T: Real> {
     pub spec: MgTfnoSpec,
+    coordinates: Option<GridEmbedding>,
     /// Boxed: the model enum's variants stay of similar size.
     tfno: Box<Fno<T>>,
     saved: Option<Saved<T>>,
@@ -148,6 +189,9 @@ impl<T: Real> MgTfno<T> {
             param,
         })?;
         Ok(Self {
+            coordinates: spec
+                .global_coordinates
+                .then(|| GridEmbedding::new(spec.tfno.frame.embedding)),
             tfno: Box::new(Fno::new(spec.tfno.clone())?),
             spec,
             saved: None,
@@ -172,7 +216,10 @@ impl<T: Real> Layer<T> for MgTfno<T> {
             });
         }
         let grid = x.grid().to_vec();
-        let patched = mg.patch(x)?;
+        let patched = match &mut self.coordinates {
+            Some(e) => mg.patch(&e.forward(x)?)?,
+            None => mg.patch(x)?,
+        };
         let total = patched.shape[0];
         let group = self
             .spec
@@ -243,7 +290,11 @@ impl<T: Real> Layer<T> for MgTfno<T> {
                 out
             }
         };
-        mg.patch_adjoint(&dpatched, &grid)
+        let dx = mg.patch_adjoint(&dpatched, &grid)?;
+        match &mut self.coordinates {
+            Some(e) => e.backward(&dx),
+            None => Ok(dx),
+        }
     }
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
@@ -280,6 +331,7 @@ mod tests {
             },
             stitching: true,
             patch_batch,
+            global_coordinates: false,
         }
     }
 
@@ -291,6 +343,14 @@ mod tests {
             let worst = check(&mut m, &x);
             assert!(worst < 1e-5, "levels {levels}, group {group:?}: {worst:e}");
         }
+        // With the whole field's coordinates appended before patching.
+        let mut with = spec(1, Some(3));
+        with.global_coordinates = true;
+        with.tfno.in_channels = 2 * (1 + 2);
+        let mut m = MgTfno::<f64>::new(with).unwrap();
+        assert_eq!(m.spec.channels(), (1, 1));
+        let worst = check(&mut m, &random(&[2, 8, 8, 1], 6));
+        assert!(worst < 1e-5, "global coordinates: {worst:e}");
     }
 
     #[test]
@@ -379,6 +439,9 @@ mod tests {
         for stitching in [true, false] {
             let mut spec = spec(1, Some(6));
             spec.stitching = stitching;
+            // One run with the whole field's coordinates, one without.
+            spec.global_coordinates = stitching;
+            spec.tfno.in_channels = if stitching { 6 } else { 2 };
             spec.tfno.width = 8;
             spec.tfno.modes = vec![4, 4];
             let mut m = MgTfno::<f64>::new(spec).unwrap();
