@@ -17,6 +17,7 @@ Prints one JSON object.
 """
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -40,14 +41,17 @@ class SpectralConv(nn.Module):
         dims = tuple(range(-d, 0))
         xh = torch.fft.rfftn(x, dim=dims, norm="forward")
         out = torch.zeros(x.shape[0], self.weight.shape[1], *xh.shape[2:], dtype=xh.dtype)
-        if d == 1:
-            m = self.modes[0]
-            out[..., :m] = torch.einsum("bix,iox->box", xh[..., :m], self.weight)
-        else:
-            m0, m1 = self.modes
-            w = self.weight
-            out[:, :, :m0, :m1] = torch.einsum("bixy,ioxy->boxy", xh[:, :, :m0, :m1], w[:, :, :m0])
-            out[:, :, -m0:, :m1] = torch.einsum("bixy,ioxy->boxy", xh[:, :, -m0:, :m1], w[:, :, m0:])
+        # One block of kept modes per sign combination of the leading axes (±m), the last axis
+        # keeping its first m: 1, 2 or 4 blocks in 1-D, 2-D and 3-D.
+        for signs in itertools.product((0, 1), repeat=d - 1):
+            src, wsl = [slice(None)] * 2, [slice(None)] * 2
+            for negative, m in zip(signs, self.modes[:-1]):
+                src.append(slice(-m, None) if negative else slice(0, m))
+                wsl.append(slice(m, 2 * m) if negative else slice(0, m))
+            src.append(slice(0, self.modes[-1]))
+            wsl.append(slice(None))
+            src, wsl = tuple(src), tuple(wsl)
+            out[src] = torch.einsum("bi...,io...->bo...", xh[src], self.weight[wsl])
         return torch.fft.irfftn(out, s=x.shape[-d:], dim=dims, norm="forward")
 
 
