@@ -689,39 +689,28 @@ fn a_separate_test_file_splits_and_evaluate_scores_several_files() {
         "--out names one JSON file but --data gives 2 datasets",
     );
     // A test file on another grid, too few test rows, test_start alone: clear errors.
-    let bad = common::write(
-        d,
-        "bad.toml",
-        &train_config("d16.h5", 1, "bad", "test_data = \"d24.h5\"\n"),
-    );
-    common::assert_fails(
-        &["train", bad.to_str().unwrap()],
-        2,
-        "train and test must match",
-    );
-    let short = common::write(
-        d,
-        "short.toml",
-        &train_config(
-            "d16.h5",
-            1,
+    for (name, extra, want) in [
+        (
+            "bad",
+            "test_data = \"d24.h5\"\n",
+            "train and test must match",
+        ),
+        (
             "short",
             "test_data = \"t16.h5\"\ntest_start = 6\n",
+            "train.test_start + train.test_samples = 10 but",
         ),
-    );
-    common::assert_fails(
-        &["train", short.to_str().unwrap()],
-        2,
-        "train.test_start + train.test_samples = 10 but",
-    );
-    let alone = common::write(
-        d,
-        "alone.toml",
-        &train_config("d16.h5", 1, "alone", "test_start = 3\n"),
-    );
-    common::assert_fails(
-        &["train", alone.to_str().unwrap()],
-        2,
-        "key `train.test_start`: only applies with train.test_data",
-    );
+        (
+            "alone",
+            "test_start = 3\n",
+            "key `train.test_start`: only applies with train.test_data",
+        ),
+    ] {
+        let cfg = common::write(
+            d,
+            &format!("{name}.toml"),
+            &train_config("d16.h5", 1, name, extra),
+        );
+        common::assert_fails(&["train", cfg.to_str().unwrap()], 2, want);
+    }
 }

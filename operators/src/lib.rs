@@ -6,7 +6,6 @@
 //! - [`models`]: neural operators built from serialisable specs (FNO, TFNO, MG-TFNO, F-FNO,
 //!   DeepONet, GP operator regression).
 //! - [`train`]: optimisers and losses.
-//! - [`memory`]: this process's resident memory (peak per epoch, per benchmark step).
 //!
 //! The dependency rule holds: `pdekit` → `solvers`, `pdekit` → `operators`, never `solvers` ↔
 //! `operators`.
@@ -14,7 +13,6 @@
 pub mod gp;
 mod kernels;
 pub mod layers;
-pub mod memory;
 pub mod models;
 pub mod param;
 pub mod tensor;

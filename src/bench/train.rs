@@ -6,12 +6,11 @@
 
 use super::stamp;
 use crate::config::bench::RESULTS_DIR;
-use crate::meta::{peak_rss_mib, rss_mib};
+use crate::meta::{peak_rss_mib, reset_peak_rss, rss_mib};
 use crate::progress::Reporter;
 use crate::PdekitError;
 use pdekit_operators::layers::factorized::{Factorization, Rank};
 use pdekit_operators::layers::Layer;
-use pdekit_operators::memory::reset_peak_rss;
 use pdekit_operators::models::fno::{FnoSpec, GridFrame};
 use pdekit_operators::models::{Model, ModelSpec};
 use pdekit_operators::tensor::{NnError, Tensor};

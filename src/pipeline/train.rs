@@ -550,6 +550,7 @@ pub fn run(
     let mut last_good = (state.epoch > 0).then(|| ckpt_path.clone());
     // The previous epoch's test error, shown beside the running loss while an epoch runs.
     let last_test = std::cell::Cell::new(state.history.last().map(|r| r.test_l2));
+    let mut peak_is_epochs = crate::meta::reset_peak_rss();
     let result = train(
         &mut model,
         (&x_norm, &y_norm),
@@ -571,6 +572,11 @@ pub fn run(
             }
         },
         |record, model, state| {
+            // The epoch's peak memory; the high-water mark then starts again for the next one.
+            if let Some(r) = state.history.last_mut() {
+                r.peak_rss_mib = crate::meta::peak_rss_mib().filter(|_| peak_is_epochs);
+            }
+            peak_is_epochs = crate::meta::reset_peak_rss();
             last_test.set(Some(record.test_l2));
             bar.set_message(format!(
                 "loss {:.3e}, test L2 {:.3e}",

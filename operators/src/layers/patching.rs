@@ -38,6 +38,29 @@ struct Tables {
 }
 
 impl Tables {
+    /// Calls `copy(patched offset, field offset)` for every run of `c` values patching copies,
+    /// for `b` samples and `levels + 1` levels. Patching gathers along these; its adjoint
+    /// scatter-adds back along the same.
+    fn for_each_copy(&self, b: usize, c: usize, levels: usize, mut copy: impl FnMut(usize, usize)) {
+        let n = self.n;
+        let [ph, pw] = self.padded();
+        let lc = c * (levels + 1);
+        let per = self.grid[0] * self.grid[1] * c;
+        for patch in 0..b * n * n {
+            let (s, i, j) = (patch / (n * n), patch / n % n, patch % n);
+            for l in 0..=levels {
+                let (rows, cols) = (&self.src[0][l][i], &self.src[1][l][j]);
+                for (r, &row) in rows.iter().enumerate() {
+                    let to = ((patch * ph + r) * pw) * lc + l * c;
+                    let from = s * per + row * self.grid[1] * c;
+                    for (q, &col) in cols.iter().enumerate() {
+                        copy(to + q * lc, from + col * c);
+                    }
+                }
+            }
+        }
+    }
+
     fn padded(&self) -> [usize; 2] {
         [
             self.grid[0] / self.n + 2 * self.pad[0],
@@ -148,23 +171,11 @@ impl MgPatching {
         let (b, grid, c) = Self::field_shape(x, "a field")?;
         let t = self.tables(&grid)?;
         let [ph, pw] = t.padded();
-        let lc = self.patched_channels(c);
         let n = t.n;
-        let mut out = Tensor::zeros(&[b * n * n, ph, pw, lc]);
-        for (patch, values) in out.data.chunks_mut(ph * pw * lc).enumerate() {
-            let (s, i, j) = (patch / (n * n), patch / n % n, patch % n);
-            let sample = &x.data[s * grid[0] * grid[1] * c..(s + 1) * grid[0] * grid[1] * c];
-            for l in 0..=self.levels {
-                let (rows, cols) = (&t.src[0][l][i], &t.src[1][l][j]);
-                for (r, &row) in rows.iter().enumerate() {
-                    for (q, &col) in cols.iter().enumerate() {
-                        let at = ((r * pw + q) * lc) + l * c;
-                        let from = (row * grid[1] + col) * c;
-                        values[at..at + c].copy_from_slice(&sample[from..from + c]);
-                    }
-                }
-            }
-        }
+        let mut out = Tensor::zeros(&[b * n * n, ph, pw, self.patched_channels(c)]);
+        t.for_each_copy(b, c, self.levels, |to, from| {
+            out.data[to..to + c].copy_from_slice(&x.data[from..from + c]);
+        });
         Ok(out)
     }
 
@@ -192,24 +203,12 @@ impl MgPatching {
         }
         let c = lc / (self.levels + 1);
         let b = bp / (n * n);
-        let per = grid[0] * grid[1] * c;
         let mut dx = Tensor::zeros(&[b, grid[0], grid[1], c]);
-        for (patch, values) in dp.data.chunks(ph * pw * lc).enumerate() {
-            let (s, i, j) = (patch / (n * n), patch / n % n, patch % n);
-            let sample = &mut dx.data[s * per..(s + 1) * per];
-            for l in 0..=self.levels {
-                let (rows, cols) = (&t.src[0][l][i], &t.src[1][l][j]);
-                for (r, &row) in rows.iter().enumerate() {
-                    for (q, &col) in cols.iter().enumerate() {
-                        let at = ((r * pw + q) * lc) + l * c;
-                        let to = (row * grid[1] + col) * c;
-                        for (d, &g) in sample[to..to + c].iter_mut().zip(&values[at..at + c]) {
-                            *d = *d + g;
-                        }
-                    }
-                }
+        t.for_each_copy(b, c, self.levels, |from, to| {
+            for (d, &g) in dx.data[to..to + c].iter_mut().zip(&dp.data[from..from + c]) {
+                *d = *d + g;
             }
-        }
+        });
         Ok(dx)
     }
 

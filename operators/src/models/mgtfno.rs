@@ -29,6 +29,7 @@ use crate::layers::patching::MgPatching;
 use crate::layers::{Layer, Param};
 use crate::param::{require, InvalidParam};
 use crate::tensor::{NnError, Real, Tensor};
+use crate::train::trainer::gather_rows;
 
 /// Enough to rebuild an MG-TFNO.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,13 +166,7 @@ struct Saved<T> {
 
 /// Rows `range` of a tensor (its first axis).
 fn rows<T: Real>(t: &Tensor<T>, range: std::ops::Range<usize>) -> Tensor<T> {
-    let per = t.data.len() / t.shape[0].max(1);
-    let mut shape = t.shape.clone();
-    shape[0] = range.len();
-    Tensor {
-        shape,
-        data: t.data[range.start * per..range.end * per].to_vec(),
-    }
+    gather_rows(t, &range.collect::<Vec<_>>())
 }
 
 pub struct MgTfno<T: Real> {
@@ -234,28 +229,22 @@ impl<T: Real> Layer<T> for MgTfno<T> {
             });
             self.tfno.forward_owned(patched)?
         } else {
-            let mut y: Option<Tensor<T>> = None;
+            let mut shape = Vec::new();
+            let mut data = Vec::new();
             for start in (0..total).step_by(group) {
                 let part = self
                     .tfno
                     .forward_owned(rows(&patched, start..(start + group).min(total)))?;
-                match &mut y {
-                    None => {
-                        let mut shape = part.shape.clone();
-                        shape[0] = total;
-                        let mut all = Vec::with_capacity(shape.iter().product());
-                        all.extend_from_slice(&part.data);
-                        y = Some(Tensor { shape, data: all });
-                    }
-                    Some(y) => y.data.extend_from_slice(&part.data),
-                }
+                shape = part.shape;
+                data.extend_from_slice(&part.data);
             }
+            shape[0] = total;
             self.saved = Some(Saved {
                 grid: grid.clone(),
                 patched: Some(patched),
                 group,
             });
-            y.expect("at least one patch")
+            Tensor::from_vec(&shape, data)?
         };
         mg.stitch(&y, &grid)
     }

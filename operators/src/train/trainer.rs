@@ -249,8 +249,8 @@ pub struct EpochRecord {
     pub test_l2: f64,
     pub test_h1: f64,
     pub seconds: f64,
-    /// Peak resident memory of the process during the epoch (training and test), in MiB; `None`
-    /// where it cannot be read (not Linux) or in records written before it was kept.
+    /// Peak resident memory of the process during the epoch (training and test), in MiB, as the
+    /// observer records it; `None` where it cannot be read (not Linux) or was not kept.
     #[cfg_attr(feature = "serde", serde(default))]
     pub peak_rss_mib: Option<f64>,
 }
@@ -398,7 +398,7 @@ pub fn train<T: Real, M: Layer<T>>(
     params: &TrainParams,
     mut state: TrainState<T>,
     on_batch: &mut dyn FnMut(usize, f64) -> Control,
-    mut observer: impl FnMut(&EpochRecord, &mut M, &TrainState<T>) -> Control,
+    mut observer: impl FnMut(&EpochRecord, &mut M, &mut TrainState<T>) -> Control,
 ) -> Result<TrainState<T>, TrainError> {
     params.validate()?;
     let n = train_split.x.shape[0];
@@ -408,7 +408,6 @@ pub fn train<T: Real, M: Layer<T>>(
     let (x_norm, y_norm) = norms;
     while state.epoch < params.epochs {
         let started = Instant::now();
-        let peak_is_epochs = crate::memory::reset_peak_rss();
         let epoch = state.epoch;
         let order = shuffled(n, params.seed, epoch);
         let resumed = state.partial.take();
@@ -461,8 +460,8 @@ pub fn train<T: Real, M: Layer<T>>(
             test_l2,
             test_h1,
             seconds: earlier + started.elapsed().as_secs_f64(),
-            // Without a reset the high-water mark is the process's, not this epoch's.
-            peak_rss_mib: crate::memory::peak_rss_mib().filter(|_| peak_is_epochs),
+            // The caller's to fill (the observer sees the state), as it can read the process.
+            peak_rss_mib: None,
         };
         let test = match params.loss {
             LossKind::L2 => test_l2,
@@ -497,7 +496,7 @@ pub fn train<T: Real, M: Layer<T>>(
         state.epoch += 1;
         state.history.push(record.clone());
         let stop_early = params.early_stopping.is_some_and(|p| state.since_best >= p);
-        if observer(&record, model, &state) == Control::Stop || stop_early {
+        if observer(&record, model, &mut state) == Control::Stop || stop_early {
             break;
         }
     }
