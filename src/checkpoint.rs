@@ -595,10 +595,12 @@ pub fn gp_from_stored(stored: &Stored) -> Result<LoadedGp, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pdekit_operators::layers::axial::Mixing;
     use pdekit_operators::layers::compose::{Embedding, PaddingMode};
     use pdekit_operators::layers::factorized::{Factorization, Rank};
     use pdekit_operators::layers::patching::MgPatching;
     use pdekit_operators::models::deeponet::{DeepOnetSection, DeepOnetSpec};
+    use pdekit_operators::models::factformer::FactFormerSpec;
     use pdekit_operators::models::ffno::FfnoSpec;
     use pdekit_operators::models::fno::{FnoSpec, GridFrame};
     use pdekit_operators::models::mgtfno::MgTfnoSpec;
@@ -658,6 +660,24 @@ mod tests {
                 stitching: false,
                 patch_batch: Some(3),
                 global_coordinates: true,
+            }),
+            ModelSpec::FactFormer(FactFormerSpec {
+                in_channels: 1,
+                out_channels: 1,
+                dims: 2,
+                width: 6,
+                depth: 2,
+                heads: 2,
+                dim_head: 3,
+                latent: 4,
+                kernel_multiplier: 2,
+                variant: Mixing::Parallel,
+                implicit: true,
+                frame: GridFrame {
+                    embedding: Embedding::Periodic,
+                    ..GridFrame::default()
+                },
+                seed: 6,
             }),
         ]
     }

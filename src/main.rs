@@ -149,7 +149,7 @@ enum BenchCommand {
     /// Time one training step (forward, loss, backward, Adam) on random data, and its memory: an
     /// FNO, or the model of a config.
     #[command(
-        after_help = "Examples:\n  pdekit bench train\n  pdekit bench train --peers   # also PyTorch (bench/peers/fno_torch.py), side by side\n  pdekit bench train --modes 16 --grid 1024 --width 64\n  pdekit bench train --config configs/ns_mgtfno.toml --grid 256 256 --batch 20 --steps 3\n\n--peers runs bench/peers/fno_torch.py (an FNO) or bench/peers/mgtfno_torch.py (a TFNO or MG-TFNO,\nneuraloperator's) with PYTHON (default: bench/peers/.venv/bin/python if it\nexists, else python3); see bench/peers/README.md."
+        after_help = "Examples:\n  pdekit bench train\n  pdekit bench train --peers   # also PyTorch (bench/peers/fno_torch.py), side by side\n  pdekit bench train --modes 16 --grid 1024 --width 64\n  pdekit bench train --config configs/ns_mgtfno.toml --grid 256 256 --batch 20 --steps 3\n  pdekit bench train --config configs/ns_factformer.toml --grid 128 128 --batch 20 --peers\n\n--peers runs bench/peers/fno_torch.py (an FNO), bench/peers/mgtfno_torch.py (a TFNO or MG-TFNO,\nneuraloperator's) or bench/peers/factformer_torch.py (a PyTorch mirror of the FactFormer) with PYTHON (default: bench/peers/.venv/bin/python if it\nexists, else python3); see bench/peers/README.md."
     )]
     Train(TrainBenchArgs),
     /// Time GP operator regression on a config's [train] split ([train.gp]): the hyper-parameter

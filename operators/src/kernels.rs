@@ -5,7 +5,7 @@
 //! operand is a whole activation tensor and the other a 32 × 32 weight, that copy costs about as
 //! much as the multiply. These kernels keep a block of rows × the whole output width in
 //! registers, broadcast the activation values from memory and stream the small matrix from L1,
-//! so nothing is packed. They cover `n` = 16, 32 and 64; the callers fall back to the general
+//! so nothing is packed. They cover `n` = 16, 32, 64 and 128; the callers fall back to the general
 //! GEMM for other widths, for f64 and on CPUs without AVX-512.
 
 use std::mem::MaybeUninit;
@@ -40,7 +40,7 @@ pub(crate) unsafe fn product(
     c: &mut [MaybeUninit<f32>],
     accumulate: bool,
 ) -> bool {
-    if !matches!(n, 16 | 32 | 64) || !available() {
+    if !matches!(n, 16 | 32 | 64 | 128) || !available() {
         return false;
     }
     assert!(a.len() >= m * k, "product: A too short");
@@ -60,7 +60,8 @@ pub(crate) unsafe fn product(
             match n {
                 16 => avx512::rows::<1, 16>(m, k, a, b, bias, c, accumulate),
                 32 => avx512::rows::<2, 8>(m, k, a, b, bias, c, accumulate),
-                _ => avx512::rows::<4, 4>(m, k, a, b, bias, c, accumulate),
+                64 => avx512::rows::<4, 4>(m, k, a, b, bias, c, accumulate),
+                _ => avx512::rows::<8, 2>(m, k, a, b, bias, c, accumulate),
             }
         }
     }
@@ -79,7 +80,7 @@ pub(crate) fn transposed_product_add(
     d: &mut [f32],
     s: Option<&mut [f32]>,
 ) -> bool {
-    if !matches!(n, 16 | 32 | 64) || !available() {
+    if !matches!(n, 16 | 32 | 64 | 128) || !available() {
         return false;
     }
     assert!(x.len() >= m * k, "transposed product: X too short");
@@ -98,7 +99,8 @@ pub(crate) fn transposed_product_add(
             match n {
                 16 => avx512::transposed::<1, 16>(m, k, x, g, d, s),
                 32 => avx512::transposed::<2, 8>(m, k, x, g, d, s),
-                _ => avx512::transposed::<4, 4>(m, k, x, g, d, s),
+                64 => avx512::transposed::<4, 4>(m, k, x, g, d, s),
+                _ => avx512::transposed::<8, 2>(m, k, x, g, d, s),
             }
         }
     }
@@ -295,6 +297,7 @@ mod tests {
             (37, 5, 16),
             (37, 33, 32),
             (37, 3, 64),
+            (37, 7, 128),
             (8, 32, 32),
             (0, 4, 32),
         ] {
@@ -366,6 +369,7 @@ mod tests {
             (41, 5, 16),
             (41, 35, 32),
             (41, 3, 64),
+            (41, 5, 128),
             (9, 17, 16),
             (7, 0, 32),
         ] {

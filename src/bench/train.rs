@@ -2,7 +2,8 @@
 //! update) in f32 on random data, and the memory it holds, optionally beside the same model in
 //! PyTorch: an FNO (`--width`, `--modes`, `--layers`) against `bench/peers/fno_torch.py`, or any
 //! model of a config's `[train.<model>]` table (`--config`); a TFNO or MG-TFNO against
-//! neuraloperator's in `bench/peers/mgtfno_torch.py`.
+//! neuraloperator's in `bench/peers/mgtfno_torch.py`, a FactFormer against the PyTorch mirror in
+//! `bench/peers/factformer_torch.py`.
 
 use super::stamp;
 use crate::config::bench::RESULTS_DIR;
@@ -158,13 +159,14 @@ pub fn run(
         None => None,
         Some(py) => Some(run_peer(py, b, reporter)?),
     };
+    // The peer's model: neuraloperator's, or the PyTorch mirror where neuraloperator has none.
     let torch_med = peer
         .as_ref()
         .and_then(|p| p["models"].as_object().cloned())
         .and_then(|models| {
             models
                 .iter()
-                .find(|(name, _)| name.starts_with("neuraloperator"))
+                .find(|(name, _)| name.starts_with("neuraloperator") || name.starts_with("mirror"))
                 .and_then(|(_, m)| m["step_seconds_median"].as_f64())
         });
     let mut table = format!(
@@ -203,7 +205,7 @@ pub fn run(
         }
         if let Some(t) = torch_med {
             table.push_str(&format!(
-                "\n  pdekit / PyTorch (neuraloperator) step time: {:.2}",
+                "\n  pdekit / PyTorch step time: {:.2}",
                 step_med / t
             ));
         }
@@ -229,7 +231,8 @@ pub fn run(
         "rss_at_end_mib": rss_at_end,
         "rss_mib_per_step": rss_per_step,
         "peer": peer,
-        "ratio_to_neuraloperator": torch_med.map(|t| step_med / t),
+        // pdekit's step time over the peer's (neuraloperator's model, or the PyTorch mirror).
+        "ratio_to_peer": torch_med.map(|t| step_med / t),
     });
     let json = crate::files::write_report(
         &PathBuf::from(RESULTS_DIR).join(format!("train-{}-{}.json", b.spec.kind(), stamp())),
@@ -257,6 +260,17 @@ fn describe(spec: &ModelSpec) -> String {
             m.patching.padding_fraction,
             m.patch_batch.map_or("all".into(), |k| k.to_string())
         ),
+        ModelSpec::FactFormer(f) => format!(
+            "{} width {}, depth {}, {} heads × {}, latent {}, kernel multiplier {}, {}",
+            if f.implicit { "IFactFormer" } else { "FactFormer" },
+            f.width,
+            f.depth,
+            f.heads,
+            f.dim_head,
+            f.latent,
+            f.kernel_multiplier,
+            f.variant.name()
+        ),
         other => other.name().to_string(),
     }
 }
@@ -267,7 +281,8 @@ fn mib(v: Option<f64>) -> String {
 
 /// Runs the PyTorch peer of the model with the same sizes and reads its JSON: the FNO against
 /// `bench/peers/fno_torch.py`, a TFNO or MG-TFNO against neuraloperator's in
-/// `bench/peers/mgtfno_torch.py`.
+/// `bench/peers/mgtfno_torch.py`, a FactFormer against the mirror in
+/// `bench/peers/factformer_torch.py`.
 fn run_peer(
     python: &Path,
     b: &TrainBench,
@@ -316,6 +331,29 @@ fn run_peer(
                 m.patching.padding_fraction.to_string(),
             ]);
             ("mgtfno_torch.py", a)
+        }
+        ModelSpec::FactFormer(f) => {
+            let mut a: Vec<String> = [
+                ("--width", f.width),
+                ("--depth", f.depth),
+                ("--heads", f.heads),
+                ("--dim-head", f.dim_head),
+                ("--latent", f.latent),
+                ("--kernel-multiplier", f.kernel_multiplier),
+            ]
+            .iter()
+            .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+            .collect();
+            a.extend([
+                "--variant".into(),
+                f.variant.name().into(),
+                "--embedding".into(),
+                f.frame.embedding.name().into(),
+            ]);
+            if f.implicit {
+                a.push("--implicit".into());
+            }
+            ("factformer_torch.py", a)
         }
         other => {
             return Err(PdekitError::Usage(format!(

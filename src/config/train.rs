@@ -326,6 +326,28 @@ mod tests {
                 "key `train.ffno`: expected exactly one model table",
             ),
             (
+                "",
+                "[train.factformer]\nwidth = 64\ndepth = 2\nheads = 3\n",
+                "key `train.factformer.heads`: expected a divisor of width (64), or dim_head set \
+                 explicitly, got 3",
+            ),
+            (
+                "",
+                "[train.factformer]\nwidth = 8\ndepth = 2\nheads = 2\nvariant = \"serial\"\n",
+                "key `train.factformer.variant`: unknown variant `serial`",
+            ),
+            (
+                "",
+                "[train.factformer]\nwidth = 6\ndepth = 2\nheads = 2\nkernel_multiplier = 1\n",
+                "key `train.factformer.kernel_multiplier`: expected dim_head × kernel_multiplier \
+                 even",
+            ),
+            (
+                "",
+                "[train.factformer]\nwidth = 8\ndepth = 2\nheads = 2\ndims = 4\n",
+                "key `train.factformer.dims`: expected 1, 2 or 3 grid axes, got 4",
+            ),
+            (
                 "epochs = 10",
                 "[train.gp]\n",
                 "key `train.epochs`: only applies to neural operators",

@@ -8,12 +8,17 @@
 //! - [`axes`]: the F-FNO's per-axis spectral convolution.
 //! - [`factorized`]: Tucker and CP spectral weights (TFNO).
 //! - [`compose`]: sequences, channel MLPs, soft gating and the grid-coordinate embedding.
+//! - [`norm`]: LayerNorm and InstanceNorm.
+//! - [`axial`]: the FactFormer's factorised attention (axial projections, rotary embedding,
+//!   axial kernels applied chained or in parallel).
 //! - [`patching`]: MG-TFNO's multigrid domain decomposition (patch, stitch and their adjoints).
 
 pub mod axes;
+pub mod axial;
 pub mod compose;
 pub mod factorized;
 pub mod linear;
+pub mod norm;
 pub mod patching;
 pub mod spectral;
 

@@ -1,5 +1,5 @@
-//! Models built from serialisable specs: [`fno`] (FNO and TFNO), [`mgtfno`], [`ffno`] and
-//! [`deeponet`].
+//! Models built from serialisable specs: [`fno`] (FNO and TFNO), [`mgtfno`], [`ffno`],
+//! [`factformer`] (FactFormer and IFactFormer) and [`deeponet`].
 //!
 //! The `models!` registration at the bottom lists every model once: its config table (a
 //! [`Section`], e.g. `[train.fno]`), its spec (what a checkpoint stores) and the model built from
@@ -7,6 +7,7 @@
 //! file and one line there.
 
 pub mod deeponet;
+pub mod factformer;
 pub mod ffno;
 pub mod fno;
 pub mod gp;
@@ -183,6 +184,7 @@ macro_rules! models {
 }
 
 use deeponet::DeepOnet;
+use factformer::FactFormer;
 use ffno::Ffno;
 use fno::Fno;
 use mgtfno::MgTfno;
@@ -194,6 +196,8 @@ models! {
     /// A TFNO on the patches of a multigrid domain decomposition.
     MgTfno: MgTfno, mgtfno::MgTfnoSpec, mgtfno::MgTfnoSection, "mgtfno", "MG-TFNO";
     Ffno: Ffno, ffno::FfnoSpec, ffno::FfnoSection, "ffno", "F-FNO";
+    /// Factorised attention along each grid axis; `implicit` shares one layer (IFactFormer).
+    FactFormer: FactFormer, factformer::FactFormerSpec, factformer::FactFormerSection, "factformer", "FactFormer";
     DeepOnet: DeepOnet, deeponet::DeepOnetSpec, deeponet::DeepOnetSection, "deeponet", "DeepONet";
 }
 
@@ -228,8 +232,10 @@ impl<T: Real> Layer<T> for Model<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::axial::Mixing;
     use crate::layers::factorized::{Factorization, Rank};
     use crate::models::deeponet::{DeepOnetSection, DeepOnetSpec};
+    use crate::models::factformer::FactFormerSpec;
     use crate::models::ffno::FfnoSpec;
     use crate::models::fno::{FnoSpec, GridFrame};
 
@@ -270,12 +276,28 @@ mod tests {
             },
             seed: 3,
         };
+        let factformer = FactFormerSpec {
+            in_channels: 1,
+            out_channels: 1,
+            dims: 2,
+            width: 8,
+            depth: 2,
+            heads: 2,
+            dim_head: 4,
+            latent: 8,
+            kernel_multiplier: 2,
+            variant: Mixing::Parallel,
+            implicit: false,
+            frame: GridFrame::default(),
+            seed: 4,
+        };
         // The bound covers most of the parameters: the rest are biases and small linear maps.
         for spec in [
             ModelSpec::Fno(fno(vec![4, 3], Factorization::Dense)),
             ModelSpec::Fno(fno(vec![5], Factorization::Dense)),
             ModelSpec::Ffno(ffno),
             ModelSpec::DeepOnet(deeponet),
+            ModelSpec::FactFormer(factformer),
         ] {
             let bound = spec.weight_values();
             let held = Model::<f32>::new(spec.clone()).unwrap().parameter_count() as u128;
