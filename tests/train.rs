@@ -377,7 +377,7 @@ fn model_config(data: &str, out: &str, model: &str) -> String {
 }
 
 #[test]
-fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() {
+fn tfno_ffno_factformer_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     darcy_at_16_and_24(d);
@@ -386,6 +386,8 @@ fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() 
         ("cp", "[train.tfno]\nwidth = 6\nmodes = [4, 4]\nlayers = 2\nfactorization = \"cp\"\nranks = [5]\n"),
         ("ffno", "[train.ffno]\nwidth = 6\nmodes = [4, 4]\nlayers = 3\nshare_weights = true\ndomain_padding = 0.1\ndomain_padding_mode = \"symmetric\"\nembedding = \"periodic\"\n"),
         ("deeponet", "[train.deeponet]\nsensors = [8, 8]\nbranch = [16]\ntrunk = [16, 16]\nbasis = 8\n"),
+        ("factformer", "[train.factformer]\nwidth = 8\ndepth = 2\nheads = 2\nlatent = 6\n"),
+        ("ifactformer", "[train.factformer]\nwidth = 8\ndepth = 3\nheads = 2\nvariant = \"parallel\"\nimplicit = true\nembedding = \"periodic\"\n"),
     ];
     for (name, table) in models {
         let cfg = common::write(
@@ -402,7 +404,11 @@ fn tfno_ffno_and_deeponet_train_checkpoint_and_evaluate_at_another_resolution() 
             "{name}: {h:?}"
         );
         let report = common::read_json(&d.join(name).join("training_report.json"));
-        let kind = if name == "cp" { "tfno" } else { name };
+        let kind = match name {
+            "cp" => "tfno",
+            "ifactformer" => "factformer",
+            other => other,
+        };
         assert_eq!(report["model"]["kind"], kind, "{name}");
         // The checkpoint alone rebuilds the model, here on a 24×24 grid.
         let out_json = d.join(format!("{name}-24.json"));
@@ -526,7 +532,7 @@ fn model_tables_are_checked_with_clear_errors() {
         &two,
         14,
         "train.ffno",
-        "exactly one model table ([train.fno], [train.tfno], [train.mgtfno], [train.ffno], [train.deeponet], [train.gp]), got [train.fno] and [train.ffno]",
+        "exactly one model table ([train.fno], [train.tfno], [train.mgtfno], [train.ffno], [train.factformer], [train.deeponet], [train.gp]), got [train.fno] and [train.ffno]",
     );
     common::assert_config_error(
         &model_config(

@@ -571,6 +571,25 @@ impl HeadLayout {
                 if outer == 1 {
                     return product(x, z);
                 }
+                // Narrow lines (the last axis: `inner` = d): the packing-free kernel takes the
+                // kernel matrix as it lies and each line from L1, with no transposes.
+                let k_rows: Vec<T> = match transpose {
+                    false => kbh.to_vec(),
+                    true => (0..s * s).map(|at| kbh[(at % s) * s + at / s]).collect(),
+                };
+                let lines = z.chunks_mut(s * inner).zip(x.chunks(s * inner));
+                let mut narrow = true;
+                for (z, x) in lines {
+                    // SAFETY: `z` is initialised (zeros) and holds s × inner values.
+                    let z = unsafe { &mut *(z as *mut [T] as *mut [std::mem::MaybeUninit<T>]) };
+                    narrow = unsafe { T::rows_product(s, s, inner, &k_rows, x, None, z, false) };
+                    if !narrow {
+                        break;
+                    }
+                }
+                if narrow {
+                    return;
+                }
                 let front = axis_to_front(x, outer, s, inner);
                 let mut mixed = vec![T::zero(); block];
                 product(&front, &mut mixed);
@@ -1025,6 +1044,47 @@ mod tests {
                             assert!((chained[p] - kron).abs() < 1e-12);
                             assert!((along_x[p] - x_only).abs() < 1e-12);
                             assert!((along_y[p] - y_only).abs() < 1e-12);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_mixing_along_the_last_axis_matches_a_plain_sum_with_and_without_transposing() {
+        // d = 16 takes the packing-free kernel where the CPU has it; the reference is in f64.
+        let layout = HeadLayout {
+            batch: 2,
+            heads: 3,
+            grid: vec![4, 5],
+            d: 16,
+        };
+        let kern: Vec<f32> = random(&[2, 3, 5, 5], 30)
+            .data
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let v: Vec<f32> = random(&[2, 3, 20, 16], 31)
+            .data
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        for transpose in [false, true] {
+            let z = layout.mix(&kern, &v, 1, transpose);
+            for bh in 0..6 {
+                for i in 0..4 {
+                    for l in 0..5 {
+                        for c in 0..16 {
+                            let want: f64 = (0..5)
+                                .map(|m| {
+                                    let k = if transpose { m * 5 + l } else { l * 5 + m };
+                                    kern[bh * 25 + k] as f64
+                                        * v[((bh * 4 + i) * 5 + m) * 16 + c] as f64
+                                })
+                                .sum();
+                            let got = z[((bh * 4 + i) * 5 + l) * 16 + c] as f64;
+                            assert!((got - want).abs() < 1e-5, "{transpose}: {got} vs {want}");
                         }
                     }
                 }
