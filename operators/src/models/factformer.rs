@@ -449,29 +449,6 @@ mod tests {
 
     #[test]
     fn a_tiny_factformer_overfits_eight_samples_in_both_forms() {
-        use crate::train::normalizer::UnitGaussian;
-        use crate::train::trainer::{train, Control, Schedule, Split, TrainParams, TrainState};
-        // Smooth random fields x, and y = a shifted, smoothed copy of x.
-        let coef = random(&[8, 3], 11);
-        let tau = 2.0 * std::f64::consts::PI / 12.0;
-        let field = |b: usize, i: f64, j: f64| {
-            let c = &coef.data[3 * b..3 * b + 3];
-            c[0] * (tau * i).cos() + c[1] * (tau * j).sin() + c[2] * (tau * (i + j)).cos()
-        };
-        let (mut x, mut y) = (
-            Tensor::zeros(&[8, 12, 12, 1]),
-            Tensor::zeros(&[8, 12, 12, 1]),
-        );
-        for b in 0..8 {
-            for i in 0..12 {
-                for j in 0..12 {
-                    let (fi, fj) = (i as f64, j as f64);
-                    x.data[(b * 12 + i) * 12 + j] = field(b, fi, fj);
-                    y.data[(b * 12 + i) * 12 + j] =
-                        0.5 * field(b, fi + 1.0, fj) + 0.3 * field(b, fi, fj - 1.0) + 0.1;
-                }
-            }
-        }
         for (variant, implicit) in [(Mixing::Chained, false), (Mixing::Parallel, true)] {
             let mut m = FactFormer::<f64>::new(FactFormerSpec {
                 out_channels: 1,
@@ -483,31 +460,10 @@ mod tests {
                 ..spec(2, variant, implicit)
             })
             .unwrap();
-            let (xn, yn) = (UnitGaussian::fit(&x), UnitGaussian::fit(&y));
-            let params = TrainParams {
-                epochs: 80,
-                batch_size: 4,
-                learning_rate: 1e-2,
-                schedule: Schedule::Constant,
-                ..TrainParams::default()
-            };
-            let split = Split { x: &x, y: &y };
-            let state = train(
-                &mut m,
-                (&xn, &yn),
-                (&split, &split),
-                &params,
-                TrainState::new(&params),
-                &mut |_, _| Control::Continue,
-                |_, _, _| Control::Continue,
-            )
-            .unwrap();
-            let (first, last) = (&state.history[0], state.history.last().unwrap());
+            let (first, last) = crate::models::overfit::first_and_last_error(&mut m, 12);
             assert!(
-                last.test_l2 < 0.05 && last.test_l2 < 0.1 * first.test_l2,
-                "{variant:?}, implicit {implicit}: {} → {}",
-                first.test_l2,
-                last.test_l2
+                last < 0.05 && last < 0.1 * first,
+                "{variant:?}, implicit {implicit}: {first} → {last}"
             );
         }
     }

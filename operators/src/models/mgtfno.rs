@@ -402,29 +402,6 @@ mod tests {
 
     #[test]
     fn a_tiny_mgtfno_overfits_eight_samples_with_and_without_stitching() {
-        use crate::train::normalizer::UnitGaussian;
-        use crate::train::trainer::{train, Control, Schedule, Split, TrainParams, TrainState};
-        // Smooth random fields x, and y = a shifted, smoothed copy of x.
-        let coef = random(&[8, 3], 11);
-        let tau = 2.0 * std::f64::consts::PI / 16.0;
-        let field = |b: usize, i: f64, j: f64| {
-            let c = &coef.data[3 * b..3 * b + 3];
-            c[0] * (tau * i).cos() + c[1] * (tau * j).sin() + c[2] * (tau * (i + j)).cos()
-        };
-        let (mut x, mut y) = (
-            Tensor::zeros(&[8, 16, 16, 1]),
-            Tensor::zeros(&[8, 16, 16, 1]),
-        );
-        for b in 0..8 {
-            for i in 0..16 {
-                for j in 0..16 {
-                    let (fi, fj) = (i as f64, j as f64);
-                    x.data[(b * 16 + i) * 16 + j] = field(b, fi, fj);
-                    y.data[(b * 16 + i) * 16 + j] =
-                        0.5 * field(b, fi + 1.0, fj) + 0.3 * field(b, fi, fj - 1.0) + 0.1;
-                }
-            }
-        }
         for stitching in [true, false] {
             let mut spec = spec(1, Some(6));
             spec.stitching = stitching;
@@ -435,31 +412,10 @@ mod tests {
             spec.tfno.modes = vec![4, 4];
             let mut m = MgTfno::<f64>::new(spec).unwrap();
             assert_eq!(m.loss_patches().is_some(), !stitching);
-            let (xn, yn) = (UnitGaussian::fit(&x), UnitGaussian::fit(&y));
-            let params = TrainParams {
-                epochs: 80,
-                batch_size: 4,
-                learning_rate: 1e-2,
-                schedule: Schedule::Constant,
-                ..TrainParams::default()
-            };
-            let split = Split { x: &x, y: &y };
-            let state = train(
-                &mut m,
-                (&xn, &yn),
-                (&split, &split),
-                &params,
-                TrainState::new(&params),
-                &mut |_, _| Control::Continue,
-                |_, _, _| Control::Continue,
-            )
-            .unwrap();
-            let (first, last) = (&state.history[0], state.history.last().unwrap());
+            let (first, last) = crate::models::overfit::first_and_last_error(&mut m, 16);
             assert!(
-                last.test_l2 < 0.05 && last.test_l2 < 0.1 * first.test_l2,
-                "stitching {stitching}: {} → {}",
-                first.test_l2,
-                last.test_l2
+                last < 0.05 && last < 0.1 * first,
+                "stitching {stitching}: {first} → {last}"
             );
         }
     }

@@ -229,6 +229,65 @@ impl<T: Real> Layer<T> for Model<T> {
     }
 }
 
+/// What the models' "a tiny model overfits eight samples" tests share.
+#[cfg(test)]
+pub(crate) mod overfit {
+    use crate::layers::gradcheck::random;
+    use crate::layers::Layer;
+    use crate::tensor::Tensor;
+    use crate::train::normalizer::UnitGaussian;
+    use crate::train::trainer::{train, Control, Schedule, Split, TrainParams, TrainState};
+
+    /// Eight smooth random fields x on an n × n periodic grid, and y = a shifted, smoothed copy.
+    pub fn fields(n: usize) -> (Tensor<f64>, Tensor<f64>) {
+        let coef = random(&[8, 3], 11);
+        let tau = 2.0 * std::f64::consts::PI / n as f64;
+        let field = |b: usize, i: f64, j: f64| {
+            let c = &coef.data[3 * b..3 * b + 3];
+            c[0] * (tau * i).cos() + c[1] * (tau * j).sin() + c[2] * (tau * (i + j)).cos()
+        };
+        let (mut x, mut y) = (Tensor::zeros(&[8, n, n, 1]), Tensor::zeros(&[8, n, n, 1]));
+        for b in 0..8 {
+            for i in 0..n {
+                for j in 0..n {
+                    let (fi, fj) = (i as f64, j as f64);
+                    x.data[(b * n + i) * n + j] = field(b, fi, fj);
+                    y.data[(b * n + i) * n + j] =
+                        0.5 * field(b, fi + 1.0, fj) + 0.3 * field(b, fi, fj - 1.0) + 0.1;
+                }
+            }
+        }
+        (x, y)
+    }
+
+    /// Trains `model` on `fields(n)` (80 epochs, batch 4, Adam 1e-2) and returns the first and
+    /// last epochs' error on those same samples.
+    pub fn first_and_last_error<M: Layer<f64>>(model: &mut M, n: usize) -> (f64, f64) {
+        let (x, y) = fields(n);
+        let (xn, yn) = (UnitGaussian::fit(&x), UnitGaussian::fit(&y));
+        let params = TrainParams {
+            epochs: 80,
+            batch_size: 4,
+            learning_rate: 1e-2,
+            schedule: Schedule::Constant,
+            ..TrainParams::default()
+        };
+        let split = Split { x: &x, y: &y };
+        let state = train(
+            model,
+            (&xn, &yn),
+            (&split, &split),
+            &params,
+            TrainState::new(&params),
+            &mut |_, _| Control::Continue,
+            |_, _, _| Control::Continue,
+        )
+        .unwrap();
+        let last = state.history.last().unwrap().test_l2;
+        (state.history[0].test_l2, last)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
