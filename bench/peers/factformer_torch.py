@@ -13,12 +13,19 @@ The model, as pdekit builds it (operators/src/models/factformer.rs, layers/axial
       chained: z = K_D(…K_1 v); parallel: z = W_merge [K_1 v, …, K_D v]
       y = W_2 GELU(W_1 InstanceNorm(z))
 
+With --check CHECKPOINT --data FILE it instead loads a pdekit FactFormer checkpoint's weights and
+normalisers into the mirror and scores the checkpoint's test split (rows train_samples..+test_samples
+of FILE), so the mirror's relative L2 can be compared with pdekit's (`pdekit evaluate`): the check
+that the two compute the same function.
+
 Setup (once, from the repository root):
     python3 -m venv bench/peers/.venv
-    bench/peers/.venv/bin/pip install torch
+    bench/peers/.venv/bin/pip install torch h5py
 Run:
     bench/peers/.venv/bin/python bench/peers/factformer_torch.py --width 64 --depth 8 --heads 4 \
         --grid 64 64 --batch 20 --steps 10 --threads 2
+    bench/peers/.venv/bin/python bench/peers/factformer_torch.py \
+        --check runs/ns_ffno/factformer/checkpoint.safetensors --data data/ns_ffno_64.h5
 Prints (or writes with --out) one JSON object.
 """
 
@@ -221,6 +228,83 @@ def time_steps(args):
     }
 
 
+def read_checkpoint(path):
+    """The tensors and metadata of a pdekit safetensors checkpoint (no safetensors package)."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        body = f.read()
+    meta = header.pop("__metadata__", {})
+    tensors = {}
+    for name, t in header.items():
+        a, b = t["data_offsets"]
+        assert t["dtype"] == "F32", (name, t["dtype"])
+        tensors[name] = np.frombuffer(body[a:b], dtype="<f4").reshape(t["shape"])
+    return tensors, meta
+
+
+def check(args):
+    """The mirror with a checkpoint's weights, scored on its test split."""
+    import h5py
+    import numpy as np
+
+    tensors, meta = read_checkpoint(args.check)
+    spec = json.loads(meta["model"])
+    data = json.loads(meta["data"])
+    assert spec["kind"] == "factformer", spec["kind"]
+    args.width, args.depth, args.heads = spec["width"], spec["depth"], spec["heads"]
+    args.dim_head, args.latent = spec["dim_head"], spec["latent"]
+    args.kernel_multiplier, args.variant = spec["kernel_multiplier"], spec["variant"]
+    args.implicit, args.embedding = spec["implicit"], spec.get("embedding", "linear")
+    start, count = data["train_samples"], data["test_samples"]
+    with h5py.File(args.data, "r") as f:
+        x = np.asarray(f[data["input"]][start:start + count], dtype=np.float64)
+        y = np.asarray(f[data["output"]][start:start + count], dtype=np.float64)
+    # Channels last; a leading axis of an output (snapshots) becomes its channels.
+    x = x[..., None] if x.ndim == 3 else np.moveaxis(x, 1, -1)
+    y = y[..., None] if y.ndim == 3 else np.moveaxis(y, 1, -1)
+    args.grid = list(x.shape[1:-1])
+    model = FactFormer(args, x.shape[-1], y.shape[-1])
+    params = dict(model.named_parameters())
+    state = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            continue
+        t = torch.from_numpy(value.copy())
+        target = (name.replace("projection.fc1", "proj1").replace("projection.fc2", "proj2")
+                  .replace(".out.fc1", ".out1").replace(".out.fc2", ".out2"))
+        for m in range(len(args.grid)):
+            target = (target.replace(f".axis{m}.project.", f".projections.{m}.")
+                      .replace(f".axis{m}.kernel.", f".kernels.{m}."))
+        own = params[target]
+        # pdekit stores a linear map as c_in × c_out, row-major; torch as [out, in].
+        if own.dim() == 2:
+            t = t.reshape(own.shape[1], own.shape[0]).t().contiguous()
+        state[target] = t.reshape(own.shape)
+    missing = set(params) - set(state)
+    assert not missing, f"not in the checkpoint: {sorted(missing)}"
+    model.load_state_dict(state, strict=True)
+    nx, ny = json.loads(meta["normalizer_x"]), json.loads(meta["normalizer_y"])
+    xe = (x - np.array(nx["mean"])) / np.array(nx["std"])
+    errors = []
+    with torch.no_grad():
+        for i in range(0, count, 20):
+            pred = model(torch.from_numpy(xe[i:i + 20]).float()).double().numpy()
+            pred = pred * np.array(ny["std"]) + np.array(ny["mean"])
+            t = y[i:i + 20]
+            diff = np.sqrt(((pred - t) ** 2).reshape(len(t), -1).sum(1))
+            errors.extend(diff / np.sqrt((t ** 2).reshape(len(t), -1).sum(1)))
+    return {
+        "checkpoint": args.check,
+        "data": args.data,
+        "rows": [start, start + count],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "test_rel_l2": float(np.mean(errors)),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=64)
@@ -237,6 +321,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--check", help="score this pdekit FactFormer checkpoint with the mirror")
+    ap.add_argument("--data", help="the dataset of --check")
     ap.add_argument("--out", help="write the JSON here (default: stdout)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -247,8 +333,11 @@ def main():
         "config": vars(args),
         "models": {},
     }
-    name = "mirror IFactFormer" if args.implicit else "mirror FactFormer"
-    out["models"][name] = time_steps(args)
+    if args.check:
+        out["check"] = check(args)
+    else:
+        name = "mirror IFactFormer" if args.implicit else "mirror FactFormer"
+        out["models"][name] = time_steps(args)
     text = json.dumps(out, indent=2)
     if args.out:
         with open(args.out + ".partial", "w") as f:
