@@ -56,16 +56,15 @@ pub struct Rotary {
 impl Rotary {
     /// `(sin, cos)` of every point's angles, `[S, dim/2]`.
     fn angles(&self, points: usize) -> Vec<(f64, f64)> {
-        let half = self.dim / 2;
-        let mut out = Vec::with_capacity(points * half);
-        for i in 0..points {
-            let x = i as f64 / points as f64;
-            for c in 0..half {
-                let freq = 10000f64.powf(-((2 * c) as f64) / self.dim as f64);
-                out.push((64.0 * x * freq).sin_cos());
-            }
-        }
-        out
+        let freqs: Vec<f64> = (0..self.dim / 2)
+            .map(|c| 10000f64.powf(-((2 * c) as f64) / self.dim as f64))
+            .collect();
+        (0..points)
+            .flat_map(|i| {
+                let x = i as f64 / points as f64;
+                freqs.iter().map(move |f| (64.0 * x * f).sin_cos())
+            })
+            .collect()
     }
 
     /// Rotates `x` (`[b, S, channels]`, `channels` a multiple of `dim`) in place, backwards when
@@ -573,16 +572,20 @@ impl HeadLayout {
                 }
                 // Narrow lines (the last axis: `inner` = d): the packing-free kernel takes the
                 // kernel matrix as it lies and each line from L1, with no transposes.
-                let k_rows: Vec<T> = match transpose {
-                    false => kbh.to_vec(),
-                    true => (0..s * s).map(|at| kbh[(at % s) * s + at / s]).collect(),
+                let transposed: Vec<T>;
+                let k_rows = match transpose {
+                    false => kbh,
+                    true => {
+                        transposed = (0..s * s).map(|at| kbh[(at % s) * s + at / s]).collect();
+                        &transposed[..]
+                    }
                 };
                 let lines = z.chunks_mut(s * inner).zip(x.chunks(s * inner));
                 let mut narrow = true;
                 for (z, x) in lines {
                     // SAFETY: `z` is initialised (zeros) and holds s × inner values.
                     let z = unsafe { &mut *(z as *mut [T] as *mut [std::mem::MaybeUninit<T>]) };
-                    narrow = unsafe { T::rows_product(s, s, inner, &k_rows, x, None, z, false) };
+                    narrow = unsafe { T::rows_product(s, s, inner, k_rows, x, None, z, false) };
                     if !narrow {
                         break;
                     }

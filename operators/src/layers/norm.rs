@@ -170,20 +170,19 @@ impl<T: Real> InstanceNorm<T> {
     }
 }
 
-/// Per (sample, channel) sums over the points of each sample: `f(value)` summed, `[b·c]`.
+/// Per (sample, channel) sums of `f(value)` over the points of each sample: `[b·c]`.
 fn per_channel_sums<T: Real>(
     data: &[T],
     points: usize,
     c: usize,
-    f: impl Fn(usize, T) -> T + Sync,
+    f: impl Fn(T) -> T + Sync,
 ) -> Vec<T> {
     data.par_chunks(points * c)
-        .enumerate()
-        .flat_map_iter(|(_, sample)| {
+        .flat_map_iter(|sample| {
             let mut s = vec![T::zero(); c];
             for row in sample.chunks(c) {
-                for (k, (acc, &v)) in s.iter_mut().zip(row).enumerate() {
-                    *acc = *acc + f(k, v);
+                for (acc, &v) in s.iter_mut().zip(row) {
+                    *acc = *acc + f(v);
                 }
             }
             s
@@ -203,7 +202,7 @@ impl<T: Real> Layer<T> for InstanceNorm<T> {
         let c = x.channels();
         let points = x.grid().iter().product::<usize>();
         let n = T::lit(points as f64);
-        let mean: Vec<T> = per_channel_sums(&x.data, points, c, |_, v| v)
+        let mean: Vec<T> = per_channel_sums(&x.data, points, c, |v| v)
             .into_iter()
             .map(|s| s / n)
             .collect();
@@ -218,7 +217,7 @@ impl<T: Real> Layer<T> for InstanceNorm<T> {
                     }
                 }
             });
-        let inv: Vec<T> = per_channel_sums(&y.data, points, c, |_, v| v * v)
+        let inv: Vec<T> = per_channel_sums(&y.data, points, c, |v| v * v)
             .into_iter()
             .map(|s| T::one() / (s / n + T::lit(EPS)).sqrt())
             .collect();
@@ -251,13 +250,13 @@ impl<T: Real> Layer<T> for InstanceNorm<T> {
         let points = y.grid().iter().product::<usize>();
         let n = T::lit(points as f64);
         // dx = (dy − mean(dy) − y·mean(dy·y)) / σ, the means over each sample's points.
-        let md: Vec<T> = per_channel_sums(&dy.data, points, c, |_, v| v);
+        let md: Vec<T> = per_channel_sums(&dy.data, points, c, |v| v);
         let mut prod = dy.clone();
         prod.data
             .par_chunks_mut(1 << 15)
             .zip(y.data.par_chunks(1 << 15))
             .for_each(|(p, y)| p.iter_mut().zip(y).for_each(|(p, &y)| *p = *p * y));
-        let mdy: Vec<T> = per_channel_sums(&prod.data, points, c, |_, v| v);
+        let mdy: Vec<T> = per_channel_sums(&prod.data, points, c, |v| v);
         let mut dx = prod;
         dx.data
             .par_chunks_mut(points * c)
