@@ -616,6 +616,7 @@ mod tests {
             layers: 2,
             frame: GridFrame::default(),
             factorization,
+            block: Default::default(),
             seed: 4,
         };
         vec![

@@ -22,6 +22,9 @@ pub enum PdekitError {
     Usage(String),
     #[error("{0}")]
     Data(#[from] DataError),
+    /// A checkpoint that cannot be exported, or a neuraloperator file that cannot be imported.
+    #[error("{0}")]
+    Interop(#[from] crate::interop::InteropError),
     #[error("{0}")]
     Darcy(#[from] DarcyError),
     #[error("relax: {0}")]
@@ -113,6 +116,7 @@ impl PdekitError {
             | PdekitError::TrainingInterrupted { .. }
             | PdekitError::FitInterrupted { .. } => 130,
             PdekitError::Data(_)
+            | PdekitError::Interop(_)
             | PdekitError::Darcy(_)
             | PdekitError::Relax(_)
             | PdekitError::NotConverged { .. }

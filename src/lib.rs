@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod expr;
 pub mod files;
+pub mod interop;
 pub mod meta;
 pub mod pipeline;
 pub mod plot;

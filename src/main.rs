@@ -87,6 +87,49 @@ enum Command {
         /// Where to write the JSON (default: beside the checkpoint; one --data file only).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also write the predictions (denormalised, [samples, grid…, channels]) as a NumPy .npy
+        /// file (one --data file only).
+        #[arg(long, value_name = "FILE.npy")]
+        predictions: Option<PathBuf>,
+    },
+    /// Write a trained FNO as a neuraloperator 2.x checkpoint that `FNO.from_checkpoint` loads.
+    #[command(after_help = "Examples:
+  pdekit export --checkpoint runs/darcy_fno_nop/checkpoint.safetensors --out exported/darcy
+
+Writes exported/darcy_state_dict.pt and exported/darcy_metadata.pkl (neuraloperator's
+save_checkpoint layout), and exported/darcy_normalizers.pt (a DefaultDataProcessor's state_dict with
+two per-channel UnitGaussianNormalizers). In Python:
+  model = neuralop.models.FNO.from_checkpoint(\"exported\", \"darcy\")
+
+The FNO must have been trained with block = \"neuraloperator\" in [train.fno] (neuraloperator's block:
+a spectral bias, no GELU after the last spectral sum), linear coordinates and no domain padding.")]
+    Export {
+        /// The pdekit checkpoint of an FNO.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// DIR/NAME, as neuraloperator's save_checkpoint(DIR, NAME) names its files.
+        #[arg(long, value_name = "DIR/NAME")]
+        out: PathBuf,
+    },
+    /// Read a neuraloperator 2.x FNO checkpoint into a pdekit checkpoint (for `pdekit evaluate`).
+    #[command(after_help = "Examples:
+  pdekit import checkpoints/darcy --out runs/imported/checkpoint.safetensors
+  pdekit import checkpoints/darcy --normalizers checkpoints/darcy_normalizers.pt --out C
+
+SOURCE is DIR/NAME as given to model.save_checkpoint(DIR, NAME): DIR/NAME_state_dict.pt and
+DIR/NAME_metadata.pkl are read. --normalizers reads a DefaultDataProcessor's state_dict
+(torch.save(data_processor.state_dict(), FILE)) with per-channel normalisers; without it the
+model sees the data as it is.")]
+    Import {
+        /// DIR/NAME of the neuraloperator checkpoint.
+        #[arg(value_name = "DIR/NAME")]
+        source: PathBuf,
+        /// The pdekit checkpoint to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// A DefaultDataProcessor state_dict holding the input and output normalisers.
+        #[arg(long, value_name = "FILE.pt")]
+        normalizers: Option<PathBuf>,
     },
     /// Join the shard files of a sharded generate run into one dataset file.
     #[command(
@@ -355,18 +398,25 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
             samples,
             subsample,
             out,
+            predictions,
         } => {
-            if out.is_some() && data.len() > 1 {
-                return Err(PdekitError::Usage(format!(
-                    "--out names one JSON file but --data gives {} datasets; leave --out out to write each beside the checkpoint",
-                    data.len()
-                )));
+            for (flag, given) in [
+                ("--out", out.is_some()),
+                ("--predictions", predictions.is_some()),
+            ] {
+                if given && data.len() > 1 {
+                    return Err(PdekitError::Usage(format!(
+                        "{flag} names one file but --data gives {} datasets; evaluate them one at a time",
+                        data.len()
+                    )));
+                }
             }
             let opts = pipeline::evaluate::EvalOptions {
                 start,
                 samples,
                 subsample,
                 out,
+                predictions,
             };
             for file in &data {
                 let outcome = pipeline::evaluate::evaluate(&checkpoint, file, &opts)?;
@@ -376,6 +426,41 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                     outcome.json.display()
                 ));
             }
+            Ok(())
+        }
+        Command::Export { checkpoint, out } => {
+            let info = pdekit::interop::neuralop::export(&checkpoint, &out)?;
+            reporter.info(format!(
+                "wrote {}, {} and {} ({} tensors, {} values).\nIn Python: neuralop.models.{}.from_checkpoint({:?}, {:?})",
+                info.state_dict.display(),
+                info.metadata.display(),
+                info.normalizers.display(),
+                info.tensors,
+                info.values,
+                info.class,
+                out.parent().map_or_else(|| ".".into(), |p| p.display().to_string()),
+                out.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            ));
+            Ok(())
+        }
+        Command::Import {
+            source,
+            out,
+            normalizers,
+        } => {
+            let info = pdekit::interop::neuralop::import(&source, normalizers.as_deref(), &out)?;
+            let s = &info.spec;
+            reporter.info(format!(
+                "wrote {}: an FNO (neuraloperator's block) of width {}, {} layers, modes {:?}, {} → {} channels, from {} tensors{}",
+                info.checkpoint.display(),
+                s.width,
+                s.layers,
+                s.modes,
+                s.in_channels,
+                s.out_channels,
+                info.tensors,
+                if info.normalized { "" } else { "; no --normalizers, so the identity normalisers are stored" }
+            ));
             Ok(())
         }
         Command::Merge { target, shards } => {

@@ -11,6 +11,8 @@ import tempfile
 import h5py
 import numpy as np
 
+from neuralop_numpy import fno_forward, load_torch_file
+
 PDEKIT = os.path.abspath(sys.argv[1])
 results = []
 
@@ -136,6 +138,57 @@ snapshots = 5
         check("output times in grid/t", np.allclose(f["grid/t"][:], [0.01, 0.02, 0.03, 0.04, 0.05]))
         w0 = f["inputs/initial_vorticity"][:]
         check("mean vorticity conserved (numpy)", np.abs(w.mean(axis=(2, 3)) - w0.mean(axis=(1, 2))[:, None]).max() < 1e-12)
+
+    # `pdekit export`: neuraloperator's FNO, run by NumPy from the exported files, predicts what
+    # pdekit predicts.
+    darcy = os.path.join(tmp, "darcy16.toml")
+    with open(darcy, "w") as fh:
+        fh.write("""[generate]
+problem = "darcy"
+output = "d16.h5"
+samples = 24
+seed = 5
+[generate.darcy]
+resolution = 16
+[train]
+data = "d16.h5"
+train_samples = 16
+test_samples = 8
+epochs = 2
+batch_size = 4
+output_dir = "fno_nop"
+[train.fno]
+width = 8
+modes = [4, 3]
+layers = 3
+block = "neuraloperator"
+""")
+    ok = pdekit("generate", darcy, "--quiet").returncode == 0 and pdekit("train", darcy, "--quiet").returncode == 0
+    ckpt = os.path.join(tmp, "fno_nop", "checkpoint.safetensors")
+    prefix = os.path.join(tmp, "exported", "fno")
+    r = pdekit("export", "--checkpoint", ckpt, "--out", prefix)
+    check("pdekit export exits 0", ok and r.returncode == 0, r.stderr)
+    pred_path = os.path.join(tmp, "pred.npy")
+    r = pdekit("evaluate", "--checkpoint", ckpt, "--data", os.path.join(tmp, "d16.h5"), "--start", "16",
+               "--predictions", pred_path)
+    check("pdekit evaluate --predictions exits 0", r.returncode == 0, r.stderr)
+    state = load_torch_file(prefix + "_state_dict.pt")
+    kwargs = load_torch_file(prefix + "_metadata.pkl")
+    norms = load_torch_file(prefix + "_normalizers.pt")
+    check("exported constructor arguments", kwargs["n_modes"] == (8, 4) and kwargs["hidden_channels"] == 8
+          and kwargs["n_layers"] == 3 and repr(kwargs["non_linearity"]) == "torch._C._nn.gelu", kwargs)
+    check("exported spectral weight is complex (in, out, 8, 3)",
+          state["fno_blocks.convs.0.weight.tensor"].shape == (8, 8, 8, 3)
+          and state["fno_blocks.convs.0.weight.tensor"].dtype == np.complex64)
+    with h5py.File(os.path.join(tmp, "d16.h5"), "r") as f:
+        x = f["inputs/coefficient"][16:24][:, None]
+    eps = 1e-7
+    xe = (x - norms["in_normalizer.mean"]) / (norms["in_normalizer.std"] + eps)
+    ref = fno_forward(state, kwargs, xe) * (norms["out_normalizer.std"] + eps) + norms["out_normalizer.mean"]
+    ours = np.moveaxis(np.load(pred_path), -1, 1)
+    diff = np.linalg.norm((ours - ref).reshape(8, -1), axis=1) / np.linalg.norm(ref.reshape(8, -1), axis=1)
+    check("NumPy's neuraloperator FNO on the exported arrays matches pdekit to 1e-5", ours.shape == ref.shape
+          and diff.max() < 1e-5, diff)
 
 passed = sum(results)
 failed = len(results) - passed

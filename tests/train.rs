@@ -692,7 +692,7 @@ fn a_separate_test_file_splits_and_evaluate_scores_several_files() {
             d.join("x.json").to_str().unwrap(),
         ],
         2,
-        "--out names one JSON file but --data gives 2 datasets",
+        "--out names one file but --data gives 2 datasets",
     );
     // A test file on another grid, too few test rows, test_start alone: clear errors.
     for (name, extra, want) in [

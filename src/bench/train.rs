@@ -41,6 +41,7 @@ pub fn fno_spec(width: usize, modes: Vec<usize>, layers: usize) -> ModelSpec {
         layers,
         frame: GridFrame::default(),
         factorization: Factorization::Dense,
+        block: Default::default(),
         seed: 0,
     })
 }

@@ -81,6 +81,8 @@ pub struct EvalOptions {
     pub subsample: usize,
     /// The JSON's path (default: beside the checkpoint).
     pub out: Option<PathBuf>,
+    /// Where to write the predictions as `.npy` (default: not written).
+    pub predictions: Option<PathBuf>,
 }
 
 impl Default for EvalOptions {
@@ -90,6 +92,7 @@ impl Default for EvalOptions {
             samples: None,
             subsample: 1,
             out: None,
+            predictions: None,
         }
     }
 }
@@ -181,6 +184,9 @@ pub fn evaluate(
             }
             let pred = predict(&mut loaded.model, (&loaded.x_norm, &loaded.y_norm), &x, 16)
                 .map_err(usage)?;
+            if let Some(path) = &opts.predictions {
+                crate::interop::npy::write_f32(path, &pred.shape, &pred.data)?;
+            }
             (score(&pred, &y, start).map_err(usage)?, None)
         }
         Scored::Gp(loaded) => {
@@ -200,6 +206,10 @@ pub fn evaluate(
                 })?;
             let truth = Tensor::from_vec(&y.shape, super::gp_operator::values(&y))
                 .expect("the targets' shape");
+            if let Some(path) = &opts.predictions {
+                let values: Vec<f32> = mean.data.iter().map(|&v| v as f32).collect();
+                crate::interop::npy::write_f32(path, &mean.shape, &values)?;
+            }
             let calibration =
                 super::gp_operator::calibration_json(&mean.data, &std.data, &truth.data);
             (

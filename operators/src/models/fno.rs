@@ -12,9 +12,11 @@
 //! has hidden width `width / 2`. With a Tucker or CP [`Factorization`] of the spectral weights
 //! this is the TFNO (Kossaifi et al., 2023).
 //!
-//! One difference from neuraloperator 2.x: its last block skips the GELU on `h` too. Ours keeps
-//! it, because every checkpoint trained so far depends on it; dropping it made no measurable
-//! difference to zero-shot super-resolution (1.92× against 1.88× on 33² → 65² Darcy).
+//! neuraloperator 2.x differs in two places: its spectral convolution adds a bias, and its last
+//! block skips the GELU on `h` too. [`BlockStyle::Neuraloperator`] builds its block exactly (so a
+//! model can be exported to it and imported from it); the default [`BlockStyle::Pdekit`] keeps
+//! the block every checkpoint before it was trained with. Dropping the last GELU made no
+//! measurable difference to zero-shot super-resolution (1.92× against 1.88× on 33² → 65² Darcy).
 
 use super::{Io, Section, Spec};
 use crate::layers::compose::{
@@ -29,11 +31,30 @@ use crate::layers::{Layer, Param};
 use crate::param::{per_axis, require, InvalidParam};
 use crate::tensor::{NnError, Real, Tensor};
 
-/// What an FNO block keeps for its backward pass: the input, and `GELU'` at `h` and (when a GELU
-/// follows) at `z`.
+/// Which FNO block a model uses (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum BlockStyle {
+    /// GELU on `h` in every block, no spectral bias: pdekit's block since the first checkpoint.
+    #[default]
+    Pdekit,
+    /// neuraloperator 2.x's block: a bias on the spectral convolution, and no GELU on `h` in the
+    /// last block.
+    Neuraloperator,
+}
+
+impl BlockStyle {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What an FNO block keeps for its backward pass: the input, and `GELU'` at `h` and `z` where a
+/// GELU is applied.
 struct BlockSaved<T> {
     x: Tensor<T>,
-    h_slope: Tensor<T>,
+    h_slope: Option<Tensor<T>>,
     z_slope: Option<Tensor<T>>,
 }
 
@@ -44,7 +65,11 @@ pub struct FnoBlock<T: Real> {
     skip: PointwiseLinear<T>,
     mlp: ChannelMlp<T>,
     gate: SoftGating<T>,
+    /// The spectral convolution's bias (per output channel) and its gradient
+    /// ([`BlockStyle::Neuraloperator`] only).
+    bias: Option<(Vec<T>, Vec<T>)>,
     last: bool,
+    style: BlockStyle,
     saved: Option<BlockSaved<T>>,
 }
 
@@ -53,6 +78,7 @@ impl<T: Real> FnoBlock<T> {
         width: usize,
         modes: &[usize],
         factorization: &Factorization,
+        style: BlockStyle,
         last: bool,
         seed: u64,
     ) -> Result<Self, NnError> {
@@ -61,9 +87,18 @@ impl<T: Real> FnoBlock<T> {
             skip: PointwiseLinear::new(width, width, false, seed + 1),
             mlp: channel_mlp(width, (width / 2).max(1), width, seed + 2),
             gate: SoftGating::new(width),
+            bias: (style == BlockStyle::Neuraloperator)
+                .then(|| (vec![T::zero(); width], vec![T::zero(); width])),
             last,
+            style,
             saved: None,
         })
+    }
+
+    /// Whether the GELU on `h` is applied: always in pdekit's block, never in the last block of
+    /// neuraloperator's.
+    fn gelu_on_h(&self) -> bool {
+        !(self.last && self.style == BlockStyle::Neuraloperator)
     }
 }
 
@@ -79,7 +114,12 @@ impl<T: Real> Layer<T> for FnoBlock<T> {
     fn forward_owned(&mut self, x: Tensor<T>) -> Result<Tensor<T>, NnError> {
         let mut h = self.conv.forward(&x)?;
         self.skip.apply_add(&x, &mut h)?;
-        let h_slope = gelu_in_place(&mut h);
+        if let Some((bias, _)) = &self.bias {
+            for row in h.data.chunks_exact_mut(bias.len()) {
+                row.iter_mut().zip(bias).for_each(|(v, &b)| *v = *v + b);
+            }
+        }
+        let h_slope = self.gelu_on_h().then(|| gelu_in_place(&mut h));
         let mut z = self.mlp.forward_owned(h)?;
         self.gate.apply_add(&x, &mut z)?;
         let z_slope = (!self.last).then(|| gelu_in_place(&mut z));
@@ -105,7 +145,14 @@ impl<T: Real> Layer<T> for FnoBlock<T> {
         }
         let dx = self.gate.backward_with(&x, &dz)?;
         let mut dh = self.mlp.backward(&dz)?;
-        gelu_backward(&h_slope, &mut dh)?;
+        if let Some(slope) = &h_slope {
+            gelu_backward(slope, &mut dh)?;
+        }
+        if let Some((_, grad)) = &mut self.bias {
+            for row in dh.data.chunks_exact(grad.len()) {
+                grad.iter_mut().zip(row).for_each(|(g, &d)| *g = *g + d);
+            }
+        }
         let mut dx = self.conv.backward_add(&dh, dx)?;
         self.skip.accumulate_grads(&x, &dh)?;
         dx = self.skip.input_grad(&dh, Some(dx))?;
@@ -114,6 +161,13 @@ impl<T: Real> Layer<T> for FnoBlock<T> {
 
     fn parameters(&mut self) -> Vec<Param<'_, T>> {
         let mut out = prefixed("conv", self.conv.parameters());
+        if let Some((value, grad)) = &mut self.bias {
+            out.push(Param {
+                name: "conv.bias".into(),
+                value,
+                grad,
+            });
+        }
         out.extend(prefixed("skip", self.skip.parameters()));
         out.extend(prefixed("mlp", self.mlp.parameters()));
         out.extend(prefixed("gate", self.gate.parameters()));
@@ -137,6 +191,12 @@ pub struct FnoSpec {
     /// How the spectral weights are stored: dense (FNO) or Tucker/CP (TFNO).
     #[cfg_attr(feature = "serde", serde(default))]
     pub factorization: Factorization,
+    /// Absent in checkpoints written before the option existed: pdekit's block.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "BlockStyle::is_default")
+    )]
+    pub block: BlockStyle,
     #[cfg_attr(feature = "serde", serde(default))]
     pub seed: u64,
 }
@@ -180,6 +240,10 @@ pub struct FnoSection {
     /// Kept modes per axis (±m on all axes but the last); its length must match the data.
     pub modes: Vec<usize>,
     pub layers: usize,
+    /// "pdekit" (the default) or "neuraloperator": neuraloperator 2.x's block exactly, so the
+    /// model can be exported with `pdekit export`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub block: BlockStyle,
     #[cfg_attr(feature = "serde", serde(flatten))]
     pub frame: GridFrame,
 }
@@ -194,6 +258,7 @@ impl FnoSection {
             layers: self.layers,
             frame: self.frame,
             factorization,
+            block: self.block,
             seed: io.seed,
         }
     }
@@ -281,6 +346,7 @@ impl<T: Real> Fno<T> {
                     w,
                     &spec.modes,
                     &spec.factorization,
+                    spec.block,
                     l + 1 == spec.layers,
                     s + 10 * (l as u64 + 1),
                 )?),
@@ -449,7 +515,15 @@ mod tests {
 
     #[test]
     fn fno_block_and_whole_fno_gradients_match_finite_differences() {
-        let mut block = FnoBlock::<f64>::new(4, &[2, 2], &Factorization::Dense, false, 3).unwrap();
+        let mut block = FnoBlock::<f64>::new(
+            4,
+            &[2, 2],
+            &Factorization::Dense,
+            BlockStyle::Pdekit,
+            false,
+            3,
+        )
+        .unwrap();
         let worst = check(&mut block, &random(&[2, 5, 6, 4], 4));
         assert!(worst < 1e-6, "block: {worst:e}");
         let mut fno = Fno::<f64>::new(FnoSpec {
@@ -460,6 +534,7 @@ mod tests {
             layers: 2,
             frame: GridFrame::default(),
             factorization: Factorization::Dense,
+            block: Default::default(),
             seed: 7,
         })
         .unwrap();
@@ -479,6 +554,7 @@ mod tests {
                     ..GridFrame::default()
                 },
                 factorization: Factorization::Dense,
+                block: Default::default(),
                 seed: 2,
             })
             .unwrap();
@@ -497,6 +573,7 @@ mod tests {
                 ..GridFrame::default()
             },
             factorization: Factorization::Dense,
+            block: Default::default(),
             seed: 9,
         })
         .unwrap();
@@ -514,6 +591,62 @@ mod tests {
     }
 
     #[test]
+    fn the_neuraloperator_block_has_a_spectral_bias_and_no_last_gelu_and_its_gradients_check() {
+        for last in [false, true] {
+            let mut block = FnoBlock::<f64>::new(
+                4,
+                &[2, 2],
+                &Factorization::Dense,
+                BlockStyle::Neuraloperator,
+                last,
+                3,
+            )
+            .unwrap();
+            // A non-zero bias, so its gradient is exercised away from zero.
+            for p in block.parameters() {
+                if p.name == "conv.bias" {
+                    p.value.copy_from_slice(&[0.3, -0.2, 0.1, 0.5]);
+                }
+            }
+            let worst = check(&mut block, &random(&[2, 5, 6, 4], 4));
+            assert!(
+                worst < 1e-6,
+                "neuraloperator block (last = {last}): {worst:e}"
+            );
+        }
+        let spec = |block| FnoSpec {
+            in_channels: 1,
+            out_channels: 1,
+            width: 3,
+            modes: vec![2],
+            layers: 2,
+            frame: GridFrame::default(),
+            factorization: Factorization::Dense,
+            block,
+            seed: 4,
+        };
+        let mut neural = Fno::<f64>::new(spec(BlockStyle::Neuraloperator)).unwrap();
+        let worst = check(&mut neural, &random(&[2, 8, 1], 5));
+        assert!(worst < 1e-6, "neuraloperator fno: {worst:e}");
+        // One bias of `width` values per block more than pdekit's block, named `conv.bias`.
+        let mut plain = Fno::<f64>::new(spec(BlockStyle::Pdekit)).unwrap();
+        assert_eq!(neural.parameter_count(), plain.parameter_count() + 2 * 3);
+        let names: Vec<String> = neural.parameters().iter().map(|p| p.name.clone()).collect();
+        assert!(
+            names.contains(&"blocks.1.conv.bias".to_string()),
+            "{names:?}"
+        );
+        // Same weights, zero bias: the two styles differ only by the last block's GELU on h.
+        let x = random(&[1, 8, 1], 6);
+        let (a, b) = (plain.forward(&x).unwrap(), neural.forward(&x).unwrap());
+        assert!(a
+            .data
+            .iter()
+            .zip(&b.data)
+            .any(|(p, q)| (p - q).abs() > 1e-9));
+    }
+
+    #[test]
     fn the_benchmark_fno_has_the_reference_parameter_count() {
         // neuraloperator's FNO(n_modes=(12, 12), hidden_channels=32, n_layers=4, in 1 + 2
         // coordinates, out 1): 4 × (2·12·24·32·32 + 32·32 + 2 MLP layers + 32 gates) + lifting
@@ -526,6 +659,7 @@ mod tests {
             layers: 4,
             frame: GridFrame::default(),
             factorization: Factorization::Dense,
+            block: Default::default(),
             seed: 0,
         })
         .unwrap();

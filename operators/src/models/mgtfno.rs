@@ -312,6 +312,7 @@ mod tests {
                 layers: 2,
                 frame: GridFrame::default(),
                 factorization: Factorization::Tucker(Rank::Fraction(0.5)),
+                block: Default::default(),
                 seed: 3,
             },
             patching: MgPatching {

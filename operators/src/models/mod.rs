@@ -307,6 +307,7 @@ mod tests {
             layers: 3,
             frame: GridFrame::default(),
             factorization,
+            block: Default::default(),
             seed: 1,
         }
     }

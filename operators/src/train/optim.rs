@@ -243,6 +243,7 @@ mod tests {
             layers: 2,
             frame: GridFrame::default(),
             factorization: crate::layers::factorized::Factorization::Dense,
+            block: Default::default(),
             seed: 1,
         })
         .unwrap();
