@@ -13,5 +13,6 @@ pub mod meta;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;
+pub mod tensorboard;
 
 pub use error::PdekitError;

@@ -97,6 +97,87 @@ fn darcy_at_16_and_24(d: &std::path::Path) {
 }
 
 #[test]
+fn tensorboard_event_files_hold_every_batch_and_epoch_and_a_resume_continues_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    darcy_at_16_and_24(d);
+    let extra = "tensorboard = true";
+    let first = common::write(d, "tb.toml", &train_config("d16.h5", 2, "tb", extra));
+    let (code, out, err) = common::run(&["train", first.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tensorboard --logdir"), "{out}");
+    let more = common::write(d, "tb.toml", &train_config("d16.h5", 3, "tb", extra));
+    let (code, out, err) = common::run(&["train", more.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut files: Vec<_> = std::fs::read_dir(d.join("tb"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "the resume adds a second file: {files:?}");
+    let scalars: Vec<_> = files
+        .iter()
+        .flat_map(|f| pdekit::tensorboard::read_scalars(f).unwrap())
+        .collect();
+    let series = |tag: &str| -> Vec<(i64, f32)> {
+        scalars
+            .iter()
+            .filter(|s| s.tag == tag)
+            .map(|s| (s.step, s.value))
+            .collect()
+    };
+    // 10 training samples in batches of 4: 3 batches per epoch, 3 epochs.
+    let losses = series("batch/loss");
+    assert_eq!(
+        losses.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    for tag in [
+        "batch/running_loss",
+        "batch/learning_rate",
+        "batch/seconds",
+        "batch/rss_mib",
+    ] {
+        assert_eq!(series(tag).len(), 9, "{tag}");
+    }
+    let hist = history(&d.join("tb/training_report.json"));
+    let test_l2 = series("epoch/test_l2");
+    assert_eq!(
+        test_l2.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    for (e, (row, (_, logged))) in hist.iter().zip(&test_l2).enumerate() {
+        assert_eq!(*logged, row[2] as f32, "epoch {e} test L2");
+        // The epoch's training loss is the mean of its batches' losses.
+        let mean: f64 = losses[3 * e..3 * e + 3]
+            .iter()
+            .map(|s| s.1 as f64)
+            .sum::<f64>()
+            / 3.0;
+        assert!(
+            (mean - row[1]).abs() < 1e-6 * row[1].abs().max(1e-3),
+            "epoch {e}: {mean} vs {}",
+            row[1]
+        );
+    }
+    for tag in [
+        "epoch/train_loss",
+        "epoch/test_h1",
+        "epoch/learning_rate",
+        "epoch/seconds",
+        "epoch/peak_rss_mib",
+    ] {
+        assert_eq!(series(tag).len(), 3, "{tag}");
+    }
+}
+
+#[test]
 fn train_resume_and_evaluate_at_another_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -320,6 +401,18 @@ fn train_and_evaluate_refuse_bad_input_clearly() {
         "{err}"
     );
     // Config errors name the key.
+    common::assert_config_error(
+        "[train]\ndata = \"d.h5\"\ntrain_samples = 4\ntest_samples = 2\noutput_dir = \"o\"\ntensorboard = true\n[train.gp]\n",
+        6,
+        "train.tensorboard",
+        "applies to the neural operators",
+    );
+    common::assert_config_error(
+        &format!("{}block = \"torch\"\n", train_config("d.h5", 1, "o", "")),
+        14,
+        "train.fno.block",
+        "unknown variant `torch`",
+    );
     common::assert_config_error(
         &train_config("d.h5", 1, "o", "optimizer = \"sgd\"\n"),
         9,

@@ -72,6 +72,9 @@ pub struct TrainRun {
     /// Test samples drawn as prediction panels.
     #[serde(default = "three")]
     pub panels: usize,
+    /// Write TensorBoard event files into `output_dir` (scalars per batch and per epoch).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tensorboard: bool,
     #[serde(default)]
     pub format: ImageFormat,
 }
@@ -82,6 +85,10 @@ fn one() -> usize {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn three() -> usize {
@@ -135,6 +142,12 @@ pub(super) fn check(src: &Source) -> Result<Option<TrainPlan>, ConfigError> {
             return Err(src.err(
                 &format!("train.{other}"),
                 "expected exactly one model table, got [train.gp] and this one",
+            ));
+        }
+        if run.tensorboard {
+            return Err(src.err(
+                "train.tensorboard",
+                "a GP operator has no batches or epochs to log; tensorboard = true applies to the neural operators",
             ));
         }
         let gp: GpSection = src.section(key, &[])?;

@@ -19,7 +19,9 @@ use pdekit_operators::layers::Layer;
 use pdekit_operators::models::{Io, Model, ModelSpec};
 use pdekit_operators::tensor::{NnError, Tensor};
 use pdekit_operators::train::normalizer::UnitGaussian;
-use pdekit_operators::train::trainer::{gather_rows, predict, train, Control, Split, TrainState};
+use pdekit_operators::train::trainer::{
+    gather_rows, predict, train, BatchRecord, Control, EpochRecord, Split, TrainState,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -551,20 +553,25 @@ pub fn run(
     // The previous epoch's test error, shown beside the running loss while an epoch runs.
     let last_test = std::cell::Cell::new(state.history.last().map(|r| r.test_l2));
     let mut peak_is_epochs = crate::meta::reset_peak_rss();
+    let events = LiveMetrics::open(run.tensorboard, &run.output_dir, &rep)?;
+    // The epoch the batches belong to (the observer moves it on).
+    let epoch_now = std::cell::Cell::new(state.epoch);
     let result = train(
         &mut model,
         (&x_norm, &y_norm),
         (&Split { x: &x, y: &y }, &Split { x: &tx, y: &ty }),
         params,
         state,
-        &mut |batch, running| {
+        &mut |b| {
             bar.set_message(format!(
-                "batch {}, running loss {running:.3e}{}",
-                batch + 1,
+                "batch {}, running loss {:.3e}{}",
+                b.batch + 1,
+                b.running_loss,
                 last_test
                     .get()
                     .map_or(String::new(), |t| format!(", last test L2 {t:.3e}"))
             ));
+            events.batch(b, epoch_now.get());
             if interrupted.load(Ordering::SeqCst) {
                 Control::Stop
             } else {
@@ -577,6 +584,8 @@ pub fn run(
                 r.peak_rss_mib = crate::meta::peak_rss_mib().filter(|_| peak_is_epochs);
             }
             peak_is_epochs = crate::meta::reset_peak_rss();
+            events.epoch(record, state.history.last().and_then(|r| r.peak_rss_mib));
+            epoch_now.set(record.epoch + 1);
             last_test.set(Some(record.test_l2));
             bar.set_message(format!(
                 "loss {:.3e}, test L2 {:.3e}",
@@ -717,6 +726,85 @@ pub fn run(
         report,
         figures,
     })
+}
+
+/// TensorBoard scalars of a training run (`[train] tensorboard = true`), or nothing. A write that
+/// fails stops the logging with one warning; training goes on.
+struct LiveMetrics<'a> {
+    log: std::cell::RefCell<Option<crate::tensorboard::EventLog>>,
+    rep: &'a Reporter,
+    /// When the previous batch ended (or the logging began), for each batch's wall time.
+    last: std::cell::Cell<std::time::Instant>,
+}
+
+impl<'a> LiveMetrics<'a> {
+    fn open(enabled: bool, dir: &Path, rep: &'a Reporter) -> Result<Self, PdekitError> {
+        let log = if enabled {
+            let log = crate::tensorboard::EventLog::create(dir)?;
+            rep.info(format!(
+                "TensorBoard: {} (tensorboard --logdir {})",
+                log.path().display(),
+                dir.parent().unwrap_or(dir).display()
+            ));
+            Some(log)
+        } else {
+            None
+        };
+        Ok(Self {
+            log: std::cell::RefCell::new(log),
+            rep,
+            last: std::cell::Cell::new(std::time::Instant::now()),
+        })
+    }
+
+    fn write(&self, step: i64, values: &[(&str, f64)]) {
+        let mut log = self.log.borrow_mut();
+        if let Some(l) = log.as_mut() {
+            if let Err(e) = l.scalars(step, values) {
+                self.rep.warn(format!(
+                    "{e}; TensorBoard logging stopped, training goes on"
+                ));
+                *log = None;
+            }
+        }
+    }
+
+    /// Batch scalars at the global batch count (epochs before this one × batches + this one).
+    fn batch(&self, b: &BatchRecord, epoch: usize) {
+        let seconds = self.last.get().elapsed().as_secs_f64();
+        self.last.set(std::time::Instant::now());
+        if self.log.borrow().is_none() {
+            return;
+        }
+        let step = (epoch * b.batches + b.batch + 1) as i64;
+        let mut values = vec![
+            ("batch/loss", b.loss),
+            ("batch/running_loss", b.running_loss),
+            ("batch/learning_rate", b.learning_rate),
+            ("batch/seconds", seconds),
+        ];
+        if let Some(m) = crate::meta::rss_mib() {
+            values.push(("batch/rss_mib", m));
+        }
+        self.write(step, &values);
+    }
+
+    /// Epoch scalars at the number of epochs completed.
+    fn epoch(&self, r: &EpochRecord, peak_rss_mib: Option<f64>) {
+        let mut values = vec![
+            ("epoch/train_loss", r.train_loss),
+            ("epoch/test_l2", r.test_l2),
+            ("epoch/test_h1", r.test_h1),
+            ("epoch/learning_rate", r.learning_rate),
+            ("epoch/seconds", r.seconds),
+        ];
+        if let Some(m) = peak_rss_mib {
+            values.push(("epoch/peak_rss_mib", m));
+        }
+        self.write((r.epoch + 1) as i64, &values);
+        // The test pass is not a batch: the next batch's time starts here.
+        self.last.set(std::time::Instant::now());
+    }
 }
 
 #[cfg(test)]

@@ -279,7 +279,7 @@ pub(crate) mod overfit {
             (&split, &split),
             &params,
             TrainState::new(&params),
-            &mut |_, _| Control::Continue,
+            &mut |_| Control::Continue,
             |_, _, _| Control::Continue,
         )
         .unwrap();

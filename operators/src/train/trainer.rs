@@ -255,6 +255,20 @@ pub struct EpochRecord {
     pub peak_rss_mib: Option<f64>,
 }
 
+/// One training batch, as `train`'s `on_batch` sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchRecord {
+    /// The batch's index in its epoch.
+    pub batch: usize,
+    /// Batches in the epoch.
+    pub batches: usize,
+    /// This batch's loss (the configured loss, before the update).
+    pub loss: f64,
+    /// The mean loss of the epoch's batches so far.
+    pub running_loss: f64,
+    pub learning_rate: f64,
+}
+
 /// How far an interrupted epoch got: enough to go on with its remaining batches exactly as an
 /// uninterrupted run would.
 #[derive(Debug, Clone, PartialEq)]
@@ -387,8 +401,8 @@ fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 
 /// Trains `model` from `state` (fresh or resumed) until `params.epochs` epochs are done, early
 /// stopping triggers, or `observer` returns [`Control::Stop`]. The observer sees each epoch's
-/// record, the model and the state (to write checkpoints); `on_batch` sees each batch's index in
-/// its epoch and the epoch's running mean loss (for progress bars). When `on_batch` returns
+/// record, the model and the state (to write checkpoints); `on_batch` sees each batch's
+/// [`BatchRecord`] (for progress bars and live metrics). When `on_batch` returns
 /// [`Control::Stop`], training returns after that batch with [`TrainState::partial`] set; the
 /// state and weights then resume the epoch exactly where it stopped.
 pub fn train<T: Real, M: Layer<T>>(
@@ -397,7 +411,7 @@ pub fn train<T: Real, M: Layer<T>>(
     (train_split, test_split): (&Split<'_, T>, &Split<'_, T>),
     params: &TrainParams,
     mut state: TrainState<T>,
-    on_batch: &mut dyn FnMut(usize, f64) -> Control,
+    on_batch: &mut dyn FnMut(&BatchRecord) -> Control,
     mut observer: impl FnMut(&EpochRecord, &mut M, &mut TrainState<T>) -> Control,
 ) -> Result<TrainState<T>, TrainError> {
     params.validate()?;
@@ -442,7 +456,13 @@ pub fn train<T: Real, M: Layer<T>>(
             state
                 .adam
                 .update(&mut model.parameters(), state.learning_rate)?;
-            let wants = on_batch(bi, loss_sum / (bi + 1) as f64);
+            let wants = on_batch(&BatchRecord {
+                batch: bi,
+                batches: batches.len(),
+                loss,
+                running_loss: loss_sum / (bi + 1) as f64,
+                learning_rate: state.learning_rate,
+            });
             if wants == Control::Stop && bi + 1 < batches.len() {
                 state.partial = Some(PartialEpoch {
                     batches: bi + 1,
@@ -560,7 +580,7 @@ mod tests {
             (&tr, &te),
             &params,
             TrainState::new(&params),
-            &mut |_, _| Control::Continue,
+            &mut |_| Control::Continue,
             |_, _, _| Control::Continue,
         )
         .unwrap();
@@ -575,7 +595,7 @@ mod tests {
                 (&tr, &te),
                 &params,
                 TrainState::new(&params),
-                &mut |_, _| {
+                &mut |_| {
                     calls += 1;
                     if stop_inside_an_epoch && calls == 11 {
                         Control::Stop
@@ -612,7 +632,7 @@ mod tests {
                 (&tr, &te),
                 &params,
                 half,
-                &mut |_, _| Control::Continue,
+                &mut |_| Control::Continue,
                 |_, _, _| Control::Continue,
             )
             .unwrap();
@@ -655,7 +675,7 @@ mod tests {
             (&Split { x: &x, y: &y }, &Split { x: &x, y: &y }),
             &params,
             TrainState::new(&params),
-            &mut |_, _| Control::Continue,
+            &mut |_| Control::Continue,
             |_, _, _| Control::Continue,
         )
         .unwrap_err();
@@ -677,7 +697,7 @@ mod tests {
             ),
             &params,
             TrainState::new(&params),
-            &mut |_, _| Control::Continue,
+            &mut |_| Control::Continue,
             |_, _, _| Control::Continue,
         )
         .unwrap_err();
