@@ -131,6 +131,27 @@ model sees the data as it is.")]
         #[arg(long, value_name = "FILE.pt")]
         normalizers: Option<PathBuf>,
     },
+    /// Training runs side by side: test-error curves on one figure, a table of final errors,
+    /// parameters, time per epoch and peak memory, and one test sample predicted by each.
+    #[command(
+        after_help = "Examples:\n  pdekit compare runs/ns_ffno/fno runs/ns_ffno/ffno runs/ns_ffno/factformer\n  pdekit compare runs/a runs/b --out figures/ab --format svg --data data/test.h5 --row 7\n\nWrites test_error.png, predictions.png (2-D models) and compare.json in --out, and prints the table.\nEach RUN is a training output_dir (or a checkpoint file); everything is read from the checkpoints."
+    )]
+    Compare {
+        /// Training runs: output directories or checkpoint files.
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Where the figures and compare.json go.
+        #[arg(long, default_value = "compare")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Png)]
+        format: Format,
+        /// The dataset of the prediction panels (default: the first run's test data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Its row (default: the first test row of the first run).
+        #[arg(long)]
+        row: Option<usize>,
+    },
     /// Join the shard files of a sharded generate run into one dataset file.
     #[command(
         after_help = "Examples:\n  pdekit merge data/ns_1e-3.h5                 # finds data/ns_1e-3.shard-*-of-N.h5\n  pdekit merge data/all.h5 a.shard-0-of-2.h5 a.shard-1-of-2.h5"
@@ -426,6 +447,38 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                     outcome.json.display()
                 ));
             }
+            Ok(())
+        }
+        Command::Compare {
+            runs,
+            out,
+            format,
+            data,
+            row,
+        } => {
+            let outcome = pipeline::compare::compare(
+                &runs,
+                &pipeline::compare::CompareOptions {
+                    out,
+                    format: match format {
+                        Format::Png => ImageFormat::Png,
+                        Format::Svg => ImageFormat::Svg,
+                    },
+                    data,
+                    row,
+                },
+            )?;
+            reporter.info(format!(
+                "{}wrote {} and {}",
+                outcome.table,
+                outcome.json.display(),
+                outcome
+                    .figures
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
             Ok(())
         }
         Command::Export { checkpoint, out } => {

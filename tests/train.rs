@@ -178,6 +178,83 @@ fn tensorboard_event_files_hold_every_batch_and_epoch_and_a_resume_continues_the
 }
 
 #[test]
+fn compare_puts_two_runs_side_by_side_from_their_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    darcy_at_16_and_24(d);
+    let runs = [("narrow", "width = 4"), ("wide", "width = 8")];
+    for (name, width) in runs {
+        let cfg = common::write(
+            d,
+            &format!("{name}.toml"),
+            &train_config("d16.h5", 2, name, "").replace("width = 6", width),
+        );
+        let (code, out, err) = common::run(&["train", cfg.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let out_dir = d.join("cmp");
+    let (code, out, err) = common::run(&[
+        "compare",
+        d.join("narrow").to_str().unwrap(),
+        d.join("wide/checkpoint.safetensors").to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--format",
+        "svg",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("parameters") && out.contains("narrow"),
+        "{out}"
+    );
+    for f in ["test_error.svg", "predictions.svg", "compare.json"] {
+        assert!(out_dir.join(f).exists(), "{f}");
+    }
+    let doc = common::read_json(&out_dir.join("compare.json"));
+    let rows = doc["runs"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, (name, _)) in rows.iter().zip(runs) {
+        // The table holds what each run's own report says.
+        let report = common::read_json(&d.join(name).join("training_report.json"));
+        assert_eq!(row["parameters"], report["parameters"], "{name}");
+        assert_eq!(row["final_test_l2"], report["final"]["test_l2"], "{name}");
+        assert_eq!(row["epochs"], 2);
+    }
+    // The panel's sample is the first test row (10 training samples precede it), and each run's
+    // error on it is finite.
+    assert_eq!(doc["sample"]["row"], 10);
+    let rel = doc["sample"]["relative_l2"].as_array().unwrap();
+    assert!(
+        rel.iter().all(|v| v.as_f64().unwrap().is_finite()),
+        "{rel:?}"
+    );
+    // Bad input: one run, a directory without a checkpoint, a row past the end.
+    common::assert_fails(&["compare", d.join("narrow").to_str().unwrap()], 2, "");
+    common::assert_fails(
+        &[
+            "compare",
+            d.join("narrow").to_str().unwrap(),
+            d.to_str().unwrap(),
+        ],
+        2,
+        "no checkpoint there",
+    );
+    common::assert_fails(
+        &[
+            "compare",
+            d.join("narrow").to_str().unwrap(),
+            d.join("wide").to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--row",
+            "99",
+        ],
+        2,
+        "--row 99",
+    );
+}
+
+#[test]
 fn train_resume_and_evaluate_at_another_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

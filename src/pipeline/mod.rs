@@ -1,5 +1,6 @@
 //! The stages a config runs. Each stage's outputs are files the next one reads.
 
+pub mod compare;
 pub mod evaluate;
 pub mod generate;
 pub mod gp;
