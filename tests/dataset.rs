@@ -347,6 +347,106 @@ fn reads_pdebench_darcy_files_written_by_h5py() {
 }
 
 #[test]
+fn reads_the_well_as_one_step_pairs_of_its_trajectories() {
+    let ds = Dataset::open(&fixture("the_well_2d.h5")).unwrap();
+    assert_eq!(ds.layout(), Layout::TheWell);
+    // 2 trajectories of 4 steps: 3 pairs each.
+    assert_eq!(ds.len(), 6);
+    let x = ds.read_all("inputs/state").unwrap();
+    let y = ds.read_all("outputs/state").unwrap();
+    assert_eq!(
+        x.shape(),
+        &[6, 4, 8, 6],
+        "density, pressure, velocity x and y"
+    );
+    // Row 4 is trajectory 1, step 1 (input) and step 2 (output); at point (i, j) = (3, 5).
+    let density = |b: f64, t: f64| 1000.0 * b + 100.0 * t + 10.0 * 3.0 + 5.0;
+    assert_eq!(x[[4, 0, 3, 5]], density(1.0, 1.0));
+    assert_eq!(y[[4, 0, 3, 5]], density(1.0, 2.0));
+    assert_eq!(x[[4, 1, 3, 5]], -density(1.0, 1.0));
+    assert_eq!(x[[4, 2, 3, 5]], 10.0 + 1.0);
+    assert_eq!(y[[4, 3, 3, 5]], 10.0 + 2.0 + 0.5);
+    // A range that crosses trajectories reads the same as single rows.
+    let part = ds.read("inputs/velocity", 2..5).unwrap();
+    assert_eq!(part.shape(), &[3, 2, 8, 6]);
+    assert_eq!(part[[0, 1, 0, 0]], 2.0 + 0.5, "row 2: trajectory 0, step 2");
+    assert_eq!(part[[1, 0, 0, 0]], 10.0, "row 3: trajectory 1, step 0");
+    let time = ds.read_all("params/time").unwrap();
+    let want = [0.0, 0.1, 0.2, 0.0, 0.1, 0.2];
+    assert!(
+        time.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{time:?}"
+    );
+    let visc = ds.read_all("params/viscosity").unwrap();
+    assert!(
+        (visc[0] - 0.1).abs() < 1e-6 && (visc[5] - 0.2).abs() < 1e-6,
+        "{visc:?}"
+    );
+    assert_eq!(ds.read_all("params/Reynolds").unwrap()[3], 100.0);
+    assert!(
+        !ds.has("params/forcing"),
+        "a time-varying scalar is not a parameter"
+    );
+    assert!(!ds.has("inputs/obstacle"), "a static field is left out");
+    let notes = ds.notes().join("; ");
+    assert!(
+        notes.contains("x_periodic, y_wall") && notes.contains("obstacle"),
+        "{notes}"
+    );
+    let (gx, gy) = ds.grid().unwrap().unwrap();
+    assert_eq!((gx.len(), gy.len()), (8, 6));
+    // Without its times it is a clear error that names what is missing.
+    let e = Dataset::open(&fixture("the_well_no_time.h5"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("the_well_no_time.h5") && e.contains("`dimensions/time`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn reads_pdebench_time_series_1d_and_per_sample_groups() {
+    let ds = Dataset::open(&fixture("pdebench_1d.h5")).unwrap();
+    assert_eq!(ds.layout(), Layout::PdeBenchSeries);
+    assert_eq!(ds.len(), 3 * 4);
+    let (u, v) = (
+        ds.read_all("inputs/u").unwrap(),
+        ds.read_all("outputs/u").unwrap(),
+    );
+    assert_eq!(u.shape(), &[12, 8]);
+    // Row 9: sample 2, step 1 → 2; point 4.
+    assert!(
+        (u[[9, 4]] - (200.0 + 10.0 + 0.5)).abs() < 1e-4,
+        "{}",
+        u[[9, 4]]
+    );
+    assert!((v[[9, 4]] - (200.0 + 20.0 + 0.5)).abs() < 1e-4);
+    assert!((ds.read_all("params/time").unwrap()[9] - 0.4).abs() < 1e-6);
+    let g = Dataset::open(&fixture("pdebench_2d_groups.h5")).unwrap();
+    assert_eq!(g.len(), 2 * 2);
+    let d = g.read_all("inputs/data").unwrap();
+    let o = g.read_all("outputs/data").unwrap();
+    assert_eq!(d.shape(), &[4, 2, 4, 6], "channels first");
+    // Row 3: group 0001, step 1 → 2; channel 1 at (2, 5).
+    assert_eq!(d[[3, 1, 2, 5]], 1000.0 + 100.0 + 25.0 + 0.5);
+    assert_eq!(o[[3, 1, 2, 5]], 1000.0 + 200.0 + 25.0 + 0.5);
+    // The compressible-flow layout: the fields present, stacked in PDEBench's order.
+    let c = Dataset::open(&fixture("pdebench_cfd_1d.h5")).unwrap();
+    let s = c.read_all("inputs/state").unwrap();
+    assert_eq!(s.shape(), &[4, 3, 8], "density, pressure, Vx");
+    // Row 3: sample 1, step 1; point 6.
+    assert_eq!(s[[3, 0, 6]], 100.0 + 10.0 + 6.0);
+    assert_eq!(s[[3, 1, 6]], -(100.0 + 10.0 + 6.0));
+    assert!((s[[3, 2, 6]] - 1.1).abs() < 1e-6);
+    assert_eq!(
+        c.read_all("outputs/density").unwrap()[[3, 6]],
+        100.0 + 20.0 + 6.0
+    );
+}
+
+#[test]
 fn missing_and_corrupt_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.h5");

@@ -767,9 +767,23 @@ fn version_1_checkpoints_evaluate_to_the_same_numbers_bit_for_bit() {
 fn trains_on_neuraloperator_and_pdebench_files() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    for (file, train, test) in [("neuraloperator_f32.h5", 2, 1), ("pdebench_darcy.h5", 1, 1)] {
+    // The time series train on one-step pairs u(t) → u(t + Δt): The Well's four-channel state,
+    // and PDEBench's 2-D sample groups (two channels).
+    for (file, train, test, fields, modes) in [
+        ("neuraloperator_f32.h5", 2, 1, "", "[2, 2]"),
+        ("pdebench_darcy.h5", 1, 1, "", "[2, 2]"),
+        (
+            "the_well_2d.h5",
+            4,
+            2,
+            "input = \"state\"\noutput = \"state\"\n",
+            "[2, 2]",
+        ),
+        ("pdebench_2d_groups.h5", 3, 1, "", "[2, 2]"),
+        ("pdebench_1d.h5", 8, 4, "", "[3]"),
+    ] {
         let text = format!(
-            "[train]\ndata = \"{}\"\ntrain_samples = {train}\ntest_samples = {test}\nepochs = 2\nbatch_size = {train}\noutput_dir = \"out-{file}\"\n[train.fno]\nwidth = 4\nmodes = [2, 2]\nlayers = 1\n",
+            "[train]\ndata = \"{}\"\n{fields}train_samples = {train}\ntest_samples = {test}\nepochs = 2\nbatch_size = {train}\noutput_dir = \"out-{file}\"\n[train.fno]\nwidth = 4\nmodes = {modes}\nlayers = 1\n",
             fixtures.join(file).display()
         );
         let cfg = common::write(dir.path(), &format!("{file}.toml"), &text);

@@ -435,6 +435,20 @@ impl H5Reader {
         Ok((counts, values))
     }
 
+    /// Reads the hyperslab `starts`, `counts` (one per axis), as f64.
+    pub fn read_slab(
+        &self,
+        name: &str,
+        starts: &[usize],
+        counts: &[usize],
+    ) -> Result<Vec<f64>, DataError> {
+        let ds = self.dataset(name)?;
+        read_as_f64(&ds, starts, counts).map_err(|e| DataError::Corrupt {
+            path: self.path.clone(),
+            message: format!("dataset {name}: {e}"),
+        })
+    }
+
     /// Reads a whole (small) array, as f64.
     pub fn read_all(&self, name: &str) -> Result<(Vec<usize>, Vec<f64>), DataError> {
         let ds = self.dataset(name)?;

@@ -11,6 +11,7 @@
 
 pub mod h5;
 pub mod merge;
+pub mod series;
 
 use h5::H5Reader;
 use ndarray::ArrayD;
@@ -55,7 +56,7 @@ pub enum DataError {
         lock: PathBuf,
         holder: String,
     },
-    #[error("{}: not a pdekit dataset, a neuraloperator file (datasets `x` and `y`) or a PDEBench Darcy file (`nu` and `tensor`); it holds: {found}", path.display())]
+    #[error("{}: not a pdekit dataset, a neuraloperator file (datasets `x` and `y`), a PDEBench Darcy file (`nu` and `tensor`), a PDEBench time series (`tensor` [samples, steps, x(, y)], flow fields `density`, `Vx`, … or sample groups `NNNN/data`) or a The Well file (`t0_fields/`, `t1_fields/`, `dimensions/`); it holds: {found}", path.display())]
     UnknownLayout { path: PathBuf, found: String },
     #[error("{}: no array `{name}`; it has: {available}", path.display())]
     NoField {
@@ -71,6 +72,10 @@ pub enum Layout {
     Pdekit,
     NeuralOperator,
     PdeBench,
+    /// The Well's trajectories, read as one-step pairs ([`series`]).
+    TheWell,
+    /// PDEBench's time-dependent files, read as one-step pairs ([`series`]).
+    PdeBenchSeries,
 }
 
 impl Layout {
@@ -79,6 +84,8 @@ impl Layout {
             Layout::Pdekit => "pdekit dataset",
             Layout::NeuralOperator => "neuraloperator {x, y} file",
             Layout::PdeBench => "PDEBench Darcy file",
+            Layout::TheWell => "The Well file (one-step pairs of its trajectories)",
+            Layout::PdeBenchSeries => "PDEBench time series (one-step pairs of its trajectories)",
         }
     }
 }
@@ -100,6 +107,8 @@ pub struct Field {
     /// Shape with the sample axis first, after any squeeze.
     pub shape: Vec<usize>,
     pub dtype: String,
+    /// For a time series: how its samples are cut from the trajectories (else rows of `source`).
+    pub steps: Option<series::Steps>,
 }
 
 /// A dataset opened for reading; reads load only the samples asked for. It is one file, or the
@@ -117,6 +126,8 @@ pub struct Dataset {
     first_len: usize,
     len: usize,
     grid: GridPaths,
+    /// What `inspect` should say besides the fields (a time series' trajectories, boundaries).
+    notes: Vec<String>,
 }
 
 /// The shard files of `target` (`NAME.shard-I-of-N.h5` beside it), in shard order. `Ok(None)` when
@@ -289,6 +300,18 @@ impl Dataset {
             let grid = (has("x-coordinate") && has("y-coordinate"))
                 .then(|| ("x-coordinate".into(), "y-coordinate".into()));
             (Layout::PdeBench, map, grid)
+        } else if let Some(o) = series::detect(&reader, path)? {
+            return Ok(Self {
+                reader,
+                more: Vec::new(),
+                path: path.to_path_buf(),
+                layout: o.layout,
+                fields: o.fields,
+                first_len: o.len,
+                len: o.len,
+                grid: o.grid,
+                notes: o.notes,
+            });
         } else {
             return Err(DataError::UnknownLayout {
                 path: path.to_path_buf(),
@@ -312,6 +335,7 @@ impl Dataset {
                 source,
                 shape,
                 dtype: info.dtype,
+                steps: None,
             });
         }
         let lens: Vec<usize> = fields
@@ -375,11 +399,17 @@ impl Dataset {
             first_len: len,
             len,
             grid,
+            notes: Vec::new(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the file holds besides its fields, for `inspect` (empty for most layouts).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     pub fn layout(&self) -> Layout {
@@ -491,6 +521,16 @@ impl Dataset {
                     need as f64 / (1u64 << 30) as f64,
                     available as f64 / (1u64 << 30) as f64
                 ),
+            });
+        }
+        if let Some(steps) = &field.steps {
+            let values = series::read(&self.reader, steps, rows.clone())?;
+            let mut shape = field.shape.clone();
+            shape[0] = rows.len();
+            return ArrayD::from_shape_vec(shape.clone(), values).map_err(|e| DataError::Shape {
+                what: format!("{}:{name}", self.path().display()),
+                expected: format!("{shape:?}"),
+                got: e.to_string(),
             });
         }
         let mut values = Vec::new();

@@ -78,6 +78,9 @@ pub fn summary(path: &Path) -> Result<String, PdekitError> {
             y[y.len() - 1]
         );
     }
+    for note in ds.notes() {
+        let _ = writeln!(out, "  {note}");
+    }
     for f in ds.fields() {
         let _ = writeln!(out, "  {:<22} {:?} {}", f.name, f.shape, f.dtype);
     }

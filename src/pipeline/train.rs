@@ -237,6 +237,12 @@ pub(super) fn data_dims(
 
 /// Grid axes of an input/output pair (see [`data_dims`]).
 pub(super) fn field_dims(ds: &Dataset, input: &str, output: &str) -> Result<usize, PdekitError> {
+    // A time series knows its grid, so both fields may carry channels.
+    if let Some(steps) = &ds.field(input)?.steps {
+        if !steps.grid.is_empty() {
+            return Ok(steps.grid.len());
+        }
+    }
     let (a, b) = (
         ds.field(input)?.shape.len() - 1,
         ds.field(output)?.shape.len() - 1,
