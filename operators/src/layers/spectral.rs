@@ -130,6 +130,17 @@ impl<T: Real> SpectralConv<T> {
         Ok(layer)
     }
 
+    /// Redraws a dense weight as neuraloperator initialises its spectral weights: complex normal
+    /// with standard deviation `std` (each of the real and imaginary parts `std/√2`).
+    pub fn init_complex_normal(&mut self, std: f64, seed: u64) {
+        debug_assert!(self.factorized.is_none(), "a dense weight");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let part = std / std::f64::consts::SQRT_2;
+        for w in self.weight.iter_mut() {
+            *w = T::lit(part * rng.sample::<f64, _>(rand_distr::StandardNormal));
+        }
+    }
+
     fn check_grid(&self, x: &Tensor<T>, channels: usize, what: &str) -> Result<(), NnError> {
         let d = self.modes.len();
         let bad = |expected: String| {

@@ -40,7 +40,8 @@ pub enum BlockStyle {
     #[default]
     Pdekit,
     /// neuraloperator 2.x's block: a bias on the spectral convolution, and no GELU on `h` in the
-    /// last block.
+    /// last block. Dense spectral weights also start as neuraloperator's do (complex normal, std
+    /// `√(2 / (c_in + c_out))`), not as the FNO paper's code.
     Neuraloperator,
 }
 
@@ -82,8 +83,13 @@ impl<T: Real> FnoBlock<T> {
         last: bool,
         seed: u64,
     ) -> Result<Self, NnError> {
+        let mut conv = SpectralConv::with_factorization(width, width, modes, factorization, seed)?;
+        if style == BlockStyle::Neuraloperator && *factorization == Factorization::Dense {
+            // neuraloperator's initialisation, std √(2 / (c_in + c_out)).
+            conv.init_complex_normal((1.0 / width as f64).sqrt(), seed);
+        }
         Ok(Self {
-            conv: SpectralConv::with_factorization(width, width, modes, factorization, seed)?,
+            conv,
             skip: PointwiseLinear::new(width, width, false, seed + 1),
             mlp: channel_mlp(width, (width / 2).max(1), width, seed + 2),
             gate: SoftGating::new(width),
