@@ -208,15 +208,7 @@ impl Stored {
             path: path.to_path_buf(),
             message,
         };
-        if !path.exists() {
-            return Err(DataError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|e| DataError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let bytes = crate::files::read_bytes(path)?;
         if bytes.len() < 8 {
             return Err(corrupt("too short for a safetensors file".into()));
         }

@@ -1,5 +1,5 @@
 //! Writing result files so that a crash never leaves a half-written one: write to a temporary
-//! name beside the target, then rename.
+//! name beside the target, then rename. Reading whole files with errors that name them.
 
 use crate::data::DataError;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,20 @@ pub fn create_dir(dir: &Path) -> Result<(), DataError> {
                 None => format!("cannot create this folder: {e}"),
             },
         }
+    })
+}
+
+/// The bytes of `path`: [`DataError::Missing`] when there is no such file, else
+/// [`DataError::Io`] with the reason.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    if !path.exists() {
+        return Err(DataError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::read(path).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     })
 }
 

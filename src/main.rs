@@ -472,12 +472,7 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                 "{}wrote {} and {}",
                 outcome.table,
                 outcome.json.display(),
-                outcome
-                    .figures
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(&outcome.figures)
             ));
             Ok(())
         }
@@ -640,16 +635,20 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                 "\n{}\nwrote {}, {}",
                 outcome.table,
                 outcome.json.display(),
-                outcome
-                    .figures
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(&outcome.figures)
             ));
             Ok(())
         }
     }
+}
+
+/// Paths, comma-separated, for a closing message.
+fn listed(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `--peers` without a value: the peers' venv if it exists, else `python3`.

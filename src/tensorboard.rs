@@ -101,10 +101,7 @@ pub struct Scalar {
 
 /// The scalars of an event file, in order, with every record's checksums verified.
 pub fn read_scalars(path: &Path) -> Result<Vec<Scalar>, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let bytes = crate::files::read_bytes(path)?;
     let corrupt = |at: usize, message: &str| DataError::Corrupt {
         path: path.to_path_buf(),
         message: format!("record at byte {at}: {message}"),

@@ -19,6 +19,8 @@ use crate::checkpoint;
 use crate::data::DataError;
 use crate::PdekitError;
 use pdekit_operators::layers::factorized::Factorization;
+// The kept block's shape, `[2m_0, …, 2m_{d−2}, m_last]`, is the same in both layouts.
+use pdekit_operators::layers::spectral::kept_shape;
 use pdekit_operators::layers::Layer;
 use pdekit_operators::models::fno::{BlockStyle, FnoSpec, GridFrame};
 use pdekit_operators::models::{Model, ModelSpec};
@@ -107,7 +109,9 @@ impl Layout {
             Layout::Vector(n) => vec![*n],
             Layout::Gate(c) => [1, *c].into_iter().chain(ones).collect(),
             Layout::ChannelBias(c) => std::iter::once(*c).chain(ones).collect(),
-            Layout::Spectral { modes, c } => [*c, *c].into_iter().chain(kept(modes)).collect(),
+            Layout::Spectral { modes, c } => {
+                [*c, *c].into_iter().chain(kept_shape(modes)).collect()
+            }
         }
     }
 
@@ -172,19 +176,9 @@ impl Layout {
     }
 }
 
-/// The kept block's shape, `[2m_0, …, 2m_{d−2}, m_last]`, the same in both layouts.
-fn kept(modes: &[usize]) -> Vec<usize> {
-    let d = modes.len();
-    modes
-        .iter()
-        .enumerate()
-        .map(|(a, &m)| if a + 1 == d { m } else { 2 * m })
-        .collect()
-}
-
 /// Calls `f(pdekit_index, torch_index)` for every complex entry of a `c × c` spectral weight.
 fn for_each_mode(modes: &[usize], c: usize, mut f: impl FnMut(usize, usize)) {
-    let shape = kept(modes);
+    let shape = kept_shape(modes);
     let d = shape.len();
     let k: usize = shape.iter().product();
     let mut index = vec![0usize; d];

@@ -166,15 +166,7 @@ pub struct TorchFile {
 
 impl TorchFile {
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        if !path.exists() {
-            return Err(DataError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|e| DataError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let bytes = crate::files::read_bytes(path)?;
         let corrupt = |message: String| DataError::Corrupt {
             path: path.to_path_buf(),
             message,

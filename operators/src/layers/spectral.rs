@@ -186,7 +186,7 @@ fn kept_count(modes: &[usize]) -> usize {
 }
 
 /// Shape of the kept block: `[2m_0, …, 2m_{d−2}, m_last]`.
-pub(crate) fn kept_shape(modes: &[usize]) -> Vec<usize> {
+pub fn kept_shape(modes: &[usize]) -> Vec<usize> {
     let d = modes.len();
     modes
         .iter()
