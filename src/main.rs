@@ -92,7 +92,7 @@ enum Command {
         #[arg(long, value_name = "FILE.npy")]
         predictions: Option<PathBuf>,
     },
-    /// Write a trained FNO as a neuraloperator 2.x checkpoint that `FNO.from_checkpoint` loads.
+    /// Write a trained FNO or TFNO as a neuraloperator 2.x checkpoint that `FNO.from_checkpoint` loads.
     #[command(after_help = "Examples:
   pdekit export --checkpoint runs/darcy_fno_nop/checkpoint.safetensors --out exported/darcy
 
@@ -101,17 +101,17 @@ save_checkpoint layout), and exported/darcy_normalizers.pt (a DefaultDataProcess
 two per-channel UnitGaussianNormalizers). In Python:
   model = neuralop.models.FNO.from_checkpoint(\"exported\", \"darcy\")
 
-The FNO must have been trained with block = \"neuraloperator\" in [train.fno] (neuraloperator's block:
+The FNO or TFNO must have been trained with block = \"neuraloperator\" in [train.fno] or [train.tfno] (neuraloperator's block:
 a spectral bias, no GELU after the last spectral sum), linear coordinates and no domain padding.")]
     Export {
-        /// The pdekit checkpoint of an FNO.
+        /// The pdekit checkpoint of an FNO or TFNO.
         #[arg(long)]
         checkpoint: PathBuf,
         /// DIR/NAME, as neuraloperator's save_checkpoint(DIR, NAME) names its files.
         #[arg(long, value_name = "DIR/NAME")]
         out: PathBuf,
     },
-    /// Read a neuraloperator 2.x FNO checkpoint into a pdekit checkpoint (for `pdekit evaluate`).
+    /// Read a neuraloperator 2.x FNO or TFNO checkpoint into a pdekit checkpoint (for `pdekit evaluate`).
     #[command(after_help = "Examples:
   pdekit import checkpoints/darcy --out runs/imported/checkpoint.safetensors
   pdekit import checkpoints/darcy --normalizers checkpoints/darcy_normalizers.pt --out C

@@ -253,3 +253,71 @@ fn export_and_import_refuse_what_they_cannot_map_clearly() {
         "no checkpoint written on error"
     );
 }
+
+#[test]
+fn tfnos_go_out_and_come_back_with_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::write(d, "gen.toml", &common::darcy_config("d.h5", 12, 12, ""));
+    let (code, _, err) = common::run(&["generate", d.join("gen.toml").to_str().unwrap(), "-q"]);
+    assert_eq!(code, 0, "{err}");
+    for (kind, rank) in [("tucker", "ranks = [3, 2, 4, 5]"), ("cp", "rank = 0.4")] {
+        let cfg = common::write(
+            d,
+            &format!("{kind}.toml"),
+            &format!("[train]\ndata = \"d.h5\"\ntrain_samples = 8\ntest_samples = 4\nepochs = 1\nbatch_size = 4\noutput_dir = \"{kind}\"\n\n[train.tfno]\nwidth = 6\nmodes = [2, 3]\nlayers = 2\nblock = \"neuraloperator\"\nfactorization = \"{kind}\"\n{rank}\n"),
+        );
+        let (code, _, err) = common::run(&["train", cfg.to_str().unwrap(), "-q"]);
+        assert_eq!(code, 0, "{kind}: {err}");
+        let first = d.join(kind).join("checkpoint.safetensors");
+        let prefix = d.join("out").join(kind);
+        let info = export(&first, &prefix).unwrap();
+        let meta = TorchFile::open(&info.metadata).unwrap();
+        let sd = TorchFile::open(&info.state_dict).unwrap();
+        if kind == "tucker" {
+            // tensorly's order (in, out, modes…) for pdekit's ranks [modes…, in, out].
+            let want = Py::Tuple([4, 5, 3, 2].map(Py::Int).to_vec()).describe();
+            assert_eq!(meta.object.get("rank").unwrap().describe(), want);
+            let Some(Py::Tensor(core)) = sd.object.get("fno_blocks.convs.0.weight.core") else {
+                panic!("{}", sd.object.describe())
+            };
+            assert_eq!(core.shape, vec![4, 5, 3, 2]);
+        } else {
+            assert!(sd.object.get("fno_blocks.convs.1.weight.weights").is_some());
+        }
+        let second = d.join(format!("{kind}-back.safetensors"));
+        let back = import(&prefix, Some(&info.normalizers), &second).unwrap();
+        assert_ne!(
+            back.spec.factorization,
+            pdekit_operators::layers::factorized::Factorization::Dense
+        );
+        let (mut a, mut b) = (
+            pdekit::checkpoint::load(&first).unwrap(),
+            pdekit::checkpoint::load(&second).unwrap(),
+        );
+        let pa: Vec<(String, Vec<f32>)> = a
+            .model
+            .parameters()
+            .iter()
+            .map(|p| (p.name.clone(), p.value.to_vec()))
+            .collect();
+        let pb: Vec<(String, Vec<f32>)> = b
+            .model
+            .parameters()
+            .iter()
+            .map(|p| (p.name.clone(), p.value.to_vec()))
+            .collect();
+        // CP weights of 1 fold into the factor unchanged, so both kinds come back bit for bit.
+        assert_eq!(pa, pb, "{kind}");
+        let x = Tensor::from_vec(
+            &[1, 12, 12, 1],
+            (0..144).map(|i| (i as f32 * 0.37).sin()).collect(),
+        )
+        .unwrap();
+        assert_eq!(
+            a.model.forward(&x).unwrap().data,
+            b.model.forward(&x).unwrap().data,
+            "{kind}"
+        );
+    }
+}

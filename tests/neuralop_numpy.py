@@ -109,6 +109,26 @@ def spectral_conv(x, weight, bias):
     return y + bias[None]
 
 
+def spectral_weight(state, prefix):
+    """A layer's dense complex weight (in, out, modes...): stored whole, or rebuilt from
+    tensorly's Tucker (core, factors) or CP (weights, factors)."""
+    if f"{prefix}.tensor" in state:
+        return state[f"{prefix}.tensor"]
+    factors = []
+    while f"{prefix}.factors.factor_{len(factors)}" in state:
+        factors.append(state[f"{prefix}.factors.factor_{len(factors)}"])
+    if f"{prefix}.core" in state:
+        w = state[f"{prefix}.core"]
+        for k, f in enumerate(factors):
+            # Mode-k product: contract axis k of w with the factor's rank axis.
+            w = np.moveaxis(np.tensordot(f, w, axes=([1], [k])), 0, k)
+        return w
+    weights = state[f"{prefix}.weights"]
+    letters = "abcdefgh"[: len(factors)]
+    spec = "r," + ",".join(f"{c}r" for c in letters) + "->" + letters
+    return np.einsum(spec, weights, *factors)
+
+
 def fno_forward(state, kwargs, x):
     """neuraloperator's FNO on x [b, c_in, grid...] (float64 throughout)."""
     state = {k: np.asarray(v, dtype=np.complex128 if np.iscomplexobj(v) else np.float64)
@@ -122,7 +142,8 @@ def fno_forward(state, kwargs, x):
         b = "fno_blocks"
         skip = _pointwise(h, state[f"{b}.fno_skips.{l}.conv.weight"])
         gate = h * state[f"{b}.channel_mlp_skips.{l}.weight"]
-        z = spectral_conv(h, state[f"{b}.convs.{l}.weight.tensor"], state[f"{b}.convs.{l}.bias"]) + skip
+        weight = spectral_weight(state, f"{b}.convs.{l}.weight")
+        z = spectral_conv(h, weight, state[f"{b}.convs.{l}.bias"]) + skip
         if l < layers - 1:
             z = gelu(z)
         z = _mlp(state, f"{b}.channel_mlp.{l}", z) + gate

@@ -4,7 +4,7 @@ Usage:
     bench/peers/.venv/bin/python bench/peers/neuralop_roundtrip.py \
         --checkpoint runs/x/checkpoint.safetensors --data data/darcy.h5 --start 1000 --samples 100
 
-1. pdekit -> neuraloperator: `pdekit export` writes the checkpoint (which must be an FNO trained
+1. pdekit -> neuraloperator: `pdekit export` writes the checkpoint (an FNO or TFNO trained
    with block = "neuraloperator"); `neuralop.models.FNO.from_checkpoint` loads it, and its
    predictions on the rows are compared with `pdekit evaluate --predictions`.
 2. neuraloperator -> pdekit: an FNO of the same architecture is built and trained in PyTorch
@@ -137,7 +137,7 @@ def main():
         torch_pred2 = out_norm.inverse_transform(trained(in_norm.transform(xt))).numpy()
     ours2 = np.moveaxis(np.load(imported_pred), -1, 1)
     import_diff = rel_diff(ours2, torch_pred2)
-    bias = max(float(p.abs().max()) for n, p in trained.named_parameters()
+    bias = max(float(p.detach().abs().max()) for n, p in trained.named_parameters()
                if ".convs." in n and n.endswith(".bias"))
 
     result = {

@@ -13,12 +13,19 @@
 //! - along every axis but the last, pdekit keeps frequencies `0, …, m−1, −m, …, −1` and
 //!   neuraloperator keeps the same frequencies fft-shifted, `−m, …, m−1`. Its `n_modes` counts
 //!   `2m` there, and `2(m − 1)` on the last axis, of which it keeps `n // 2 + 1 = m`.
+//!
+//! A TFNO's factors map the same way: tensorly's Tucker core has the axes `(in, out, modes…)`
+//! where pdekit's has `[modes…, in, out]`, its factors are the same `n × r` matrices (the
+//! non-last mode axes' rows reordered as above), and its CP weights, which pdekit does not have,
+//! are written as 1 and folded into the input-channel factor on import. The ranks are written
+//! explicitly (`rank = (r_in, r_out, r_modes…)` for Tucker), so tensorly builds exactly these
+//! factors.
 
 use super::torch_file::{self, DType, Py, TensorData, TorchFile};
 use crate::checkpoint;
 use crate::data::DataError;
 use crate::PdekitError;
-use pdekit_operators::layers::factorized::Factorization;
+use pdekit_operators::layers::factorized::{Factorization, Rank};
 // The kept block's shape, `[2m_0, …, 2m_{d−2}, m_last]`, is the same in both layouts.
 use pdekit_operators::layers::spectral::kept_shape;
 use pdekit_operators::layers::Layer;
@@ -99,6 +106,18 @@ enum Layout {
     ChannelBias(usize),
     /// The dense spectral weight (see the module docs).
     Spectral { modes: Vec<usize>, c: usize },
+    /// A Tucker core: `ranks` in pdekit's axis order `[modes…, in, out]`; tensorly's core has
+    /// the axes `(in, out, modes…)`.
+    TuckerCore { ranks: Vec<usize> },
+    /// A complex factor matrix `n × r`, the same layout in both; `shift = m` reorders the rows
+    /// of a non-last mode axis as [`for_each_mode`] does.
+    Factor {
+        n: usize,
+        r: usize,
+        shift: Option<usize>,
+    },
+    /// tensorly's CP weights, `r` complex values (pdekit has none: its weights are 1).
+    CpWeights(usize),
 }
 
 impl Layout {
@@ -112,6 +131,9 @@ impl Layout {
             Layout::Spectral { modes, c } => {
                 [*c, *c].into_iter().chain(kept_shape(modes)).collect()
             }
+            Layout::TuckerCore { ranks } => tucker_axes(ranks.len()).map(|a| ranks[a]).collect(),
+            Layout::Factor { n, r, .. } => vec![*n, *r],
+            Layout::CpWeights(r) => vec![*r],
         }
     }
 
@@ -132,9 +154,16 @@ impl Layout {
             Layout::Vector(_) | Layout::Gate(_) | Layout::ChannelBias(_) => {
                 TensorData::f32(&shape, values.iter().map(|&x| x as f64).collect())
             }
-            Layout::Spectral { modes, c } => {
+            Layout::CpWeights(r) => TensorData {
+                dtype: DType::Complex64,
+                shape,
+                values: (0..2 * r)
+                    .map(|i| if i % 2 == 0 { 1.0 } else { 0.0 })
+                    .collect(),
+            },
+            Layout::Spectral { .. } | Layout::TuckerCore { .. } | Layout::Factor { .. } => {
                 let mut out = vec![0.0; values.len()];
-                for_each_mode(modes, *c, |pdekit, torch| {
+                self.for_each_complex(|pdekit, torch| {
                     out[2 * torch] = v(2 * pdekit);
                     out[2 * torch + 1] = v(2 * pdekit + 1);
                 });
@@ -144,6 +173,46 @@ impl Layout {
                     values: out,
                 }
             }
+        }
+    }
+
+    /// Calls `f(pdekit_index, torch_index)` for every complex entry of a spectral weight, core
+    /// or factor.
+    fn for_each_complex(&self, mut f: impl FnMut(usize, usize)) {
+        match self {
+            Layout::Spectral { modes, c } => for_each_mode(modes, *c, f),
+            Layout::TuckerCore { ranks } => {
+                // tensorly's axis k is pdekit's axis order[k], whose row-major stride is stride[..].
+                let order: Vec<usize> = tucker_axes(ranks.len()).collect();
+                let mut stride = vec![1usize; ranks.len()];
+                for a in (0..ranks.len() - 1).rev() {
+                    stride[a] = stride[a + 1] * ranks[a + 1];
+                }
+                let torch_shape: Vec<usize> = order.iter().map(|&a| ranks[a]).collect();
+                let mut index = vec![0usize; ranks.len()];
+                for t in 0..ranks.iter().product() {
+                    f(
+                        index.iter().zip(&order).map(|(&i, &a)| i * stride[a]).sum(),
+                        t,
+                    );
+                    for k in (0..index.len()).rev() {
+                        index[k] += 1;
+                        if index[k] < torch_shape[k] {
+                            break;
+                        }
+                        index[k] = 0;
+                    }
+                }
+            }
+            Layout::Factor { n, r, shift } => {
+                for row in 0..*n {
+                    let from = shift.map_or(row, |m| (row + m) % n);
+                    for col in 0..*r {
+                        f(from * r + col, row * r + col);
+                    }
+                }
+            }
+            _ => unreachable!("complex layouts only"),
         }
     }
 
@@ -161,12 +230,12 @@ impl Layout {
                 }
                 out
             }
-            Layout::Vector(_) | Layout::Gate(_) | Layout::ChannelBias(_) => {
+            Layout::Vector(_) | Layout::Gate(_) | Layout::ChannelBias(_) | Layout::CpWeights(_) => {
                 t.values.iter().map(|&x| x as f32).collect()
             }
-            Layout::Spectral { modes, c } => {
+            Layout::Spectral { .. } | Layout::TuckerCore { .. } | Layout::Factor { .. } => {
                 let mut out = vec![0.0; t.values.len()];
-                for_each_mode(modes, *c, |pdekit, torch| {
+                self.for_each_complex(|pdekit, torch| {
                     out[2 * pdekit] = v(2 * torch);
                     out[2 * pdekit + 1] = v(2 * torch + 1);
                 });
@@ -174,6 +243,11 @@ impl Layout {
             }
         }
     }
+}
+
+/// tensorly's weight axes `(in, out, modes…)` as pdekit's axis numbers (`[modes…, in, out]`).
+fn tucker_axes(n: usize) -> impl Iterator<Item = usize> {
+    [n - 2, n - 1].into_iter().chain(0..n - 2)
 }
 
 /// Calls `f(pdekit_index, torch_index)` for every complex entry of a `c × c` spectral weight.
@@ -242,14 +316,60 @@ fn parameter_map(spec: &FnoSpec) -> Vec<(String, String, Layout)> {
     mlp("projection", "projection", [w, 2 * w, spec.out_channels]);
     for l in 0..spec.layers {
         let (p, t) = (format!("blocks.{l}"), "fno_blocks");
-        map.push((
-            format!("{p}.conv.weight"),
-            format!("{t}.convs.{l}.weight.tensor"),
-            Layout::Spectral {
-                modes: spec.modes.clone(),
-                c: w,
-            },
-        ));
+        let conv = format!("{t}.convs.{l}.weight");
+        let mut weight_shape = kept_shape(&spec.modes);
+        weight_shape.extend([w, w]);
+        let ranks = spec
+            .factorization
+            .ranks(&weight_shape)
+            .expect("a validated spec");
+        // A factor of pdekit's axis a, as tensorly's factor_k.
+        let factors = |r: &dyn Fn(usize) -> usize| -> Vec<(String, String, Layout)> {
+            tucker_axes(weight_shape.len())
+                .enumerate()
+                .map(|(k, a)| {
+                    (
+                        format!("{p}.conv.weight.factor.{a}"),
+                        format!("{conv}.factors.factor_{k}"),
+                        Layout::Factor {
+                            n: weight_shape[a],
+                            r: r(a),
+                            shift: (a + 1 < spec.modes.len()).then(|| spec.modes[a]),
+                        },
+                    )
+                })
+                .collect()
+        };
+        match &spec.factorization {
+            Factorization::Dense => map.push((
+                format!("{p}.conv.weight"),
+                format!("{conv}.tensor"),
+                Layout::Spectral {
+                    modes: spec.modes.clone(),
+                    c: w,
+                },
+            )),
+            Factorization::Tucker(_) => {
+                map.push((
+                    format!("{p}.conv.weight.core"),
+                    format!("{conv}.core"),
+                    Layout::TuckerCore {
+                        ranks: ranks.clone(),
+                    },
+                ));
+                map.extend(factors(&|a| ranks[a]));
+            }
+            Factorization::Cp(_) => {
+                // tensorly's CP weights have no pdekit parameter: 1 on export, folded into
+                // the input-channel factor on import.
+                map.push((
+                    String::new(),
+                    format!("{conv}.weights"),
+                    Layout::CpWeights(ranks[0]),
+                ));
+                map.extend(factors(&|_| ranks[0]));
+            }
+        }
         map.push((
             format!("{p}.conv.bias"),
             format!("{t}.convs.{l}.bias"),
@@ -283,6 +403,21 @@ fn neuralop_modes(modes: &[usize]) -> Vec<usize> {
 /// them.
 fn constructor_arguments(spec: &FnoSpec) -> Py {
     let int = |n: usize| Py::Int(n as i64);
+    let mut weight_shape = kept_shape(&spec.modes);
+    weight_shape.extend([spec.width, spec.width]);
+    let ranks = spec
+        .factorization
+        .ranks(&weight_shape)
+        .expect("a validated spec");
+    // tensorly's ranks are given explicitly, in its axis order, so it builds exactly ours.
+    let (factorization, rank) = match &spec.factorization {
+        Factorization::Dense => (Py::None, Py::Float(1.0)),
+        Factorization::Tucker(_) => (
+            Py::str("Tucker"),
+            Py::Tuple(tucker_axes(ranks.len()).map(|a| int(ranks[a])).collect()),
+        ),
+        Factorization::Cp(_) => (Py::str("CP"), int(ranks[0])),
+    };
     let items: Vec<(&str, Py)> = vec![
         (
             "n_modes",
@@ -308,8 +443,8 @@ fn constructor_arguments(spec: &FnoSpec) -> Py {
         ("fno_block_precision", Py::str("full")),
         ("stabilizer", Py::None),
         ("max_n_modes", Py::None),
-        ("factorization", Py::None),
-        ("rank", Py::Float(1.0)),
+        ("factorization", factorization),
+        ("rank", rank),
         ("fixed_rank_modes", Py::Bool(false)),
         ("implementation", Py::str("factorized")),
         ("decomposition_kwargs", Py::None),
@@ -339,7 +474,8 @@ pub fn files(prefix: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-/// Writes the FNO of `checkpoint_path` as the neuraloperator checkpoint `prefix` (`DIR/NAME`).
+/// Writes the FNO or TFNO of `checkpoint_path` as the neuraloperator checkpoint `prefix`
+/// (`DIR/NAME`).
 pub fn export(checkpoint_path: &Path, prefix: &Path) -> Result<ExportInfo, PdekitError> {
     let mut loaded = checkpoint::load(checkpoint_path)?;
     let not = |why: String| InteropError::NotExportable {
@@ -347,8 +483,7 @@ pub fn export(checkpoint_path: &Path, prefix: &Path) -> Result<ExportInfo, Pdeki
         why,
     };
     let spec = match loaded.model.spec() {
-        ModelSpec::Fno(s) => s,
-        ModelSpec::Tfno(_) => return Err(not("it is a TFNO; only dense FNOs are exported so far (the Tucker and CP factors are not mapped to tltorch's yet)".into()).into()),
+        ModelSpec::Fno(s) | ModelSpec::Tfno(s) => s,
         other => {
             return Err(not(format!(
                 "it is a {}; neuraloperator checkpoints are written for FNOs",
@@ -376,6 +511,15 @@ pub fn export(checkpoint_path: &Path, prefix: &Path) -> Result<ExportInfo, Pdeki
     let mut tensors = Vec::new();
     let mut state = Vec::new();
     for (name, key, layout) in &map {
+        if let Layout::CpWeights(_) = layout {
+            let t = layout.pdekit_to_torch(&[], dims);
+            state.push((
+                Py::Str(key.clone()),
+                torch_file::tensor_ref(tensors.len(), &t),
+            ));
+            tensors.push(t);
+            continue;
+        }
         let v = values.get(name).ok_or_else(|| {
             not(format!(
                 "it has no parameter `{name}` (its parameters: {:?})",
@@ -393,11 +537,11 @@ pub fn export(checkpoint_path: &Path, prefix: &Path) -> Result<ExportInfo, Pdeki
         ));
         tensors.push(t);
     }
-    if map.len() != values.len() {
+    let mapped = map.iter().filter(|(name, ..)| !name.is_empty()).count();
+    if mapped != values.len() {
         return Err(not(format!(
-            "it has {} parameters, an FNO of its spec {}",
+            "it has {} parameters, an FNO of its spec {mapped}",
             values.len(),
-            map.len()
         ))
         .into());
     }
@@ -475,8 +619,12 @@ pub fn import(
 ) -> Result<ImportInfo, PdekitError> {
     let (state_path, meta_path, _) = files(prefix);
     let meta = TorchFile::open(&meta_path)?;
-    let spec = spec_from_arguments(&meta.object, &meta_path)?;
     let state = TorchFile::open(&state_path)?;
+    let shape_of = |key: &str| match state.object.get(key) {
+        Some(Py::Tensor(t)) => Some(t.shape.clone()),
+        _ => None,
+    };
+    let spec = spec_from_arguments(&meta.object, &meta_path, &shape_of)?;
     let map = parameter_map(&spec);
     let dims = spec.modes.len();
     let available = |obj: &Py| match obj {
@@ -503,16 +651,28 @@ pub fn import(
             }),
         }
     };
-    let mut model =
-        Model::<f32>::new(ModelSpec::Fno(spec.clone())).map_err(|source| PdekitError::Model {
-            what: format!("the FNO of {}", meta_path.display()),
-            source,
-        })?;
+    let model_spec = if spec.factorization == Factorization::Dense {
+        ModelSpec::Fno(spec.clone())
+    } else {
+        ModelSpec::Tfno(spec.clone())
+    };
+    let mut model = Model::<f32>::new(model_spec).map_err(|source| PdekitError::Model {
+        what: format!("the FNO of {}", meta_path.display()),
+        source,
+    })?;
     let mut read = std::collections::HashMap::new();
+    // tensorly's CP weights per layer prefix, folded into the input-channel factor below.
+    let mut cp_weights = Vec::new();
     for (name, key, layout) in &map {
         let t = tensor(&state, &state_path, key)?;
         let expected = layout.torch_shape(dims);
-        let complex = matches!(layout, Layout::Spectral { .. });
+        let complex = matches!(
+            layout,
+            Layout::Spectral { .. }
+                | Layout::TuckerCore { .. }
+                | Layout::Factor { .. }
+                | Layout::CpWeights(_)
+        );
         if t.shape != expected || complex != (t.dtype == DType::Complex64) {
             return Err(InteropError::Shape {
                 path: state_path.clone(),
@@ -522,7 +682,29 @@ pub fn import(
             }
             .into());
         }
+        if let Layout::CpWeights(_) = layout {
+            let input_factor = key.replace(".weights", ".factors.factor_0");
+            cp_weights.push((input_factor, t.values));
+            continue;
+        }
         read.insert(name.clone(), layout.torch_to_pdekit(&t));
+    }
+    // W = Σ_r w_r Π_k F_k[·, r]: scale column r of the input-channel factor by w_r.
+    for (factor_key, w) in cp_weights {
+        let (name, ..) = map
+            .iter()
+            .find(|(_, k, _)| *k == factor_key)
+            .expect("a CP weight has its factors");
+        let f = read.get_mut(name).expect("read above");
+        let r = w.len() / 2;
+        for row in f.chunks_exact_mut(2 * r) {
+            for (c, z) in row.chunks_exact_mut(2).enumerate() {
+                let (a, b) = (z[0] as f64, z[1] as f64);
+                let (wr, wi) = (w[2 * c], w[2 * c + 1]);
+                z[0] = (a * wr - b * wi) as f32;
+                z[1] = (a * wi + b * wr) as f32;
+            }
+        }
     }
     // Every tensor of the file must have been used: a key we did not map means a model we do
     // not build (e.g. norms or a different skip).
@@ -606,7 +788,11 @@ pub fn import(
 
 /// pdekit's FNO spec from neuraloperator's constructor arguments, or the first argument it
 /// cannot build.
-fn spec_from_arguments(args: &Py, path: &Path) -> Result<FnoSpec, InteropError> {
+fn spec_from_arguments(
+    args: &Py,
+    path: &Path,
+    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
+) -> Result<FnoSpec, InteropError> {
     let unsupported = |key: &str, expected: &str, got: &Py| InteropError::Unsupported {
         path: path.to_path_buf(),
         key: key.into(),
@@ -632,8 +818,8 @@ fn spec_from_arguments(args: &Py, path: &Path) -> Result<FnoSpec, InteropError> 
         }
     };
     let name = args.get("_name").cloned().unwrap_or(Py::str("FNO"));
-    if name != Py::str("FNO") {
-        return Err(unsupported("_name", "\"FNO\" (a dense FNO)", &name));
+    if name != Py::str("FNO") && name != Py::str("TFNO") {
+        return Err(unsupported("_name", "\"FNO\" or \"TFNO\"", &name));
     }
     // Options pdekit's FNO has exactly one setting of: (key, accepted values, as said).
     let zero = [Py::Int(0), Py::Float(0.0)];
@@ -662,11 +848,6 @@ fn spec_from_arguments(args: &Py, path: &Path) -> Result<FnoSpec, InteropError> 
         ("domain_padding", [&[Py::None][..], &zero].concat(), "None"),
         ("fno_block_precision", vec![Py::str("full")], "\"full\""),
         ("stabilizer", vec![Py::None], "None"),
-        (
-            "factorization",
-            vec![Py::None, Py::str("dense"), Py::str("Dense")],
-            "None (dense weights)",
-        ),
         ("separable", vec![Py::Bool(false)], "False"),
         ("preactivation", vec![Py::Bool(false)], "False"),
         (
@@ -735,10 +916,63 @@ fn spec_from_arguments(args: &Py, path: &Path) -> Result<FnoSpec, InteropError> 
         modes,
         layers: int("n_layers")?,
         frame: GridFrame::default(),
-        factorization: Factorization::Dense,
+        factorization: factorization(args, path, shape_of)?,
         block: BlockStyle::Neuraloperator,
         seed: 0,
     })
+}
+
+/// The spectral weights' storage: dense, or Tucker or CP with the ranks of the first layer's
+/// tensors (tensorly rounds a fractional `rank` itself, so the tensors, not the argument, say
+/// what it built).
+fn factorization(
+    args: &Py,
+    path: &Path,
+    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
+) -> Result<Factorization, InteropError> {
+    let value = args.get("factorization").cloned().unwrap_or(Py::None);
+    let kind = match &value {
+        Py::None => return Ok(Factorization::Dense),
+        Py::Str(k) => k.to_lowercase(),
+        _ => String::new(),
+    };
+    let conv = "fno_blocks.convs.0.weight";
+    let missing = |key: String| InteropError::Missing {
+        path: path.with_file_name(path.file_name().map_or_else(String::new, |n| {
+            n.to_string_lossy()
+                .replace("_metadata.pkl", "_state_dict.pt")
+        })),
+        key,
+        available: String::new(),
+    };
+    match kind.as_str() {
+        "dense" => Ok(Factorization::Dense),
+        "tucker" => {
+            let core =
+                shape_of(&format!("{conv}.core")).ok_or_else(|| missing(format!("{conv}.core")))?;
+            // tensorly's (in, out, modes…) to pdekit's [modes…, in, out].
+            let n = core.len();
+            let mut ranks = vec![0; n];
+            for (k, a) in tucker_axes(n).enumerate() {
+                ranks[a] = core[k];
+            }
+            Ok(Factorization::Tucker(Rank::Explicit(ranks)))
+        }
+        "cp" => {
+            let w = shape_of(&format!("{conv}.weights"))
+                .ok_or_else(|| missing(format!("{conv}.weights")))?;
+            Ok(Factorization::Cp(Rank::Explicit(vec![w
+                .first()
+                .copied()
+                .unwrap_or(0)])))
+        }
+        _ => Err(InteropError::Unsupported {
+            path: path.to_path_buf(),
+            key: "factorization".into(),
+            expected: "None (dense), \"Tucker\" or \"CP\"".into(),
+            got: value.describe(),
+        }),
+    }
 }
 
 #[cfg(test)]
