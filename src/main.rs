@@ -460,10 +460,7 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                 &runs,
                 &pipeline::compare::CompareOptions {
                     out,
-                    format: match format {
-                        Format::Png => ImageFormat::Png,
-                        Format::Svg => ImageFormat::Svg,
-                    },
+                    format: format.into(),
                     data,
                     row,
                 },
@@ -541,10 +538,7 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                     input: data,
                     output_dir: out,
                     samples: usize::from(args.samples),
-                    format: match args.format {
-                        Format::Png => ImageFormat::Png,
-                        Format::Svg => ImageFormat::Svg,
-                    },
+                    format: args.format.into(),
                 },
                 _ => {
                     return Err(PdekitError::Usage(
@@ -638,6 +632,15 @@ fn dispatch(cli: Cli, reporter: Reporter, interrupted: &AtomicBool) -> Result<()
                 listed(&outcome.figures)
             ));
             Ok(())
+        }
+    }
+}
+
+impl From<Format> for ImageFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Png => ImageFormat::Png,
+            Format::Svg => ImageFormat::Svg,
         }
     }
 }

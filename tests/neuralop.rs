@@ -36,6 +36,15 @@ fn channels_last(t: &TensorData) -> Tensor<f32> {
     Tensor::from_vec(&shape, data).unwrap()
 }
 
+/// Every parameter of a loaded checkpoint's model, by name.
+fn weights(l: &mut pdekit::checkpoint::Loaded) -> Vec<(String, Vec<f32>)> {
+    l.model
+        .parameters()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.to_vec()))
+        .collect()
+}
+
 fn max_relative(a: &[f32], b: &[f32]) -> f64 {
     let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
@@ -81,19 +90,7 @@ fn export_then_import_gives_back_the_same_weights_bit_for_bit() {
         pdekit::checkpoint::load(&first).unwrap(),
         pdekit::checkpoint::load(&second).unwrap(),
     );
-    let pa: Vec<(String, Vec<f32>)> = a
-        .model
-        .parameters()
-        .iter()
-        .map(|p| (p.name.clone(), p.value.to_vec()))
-        .collect();
-    let pb: Vec<(String, Vec<f32>)> = b
-        .model
-        .parameters()
-        .iter()
-        .map(|p| (p.name.clone(), p.value.to_vec()))
-        .collect();
-    assert_eq!(pa, pb);
+    assert_eq!(weights(&mut a), weights(&mut b));
     // The normalisers travel as f32, with neuraloperator's eps taken out of the standard
     // deviation and put back: equal to f32 rounding.
     for (p, q) in [(&a.x_norm, &b.x_norm), (&a.y_norm, &b.y_norm)] {
@@ -295,20 +292,8 @@ fn tfnos_go_out_and_come_back_with_the_same_weights() {
             pdekit::checkpoint::load(&first).unwrap(),
             pdekit::checkpoint::load(&second).unwrap(),
         );
-        let pa: Vec<(String, Vec<f32>)> = a
-            .model
-            .parameters()
-            .iter()
-            .map(|p| (p.name.clone(), p.value.to_vec()))
-            .collect();
-        let pb: Vec<(String, Vec<f32>)> = b
-            .model
-            .parameters()
-            .iter()
-            .map(|p| (p.name.clone(), p.value.to_vec()))
-            .collect();
         // CP weights of 1 fold into the factor unchanged, so both kinds come back bit for bit.
-        assert_eq!(pa, pb, "{kind}");
+        assert_eq!(weights(&mut a), weights(&mut b), "{kind}");
         let x = Tensor::from_vec(
             &[1, 12, 12, 1],
             (0..144).map(|i| (i as f32 * 0.37).sin()).collect(),

@@ -485,6 +485,18 @@ pub(super) fn read(
     let points: usize = steps.grid.iter().product();
     let channels: usize = steps.sources.iter().map(StepSource::channels).sum();
     let mut out = vec![0.0; rows.len() * channels * points];
+    // Read once per call, not per trajectory: each array's shape (the per-trajectory arrays
+    // share one, checked on open) and the small parameter and time arrays.
+    let mut prepared = Vec::with_capacity(steps.sources.len());
+    for source in &steps.sources {
+        prepared.push(match source {
+            StepSource::Stacked { path, .. } => (reader.info(path)?.shape, Vec::new()),
+            StepSource::PerTrajectory { paths, .. } => (reader.info(&paths[0])?.shape, Vec::new()),
+            StepSource::Scalar { path, .. } | StepSource::Time { path } => {
+                (Vec::new(), reader.read_all(path)?.1)
+            }
+        });
+    }
     let mut row = rows.start;
     while row < rows.end {
         let (b, t) = (row / pairs, row % pairs);
@@ -492,12 +504,11 @@ pub(super) fn read(
         let n = (pairs - t).min(rows.end - row);
         let first = t + steps.lag;
         let mut channel = 0;
-        for source in &steps.sources {
+        for (source, (shape, all)) in steps.sources.iter().zip(&prepared) {
             let c = source.channels();
             // [n, points, c] (or [n] for parameters), from one slab.
             let values = match source {
                 StepSource::Stacked { path, .. } => {
-                    let shape = reader.info(path)?.shape;
                     let mut starts = vec![0; shape.len()];
                     starts[0] = b;
                     starts[1] = first;
@@ -507,30 +518,22 @@ pub(super) fn read(
                     reader.read_slab(path, &starts, &counts)?
                 }
                 StepSource::PerTrajectory { paths, .. } => {
-                    let shape = reader.info(&paths[b])?.shape;
                     let mut starts = vec![0; shape.len()];
                     starts[0] = first;
                     let mut counts = shape.clone();
                     counts[0] = n;
                     reader.read_slab(&paths[b], &starts, &counts)?
                 }
-                StepSource::Scalar {
-                    path,
-                    per_trajectory,
-                } => {
-                    let (_, all) = reader.read_all(path)?;
+                StepSource::Scalar { per_trajectory, .. } => {
                     let v = all
                         .get(if *per_trajectory { b } else { 0 })
                         .copied()
                         .unwrap_or(f64::NAN);
                     vec![v; n]
                 }
-                StepSource::Time { path } => {
-                    let (_, all) = reader.read_all(path)?;
-                    (first..first + n)
-                        .map(|s| all.get(s).copied().unwrap_or(f64::NAN))
-                        .collect()
-                }
+                StepSource::Time { .. } => (first..first + n)
+                    .map(|s| all.get(s).copied().unwrap_or(f64::NAN))
+                    .collect(),
             };
             let per = points.max(1);
             for k in 0..n {

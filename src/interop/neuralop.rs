@@ -620,11 +620,7 @@ pub fn import(
     let (state_path, meta_path, _) = files(prefix);
     let meta = TorchFile::open(&meta_path)?;
     let state = TorchFile::open(&state_path)?;
-    let shape_of = |key: &str| match state.object.get(key) {
-        Some(Py::Tensor(t)) => Some(t.shape.clone()),
-        _ => None,
-    };
-    let spec = spec_from_arguments(&meta.object, &meta_path, &shape_of)?;
+    let spec = spec_from_arguments(&meta.object, &meta_path, &state)?;
     let map = parameter_map(&spec);
     let dims = spec.modes.len();
     let available = |obj: &Py| match obj {
@@ -788,11 +784,7 @@ pub fn import(
 
 /// pdekit's FNO spec from neuraloperator's constructor arguments, or the first argument it
 /// cannot build.
-fn spec_from_arguments(
-    args: &Py,
-    path: &Path,
-    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
-) -> Result<FnoSpec, InteropError> {
+fn spec_from_arguments(args: &Py, path: &Path, state: &TorchFile) -> Result<FnoSpec, InteropError> {
     let unsupported = |key: &str, expected: &str, got: &Py| InteropError::Unsupported {
         path: path.to_path_buf(),
         key: key.into(),
@@ -916,7 +908,7 @@ fn spec_from_arguments(
         modes,
         layers: int("n_layers")?,
         frame: GridFrame::default(),
-        factorization: factorization(args, path, shape_of)?,
+        factorization: factorization(args, path, state)?,
         block: BlockStyle::Neuraloperator,
         seed: 0,
     })
@@ -925,11 +917,7 @@ fn spec_from_arguments(
 /// The spectral weights' storage: dense, or Tucker or CP with the ranks of the first layer's
 /// tensors (tensorly rounds a fractional `rank` itself, so the tensors, not the argument, say
 /// what it built).
-fn factorization(
-    args: &Py,
-    path: &Path,
-    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
-) -> Result<Factorization, InteropError> {
+fn factorization(args: &Py, path: &Path, state: &TorchFile) -> Result<Factorization, InteropError> {
     let value = args.get("factorization").cloned().unwrap_or(Py::None);
     let kind = match &value {
         Py::None => return Ok(Factorization::Dense),
@@ -938,12 +926,13 @@ fn factorization(
     };
     let conv = "fno_blocks.convs.0.weight";
     let missing = |key: String| InteropError::Missing {
-        path: path.with_file_name(path.file_name().map_or_else(String::new, |n| {
-            n.to_string_lossy()
-                .replace("_metadata.pkl", "_state_dict.pt")
-        })),
+        path: state.path().to_path_buf(),
         key,
         available: String::new(),
+    };
+    let shape_of = |key: &str| match state.object.get(key) {
+        Some(Py::Tensor(t)) => Some(t.shape.clone()),
+        _ => None,
     };
     match kind.as_str() {
         "dense" => Ok(Factorization::Dense),

@@ -212,6 +212,10 @@ impl TorchFile {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The values of a tensor of this file.
     pub fn tensor(&self, t: &TensorRef) -> Result<TensorData, DataError> {
         let corrupt = |message: String| DataError::Corrupt {
