@@ -104,6 +104,35 @@ fn dry_run_prints_the_plan_with_defaults_and_resolved_paths_and_writes_nothing()
     assert!(!want.exists() && !dir.path().join("data").exists());
 }
 
+/// The neuraloperator-style recipe (bench/recipes/) runs at a small size: its test-file config
+/// first, then the recipe, which trains on a separate test file.
+#[test]
+fn the_darcy16_recipe_runs_at_small_size() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["darcy16_test.toml", "darcy16.toml"] {
+        let text = std::fs::read_to_string(root.join("bench/recipes").join(name)).unwrap();
+        let small: String = text
+            .lines()
+            .map(|l| match l.split('=').next().unwrap_or("").trim() {
+                "samples" => "samples = 8".to_string(),
+                "train_samples" => "train_samples = 6".to_string(),
+                "test_samples" => "test_samples = 4".to_string(),
+                "epochs" => "epochs = 1".to_string(),
+                "batch_size" => "batch_size = 3".to_string(),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let copy = write(dir.path(), &format!("bench/recipes/{name}"), &small);
+        let (code, out, err) = run(&["run", copy.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+    }
+    let report = read_json(&dir.path().join("runs/darcy16/fno/training_report.json"));
+    assert_eq!(report["epochs_done"], 1);
+    assert!(report["final"]["test_l2"].as_f64().unwrap().is_finite());
+}
+
 /// Every shipped config validates, and runs end to end at a small size: 6 samples at 16×16,
 /// short sequences and trajectories, one repeat.
 #[test]
